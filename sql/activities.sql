@@ -1,0 +1,143 @@
+-- activities.sql: activity tasks. Claim (by activity name), complete,
+-- fail (retry per policy or record the final failure) and heartbeat.
+-- Writes the 'activity' messages and, through _deliver, the owning run's
+-- history. Execution is at-least-once; recording a result is exactly-once:
+-- the result lands only while its lease is held, in the same transaction
+-- that removes the task.
+
+-- Ends an activity for good: its final outcome is an inbound event.
+CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    DELETE FROM durable.messages WHERE id = p_msg.id;
+    IF p_msg.workflow_id IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN durable._deliver(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_event_type,
+                            (p_msg.payload->>'seq')::integer, p_data);
+END $$;
+COMMENT ON FUNCTION durable._finish_activity(durable.messages, text, jsonb) IS
+    'Internal: removes an activity task and delivers its final outcome to its run.';
+
+-- Locks the owning run (lock order: run, then message) and checks the lease.
+CREATE FUNCTION durable._held_activity(p_message_id bigint, p_lease_token uuid) RETURNS durable.messages
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_peek durable.messages;
+BEGIN
+    SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'activity';
+    IF FOUND AND v_peek.workflow_id IS NOT NULL THEN
+        PERFORM 1 FROM durable.workflows
+        WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
+        FOR UPDATE;
+    END IF;
+    RETURN durable._held_message(p_message_id, p_lease_token);
+END $$;
+COMMENT ON FUNCTION durable._held_activity(bigint, uuid) IS
+    'Internal: locks an activity task''s run then the task, and checks the caller holds its lease (else PD001).';
+
+CREATE FUNCTION durable.claim_activity_tasks_v1(
+    p_namespace text,
+    p_streams text[],
+    p_activity_names text[],
+    p_batch integer DEFAULT 10,
+    p_lease interval DEFAULT interval '30 seconds',
+    p_owner text DEFAULT NULL
+) RETURNS TABLE (message_id bigint, lease_token uuid, attempt integer, activity_name text,
+                 stream text, workflow_id text, run_id integer, payload jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_lost durable.messages;
+BEGIN
+    -- An attempt whose lease expired was lost with its worker: it counts.
+    -- When it was the last one allowed, the activity fails for good.
+    FOR v_lost IN
+        SELECT m.* FROM durable.messages m
+        WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams) AND m.kind = 'activity'
+          AND m.name = ANY (p_activity_names) AND m.lease_token IS NOT NULL AND m.visible_at <= v_now
+          AND m.attempt >= coalesce(m.max_attempts, 2147483647)
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
+            'attempt', v_lost.attempt, 'maxed', true,
+            'error', jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
+                                        'message', NULL, 'lease_lost', true,
+                                        'detail', format('attempt %s of %s was lost with its worker (lease expired)',
+                                                         v_lost.attempt, v_lost.max_attempts))));
+    END LOOP;
+    RETURN QUERY
+    SELECT (c.message).id, (c.message).lease_token, (c.message).attempt, (c.message).name,
+           (c.message).stream, (c.message).workflow_id, (c.message).run_id, (c.message).payload
+    FROM durable._claim(p_namespace, p_streams, p_activity_names, 'activity', p_batch, p_lease, p_owner) c;
+END $$;
+COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text) IS
+    'Leases up to p_batch activity tasks of the named activities. Lost attempts (expired leases) count '
+    'toward maximum_attempts; one that was the last allowed fails the activity instead.';
+
+CREATE FUNCTION durable.complete_activity_v1(p_message_id bigint, p_lease_token uuid, p_result text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_msg durable.messages;
+BEGIN
+    v_msg := durable._held_activity(p_message_id, p_lease_token);
+    IF p_result IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
+    END IF;
+    RETURN durable._finish_activity(v_msg, 'activity_completed',
+                                    jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+END $$;
+COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text) IS
+    'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
+    'Returns false when the workflow no longer runs (the result is discarded).';
+
+CREATE FUNCTION durable.fail_activity_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
+RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_msg durable.messages;
+    v_policy jsonb;
+    v_delay interval;
+BEGIN
+    v_msg := durable._held_activity(p_message_id, p_lease_token);
+    v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
+                || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
+    IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
+        PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
+            'attempt', v_msg.attempt, 'maxed', true, 'error', p_error));
+        RETURN 'failed';
+    END IF;
+    v_delay := durable.retry_delay_v1(v_policy, v_msg.attempt);
+    IF v_msg.workflow_id IS NOT NULL THEN
+        PERFORM durable._append_event(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, 'activity_failed',
+            (v_msg.payload->>'seq')::integer, false,
+            jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error,
+                               'retry_in_seconds', extract(epoch FROM v_delay)));
+    END IF;
+    UPDATE durable.messages
+    SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay
+    WHERE id = p_message_id;
+    RETURN 'retrying';
+END $$;
+COMMENT ON FUNCTION durable.fail_activity_v1(bigint, uuid, jsonb) IS
+    'Records a failed activity attempt. p_error: {type, types (class names, most derived first), message, '
+    'traceback, non_retryable}. Retries after min(initial * coef^(n-1), max) or, when the policy is '
+    'exhausted or the error is non-retryable, fails the activity in its workflow. Returns retrying or failed.';
+
+CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
+                                              p_lease interval DEFAULT interval '30 seconds')
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    UPDATE durable.messages
+    SET visible_at = durable.now() + p_lease,
+        payload = CASE WHEN p_details IS NULL THEN payload
+                       ELSE payload || jsonb_build_object('heartbeat_details', p_details) END
+    WHERE id = p_message_id AND lease_token = p_lease_token AND kind = 'activity';
+    RETURN FOUND;
+END $$;
+COMMENT ON FUNCTION durable.heartbeat_activity_v1(bigint, uuid, text, interval) IS
+    'Extends a held activity''s lease and stores its progress details for the next attempt. '
+    'Returns false when the lease was lost.';

@@ -1,0 +1,38 @@
+-- admin.sql: what an operator runs from psql: retention (prune).
+-- Deletes closed runs with their history, and expired buffered signals.
+
+CREATE FUNCTION durable.prune(p_older_than interval, p_namespace text DEFAULT NULL,
+                              p_batch integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_cutoff timestamptz := durable.now() - p_older_than;
+    v_deleted integer;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid retention %s: give a positive interval such as ''30 days''', p_older_than);
+    END IF;
+    WITH victims AS (
+        SELECT w.namespace, w.workflow_id, w.run_id FROM durable.workflows w
+        WHERE w.status <> 'running' AND w.closed_at < v_cutoff
+          AND (p_namespace IS NULL OR w.namespace = p_namespace)
+        ORDER BY w.closed_at
+        LIMIT greatest(p_batch, 1)
+        FOR UPDATE SKIP LOCKED
+    ), gone_history AS (
+        DELETE FROM durable.history h USING victims v
+        WHERE h.namespace = v.namespace AND h.workflow_id = v.workflow_id AND h.run_id = v.run_id
+    )
+    DELETE FROM durable.workflows w USING victims v
+    WHERE w.namespace = v.namespace AND w.workflow_id = v.workflow_id AND w.run_id = v.run_id;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    DELETE FROM durable.signals s
+    WHERE s.id IN (SELECT x.id FROM durable.signals x WHERE x.expires_at < durable.now()
+                     AND (p_namespace IS NULL OR x.namespace = p_namespace)
+                   LIMIT greatest(p_batch, 1));
+    RETURN v_deleted;
+END $$;
+COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
+    'Retention: deletes up to p_batch runs closed more than p_older_than ago (with their history) and '
+    'expired buffered signals, skipping rows in use. Returns how many runs went; call again until 0.';

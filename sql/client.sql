@@ -1,0 +1,189 @@
+-- client.sql: what a client does to workflows from outside: read their
+-- outcome, state and history, list them, cancel and interrupt them.
+-- (Starting is start_workflow_v1 in workflows.sql; signals are
+-- send_signal_v1 in signals.sql.) Writes only through _deliver/_close_run.
+
+CREATE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
+RETURNS TABLE (run_id integer, status text, result text, error jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT w.run_id, w.status, w.result, w.error
+    FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+    ORDER BY w.run_id DESC LIMIT 1
+$$;
+COMMENT ON FUNCTION durable.workflow_outcome_v1(text, text) IS
+    'Status, result and error of the latest run of a workflow id (no row: unknown id).';
+
+CREATE FUNCTION durable.describe_workflow_v1(p_namespace text, p_workflow_id text, p_run_id integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+    v_pending jsonb;
+    v_task durable.messages;
+    v_now timestamptz := durable.now();
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+      AND (p_run_id IS NULL OR w.run_id = p_run_id)
+    ORDER BY w.run_id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- Durable calls still waiting for their outcome.
+    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'seq', s.seq,
+               'type', CASE s.event_type WHEN 'activity_scheduled' THEN 'activity' WHEN 'timer_started' THEN 'timer'
+                                         WHEN 'signal_wait_started' THEN 'condition' ELSE 'child' END,
+               'activity_name', s.data->>'activity_name', 'signal_id', s.data->>'signal_id',
+               'workflow_id', CASE WHEN s.event_type = 'child_started' THEN s.data->>'workflow_id' END,
+               'task_queue', s.data->>'task_queue', 'since', s.created_at,
+               'attempt', m.attempt, 'running', m.lease_token IS NOT NULL AND m.visible_at > v_now,
+               'due_at', CASE WHEN m.kind = 'timer' THEN m.visible_at END))
+           ORDER BY s.seq), '[]'::jsonb)
+    INTO v_pending
+    FROM durable.history s
+    LEFT JOIN LATERAL (
+        SELECT x.* FROM durable.messages x
+        WHERE x.namespace = s.namespace AND x.workflow_id = s.workflow_id AND x.run_id = s.run_id
+          AND x.kind IN ('activity', 'timer') AND (x.payload->>'seq')::integer = s.seq
+        LIMIT 1) m ON true
+    WHERE s.namespace = v_wf.namespace AND s.workflow_id = v_wf.workflow_id AND s.run_id = v_wf.run_id
+      AND v_wf.status = 'running'
+      AND (s.event_type IN ('activity_scheduled', 'timer_started', 'signal_wait_started')
+           OR (s.event_type = 'child_started' AND (s.data->>'awaited')::boolean))
+      AND NOT EXISTS (SELECT 1 FROM durable.history r
+                      WHERE r.namespace = s.namespace AND r.workflow_id = s.workflow_id
+                        AND r.run_id = s.run_id AND r.seq = s.seq AND r.inbound);
+    -- A workflow task nobody has claimed: say which worker it waits for.
+    SELECT * INTO v_task FROM durable.messages m
+    WHERE m.namespace = v_wf.namespace AND m.workflow_id = v_wf.workflow_id AND m.run_id = v_wf.run_id
+      AND m.kind = 'workflow';
+    IF FOUND AND v_wf.status = 'running' THEN
+        v_pending := v_pending || jsonb_build_array(jsonb_build_object(
+            'type', 'workflow_task', 'workflow_name', v_task.name, 'task_queue', v_task.stream,
+            'since', v_task.created_at, 'attempt', v_task.attempt,
+            'running', v_task.lease_token IS NOT NULL AND v_task.visible_at > v_now,
+            'waiting_for', CASE WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
+                                THEN format('a worker serving workflow %L on task queue %L',
+                                            v_task.name, v_task.stream) END));
+    END IF;
+    RETURN jsonb_build_object(
+        'workflow_id', v_wf.workflow_id, 'run_id', v_wf.run_id, 'namespace', v_wf.namespace,
+        'status', v_wf.status, 'result', v_wf.result, 'error', v_wf.error,
+        'workflow_name', v_wf.workflow_name, 'task_queue', v_wf.task_queue, 'attempt', v_wf.attempt,
+        'parent_workflow_id', v_wf.parent_workflow_id, 'parent_run_id', v_wf.parent_run_id,
+        'cancel_requested', v_wf.cancel_requested,
+        'created_at', v_wf.created_at, 'updated_at', v_wf.updated_at, 'closed_at', v_wf.closed_at,
+        'pending', v_pending, 'last_task_failure', v_wf.last_task_failure,
+        'task_failures', v_wf.task_failures,
+        'children', (SELECT coalesce(jsonb_agg(jsonb_build_object('workflow_id', c.workflow_id, 'run_id', c.run_id,
+                                                                  'workflow_name', c.workflow_name, 'status', c.status)
+                                               ORDER BY c.created_at), '[]'::jsonb)
+                     FROM durable.workflows c
+                     WHERE c.namespace = v_wf.namespace AND c.parent_workflow_id = v_wf.workflow_id
+                       AND c.parent_run_id = v_wf.run_id));
+END $$;
+COMMENT ON FUNCTION durable.describe_workflow_v1(text, text, integer) IS
+    'The state of a run (latest by default) as JSON: status, result, error, lineage, the durable calls it '
+    'waits on (pending) and its last workflow task failure. NULL for an unknown workflow id.';
+
+CREATE FUNCTION durable.workflow_history_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)
+RETURNS TABLE (run_id integer, event_id integer, event_type text, seq integer, inbound boolean, data jsonb,
+               created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT h.run_id, h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
+    FROM durable.history h
+    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id
+      AND (p_all_runs OR h.run_id = (SELECT max(w.run_id) FROM durable.workflows w
+                                     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id))
+    ORDER BY h.run_id, h.event_id
+$$;
+COMMENT ON FUNCTION durable.workflow_history_v1(text, text, boolean) IS
+    'The history of the latest run of a workflow id (or of every run), in order.';
+
+CREATE FUNCTION durable.run_history_v1(p_namespace text, p_workflow_id text, p_run_id integer)
+RETURNS TABLE (event_id integer, event_type text, seq integer, inbound boolean, data jsonb, created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
+    FROM durable.history h
+    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+    ORDER BY h.event_id
+$$;
+COMMENT ON FUNCTION durable.run_history_v1(text, text, integer) IS
+    'The whole history of one run, in order: what a worker replays after a cache miss.';
+
+CREATE FUNCTION durable.list_workflows_v1(p_namespace text, p_status text DEFAULT NULL,
+                                          p_workflow_name text DEFAULT NULL, p_limit integer DEFAULT 100)
+RETURNS TABLE (workflow_id text, run_id integer, workflow_name text, task_queue text, status text,
+               created_at timestamptz, updated_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT w.workflow_id, w.run_id, w.workflow_name, w.task_queue, w.status, w.created_at, w.updated_at
+    FROM durable.workflows w
+    WHERE w.namespace = p_namespace
+      AND (p_status IS NULL OR w.status = p_status)
+      AND (p_workflow_name IS NULL OR w.workflow_name = p_workflow_name)
+    ORDER BY w.updated_at DESC, w.workflow_id, w.run_id DESC
+    LIMIT greatest(coalesce(p_limit, 100), 0)
+$$;
+COMMENT ON FUNCTION durable.list_workflows_v1(text, text, text, integer) IS
+    'Workflow runs of a namespace, newest activity first, optionally by status and name.';
+
+CREATE FUNCTION durable.cancel_workflow_v1(p_namespace text, p_workflow_id text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+    v_child durable.workflows;
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND status = 'running'
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM durable.workflows WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD003',
+                MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+        END IF;
+        RETURN false;
+    END IF;
+    IF v_wf.cancel_requested THEN
+        RETURN false;
+    END IF;
+    UPDATE durable.workflows SET cancel_requested = true
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = v_wf.run_id;
+    PERFORM durable._deliver(p_namespace, p_workflow_id, v_wf.run_id, 'cancel_requested', NULL, '{}'::jsonb);
+    -- Awaited children are cancelled too.
+    FOR v_child IN SELECT * FROM durable.workflows c
+                   WHERE c.namespace = p_namespace AND c.parent_workflow_id = p_workflow_id
+                     AND c.parent_run_id = v_wf.run_id AND c.parent_seq IS NOT NULL AND c.status = 'running'
+    LOOP
+        PERFORM durable.cancel_workflow_v1(p_namespace, v_child.workflow_id);
+    END LOOP;
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable.cancel_workflow_v1(text, text) IS
+    'Requests cooperative cancellation: wakes the workflow with cancel_requested and cancels its awaited '
+    'children. Returns false if it is not running or already cancelling; PD003 for an unknown id.';
+
+CREATE FUNCTION durable.interrupt_workflow_v1(p_namespace text, p_workflow_id text, p_reason text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND status = 'running'
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM durable.workflows WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD003',
+                MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+        END IF;
+        RETURN false;
+    END IF;
+    PERFORM durable._close_run(v_wf, jsonb_build_object('type', 'interrupted', 'reason', p_reason,
+        'error', jsonb_build_object('type', 'WorkflowInterruptedError', 'message', coalesce(p_reason, 'interrupted'))));
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS
+    'Stops a running workflow hard: status interrupted, its queued work dropped, late activity results '
+    'refused. Returns false if it was not running; PD003 for an unknown id.';

@@ -1,0 +1,228 @@
+-- queue.sql: streams. Enqueue (single, batch), claim by name with a lease,
+-- ack, heartbeat, release, wakeup channels and next_wakeup. Writes
+-- durable.messages only. Timers are messages of kind 'timer' whose
+-- visible_at lies in the future (see workflows.sql for how they fire).
+
+-- NOTIFY channel names are at most 63 bytes: hash the stream name.
+CREATE FUNCTION durable.stream_channel(p_namespace text, p_stream text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT 'pgd_s_' || md5(p_namespace || '/' || p_stream)
+$$;
+COMMENT ON FUNCTION durable.stream_channel(text, text) IS
+    'The LISTEN channel a stream''s enqueues NOTIFY (always 38 bytes, whatever the stream name).';
+
+CREATE FUNCTION durable._notify_stream(p_namespace text, p_stream text) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    -- Postgres folds identical notifications of one transaction into one.
+    SELECT pg_notify(durable.stream_channel(p_namespace, p_stream), '')
+$$;
+COMMENT ON FUNCTION durable._notify_stream(text, text) IS
+    'Internal: wakes the listeners of a stream (coalesced per transaction).';
+
+CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_stream IS NULL OR p_stream = '' OR length(p_stream) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid stream name %L: give a non-empty name of at most 1000 characters',
+                             left(p_stream, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_stream(text) IS 'Internal: rejects empty or oversized stream names.';
+
+CREATE FUNCTION durable.enqueue_v1(
+    p_namespace text,
+    p_stream text,
+    p_name text,
+    p_payload jsonb DEFAULT '{}'::jsonb,
+    p_priority smallint DEFAULT 0,
+    p_delay interval DEFAULT interval '0',
+    p_max_attempts integer DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_id bigint;
+BEGIN
+    PERFORM durable._check_stream(p_stream);
+    IF p_delay < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('negative delay %s: give a delay of zero or more', p_delay);
+    END IF;
+    INSERT INTO durable.messages
+        (namespace, stream, kind, name, payload, priority, visible_at, max_attempts, created_at)
+    VALUES (p_namespace, p_stream, 'message', p_name, coalesce(p_payload, '{}'::jsonb),
+            coalesce(p_priority, 0), v_now + coalesce(p_delay, interval '0'), p_max_attempts, v_now)
+    RETURNING id INTO v_id;
+    PERFORM durable._notify_stream(p_namespace, p_stream);
+    RETURN v_id;
+END $$;
+COMMENT ON FUNCTION durable.enqueue_v1(text, text, text, jsonb, smallint, interval, integer) IS
+    'Enqueues one plain message on a stream (visible after p_delay) and NOTIFYs the stream. Returns its id.';
+
+CREATE FUNCTION durable.enqueue_batch_v1(p_namespace text, p_stream text, p_messages jsonb)
+RETURNS SETOF bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._check_stream(p_stream);
+    IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'enqueue_batch_v1 takes a JSON array of {"name", "payload", "priority", "delay_seconds"}';
+    END IF;
+    RETURN QUERY
+    INSERT INTO durable.messages
+        (namespace, stream, kind, name, payload, priority, visible_at, max_attempts, created_at)
+    SELECT p_namespace, p_stream, 'message', m->>'name', coalesce(m->'payload', '{}'::jsonb),
+           coalesce((m->>'priority')::smallint, 0),
+           v_now + make_interval(secs => greatest(coalesce((m->>'delay_seconds')::float8, 0), 0)),
+           (m->>'max_attempts')::integer, v_now
+    FROM jsonb_array_elements(p_messages) WITH ORDINALITY AS t(m, ord)
+    ORDER BY ord
+    RETURNING id;
+    PERFORM durable._notify_stream(p_namespace, p_stream);
+END $$;
+COMMENT ON FUNCTION durable.enqueue_batch_v1(text, text, jsonb) IS
+    'Enqueues many plain messages in one statement and one NOTIFY; returns their ids in input order.';
+
+-- The claim every consumer shares: the first p_batch visible messages of
+-- the given streams, kinds and names, by priority then visible_at, leased
+-- to p_owner. SKIP LOCKED lets concurrent claimers pass each other.
+CREATE FUNCTION durable._claim(
+    p_namespace text, p_streams text[], p_names text[], p_kind text,
+    p_batch integer, p_lease interval, p_owner text
+) RETURNS TABLE (message durable.messages, lost_lease boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    IF p_batch IS NULL OR p_batch < 1 OR p_lease IS NULL OR p_lease <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('claim needs a batch >= 1 and a positive lease (got %s, %s)', p_batch, p_lease);
+    END IF;
+    RETURN QUERY
+    WITH picked AS (
+        SELECT m.id, m.lease_token AS old_token
+        FROM durable.messages m
+        WHERE m.namespace = p_namespace
+          AND m.stream = ANY (p_streams)
+          AND m.kind = p_kind
+          AND m.name = ANY (p_names)
+          AND m.visible_at <= v_now
+        ORDER BY m.priority DESC, m.visible_at, m.id
+        LIMIT p_batch
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE durable.messages m
+        SET attempt = m.attempt + 1,
+            lease_owner = p_owner,
+            lease_token = gen_random_uuid(),
+            visible_at = v_now + p_lease
+        FROM picked
+        WHERE m.id = picked.id
+        RETURNING m.*, picked.old_token IS NOT NULL AS lost
+    )
+    SELECT (c.id, c.namespace, c.stream, c.kind, c.name, c.workflow_id, c.run_id, c.payload,
+            c.priority, c.visible_at, c.attempt, c.max_attempts, c.lease_owner, c.lease_token,
+            c.created_at)::durable.messages,
+           c.lost
+    FROM claimed c
+    ORDER BY c.priority DESC, c.id;
+END $$;
+COMMENT ON FUNCTION durable._claim(text, text[], text[], text, integer, interval, text) IS
+    'Internal: leases up to p_batch visible messages; lost_lease is true when the previous lease expired unacked.';
+
+CREATE FUNCTION durable.claim_v1(
+    p_namespace text,
+    p_streams text[],
+    p_names text[],
+    p_batch integer DEFAULT 1,
+    p_lease interval DEFAULT interval '30 seconds',
+    p_owner text DEFAULT NULL
+) RETURNS SETOF durable.messages
+LANGUAGE sql VOLATILE AS $$
+    SELECT (c.message).* FROM durable._claim(p_namespace, p_streams, p_names, 'message',
+                                             p_batch, p_lease, p_owner) c
+$$;
+COMMENT ON FUNCTION durable.claim_v1(text, text[], text[], integer, interval, text) IS
+    'Leases up to p_batch plain messages of the given streams whose name is in p_names '
+    '(priority first, then visible_at). Each claim adds one to attempt; an expired lease is claimable again.';
+
+CREATE FUNCTION durable._held_message(p_message_id bigint, p_lease_token uuid) RETURNS durable.messages
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_msg durable.messages;
+BEGIN
+    SELECT * INTO v_msg FROM durable.messages WHERE id = p_message_id FOR UPDATE;
+    IF NOT FOUND OR v_msg.lease_token IS DISTINCT FROM p_lease_token OR p_lease_token IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD001',
+            MESSAGE = format('lease lost on message %s: it was acked, released or claimed by another worker '
+                             'after its lease expired; this result is discarded', p_message_id);
+    END IF;
+    RETURN v_msg;
+END $$;
+COMMENT ON FUNCTION durable._held_message(bigint, uuid) IS
+    'Internal fencing: locks a message and checks the caller still holds its lease (else PD001).';
+
+CREATE FUNCTION durable.ack_v1(p_message_id bigint, p_lease_token uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM durable._held_message(p_message_id, p_lease_token);
+    DELETE FROM durable.messages WHERE id = p_message_id;
+END $$;
+COMMENT ON FUNCTION durable.ack_v1(bigint, uuid) IS
+    'Acknowledges (deletes) a message the caller holds the lease of; PD001 if the lease was lost.';
+
+CREATE FUNCTION durable.extend_lease_v1(p_message_ids bigint[], p_lease_tokens uuid[], p_lease interval)
+RETURNS SETOF bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    RETURN QUERY
+    UPDATE durable.messages m
+    SET visible_at = v_now + p_lease
+    FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
+    WHERE m.id = h.id AND m.lease_token = h.token
+    RETURNING m.id;
+END $$;
+COMMENT ON FUNCTION durable.extend_lease_v1(bigint[], uuid[], interval) IS
+    'Heartbeat: extends the leases still held (id and token match) to now + p_lease; returns those ids. '
+    'A missing id means that lease was lost.';
+
+CREATE FUNCTION durable.release_v1(p_message_id bigint, p_lease_token uuid,
+                                   p_delay interval DEFAULT interval '0') RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_msg durable.messages;
+BEGIN
+    v_msg := durable._held_message(p_message_id, p_lease_token);
+    UPDATE durable.messages
+    SET lease_token = NULL, lease_owner = NULL,
+        attempt = greatest(attempt - 1, 0),
+        visible_at = durable.now() + greatest(coalesce(p_delay, interval '0'), interval '0')
+    WHERE id = p_message_id;
+    PERFORM durable._notify_stream(v_msg.namespace, v_msg.stream);
+END $$;
+COMMENT ON FUNCTION durable.release_v1(bigint, uuid, interval) IS
+    'Gives a held message back unprocessed (visible after p_delay); the attempt it used is not counted.';
+
+CREATE FUNCTION durable.next_wakeup_v1(p_namespace text, p_streams text[], p_names text[])
+RETURNS double precision
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_next timestamptz;
+BEGIN
+    SELECT min(m.visible_at) INTO v_next
+    FROM durable.messages m
+    WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
+      AND (m.kind = 'timer' OR m.name = ANY (p_names));
+    IF v_next IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN greatest(extract(epoch FROM v_next - durable.now()), 0)::double precision;
+END $$;
+COMMENT ON FUNCTION durable.next_wakeup_v1(text, text[], text[]) IS
+    'Seconds until the next message (or timer, or lease expiry) of these streams becomes claimable; '
+    '0 if one is due now, NULL if the streams are empty. Workers sleep until then or a NOTIFY.';

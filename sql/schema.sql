@@ -1,0 +1,165 @@
+-- schema.sql: the `durable` schema, its tables, the engine clock and the
+-- schema version. Every other file only adds functions over these tables.
+--
+-- Conventions: namespaces partition every table; user payloads (args,
+-- results, signal data) are opaque `text` written by the SDK (JSON, or
+-- whatever a registered codec made of it) — the engine never looks inside.
+-- Errors raised by the engine use SQLSTATE class PD (PD001 lease lost,
+-- PD002 duplicate workflow, PD003 not found, PD004 invalid argument,
+-- PD005 not permitted).
+
+CREATE SCHEMA durable;
+COMMENT ON SCHEMA durable IS 'pgdurable: a durable workflow engine in PL/pgSQL';
+
+-- The engine clock: clock_timestamp() plus an offset that only the schema
+-- owner can change (tests skip time with it; it is zero in production).
+CREATE TABLE durable.clock (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    offset_by interval NOT NULL DEFAULT interval '0'
+);
+INSERT INTO durable.clock DEFAULT VALUES;
+
+-- Streams: one table of messages. A message is claimable when visible_at
+-- has passed; a claim leases it by pushing visible_at to the lease expiry,
+-- so an expired lease makes the message claimable again with no sweeper.
+CREATE TABLE durable.messages (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    stream text NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('message', 'workflow', 'activity', 'timer')),
+    name text NOT NULL,
+    workflow_id text,
+    run_id integer,
+    payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+    priority smallint NOT NULL DEFAULT 0,
+    visible_at timestamptz NOT NULL,
+    attempt integer NOT NULL DEFAULT 0,
+    max_attempts integer CHECK (max_attempts IS NULL OR max_attempts >= 1),
+    lease_owner text,
+    lease_token uuid,
+    created_at timestamptz NOT NULL
+) WITH (fillfactor = 70);
+COMMENT ON TABLE durable.messages IS
+    'Stream messages: workflow tasks, activity tasks, timers and plain messages. '
+    'visible_at is the delivery time, or the lease expiry while lease_token is set.';
+CREATE INDEX messages_ready ON durable.messages (namespace, stream, priority DESC, visible_at, id);
+CREATE INDEX messages_by_workflow ON durable.messages (namespace, workflow_id, run_id)
+    WHERE workflow_id IS NOT NULL;
+-- At most one pending workflow task per workflow: new events fold into it.
+CREATE UNIQUE INDEX messages_one_workflow_task ON durable.messages (namespace, workflow_id)
+    WHERE kind = 'workflow';
+
+-- Workflows: one row per run. A workflow id has at most one running run.
+CREATE TABLE durable.workflows (
+    namespace text NOT NULL,
+    workflow_id text NOT NULL,
+    run_id integer NOT NULL,
+    workflow_name text NOT NULL,
+    task_queue text NOT NULL,
+    status text NOT NULL CHECK (status IN
+        ('running', 'completed', 'failed', 'cancelled', 'interrupted', 'continued')),
+    args text NOT NULL,
+    result text,
+    error jsonb,
+    attempt integer NOT NULL DEFAULT 1,
+    retry jsonb,
+    parent_workflow_id text,
+    parent_run_id integer,
+    parent_seq integer,
+    last_event_id integer NOT NULL DEFAULT 0,
+    last_inbound_event_id integer NOT NULL DEFAULT 0,
+    processed_event_id integer NOT NULL DEFAULT 0,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    task_failures integer NOT NULL DEFAULT 0,
+    last_task_failure jsonb,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    closed_at timestamptz,
+    PRIMARY KEY (namespace, workflow_id, run_id)
+) WITH (fillfactor = 80);
+COMMENT ON TABLE durable.workflows IS
+    'One row per workflow run; processed_event_id is how far the workflow code has seen its history.';
+CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
+    WHERE status = 'running';
+CREATE INDEX workflows_by_status ON durable.workflows (namespace, status, updated_at);
+CREATE INDEX workflows_by_parent ON durable.workflows (namespace, parent_workflow_id)
+    WHERE parent_workflow_id IS NOT NULL;
+
+-- History: append-only, keyed (workflow, run, event_id). `seq` names the
+-- durable call (command) an event belongs to; `inbound` events are the ones
+-- delivered to workflow code, in event_id order, on every replay.
+CREATE TABLE durable.history (
+    namespace text NOT NULL,
+    workflow_id text NOT NULL,
+    run_id integer NOT NULL,
+    event_id integer NOT NULL,
+    event_type text NOT NULL CHECK (event_type IN (
+        'workflow_started', 'workflow_completed', 'workflow_failed', 'workflow_cancelled',
+        'workflow_interrupted', 'workflow_continued_as_new', 'workflow_task_failed',
+        'cancel_requested', 'activity_scheduled', 'activity_failed', 'activity_completed',
+        'timer_started', 'timer_fired', 'signal_wait_started', 'signal_received',
+        'signal_timed_out', 'signal_sent', 'child_started', 'child_completed', 'child_failed',
+        'patch_marker')),
+    seq integer,
+    inbound boolean NOT NULL,
+    data jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, workflow_id, run_id, event_id)
+);
+COMMENT ON TABLE durable.history IS
+    'Append-only workflow history; inbound events are replayed into workflow code in event_id order.';
+-- A durable call is resolved at most once: exactly-once recording.
+CREATE UNIQUE INDEX history_one_resolution ON durable.history (namespace, workflow_id, run_id, seq)
+    WHERE inbound AND seq IS NOT NULL;
+
+-- Signals: a namespace-wide mailbox. Buffered signals wait here (FIFO) for
+-- a condition; waiting conditions wait in signal_waits (oldest first).
+CREATE TABLE durable.signals (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    signal_id text NOT NULL,
+    data text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX signals_fifo ON durable.signals (namespace, signal_id, id);
+
+CREATE TABLE durable.signal_waits (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    signal_id text NOT NULL,
+    workflow_id text NOT NULL,
+    run_id integer NOT NULL,
+    seq integer NOT NULL,
+    created_at timestamptz NOT NULL,
+    UNIQUE (namespace, workflow_id, run_id, seq)
+);
+CREATE INDEX signal_waits_fifo ON durable.signal_waits (namespace, signal_id, id);
+
+CREATE FUNCTION durable.schema_version() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1 $$;
+COMMENT ON FUNCTION durable.schema_version() IS
+    'The engine schema version; the SDK refuses a database whose version it cannot speak.';
+
+CREATE FUNCTION durable.now() RETURNS timestamptz
+LANGUAGE sql VOLATILE AS $$
+    SELECT clock_timestamp() + (SELECT c.offset_by FROM durable.clock c)
+$$;
+COMMENT ON FUNCTION durable.now() IS
+    'The engine clock: clock_timestamp() plus the owner-only offset (zero in production).';
+
+CREATE FUNCTION durable.set_clock_offset(p_offset interval) RETURNS timestamptz
+LANGUAGE sql VOLATILE STRICT AS $$
+    UPDATE durable.clock SET offset_by = p_offset;
+    SELECT durable.now();
+$$;
+COMMENT ON FUNCTION durable.set_clock_offset(interval) IS
+    'Owner only: sets the engine clock offset (tests use it to skip time). Returns the new now().';
+
+CREATE FUNCTION durable.advance_clock(p_by interval) RETURNS timestamptz
+LANGUAGE sql VOLATILE STRICT AS $$
+    UPDATE durable.clock SET offset_by = offset_by + p_by;
+    SELECT durable.now();
+$$;
+COMMENT ON FUNCTION durable.advance_clock(interval) IS
+    'Owner only: moves the engine clock forward by p_by. Returns the new now().';

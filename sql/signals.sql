@@ -1,0 +1,116 @@
+-- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
+-- (buffered signals, FIFO, with an expiry) and durable.signal_waits
+-- (conditions waiting, oldest first). Every operation on one signal id runs
+-- under one transaction-scoped advisory lock, so a signal and a condition
+-- never miss each other, and a condition's timeout and a signal race with
+-- exactly one winner (the loser's signal stays buffered).
+
+CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended('durable.signal/' || p_namespace || '/' || p_signal_id, 0))
+$$;
+COMMENT ON FUNCTION durable._lock_signal(text, text) IS
+    'Internal: serialises every mailbox operation on one signal id for the rest of the transaction.';
+
+CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_signal_id IS NULL OR p_signal_id = '' OR length(p_signal_id) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid signal id %L: give a non-empty id of at most 1000 characters',
+                             left(p_signal_id, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty or oversized signal ids.';
+
+-- Delivers to the oldest waiting condition, else buffers. Returns
+-- 'delivered' or 'buffered'.
+CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
+                                     p_ttl interval DEFAULT interval '7 days') RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wait durable.signal_waits;
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._check_signal_id(p_signal_id);
+    IF p_data IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
+    END IF;
+    IF p_ttl IS NULL OR p_ttl <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid signal expiry %s: give a positive interval', p_ttl);
+    END IF;
+    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    LOOP
+        DELETE FROM durable.signal_waits sw
+        WHERE sw.id = (SELECT x.id FROM durable.signal_waits x
+                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
+                       ORDER BY x.id LIMIT 1)
+        RETURNING sw.* INTO v_wait;
+        EXIT WHEN NOT FOUND;
+        IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
+                            jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
+            RETURN 'delivered';
+        END IF;
+        -- That waiter's run has ended: try the next one.
+    END LOOP;
+    INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
+    VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
+    RETURN 'buffered';
+END $$;
+COMMENT ON FUNCTION durable._send_signal(text, text, text, interval) IS
+    'Internal: hands a signal to the oldest waiting condition on its id, or buffers it (FIFO, expiring).';
+
+-- Registers a condition: takes the oldest unexpired buffered signal at
+-- once, or waits. Returns true when a buffered signal was consumed.
+CREATE FUNCTION durable._wait_signal(p_namespace text, p_workflow_id text, p_run_id integer,
+                                     p_seq integer, p_signal_id text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_signal durable.signals;
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._check_signal_id(p_signal_id);
+    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    DELETE FROM durable.signals s
+    WHERE s.id = (SELECT x.id FROM durable.signals x
+                  WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id AND x.expires_at > v_now
+                  ORDER BY x.id LIMIT 1)
+    RETURNING s.* INTO v_signal;
+    IF FOUND THEN
+        PERFORM durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_received', p_seq,
+                                 jsonb_build_object('signal_id', p_signal_id, 'data', v_signal.data));
+        RETURN true;
+    END IF;
+    INSERT INTO durable.signal_waits (namespace, signal_id, workflow_id, run_id, seq, created_at)
+    VALUES (p_namespace, p_signal_id, p_workflow_id, p_run_id, p_seq, v_now);
+    RETURN false;
+END $$;
+COMMENT ON FUNCTION durable._wait_signal(text, text, integer, integer, text) IS
+    'Internal: a condition consumes the oldest buffered signal of its id, or starts waiting for one.';
+
+-- A condition's timeout fired: it wins only if its wait is still there.
+CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p_workflow_id text,
+                                           p_run_id integer, p_seq integer) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    DELETE FROM durable.signal_waits
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
+    IF NOT FOUND THEN
+        RETURN false;  -- the signal won the race
+    END IF;
+    RETURN durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_timed_out', p_seq,
+                            jsonb_build_object('signal_id', p_signal_id));
+END $$;
+COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, integer) IS
+    'Internal: resolves a waiting condition as timed out, unless a signal already took it.';
+
+CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
+                                       p_ttl interval DEFAULT interval '7 days') RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT durable._send_signal(p_namespace, p_signal_id, p_data, p_ttl)
+$$;
+COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
+    'Sends a signal (namespace-wide id): consumed by the oldest waiting condition, else buffered FIFO '
+    'until p_ttl passes. Returns ''delivered'' or ''buffered''.';

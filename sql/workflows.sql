@@ -1,0 +1,510 @@
+-- workflows.sql: workflow runs, their history and their workflow tasks.
+-- Writes durable.workflows, durable.history and the 'workflow' and 'timer'
+-- messages. A workflow task is the message that says "this run has new
+-- inbound events": at most one per workflow, claimed by a worker that
+-- replays the run and answers with complete_workflow_task_v1 — one call
+-- that appends the commands' events, schedules activities, timers, waits
+-- and children, and closes or continues the run.
+--
+-- Lock order, everywhere: the workflow row first, then its messages.
+
+CREATE FUNCTION durable.workflow_channel(p_namespace text, p_workflow_id text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT 'pgd_w_' || md5(p_namespace || '/' || p_workflow_id)
+$$;
+COMMENT ON FUNCTION durable.workflow_channel(text, text) IS
+    'The LISTEN channel NOTIFYed when a run of this workflow id closes (handle.result() waits on it).';
+
+CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
+                             p_what, left(p_value, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_name(text, text) IS
+    'Internal: rejects empty or oversized workflow ids, names and task queues.';
+
+CREATE FUNCTION durable._append_event(p_namespace text, p_workflow_id text, p_run_id integer,
+                                      p_event_type text, p_seq integer, p_inbound boolean,
+                                      p_data jsonb DEFAULT '{}'::jsonb) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_event_id integer;
+BEGIN
+    -- The row lock this UPDATE takes orders all appends of a run: event ids
+    -- become visible in commit order, so "events after N" never skips one.
+    UPDATE durable.workflows
+    SET last_event_id = last_event_id + 1,
+        last_inbound_event_id = CASE WHEN p_inbound THEN last_event_id + 1 ELSE last_inbound_event_id END,
+        updated_at = v_now
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id
+    RETURNING last_event_id INTO v_event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD003',
+            MESSAGE = format('workflow %L run %s not found in namespace %L', p_workflow_id, p_run_id, p_namespace);
+    END IF;
+    INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, data, created_at)
+    VALUES (p_namespace, p_workflow_id, p_run_id, v_event_id, p_event_type, p_seq, p_inbound,
+            coalesce(p_data, '{}'::jsonb), v_now);
+    RETURN v_event_id;
+END $$;
+COMMENT ON FUNCTION durable._append_event(text, text, integer, text, integer, boolean, jsonb) IS
+    'Internal: appends one history event to a run (inbound events are replayed into workflow code).';
+
+CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id text, p_run_id integer,
+                                              p_task_queue text, p_workflow_name text,
+                                              p_delay interval DEFAULT interval '0') RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
+    VALUES (p_namespace, p_task_queue, 'workflow', p_workflow_name, p_workflow_id, p_run_id,
+            v_now + p_delay, v_now)
+    ON CONFLICT (namespace, workflow_id) WHERE kind = 'workflow' DO NOTHING;
+    IF FOUND THEN
+        PERFORM durable._notify_stream(p_namespace, p_task_queue);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval) IS
+    'Internal: makes sure the run has a pending workflow task (new events fold into an existing one).';
+
+-- Appends an inbound event to a running run and wakes it. Returns false
+-- (and records nothing) when the run is no longer running or the durable
+-- call was already resolved.
+CREATE FUNCTION durable._deliver(p_namespace text, p_workflow_id text, p_run_id integer,
+                                 p_event_type text, p_seq integer, p_data jsonb) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id
+    FOR UPDATE;
+    IF NOT FOUND OR v_wf.status <> 'running' THEN
+        RETURN false;
+    END IF;
+    IF p_seq IS NOT NULL AND EXISTS (
+        SELECT 1 FROM durable.history h
+        WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+          AND h.seq = p_seq AND h.inbound) THEN
+        RETURN false;
+    END IF;
+    PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, p_event_type, p_seq, true, p_data);
+    PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id,
+                                          v_wf.task_queue, v_wf.workflow_name);
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb) IS
+    'Internal: records an inbound event (a durable call''s outcome, a signal, a cancel) and wakes the run.';
+
+CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id integer,
+                                 p_workflow_name text, p_task_queue text, p_args text,
+                                 p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
+                                 p_parent_run_id integer, p_parent_seq integer,
+                                 p_delay interval DEFAULT interval '0') RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
+                                   attempt, retry, parent_workflow_id, parent_run_id, parent_seq,
+                                   created_at, updated_at)
+    VALUES (p_namespace, p_workflow_id, p_run_id, p_workflow_name, p_task_queue, 'running', p_args,
+            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now);
+    PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, 'workflow_started', NULL, true,
+        jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
+                           'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id));
+    PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
+                                          p_workflow_name, p_delay);
+END $$;
+COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval) IS
+    'Internal: creates a running run with its workflow_started event and first workflow task.';
+
+-- Starts a workflow. p_id_reuse: 'reject' (a running workflow with this id
+-- is an error; a closed one gets a new run) or 'return_existing' (the
+-- latest run, running or closed, is returned as is).
+CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                        p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
+                                        p_parent_workflow_id text, p_parent_run_id integer,
+                                        p_parent_seq integer)
+RETURNS TABLE (run_id integer, started boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_latest durable.workflows;
+BEGIN
+    PERFORM durable._check_name('workflow id', p_workflow_id);
+    PERFORM durable._check_name('workflow name', p_workflow_name);
+    PERFORM durable._check_name('task queue', p_task_queue);
+    IF p_args IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'workflow args must not be NULL: pass a JSON payload';
+    END IF;
+    IF p_id_reuse NOT IN ('reject', 'return_existing') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('durable.workflow/' || p_namespace || '/' || p_workflow_id, 0));
+    SELECT * INTO v_latest FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+    ORDER BY w.run_id DESC LIMIT 1;
+    IF FOUND AND p_id_reuse = 'return_existing' THEN
+        RETURN QUERY SELECT v_latest.run_id, false;
+        RETURN;
+    END IF;
+    IF FOUND AND v_latest.status = 'running' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD002',
+            MESSAGE = format('workflow id %L is already running in namespace %L (run %s); '
+                             'wait for it, pick another id, or start with id_reuse="return_existing"',
+                             p_workflow_id, p_namespace, v_latest.run_id);
+    END IF;
+    PERFORM durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
+                             p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
+                             p_parent_seq);
+    RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
+END $$;
+COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer) IS
+    'Internal: starts a run (a workflow or a child) under the id_reuse rule.';
+
+CREATE FUNCTION durable.start_workflow_v1(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                          p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
+                                          p_id_reuse text DEFAULT 'reject')
+RETURNS TABLE (run_id integer, started boolean)
+LANGUAGE sql VOLATILE AS $$
+    SELECT s.run_id, s.started
+    FROM durable._start_workflow(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args,
+                                 p_retry, p_id_reuse, NULL, NULL, NULL) s
+$$;
+COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, jsonb, text) IS
+    'Starts workflow p_workflow_id (PD002 if it is running and p_id_reuse = ''reject''). '
+    'Returns the run id and whether a new run was started.';
+
+-- Closes a run. p_command: {"type": complete|fail|cancelled|continue_as_new,
+-- "result"|"error"|"args"}. Continues, retries, or reports to the parent.
+CREATE FUNCTION durable._close_run(p_wf durable.workflows, p_command jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_type text := p_command->>'type';
+    v_status text;
+    v_retrying boolean := false;
+    v_now timestamptz := durable.now();
+BEGIN
+    v_status := CASE v_type WHEN 'complete' THEN 'completed' WHEN 'fail' THEN 'failed'
+                            WHEN 'cancelled' THEN 'cancelled' WHEN 'continue_as_new' THEN 'continued'
+                            WHEN 'interrupted' THEN 'interrupted' END;
+    IF v_type = 'fail' AND p_wf.retry IS NOT NULL
+       AND durable.should_retry_v1(p_wf.retry, p_wf.attempt, p_command->'error') THEN
+        v_retrying := true;
+    END IF;
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id,
+        CASE v_status WHEN 'completed' THEN 'workflow_completed' WHEN 'failed' THEN 'workflow_failed'
+                      WHEN 'cancelled' THEN 'workflow_cancelled' WHEN 'interrupted' THEN 'workflow_interrupted'
+                      ELSE 'workflow_continued_as_new' END,
+        NULL, false,
+        jsonb_strip_nulls(jsonb_build_object('result', p_command->'result', 'error', p_command->'error',
+                                             'reason', p_command->'reason', 'will_retry', v_retrying)));
+    UPDATE durable.workflows
+    SET status = v_status, result = p_command->>'result', error = p_command->'error',
+        closed_at = v_now, updated_at = v_now
+    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
+    -- Nothing of a closed run runs again: its queued activities, timers and
+    -- its workflow task go (a leased activity's late completion is refused).
+    DELETE FROM durable.messages m
+    WHERE m.id IN (SELECT x.id FROM durable.messages x
+                   WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
+                     AND x.run_id = p_wf.run_id
+                   FOR UPDATE SKIP LOCKED);
+    DELETE FROM durable.signal_waits
+    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
+    PERFORM pg_notify(durable.workflow_channel(p_wf.namespace, p_wf.workflow_id), v_status);
+
+    IF v_type = 'continue_as_new' OR v_retrying THEN
+        PERFORM durable._new_run(p_wf.namespace, p_wf.workflow_id, p_wf.run_id + 1, p_wf.workflow_name,
+            p_wf.task_queue,
+            CASE WHEN v_retrying THEN p_wf.args ELSE p_command->>'args' END,
+            CASE WHEN v_retrying THEN p_wf.attempt + 1 ELSE 1 END,
+            p_wf.retry, p_wf.parent_workflow_id, p_wf.parent_run_id, p_wf.parent_seq,
+            CASE WHEN v_retrying THEN durable.retry_delay_v1(p_wf.retry, p_wf.attempt) ELSE interval '0' END);
+    ELSIF p_wf.parent_seq IS NOT NULL THEN
+        PERFORM durable._deliver(p_wf.namespace, p_wf.parent_workflow_id, p_wf.parent_run_id,
+            CASE v_status WHEN 'completed' THEN 'child_completed' ELSE 'child_failed' END,
+            p_wf.parent_seq,
+            jsonb_strip_nulls(jsonb_build_object('workflow_id', p_wf.workflow_id, 'status', v_status,
+                                                 'result', p_command->'result',
+                                                 'error', p_command->'error')));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._close_run(durable.workflows, jsonb) IS
+    'Internal: ends a run (completed, failed, cancelled, interrupted or continued), drops its pending work, '
+    'NOTIFYs result() waiters, then continues as new, retries per the workflow policy, or tells the parent.';
+
+CREATE FUNCTION durable._fire_timer(p_timer durable.messages) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF p_timer.payload->>'timer' = 'condition_timeout' THEN
+        PERFORM durable._condition_timeout(p_timer.namespace, p_timer.payload->>'signal_id',
+                                           p_timer.workflow_id, p_timer.run_id, (p_timer.payload->>'seq')::integer);
+    ELSE
+        PERFORM durable._deliver(p_timer.namespace, p_timer.workflow_id, p_timer.run_id, 'timer_fired',
+                                 (p_timer.payload->>'seq')::integer,
+                                 jsonb_build_object('due_at', p_timer.payload->'due_at'));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
+    'Internal: a due timer resolves its sleep, or times out its condition unless a signal won.';
+
+CREATE FUNCTION durable.fire_timers_v1(p_namespace text, p_task_queues text[], p_limit integer DEFAULT 500)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_timer durable.messages;
+    v_fired integer := 0;
+    v_now timestamptz := durable.now();
+BEGIN
+    FOR v_timer IN
+        DELETE FROM durable.messages d
+        WHERE d.id IN (SELECT t.id FROM durable.messages t
+                       WHERE t.namespace = p_namespace AND t.stream = ANY (p_task_queues)
+                         AND t.kind = 'timer' AND t.visible_at <= v_now
+                       ORDER BY t.visible_at, t.id
+                       LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED)
+        RETURNING d.*
+    LOOP
+        PERFORM durable._fire_timer(v_timer);
+        v_fired := v_fired + 1;
+    END LOOP;
+    RETURN v_fired;
+END $$;
+COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
+    'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
+
+CREATE FUNCTION durable.claim_workflow_tasks_v1(
+    p_namespace text,
+    p_task_queues text[],
+    p_workflow_names text[],
+    p_batch integer DEFAULT 10,
+    p_lease interval DEFAULT interval '30 seconds',
+    p_owner text DEFAULT NULL
+) RETURNS TABLE (message_id bigint, lease_token uuid, task_attempt integer, workflow_id text,
+                 run_id integer, workflow_name text, task_queue text, attempt integer, args text,
+                 parent_workflow_id text, started_at timestamptz, processed_event_id integer,
+                 cancel_requested boolean, events jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Due timers become inbound events first, so their runs are claimable now.
+    PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
+    RETURN QUERY
+    SELECT (c.message).id, (c.message).lease_token, (c.message).attempt, w.workflow_id, w.run_id,
+           w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
+           w.processed_event_id, w.cancel_requested,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
+                                                         'seq', h.seq, 'data', h.data, 'at', h.created_at)
+                                      ORDER BY h.event_id), '[]'::jsonb)
+            FROM durable.history h
+            WHERE h.namespace = w.namespace AND h.workflow_id = w.workflow_id AND h.run_id = w.run_id
+              AND h.inbound AND h.event_id > w.processed_event_id)
+    FROM durable._claim(p_namespace, p_task_queues, p_workflow_names, 'workflow', p_batch, p_lease, p_owner) c
+    JOIN durable.workflows w
+      ON w.namespace = p_namespace AND w.workflow_id = (c.message).workflow_id
+     AND w.run_id = (c.message).run_id;
+END $$;
+COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text) IS
+    'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '
+    'run''s inbound events the workflow code has not yet seen (events after processed_event_id).';
+
+CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_queue text := coalesce(p_cmd->>'task_queue', p_wf.task_queue);
+BEGIN
+    PERFORM durable._check_name('activity name', p_cmd->>'name');
+    PERFORM durable._check_name('task queue', v_queue);
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
+        (p_cmd->>'seq')::integer, false,
+        jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
+                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
+                                  max_attempts, created_at)
+    VALUES (p_wf.namespace, v_queue || '-activity', 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
+            jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
+                               'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
+                               'start_to_close_timeout', p_cmd->'start_to_close_timeout',
+                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue),
+            v_now, coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5), v_now);
+    PERFORM durable._notify_stream(p_wf.namespace, v_queue || '-activity');
+END $$;
+COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb) IS
+    'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity.';
+
+CREATE FUNCTION durable._start_timer(p_wf durable.workflows, p_seq integer, p_seconds double precision,
+                                     p_payload jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_due timestamptz;
+BEGIN
+    IF p_seconds IS NULL OR p_seconds < 0 OR p_seconds > 100 * 365 * 86400.0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
+    END IF;
+    v_due := v_now + make_interval(secs => p_seconds);
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at, created_at)
+    VALUES (p_wf.namespace, p_wf.task_queue, 'timer', p_wf.workflow_name, p_wf.workflow_id, p_wf.run_id,
+            p_payload || jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
+    PERFORM durable._notify_stream(p_wf.namespace, p_wf.task_queue);
+END $$;
+COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
+    'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
+
+CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_seq integer := (p_cmd->>'seq')::integer;
+    v_child record;
+BEGIN
+    CASE p_cmd->>'type'
+    WHEN 'activity' THEN
+        PERFORM durable._schedule_activity(p_wf, p_cmd);
+    WHEN 'timer' THEN
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_started', v_seq,
+                                      false, jsonb_build_object('seconds', p_cmd->'seconds'));
+        PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'seconds')::float8, '{"timer": "sleep"}'::jsonb);
+    WHEN 'condition' THEN
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_wait_started',
+                                      v_seq, false,
+                                      jsonb_build_object('signal_id', p_cmd->>'signal_id', 'timeout', p_cmd->'timeout'));
+        IF NOT durable._wait_signal(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, v_seq, p_cmd->>'signal_id')
+           AND jsonb_typeof(p_cmd->'timeout') = 'number' THEN
+            PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'timeout')::float8,
+                jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
+        END IF;
+    WHEN 'signal' THEN
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
+                                      jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
+        PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data');
+    WHEN 'child' THEN
+        SELECT * INTO v_child
+        FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
+                                     coalesce(p_cmd->>'task_queue', p_wf.task_queue), p_cmd->>'args', NULL,
+                                     'return_existing', p_wf.workflow_id, p_wf.run_id,
+                                     CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END);
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_started', v_seq, false,
+            jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
+                               'task_queue', coalesce(p_cmd->>'task_queue', p_wf.task_queue),
+                               'run_id', v_child.run_id, 'awaited', (p_cmd->>'awaited')::boolean,
+                               'already_existed', NOT v_child.started));
+    WHEN 'patch' THEN
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
+                                      jsonb_build_object('patch_id', p_cmd->>'patch_id',
+                                                         'deprecated', coalesce(p_cmd->'deprecated', 'false')));
+    WHEN 'complete', 'fail', 'cancelled', 'continue_as_new' THEN
+        PERFORM durable._close_run(p_wf, p_cmd);
+        RETURN true;
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('unknown workflow command type %L', p_cmd->>'type');
+    END CASE;
+    RETURN false;
+END $$;
+COMMENT ON FUNCTION durable._apply_command(durable.workflows, jsonb) IS
+    'Internal: applies one command of a workflow task; returns true when it closed the run.';
+
+CREATE FUNCTION durable.complete_workflow_task_v1(
+    p_message_id bigint,
+    p_lease_token uuid,
+    p_processed_event_id integer,
+    p_commands jsonb
+) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_peek durable.messages;
+    v_wf durable.workflows;
+    v_cmd jsonb;
+    v_closed boolean := false;
+    v_last_inbound integer;
+BEGIN
+    SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'workflow';
+    IF NOT FOUND THEN
+        PERFORM durable._held_message(p_message_id, p_lease_token);  -- raises PD001
+    END IF;
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
+    FOR UPDATE;
+    PERFORM durable._held_message(p_message_id, p_lease_token);
+    IF v_wf.status <> 'running' THEN
+        DELETE FROM durable.messages WHERE id = p_message_id;
+        RETURN 'discarded';
+    END IF;
+    IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'p_commands must be a JSON array of commands';
+    END IF;
+    FOR v_cmd IN SELECT value FROM jsonb_array_elements(p_commands) LOOP
+        IF v_closed THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD004',
+                MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
+        END IF;
+        v_closed := durable._apply_command(v_wf, v_cmd);
+    END LOOP;
+    IF v_closed THEN
+        RETURN 'closed';
+    END IF;
+    UPDATE durable.workflows
+    SET processed_event_id = greatest(processed_event_id, p_processed_event_id),
+        task_failures = 0, last_task_failure = NULL
+    WHERE namespace = v_wf.namespace AND workflow_id = v_wf.workflow_id AND run_id = v_wf.run_id
+    RETURNING last_inbound_event_id INTO v_last_inbound;
+    IF v_last_inbound > p_processed_event_id THEN
+        -- Events arrived while the task ran: hand the task out again now.
+        UPDATE durable.messages
+        SET lease_token = NULL, lease_owner = NULL, attempt = 0, visible_at = durable.now()
+        WHERE id = p_message_id;
+        PERFORM durable._notify_stream(v_wf.namespace, v_wf.task_queue);
+        RETURN 'requeued';
+    END IF;
+    DELETE FROM durable.messages WHERE id = p_message_id;
+    RETURN 'ok';
+END $$;
+COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb) IS
+    'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
+    'signal, child, patch, complete, fail, cancelled, continue_as_new) and records that the workflow code '
+    'has seen events up to p_processed_event_id. Returns ok, requeued (new events wait), closed or discarded.';
+
+CREATE FUNCTION durable.fail_workflow_task_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
+RETURNS interval
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_peek durable.messages;
+    v_wf durable.workflows;
+    v_delay interval;
+BEGIN
+    SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'workflow';
+    IF NOT FOUND THEN
+        PERFORM durable._held_message(p_message_id, p_lease_token);
+    END IF;
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
+    FOR UPDATE;
+    PERFORM durable._held_message(p_message_id, p_lease_token);
+    v_delay := durable.task_retry_delay_v1(v_wf.task_failures + 1);
+    PERFORM durable._append_event(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, 'workflow_task_failed',
+                                  NULL, false, coalesce(p_error, '{}'::jsonb)
+                                  || jsonb_build_object('failures', v_wf.task_failures + 1,
+                                                        'retry_in_seconds', extract(epoch FROM v_delay)));
+    UPDATE durable.workflows
+    SET task_failures = task_failures + 1,
+        last_task_failure = coalesce(p_error, '{}'::jsonb)
+            || jsonb_build_object('failures', task_failures + 1, 'at', durable.now())
+    WHERE namespace = v_wf.namespace AND workflow_id = v_wf.workflow_id AND run_id = v_wf.run_id;
+    UPDATE durable.messages
+    SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay
+    WHERE id = p_message_id;
+    RETURN v_delay;
+END $$;
+COMMENT ON FUNCTION durable.fail_workflow_task_v1(bigint, uuid, jsonb) IS
+    'Records that a workflow task failed inside the engine (non-determinism, undecodable payload) and '
+    'retries it after a backoff capped at 60 s. History is never rewritten. Returns the delay.';
