@@ -1,0 +1,1458 @@
+-- Frozen from sql/ (manifest order) by scripts/freeze_sql.py. Do not edit:
+-- released migrations never change; later revisions add deltas.
+
+-- >>> schema.sql
+-- schema.sql: the `durable` schema, its tables, the engine clock and the
+-- schema version. Every other file only adds functions over these tables.
+--
+-- Conventions: namespaces partition every table; user payloads (args,
+-- results, signal data) are opaque `text` written by the SDK (JSON, or
+-- whatever a registered codec made of it) — the engine never looks inside.
+-- Errors raised by the engine use SQLSTATE class PD (PD001 lease lost,
+-- PD002 duplicate workflow, PD003 not found, PD004 invalid argument,
+-- PD005 not permitted).
+
+CREATE SCHEMA durable;
+COMMENT ON SCHEMA durable IS 'pgdurable: a durable workflow engine in PL/pgSQL';
+
+-- The engine clock: clock_timestamp() plus an offset that only the schema
+-- owner can change (tests skip time with it; it is zero in production).
+CREATE TABLE durable.clock (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    offset_by interval NOT NULL DEFAULT interval '0'
+);
+INSERT INTO durable.clock DEFAULT VALUES;
+
+-- Streams: one table of messages. A message is claimable when visible_at
+-- has passed; a claim leases it by pushing visible_at to the lease expiry,
+-- so an expired lease makes the message claimable again with no sweeper.
+CREATE TABLE durable.messages (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    stream text NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('message', 'workflow', 'activity', 'timer')),
+    name text NOT NULL,
+    workflow_id text,
+    run_id integer,
+    payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+    priority smallint NOT NULL DEFAULT 0,
+    visible_at timestamptz NOT NULL,
+    attempt integer NOT NULL DEFAULT 0,
+    max_attempts integer CHECK (max_attempts IS NULL OR max_attempts >= 1),
+    lease_owner text,
+    lease_token uuid,
+    created_at timestamptz NOT NULL
+) WITH (fillfactor = 70);
+COMMENT ON TABLE durable.messages IS
+    'Stream messages: workflow tasks, activity tasks, timers and plain messages. '
+    'visible_at is the delivery time, or the lease expiry while lease_token is set.';
+CREATE INDEX messages_ready ON durable.messages (namespace, stream, priority DESC, visible_at, id);
+CREATE INDEX messages_by_workflow ON durable.messages (namespace, workflow_id, run_id)
+    WHERE workflow_id IS NOT NULL;
+-- At most one pending workflow task per workflow: new events fold into it.
+CREATE UNIQUE INDEX messages_one_workflow_task ON durable.messages (namespace, workflow_id)
+    WHERE kind = 'workflow';
+
+-- Workflows: one row per run. A workflow id has at most one running run.
+CREATE TABLE durable.workflows (
+    namespace text NOT NULL,
+    workflow_id text NOT NULL,
+    run_id integer NOT NULL,
+    workflow_name text NOT NULL,
+    task_queue text NOT NULL,
+    status text NOT NULL CHECK (status IN
+        ('running', 'completed', 'failed', 'cancelled', 'interrupted', 'continued')),
+    args text NOT NULL,
+    result text,
+    error jsonb,
+    attempt integer NOT NULL DEFAULT 1,
+    retry jsonb,
+    parent_workflow_id text,
+    parent_run_id integer,
+    parent_seq integer,
+    last_event_id integer NOT NULL DEFAULT 0,
+    last_inbound_event_id integer NOT NULL DEFAULT 0,
+    processed_event_id integer NOT NULL DEFAULT 0,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    task_failures integer NOT NULL DEFAULT 0,
+    last_task_failure jsonb,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    closed_at timestamptz,
+    PRIMARY KEY (namespace, workflow_id, run_id)
+) WITH (fillfactor = 80);
+COMMENT ON TABLE durable.workflows IS
+    'One row per workflow run; processed_event_id is how far the workflow code has seen its history.';
+CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
+    WHERE status = 'running';
+CREATE INDEX workflows_by_status ON durable.workflows (namespace, status, updated_at);
+CREATE INDEX workflows_by_parent ON durable.workflows (namespace, parent_workflow_id)
+    WHERE parent_workflow_id IS NOT NULL;
+
+-- History: append-only, keyed (workflow, run, event_id). `seq` names the
+-- durable call (command) an event belongs to; `inbound` events are the ones
+-- delivered to workflow code, in event_id order, on every replay.
+CREATE TABLE durable.history (
+    namespace text NOT NULL,
+    workflow_id text NOT NULL,
+    run_id integer NOT NULL,
+    event_id integer NOT NULL,
+    event_type text NOT NULL CHECK (event_type IN (
+        'workflow_started', 'workflow_completed', 'workflow_failed', 'workflow_cancelled',
+        'workflow_interrupted', 'workflow_continued_as_new', 'workflow_task_failed',
+        'cancel_requested', 'activity_scheduled', 'activity_failed', 'activity_completed',
+        'timer_started', 'timer_fired', 'signal_wait_started', 'signal_received',
+        'signal_timed_out', 'signal_sent', 'child_started', 'child_completed', 'child_failed',
+        'patch_marker')),
+    seq integer,
+    inbound boolean NOT NULL,
+    data jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, workflow_id, run_id, event_id)
+);
+COMMENT ON TABLE durable.history IS
+    'Append-only workflow history; inbound events are replayed into workflow code in event_id order.';
+-- A durable call is resolved at most once: exactly-once recording.
+CREATE UNIQUE INDEX history_one_resolution ON durable.history (namespace, workflow_id, run_id, seq)
+    WHERE inbound AND seq IS NOT NULL;
+
+-- Signals: a namespace-wide mailbox. Buffered signals wait here (FIFO) for
+-- a condition; waiting conditions wait in signal_waits (oldest first).
+CREATE TABLE durable.signals (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    signal_id text NOT NULL,
+    data text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX signals_fifo ON durable.signals (namespace, signal_id, id);
+
+CREATE TABLE durable.signal_waits (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    signal_id text NOT NULL,
+    workflow_id text NOT NULL,
+    run_id integer NOT NULL,
+    seq integer NOT NULL,
+    created_at timestamptz NOT NULL,
+    UNIQUE (namespace, workflow_id, run_id, seq)
+);
+CREATE INDEX signal_waits_fifo ON durable.signal_waits (namespace, signal_id, id);
+
+CREATE FUNCTION durable.schema_version() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1 $$;
+COMMENT ON FUNCTION durable.schema_version() IS
+    'The engine schema version; the SDK refuses a database whose version it cannot speak.';
+
+CREATE FUNCTION durable.now() RETURNS timestamptz
+LANGUAGE sql VOLATILE AS $$
+    SELECT clock_timestamp() + (SELECT c.offset_by FROM durable.clock c)
+$$;
+COMMENT ON FUNCTION durable.now() IS
+    'The engine clock: clock_timestamp() plus the owner-only offset (zero in production).';
+
+CREATE FUNCTION durable.set_clock_offset(p_offset interval) RETURNS timestamptz
+LANGUAGE sql VOLATILE STRICT AS $$
+    UPDATE durable.clock SET offset_by = p_offset;
+    SELECT durable.now();
+$$;
+COMMENT ON FUNCTION durable.set_clock_offset(interval) IS
+    'Owner only: sets the engine clock offset (tests use it to skip time). Returns the new now().';
+
+CREATE FUNCTION durable.advance_clock(p_by interval) RETURNS timestamptz
+LANGUAGE sql VOLATILE STRICT AS $$
+    UPDATE durable.clock SET offset_by = offset_by + p_by;
+    SELECT durable.now();
+$$;
+COMMENT ON FUNCTION durable.advance_clock(interval) IS
+    'Owner only: moves the engine clock forward by p_by. Returns the new now().';
+
+-- >>> queue.sql
+-- queue.sql: streams. Enqueue (single, batch), claim by name with a lease,
+-- ack, heartbeat, release, wakeup channels and next_wakeup. Writes
+-- durable.messages only. Timers are messages of kind 'timer' whose
+-- visible_at lies in the future (see workflows.sql for how they fire).
+
+-- NOTIFY channel names are at most 63 bytes: hash the stream name.
+CREATE FUNCTION durable.stream_channel(p_namespace text, p_stream text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT 'pgd_s_' || md5(p_namespace || '/' || p_stream)
+$$;
+COMMENT ON FUNCTION durable.stream_channel(text, text) IS
+    'The LISTEN channel a stream''s enqueues NOTIFY (always 38 bytes, whatever the stream name).';
+
+CREATE FUNCTION durable._notify_stream(p_namespace text, p_stream text) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    -- Postgres folds identical notifications of one transaction into one.
+    SELECT pg_notify(durable.stream_channel(p_namespace, p_stream), '')
+$$;
+COMMENT ON FUNCTION durable._notify_stream(text, text) IS
+    'Internal: wakes the listeners of a stream (coalesced per transaction).';
+
+CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_stream IS NULL OR p_stream = '' OR length(p_stream) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid stream name %L: give a non-empty name of at most 1000 characters',
+                             left(p_stream, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_stream(text) IS 'Internal: rejects empty or oversized stream names.';
+
+CREATE FUNCTION durable.enqueue_v1(
+    p_namespace text,
+    p_stream text,
+    p_name text,
+    p_payload jsonb DEFAULT '{}'::jsonb,
+    p_priority smallint DEFAULT 0,
+    p_delay interval DEFAULT interval '0',
+    p_max_attempts integer DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_id bigint;
+BEGIN
+    PERFORM durable._check_stream(p_stream);
+    IF p_delay < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('negative delay %s: give a delay of zero or more', p_delay);
+    END IF;
+    INSERT INTO durable.messages
+        (namespace, stream, kind, name, payload, priority, visible_at, max_attempts, created_at)
+    VALUES (p_namespace, p_stream, 'message', p_name, coalesce(p_payload, '{}'::jsonb),
+            coalesce(p_priority, 0), v_now + coalesce(p_delay, interval '0'), p_max_attempts, v_now)
+    RETURNING id INTO v_id;
+    PERFORM durable._notify_stream(p_namespace, p_stream);
+    RETURN v_id;
+END $$;
+COMMENT ON FUNCTION durable.enqueue_v1(text, text, text, jsonb, smallint, interval, integer) IS
+    'Enqueues one plain message on a stream (visible after p_delay) and NOTIFYs the stream. Returns its id.';
+
+CREATE FUNCTION durable.enqueue_batch_v1(p_namespace text, p_stream text, p_messages jsonb)
+RETURNS SETOF bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._check_stream(p_stream);
+    IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'enqueue_batch_v1 takes a JSON array of {"name", "payload", "priority", "delay_seconds"}';
+    END IF;
+    RETURN QUERY
+    INSERT INTO durable.messages
+        (namespace, stream, kind, name, payload, priority, visible_at, max_attempts, created_at)
+    SELECT p_namespace, p_stream, 'message', m->>'name', coalesce(m->'payload', '{}'::jsonb),
+           coalesce((m->>'priority')::smallint, 0),
+           v_now + make_interval(secs => greatest(coalesce((m->>'delay_seconds')::float8, 0), 0)),
+           (m->>'max_attempts')::integer, v_now
+    FROM jsonb_array_elements(p_messages) WITH ORDINALITY AS t(m, ord)
+    ORDER BY ord
+    RETURNING id;
+    PERFORM durable._notify_stream(p_namespace, p_stream);
+END $$;
+COMMENT ON FUNCTION durable.enqueue_batch_v1(text, text, jsonb) IS
+    'Enqueues many plain messages in one statement and one NOTIFY; returns their ids in input order.';
+
+-- The claim every consumer shares: the first p_batch visible messages of
+-- the given streams, kinds and names, by priority then visible_at, leased
+-- to p_owner. SKIP LOCKED lets concurrent claimers pass each other.
+CREATE FUNCTION durable._claim(
+    p_namespace text, p_streams text[], p_names text[], p_kind text,
+    p_batch integer, p_lease interval, p_owner text
+) RETURNS TABLE (message durable.messages, lost_lease boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    IF p_batch IS NULL OR p_batch < 1 OR p_lease IS NULL OR p_lease <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('claim needs a batch >= 1 and a positive lease (got %s, %s)', p_batch, p_lease);
+    END IF;
+    RETURN QUERY
+    WITH picked AS (
+        SELECT m.id, m.lease_token AS old_token
+        FROM durable.messages m
+        WHERE m.namespace = p_namespace
+          AND m.stream = ANY (p_streams)
+          AND m.kind = p_kind
+          AND m.name = ANY (p_names)
+          AND m.visible_at <= v_now
+        ORDER BY m.priority DESC, m.visible_at, m.id
+        LIMIT p_batch
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE durable.messages m
+        SET attempt = m.attempt + 1,
+            lease_owner = p_owner,
+            lease_token = gen_random_uuid(),
+            visible_at = v_now + p_lease
+        FROM picked
+        WHERE m.id = picked.id
+        RETURNING m.*, picked.old_token IS NOT NULL AS lost
+    )
+    SELECT (c.id, c.namespace, c.stream, c.kind, c.name, c.workflow_id, c.run_id, c.payload,
+            c.priority, c.visible_at, c.attempt, c.max_attempts, c.lease_owner, c.lease_token,
+            c.created_at)::durable.messages,
+           c.lost
+    FROM claimed c
+    ORDER BY c.priority DESC, c.id;
+END $$;
+COMMENT ON FUNCTION durable._claim(text, text[], text[], text, integer, interval, text) IS
+    'Internal: leases up to p_batch visible messages; lost_lease is true when the previous lease expired unacked.';
+
+CREATE FUNCTION durable.claim_v1(
+    p_namespace text,
+    p_streams text[],
+    p_names text[],
+    p_batch integer DEFAULT 1,
+    p_lease interval DEFAULT interval '30 seconds',
+    p_owner text DEFAULT NULL
+) RETURNS SETOF durable.messages
+LANGUAGE sql VOLATILE AS $$
+    SELECT (c.message).* FROM durable._claim(p_namespace, p_streams, p_names, 'message',
+                                             p_batch, p_lease, p_owner) c
+$$;
+COMMENT ON FUNCTION durable.claim_v1(text, text[], text[], integer, interval, text) IS
+    'Leases up to p_batch plain messages of the given streams whose name is in p_names '
+    '(priority first, then visible_at). Each claim adds one to attempt; an expired lease is claimable again.';
+
+CREATE FUNCTION durable._held_message(p_message_id bigint, p_lease_token uuid) RETURNS durable.messages
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_msg durable.messages;
+BEGIN
+    SELECT * INTO v_msg FROM durable.messages WHERE id = p_message_id FOR UPDATE;
+    IF NOT FOUND OR v_msg.lease_token IS DISTINCT FROM p_lease_token OR p_lease_token IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD001',
+            MESSAGE = format('lease lost on message %s: it was acked, released or claimed by another worker '
+                             'after its lease expired; this result is discarded', p_message_id);
+    END IF;
+    RETURN v_msg;
+END $$;
+COMMENT ON FUNCTION durable._held_message(bigint, uuid) IS
+    'Internal fencing: locks a message and checks the caller still holds its lease (else PD001).';
+
+CREATE FUNCTION durable.ack_v1(p_message_id bigint, p_lease_token uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM durable._held_message(p_message_id, p_lease_token);
+    DELETE FROM durable.messages WHERE id = p_message_id;
+END $$;
+COMMENT ON FUNCTION durable.ack_v1(bigint, uuid) IS
+    'Acknowledges (deletes) a message the caller holds the lease of; PD001 if the lease was lost.';
+
+CREATE FUNCTION durable.extend_lease_v1(p_message_ids bigint[], p_lease_tokens uuid[], p_lease interval)
+RETURNS SETOF bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    RETURN QUERY
+    UPDATE durable.messages m
+    SET visible_at = v_now + p_lease
+    FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
+    WHERE m.id = h.id AND m.lease_token = h.token
+    RETURNING m.id;
+END $$;
+COMMENT ON FUNCTION durable.extend_lease_v1(bigint[], uuid[], interval) IS
+    'Heartbeat: extends the leases still held (id and token match) to now + p_lease; returns those ids. '
+    'A missing id means that lease was lost.';
+
+CREATE FUNCTION durable.release_v1(p_message_id bigint, p_lease_token uuid,
+                                   p_delay interval DEFAULT interval '0') RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_msg durable.messages;
+BEGIN
+    v_msg := durable._held_message(p_message_id, p_lease_token);
+    UPDATE durable.messages
+    SET lease_token = NULL, lease_owner = NULL,
+        attempt = greatest(attempt - 1, 0),
+        visible_at = durable.now() + greatest(coalesce(p_delay, interval '0'), interval '0')
+    WHERE id = p_message_id;
+    PERFORM durable._notify_stream(v_msg.namespace, v_msg.stream);
+END $$;
+COMMENT ON FUNCTION durable.release_v1(bigint, uuid, interval) IS
+    'Gives a held message back unprocessed (visible after p_delay); the attempt it used is not counted.';
+
+CREATE FUNCTION durable.next_wakeup_v1(p_namespace text, p_streams text[], p_names text[])
+RETURNS double precision
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_next timestamptz;
+BEGIN
+    SELECT min(m.visible_at) INTO v_next
+    FROM durable.messages m
+    WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
+      AND (m.kind = 'timer' OR m.name = ANY (p_names));
+    IF v_next IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN greatest(extract(epoch FROM v_next - durable.now()), 0)::double precision;
+END $$;
+COMMENT ON FUNCTION durable.next_wakeup_v1(text, text[], text[]) IS
+    'Seconds until the next message (or timer, or lease expiry) of these streams becomes claimable; '
+    '0 if one is due now, NULL if the streams are empty. Workers sleep until then or a NOTIFY.';
+
+-- >>> retry.sql
+-- retry.sql: retry arithmetic. A policy is the jsonb the SDK stores with an
+-- activity (or a workflow started with retry=): maximum_attempts (all
+-- attempts, the first included), initial_interval and maximum_interval in
+-- seconds, backoff_coefficient, non_retryable_errors (class names). Pure
+-- functions: no table is written here; activities.sql applies them.
+
+CREATE FUNCTION durable.retry_delay_v1(p_policy jsonb, p_attempt integer) RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    -- The delay before attempt p_attempt + 1: min(initial * coef^(n-1), max).
+    SELECT make_interval(secs => least(
+        coalesce((p_policy->>'initial_interval')::float8, 1.0)
+            * power(coalesce((p_policy->>'backoff_coefficient')::float8, 2.0),
+                    greatest(coalesce(p_attempt, 1), 1) - 1),
+        coalesce((p_policy->>'maximum_interval')::float8, 60.0)))
+$$;
+COMMENT ON FUNCTION durable.retry_delay_v1(jsonb, integer) IS
+    'Delay after failed attempt n: min(initial_interval * backoff_coefficient^(n-1), maximum_interval) seconds.';
+
+CREATE FUNCTION durable.should_retry_v1(p_policy jsonb, p_attempt integer, p_error jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    -- Retry unless: the error is fatal, one of its classes is non-retryable,
+    -- or attempt n was the last allowed.
+    SELECT NOT coalesce((p_error->>'non_retryable')::boolean, false)
+       AND NOT EXISTS (
+            SELECT 1
+            FROM jsonb_array_elements_text(coalesce(p_error->'types', '[]'::jsonb)) t(name)
+            JOIN jsonb_array_elements_text(coalesce(p_policy->'non_retryable_errors', '[]'::jsonb)) n(name)
+              ON n.name = t.name)
+       AND p_attempt < coalesce((p_policy->>'maximum_attempts')::integer, 5)
+$$;
+COMMENT ON FUNCTION durable.should_retry_v1(jsonb, integer, jsonb) IS
+    'True when failed attempt p_attempt may be retried under p_policy: not fatal, no non-retryable '
+    'class among p_error->types, and attempts remain (maximum_attempts counts every attempt).';
+
+CREATE FUNCTION durable.task_retry_delay_v1(p_failures integer) RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    -- Workflow tasks retry forever: 1 s, 2 s, 4 s ... capped at 60 s.
+    SELECT durable.retry_delay_v1('{"initial_interval": 1, "backoff_coefficient": 2,
+                                    "maximum_interval": 60}'::jsonb, p_failures)
+$$;
+COMMENT ON FUNCTION durable.task_retry_delay_v1(integer) IS
+    'Backoff of a failed workflow task after p_failures failures: 1 s doubling, capped at 60 s.';
+
+-- >>> signals.sql
+-- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
+-- (buffered signals, FIFO, with an expiry) and durable.signal_waits
+-- (conditions waiting, oldest first). Every operation on one signal id runs
+-- under one transaction-scoped advisory lock, so a signal and a condition
+-- never miss each other, and a condition's timeout and a signal race with
+-- exactly one winner (the loser's signal stays buffered).
+
+CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended('durable.signal/' || p_namespace || '/' || p_signal_id, 0))
+$$;
+COMMENT ON FUNCTION durable._lock_signal(text, text) IS
+    'Internal: serialises every mailbox operation on one signal id for the rest of the transaction.';
+
+CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_signal_id IS NULL OR p_signal_id = '' OR length(p_signal_id) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid signal id %L: give a non-empty id of at most 1000 characters',
+                             left(p_signal_id, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty or oversized signal ids.';
+
+-- Delivers to the oldest waiting condition, else buffers. Returns
+-- 'delivered' or 'buffered'.
+CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
+                                     p_ttl interval DEFAULT interval '7 days') RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wait durable.signal_waits;
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._check_signal_id(p_signal_id);
+    IF p_data IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
+    END IF;
+    IF p_ttl IS NULL OR p_ttl <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid signal expiry %s: give a positive interval', p_ttl);
+    END IF;
+    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    LOOP
+        DELETE FROM durable.signal_waits sw
+        WHERE sw.id = (SELECT x.id FROM durable.signal_waits x
+                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
+                       ORDER BY x.id LIMIT 1)
+        RETURNING sw.* INTO v_wait;
+        EXIT WHEN NOT FOUND;
+        IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
+                            jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
+            RETURN 'delivered';
+        END IF;
+        -- That waiter's run has ended: try the next one.
+    END LOOP;
+    INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
+    VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
+    RETURN 'buffered';
+END $$;
+COMMENT ON FUNCTION durable._send_signal(text, text, text, interval) IS
+    'Internal: hands a signal to the oldest waiting condition on its id, or buffers it (FIFO, expiring).';
+
+-- Registers a condition: takes the oldest unexpired buffered signal at
+-- once, or waits. Returns true when a buffered signal was consumed.
+CREATE FUNCTION durable._wait_signal(p_namespace text, p_workflow_id text, p_run_id integer,
+                                     p_seq integer, p_signal_id text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_signal durable.signals;
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._check_signal_id(p_signal_id);
+    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    DELETE FROM durable.signals s
+    WHERE s.id = (SELECT x.id FROM durable.signals x
+                  WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id AND x.expires_at > v_now
+                  ORDER BY x.id LIMIT 1)
+    RETURNING s.* INTO v_signal;
+    IF FOUND THEN
+        PERFORM durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_received', p_seq,
+                                 jsonb_build_object('signal_id', p_signal_id, 'data', v_signal.data));
+        RETURN true;
+    END IF;
+    INSERT INTO durable.signal_waits (namespace, signal_id, workflow_id, run_id, seq, created_at)
+    VALUES (p_namespace, p_signal_id, p_workflow_id, p_run_id, p_seq, v_now);
+    RETURN false;
+END $$;
+COMMENT ON FUNCTION durable._wait_signal(text, text, integer, integer, text) IS
+    'Internal: a condition consumes the oldest buffered signal of its id, or starts waiting for one.';
+
+-- A condition's timeout fired: it wins only if its wait is still there.
+CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p_workflow_id text,
+                                           p_run_id integer, p_seq integer) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    DELETE FROM durable.signal_waits
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
+    IF NOT FOUND THEN
+        RETURN false;  -- the signal won the race
+    END IF;
+    RETURN durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_timed_out', p_seq,
+                            jsonb_build_object('signal_id', p_signal_id));
+END $$;
+COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, integer) IS
+    'Internal: resolves a waiting condition as timed out, unless a signal already took it.';
+
+CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
+                                       p_ttl interval DEFAULT interval '7 days') RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT durable._send_signal(p_namespace, p_signal_id, p_data, p_ttl)
+$$;
+COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
+    'Sends a signal (namespace-wide id): consumed by the oldest waiting condition, else buffered FIFO '
+    'until p_ttl passes. Returns ''delivered'' or ''buffered''.';
+
+-- >>> workflows.sql
+-- workflows.sql: workflow runs, their history and their workflow tasks.
+-- Writes durable.workflows, durable.history and the 'workflow' and 'timer'
+-- messages. A workflow task is the message that says "this run has new
+-- inbound events": at most one per workflow, claimed by a worker that
+-- replays the run and answers with complete_workflow_task_v1 — one call
+-- that appends the commands' events, schedules activities, timers, waits
+-- and children, and closes or continues the run.
+--
+-- Lock order, everywhere: the workflow row first, then its messages.
+
+CREATE FUNCTION durable.workflow_channel(p_namespace text, p_workflow_id text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT 'pgd_w_' || md5(p_namespace || '/' || p_workflow_id)
+$$;
+COMMENT ON FUNCTION durable.workflow_channel(text, text) IS
+    'The LISTEN channel NOTIFYed when a run of this workflow id closes (handle.result() waits on it).';
+
+CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
+                             p_what, left(p_value, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_name(text, text) IS
+    'Internal: rejects empty or oversized workflow ids, names and task queues.';
+
+CREATE FUNCTION durable._append_event(p_namespace text, p_workflow_id text, p_run_id integer,
+                                      p_event_type text, p_seq integer, p_inbound boolean,
+                                      p_data jsonb DEFAULT '{}'::jsonb) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_event_id integer;
+BEGIN
+    -- The row lock this UPDATE takes orders all appends of a run: event ids
+    -- become visible in commit order, so "events after N" never skips one.
+    UPDATE durable.workflows
+    SET last_event_id = last_event_id + 1,
+        last_inbound_event_id = CASE WHEN p_inbound THEN last_event_id + 1 ELSE last_inbound_event_id END,
+        updated_at = v_now
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id
+    RETURNING last_event_id INTO v_event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD003',
+            MESSAGE = format('workflow %L run %s not found in namespace %L', p_workflow_id, p_run_id, p_namespace);
+    END IF;
+    INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, data, created_at)
+    VALUES (p_namespace, p_workflow_id, p_run_id, v_event_id, p_event_type, p_seq, p_inbound,
+            coalesce(p_data, '{}'::jsonb), v_now);
+    RETURN v_event_id;
+END $$;
+COMMENT ON FUNCTION durable._append_event(text, text, integer, text, integer, boolean, jsonb) IS
+    'Internal: appends one history event to a run (inbound events are replayed into workflow code).';
+
+CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id text, p_run_id integer,
+                                              p_task_queue text, p_workflow_name text,
+                                              p_delay interval DEFAULT interval '0') RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
+    VALUES (p_namespace, p_task_queue, 'workflow', p_workflow_name, p_workflow_id, p_run_id,
+            v_now + p_delay, v_now)
+    ON CONFLICT (namespace, workflow_id) WHERE kind = 'workflow' DO NOTHING;
+    IF FOUND THEN
+        PERFORM durable._notify_stream(p_namespace, p_task_queue);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval) IS
+    'Internal: makes sure the run has a pending workflow task (new events fold into an existing one).';
+
+-- Appends an inbound event to a running run and wakes it. Returns false
+-- (and records nothing) when the run is no longer running or the durable
+-- call was already resolved.
+CREATE FUNCTION durable._deliver(p_namespace text, p_workflow_id text, p_run_id integer,
+                                 p_event_type text, p_seq integer, p_data jsonb) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id
+    FOR UPDATE;
+    IF NOT FOUND OR v_wf.status <> 'running' THEN
+        RETURN false;
+    END IF;
+    IF p_seq IS NOT NULL AND EXISTS (
+        SELECT 1 FROM durable.history h
+        WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+          AND h.seq = p_seq AND h.inbound) THEN
+        RETURN false;
+    END IF;
+    PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, p_event_type, p_seq, true, p_data);
+    PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id,
+                                          v_wf.task_queue, v_wf.workflow_name);
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb) IS
+    'Internal: records an inbound event (a durable call''s outcome, a signal, a cancel) and wakes the run.';
+
+CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id integer,
+                                 p_workflow_name text, p_task_queue text, p_args text,
+                                 p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
+                                 p_parent_run_id integer, p_parent_seq integer,
+                                 p_delay interval DEFAULT interval '0') RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+BEGIN
+    INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
+                                   attempt, retry, parent_workflow_id, parent_run_id, parent_seq,
+                                   created_at, updated_at)
+    VALUES (p_namespace, p_workflow_id, p_run_id, p_workflow_name, p_task_queue, 'running', p_args,
+            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now);
+    PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, 'workflow_started', NULL, true,
+        jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
+                           'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id));
+    PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
+                                          p_workflow_name, p_delay);
+END $$;
+COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval) IS
+    'Internal: creates a running run with its workflow_started event and first workflow task.';
+
+-- Starts a workflow. p_id_reuse: 'reject' (a running workflow with this id
+-- is an error; a closed one gets a new run) or 'return_existing' (the
+-- latest run, running or closed, is returned as is).
+CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                        p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
+                                        p_parent_workflow_id text, p_parent_run_id integer,
+                                        p_parent_seq integer)
+RETURNS TABLE (run_id integer, started boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_latest durable.workflows;
+BEGIN
+    PERFORM durable._check_name('workflow id', p_workflow_id);
+    PERFORM durable._check_name('workflow name', p_workflow_name);
+    PERFORM durable._check_name('task queue', p_task_queue);
+    IF p_args IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'workflow args must not be NULL: pass a JSON payload';
+    END IF;
+    IF p_id_reuse NOT IN ('reject', 'return_existing') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('durable.workflow/' || p_namespace || '/' || p_workflow_id, 0));
+    SELECT * INTO v_latest FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+    ORDER BY w.run_id DESC LIMIT 1;
+    IF FOUND AND p_id_reuse = 'return_existing' THEN
+        RETURN QUERY SELECT v_latest.run_id, false;
+        RETURN;
+    END IF;
+    IF FOUND AND v_latest.status = 'running' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD002',
+            MESSAGE = format('workflow id %L is already running in namespace %L (run %s); '
+                             'wait for it, pick another id, or start with id_reuse="return_existing"',
+                             p_workflow_id, p_namespace, v_latest.run_id);
+    END IF;
+    PERFORM durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
+                             p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
+                             p_parent_seq);
+    RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
+END $$;
+COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer) IS
+    'Internal: starts a run (a workflow or a child) under the id_reuse rule.';
+
+CREATE FUNCTION durable.start_workflow_v1(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                          p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
+                                          p_id_reuse text DEFAULT 'reject')
+RETURNS TABLE (run_id integer, started boolean)
+LANGUAGE sql VOLATILE AS $$
+    SELECT s.run_id, s.started
+    FROM durable._start_workflow(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args,
+                                 p_retry, p_id_reuse, NULL, NULL, NULL) s
+$$;
+COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, jsonb, text) IS
+    'Starts workflow p_workflow_id (PD002 if it is running and p_id_reuse = ''reject''). '
+    'Returns the run id and whether a new run was started.';
+
+-- Closes a run. p_command: {"type": complete|fail|cancelled|continue_as_new,
+-- "result"|"error"|"args"}. Continues, retries, or reports to the parent.
+CREATE FUNCTION durable._close_run(p_wf durable.workflows, p_command jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_type text := p_command->>'type';
+    v_status text;
+    v_retrying boolean := false;
+    v_now timestamptz := durable.now();
+BEGIN
+    v_status := CASE v_type WHEN 'complete' THEN 'completed' WHEN 'fail' THEN 'failed'
+                            WHEN 'cancelled' THEN 'cancelled' WHEN 'continue_as_new' THEN 'continued'
+                            WHEN 'interrupted' THEN 'interrupted' END;
+    IF v_type = 'fail' AND p_wf.retry IS NOT NULL
+       AND durable.should_retry_v1(p_wf.retry, p_wf.attempt, p_command->'error') THEN
+        v_retrying := true;
+    END IF;
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id,
+        CASE v_status WHEN 'completed' THEN 'workflow_completed' WHEN 'failed' THEN 'workflow_failed'
+                      WHEN 'cancelled' THEN 'workflow_cancelled' WHEN 'interrupted' THEN 'workflow_interrupted'
+                      ELSE 'workflow_continued_as_new' END,
+        NULL, false,
+        jsonb_strip_nulls(jsonb_build_object('result', p_command->'result', 'error', p_command->'error',
+                                             'reason', p_command->'reason', 'will_retry', v_retrying)));
+    UPDATE durable.workflows
+    SET status = v_status, result = p_command->>'result', error = p_command->'error',
+        closed_at = v_now, updated_at = v_now
+    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
+    -- Nothing of a closed run runs again: its queued activities, timers and
+    -- its workflow task go (a leased activity's late completion is refused).
+    DELETE FROM durable.messages m
+    WHERE m.id IN (SELECT x.id FROM durable.messages x
+                   WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
+                     AND x.run_id = p_wf.run_id
+                   FOR UPDATE SKIP LOCKED);
+    DELETE FROM durable.signal_waits
+    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
+    PERFORM pg_notify(durable.workflow_channel(p_wf.namespace, p_wf.workflow_id), v_status);
+
+    IF v_type = 'continue_as_new' OR v_retrying THEN
+        PERFORM durable._new_run(p_wf.namespace, p_wf.workflow_id, p_wf.run_id + 1, p_wf.workflow_name,
+            p_wf.task_queue,
+            CASE WHEN v_retrying THEN p_wf.args ELSE p_command->>'args' END,
+            CASE WHEN v_retrying THEN p_wf.attempt + 1 ELSE 1 END,
+            p_wf.retry, p_wf.parent_workflow_id, p_wf.parent_run_id, p_wf.parent_seq,
+            CASE WHEN v_retrying THEN durable.retry_delay_v1(p_wf.retry, p_wf.attempt) ELSE interval '0' END);
+    ELSIF p_wf.parent_seq IS NOT NULL THEN
+        PERFORM durable._deliver(p_wf.namespace, p_wf.parent_workflow_id, p_wf.parent_run_id,
+            CASE v_status WHEN 'completed' THEN 'child_completed' ELSE 'child_failed' END,
+            p_wf.parent_seq,
+            jsonb_strip_nulls(jsonb_build_object('workflow_id', p_wf.workflow_id, 'status', v_status,
+                                                 'result', p_command->'result',
+                                                 'error', p_command->'error')));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._close_run(durable.workflows, jsonb) IS
+    'Internal: ends a run (completed, failed, cancelled, interrupted or continued), drops its pending work, '
+    'NOTIFYs result() waiters, then continues as new, retries per the workflow policy, or tells the parent.';
+
+CREATE FUNCTION durable._fire_timer(p_timer durable.messages) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF p_timer.payload->>'timer' = 'condition_timeout' THEN
+        PERFORM durable._condition_timeout(p_timer.namespace, p_timer.payload->>'signal_id',
+                                           p_timer.workflow_id, p_timer.run_id, (p_timer.payload->>'seq')::integer);
+    ELSE
+        PERFORM durable._deliver(p_timer.namespace, p_timer.workflow_id, p_timer.run_id, 'timer_fired',
+                                 (p_timer.payload->>'seq')::integer,
+                                 jsonb_build_object('due_at', p_timer.payload->'due_at'));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
+    'Internal: a due timer resolves its sleep, or times out its condition unless a signal won.';
+
+CREATE FUNCTION durable.fire_timers_v1(p_namespace text, p_task_queues text[], p_limit integer DEFAULT 500)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_timer durable.messages;
+    v_fired integer := 0;
+    v_now timestamptz := durable.now();
+BEGIN
+    FOR v_timer IN
+        DELETE FROM durable.messages d
+        WHERE d.id IN (SELECT t.id FROM durable.messages t
+                       WHERE t.namespace = p_namespace AND t.stream = ANY (p_task_queues)
+                         AND t.kind = 'timer' AND t.visible_at <= v_now
+                       ORDER BY t.visible_at, t.id
+                       LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED)
+        RETURNING d.*
+    LOOP
+        PERFORM durable._fire_timer(v_timer);
+        v_fired := v_fired + 1;
+    END LOOP;
+    RETURN v_fired;
+END $$;
+COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
+    'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
+
+CREATE FUNCTION durable.claim_workflow_tasks_v1(
+    p_namespace text,
+    p_task_queues text[],
+    p_workflow_names text[],
+    p_batch integer DEFAULT 10,
+    p_lease interval DEFAULT interval '30 seconds',
+    p_owner text DEFAULT NULL
+) RETURNS TABLE (message_id bigint, lease_token uuid, task_attempt integer, workflow_id text,
+                 run_id integer, workflow_name text, task_queue text, attempt integer, args text,
+                 parent_workflow_id text, started_at timestamptz, processed_event_id integer,
+                 cancel_requested boolean, events jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Due timers become inbound events first, so their runs are claimable now.
+    PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
+    RETURN QUERY
+    SELECT (c.message).id, (c.message).lease_token, (c.message).attempt, w.workflow_id, w.run_id,
+           w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
+           w.processed_event_id, w.cancel_requested,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
+                                                         'seq', h.seq, 'data', h.data, 'at', h.created_at)
+                                      ORDER BY h.event_id), '[]'::jsonb)
+            FROM durable.history h
+            WHERE h.namespace = w.namespace AND h.workflow_id = w.workflow_id AND h.run_id = w.run_id
+              AND h.inbound AND h.event_id > w.processed_event_id)
+    FROM durable._claim(p_namespace, p_task_queues, p_workflow_names, 'workflow', p_batch, p_lease, p_owner) c
+    JOIN durable.workflows w
+      ON w.namespace = p_namespace AND w.workflow_id = (c.message).workflow_id
+     AND w.run_id = (c.message).run_id;
+END $$;
+COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text) IS
+    'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '
+    'run''s inbound events the workflow code has not yet seen (events after processed_event_id).';
+
+CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_queue text := coalesce(p_cmd->>'task_queue', p_wf.task_queue);
+BEGIN
+    PERFORM durable._check_name('activity name', p_cmd->>'name');
+    PERFORM durable._check_name('task queue', v_queue);
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
+        (p_cmd->>'seq')::integer, false,
+        jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
+                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
+                                  max_attempts, created_at)
+    VALUES (p_wf.namespace, v_queue || '-activity', 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
+            jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
+                               'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
+                               'start_to_close_timeout', p_cmd->'start_to_close_timeout',
+                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue),
+            v_now, coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5), v_now);
+    PERFORM durable._notify_stream(p_wf.namespace, v_queue || '-activity');
+END $$;
+COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb) IS
+    'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity.';
+
+CREATE FUNCTION durable._start_timer(p_wf durable.workflows, p_seq integer, p_seconds double precision,
+                                     p_payload jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_due timestamptz;
+BEGIN
+    IF p_seconds IS NULL OR p_seconds < 0 OR p_seconds > 100 * 365 * 86400.0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
+    END IF;
+    v_due := v_now + make_interval(secs => p_seconds);
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at, created_at)
+    VALUES (p_wf.namespace, p_wf.task_queue, 'timer', p_wf.workflow_name, p_wf.workflow_id, p_wf.run_id,
+            p_payload || jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
+    PERFORM durable._notify_stream(p_wf.namespace, p_wf.task_queue);
+END $$;
+COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
+    'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
+
+CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_seq integer := (p_cmd->>'seq')::integer;
+    v_child record;
+BEGIN
+    CASE p_cmd->>'type'
+    WHEN 'activity' THEN
+        PERFORM durable._schedule_activity(p_wf, p_cmd);
+    WHEN 'timer' THEN
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_started', v_seq,
+                                      false, jsonb_build_object('seconds', p_cmd->'seconds'));
+        PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'seconds')::float8, '{"timer": "sleep"}'::jsonb);
+    WHEN 'condition' THEN
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_wait_started',
+                                      v_seq, false,
+                                      jsonb_build_object('signal_id', p_cmd->>'signal_id', 'timeout', p_cmd->'timeout'));
+        IF NOT durable._wait_signal(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, v_seq, p_cmd->>'signal_id')
+           AND jsonb_typeof(p_cmd->'timeout') = 'number' THEN
+            PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'timeout')::float8,
+                jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
+        END IF;
+    WHEN 'signal' THEN
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
+                                      jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
+        PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data');
+    WHEN 'child' THEN
+        SELECT * INTO v_child
+        FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
+                                     coalesce(p_cmd->>'task_queue', p_wf.task_queue), p_cmd->>'args', NULL,
+                                     'return_existing', p_wf.workflow_id, p_wf.run_id,
+                                     CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END);
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_started', v_seq, false,
+            jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
+                               'task_queue', coalesce(p_cmd->>'task_queue', p_wf.task_queue),
+                               'run_id', v_child.run_id, 'awaited', (p_cmd->>'awaited')::boolean,
+                               'already_existed', NOT v_child.started));
+    WHEN 'patch' THEN
+        PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
+                                      jsonb_build_object('patch_id', p_cmd->>'patch_id',
+                                                         'deprecated', coalesce(p_cmd->'deprecated', 'false')));
+    WHEN 'complete', 'fail', 'cancelled', 'continue_as_new' THEN
+        PERFORM durable._close_run(p_wf, p_cmd);
+        RETURN true;
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('unknown workflow command type %L', p_cmd->>'type');
+    END CASE;
+    RETURN false;
+END $$;
+COMMENT ON FUNCTION durable._apply_command(durable.workflows, jsonb) IS
+    'Internal: applies one command of a workflow task; returns true when it closed the run.';
+
+CREATE FUNCTION durable.complete_workflow_task_v1(
+    p_message_id bigint,
+    p_lease_token uuid,
+    p_processed_event_id integer,
+    p_commands jsonb
+) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_peek durable.messages;
+    v_wf durable.workflows;
+    v_cmd jsonb;
+    v_closed boolean := false;
+    v_last_inbound integer;
+BEGIN
+    SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'workflow';
+    IF NOT FOUND THEN
+        PERFORM durable._held_message(p_message_id, p_lease_token);  -- raises PD001
+    END IF;
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
+    FOR UPDATE;
+    PERFORM durable._held_message(p_message_id, p_lease_token);
+    IF v_wf.status <> 'running' THEN
+        DELETE FROM durable.messages WHERE id = p_message_id;
+        RETURN 'discarded';
+    END IF;
+    IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'p_commands must be a JSON array of commands';
+    END IF;
+    FOR v_cmd IN SELECT value FROM jsonb_array_elements(p_commands) LOOP
+        IF v_closed THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD004',
+                MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
+        END IF;
+        v_closed := durable._apply_command(v_wf, v_cmd);
+    END LOOP;
+    IF v_closed THEN
+        RETURN 'closed';
+    END IF;
+    UPDATE durable.workflows
+    SET processed_event_id = greatest(processed_event_id, p_processed_event_id),
+        task_failures = 0, last_task_failure = NULL
+    WHERE namespace = v_wf.namespace AND workflow_id = v_wf.workflow_id AND run_id = v_wf.run_id
+    RETURNING last_inbound_event_id INTO v_last_inbound;
+    IF v_last_inbound > p_processed_event_id THEN
+        -- Events arrived while the task ran: hand the task out again now.
+        UPDATE durable.messages
+        SET lease_token = NULL, lease_owner = NULL, attempt = 0, visible_at = durable.now()
+        WHERE id = p_message_id;
+        PERFORM durable._notify_stream(v_wf.namespace, v_wf.task_queue);
+        RETURN 'requeued';
+    END IF;
+    DELETE FROM durable.messages WHERE id = p_message_id;
+    RETURN 'ok';
+END $$;
+COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb) IS
+    'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
+    'signal, child, patch, complete, fail, cancelled, continue_as_new) and records that the workflow code '
+    'has seen events up to p_processed_event_id. Returns ok, requeued (new events wait), closed or discarded.';
+
+CREATE FUNCTION durable.fail_workflow_task_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
+RETURNS interval
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_peek durable.messages;
+    v_wf durable.workflows;
+    v_delay interval;
+BEGIN
+    SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'workflow';
+    IF NOT FOUND THEN
+        PERFORM durable._held_message(p_message_id, p_lease_token);
+    END IF;
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
+    FOR UPDATE;
+    PERFORM durable._held_message(p_message_id, p_lease_token);
+    v_delay := durable.task_retry_delay_v1(v_wf.task_failures + 1);
+    PERFORM durable._append_event(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, 'workflow_task_failed',
+                                  NULL, false, coalesce(p_error, '{}'::jsonb)
+                                  || jsonb_build_object('failures', v_wf.task_failures + 1,
+                                                        'retry_in_seconds', extract(epoch FROM v_delay)));
+    UPDATE durable.workflows
+    SET task_failures = task_failures + 1,
+        last_task_failure = coalesce(p_error, '{}'::jsonb)
+            || jsonb_build_object('failures', task_failures + 1, 'at', durable.now())
+    WHERE namespace = v_wf.namespace AND workflow_id = v_wf.workflow_id AND run_id = v_wf.run_id;
+    UPDATE durable.messages
+    SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay
+    WHERE id = p_message_id;
+    RETURN v_delay;
+END $$;
+COMMENT ON FUNCTION durable.fail_workflow_task_v1(bigint, uuid, jsonb) IS
+    'Records that a workflow task failed inside the engine (non-determinism, undecodable payload) and '
+    'retries it after a backoff capped at 60 s. History is never rewritten. Returns the delay.';
+
+-- >>> activities.sql
+-- activities.sql: activity tasks. Claim (by activity name), complete,
+-- fail (retry per policy or record the final failure) and heartbeat.
+-- Writes the 'activity' messages and, through _deliver, the owning run's
+-- history. Execution is at-least-once; recording a result is exactly-once:
+-- the result lands only while its lease is held, in the same transaction
+-- that removes the task.
+
+-- Ends an activity for good: its final outcome is an inbound event.
+CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    DELETE FROM durable.messages WHERE id = p_msg.id;
+    IF p_msg.workflow_id IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN durable._deliver(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_event_type,
+                            (p_msg.payload->>'seq')::integer, p_data);
+END $$;
+COMMENT ON FUNCTION durable._finish_activity(durable.messages, text, jsonb) IS
+    'Internal: removes an activity task and delivers its final outcome to its run.';
+
+-- Locks the owning run (lock order: run, then message) and checks the lease.
+CREATE FUNCTION durable._held_activity(p_message_id bigint, p_lease_token uuid) RETURNS durable.messages
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_peek durable.messages;
+BEGIN
+    SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'activity';
+    IF FOUND AND v_peek.workflow_id IS NOT NULL THEN
+        PERFORM 1 FROM durable.workflows
+        WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
+        FOR UPDATE;
+    END IF;
+    RETURN durable._held_message(p_message_id, p_lease_token);
+END $$;
+COMMENT ON FUNCTION durable._held_activity(bigint, uuid) IS
+    'Internal: locks an activity task''s run then the task, and checks the caller holds its lease (else PD001).';
+
+CREATE FUNCTION durable.claim_activity_tasks_v1(
+    p_namespace text,
+    p_streams text[],
+    p_activity_names text[],
+    p_batch integer DEFAULT 10,
+    p_lease interval DEFAULT interval '30 seconds',
+    p_owner text DEFAULT NULL
+) RETURNS TABLE (message_id bigint, lease_token uuid, attempt integer, activity_name text,
+                 stream text, workflow_id text, run_id integer, payload jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_lost durable.messages;
+BEGIN
+    -- An attempt whose lease expired was lost with its worker: it counts.
+    -- When it was the last one allowed, the activity fails for good.
+    FOR v_lost IN
+        SELECT m.* FROM durable.messages m
+        WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams) AND m.kind = 'activity'
+          AND m.name = ANY (p_activity_names) AND m.lease_token IS NOT NULL AND m.visible_at <= v_now
+          AND m.attempt >= coalesce(m.max_attempts, 2147483647)
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
+            'attempt', v_lost.attempt, 'maxed', true,
+            'error', jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
+                                        'message', NULL, 'lease_lost', true,
+                                        'detail', format('attempt %s of %s was lost with its worker (lease expired)',
+                                                         v_lost.attempt, v_lost.max_attempts))));
+    END LOOP;
+    RETURN QUERY
+    SELECT (c.message).id, (c.message).lease_token, (c.message).attempt, (c.message).name,
+           (c.message).stream, (c.message).workflow_id, (c.message).run_id, (c.message).payload
+    FROM durable._claim(p_namespace, p_streams, p_activity_names, 'activity', p_batch, p_lease, p_owner) c;
+END $$;
+COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text) IS
+    'Leases up to p_batch activity tasks of the named activities. Lost attempts (expired leases) count '
+    'toward maximum_attempts; one that was the last allowed fails the activity instead.';
+
+CREATE FUNCTION durable.complete_activity_v1(p_message_id bigint, p_lease_token uuid, p_result text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_msg durable.messages;
+BEGIN
+    v_msg := durable._held_activity(p_message_id, p_lease_token);
+    IF p_result IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
+    END IF;
+    RETURN durable._finish_activity(v_msg, 'activity_completed',
+                                    jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+END $$;
+COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text) IS
+    'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
+    'Returns false when the workflow no longer runs (the result is discarded).';
+
+CREATE FUNCTION durable.fail_activity_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
+RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_msg durable.messages;
+    v_policy jsonb;
+    v_delay interval;
+BEGIN
+    v_msg := durable._held_activity(p_message_id, p_lease_token);
+    v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
+                || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
+    IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
+        PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
+            'attempt', v_msg.attempt, 'maxed', true, 'error', p_error));
+        RETURN 'failed';
+    END IF;
+    v_delay := durable.retry_delay_v1(v_policy, v_msg.attempt);
+    IF v_msg.workflow_id IS NOT NULL THEN
+        PERFORM durable._append_event(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, 'activity_failed',
+            (v_msg.payload->>'seq')::integer, false,
+            jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error,
+                               'retry_in_seconds', extract(epoch FROM v_delay)));
+    END IF;
+    UPDATE durable.messages
+    SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay
+    WHERE id = p_message_id;
+    RETURN 'retrying';
+END $$;
+COMMENT ON FUNCTION durable.fail_activity_v1(bigint, uuid, jsonb) IS
+    'Records a failed activity attempt. p_error: {type, types (class names, most derived first), message, '
+    'traceback, non_retryable}. Retries after min(initial * coef^(n-1), max) or, when the policy is '
+    'exhausted or the error is non-retryable, fails the activity in its workflow. Returns retrying or failed.';
+
+CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
+                                              p_lease interval DEFAULT interval '30 seconds')
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    UPDATE durable.messages
+    SET visible_at = durable.now() + p_lease,
+        payload = CASE WHEN p_details IS NULL THEN payload
+                       ELSE payload || jsonb_build_object('heartbeat_details', p_details) END
+    WHERE id = p_message_id AND lease_token = p_lease_token AND kind = 'activity';
+    RETURN FOUND;
+END $$;
+COMMENT ON FUNCTION durable.heartbeat_activity_v1(bigint, uuid, text, interval) IS
+    'Extends a held activity''s lease and stores its progress details for the next attempt. '
+    'Returns false when the lease was lost.';
+
+-- >>> client.sql
+-- client.sql: what a client does to workflows from outside: read their
+-- outcome, state and history, list them, cancel and interrupt them.
+-- (Starting is start_workflow_v1 in workflows.sql; signals are
+-- send_signal_v1 in signals.sql.) Writes only through _deliver/_close_run.
+
+CREATE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
+RETURNS TABLE (run_id integer, status text, result text, error jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT w.run_id, w.status, w.result, w.error
+    FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+    ORDER BY w.run_id DESC LIMIT 1
+$$;
+COMMENT ON FUNCTION durable.workflow_outcome_v1(text, text) IS
+    'Status, result and error of the latest run of a workflow id (no row: unknown id).';
+
+CREATE FUNCTION durable.describe_workflow_v1(p_namespace text, p_workflow_id text, p_run_id integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+    v_pending jsonb;
+    v_task durable.messages;
+    v_now timestamptz := durable.now();
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+      AND (p_run_id IS NULL OR w.run_id = p_run_id)
+    ORDER BY w.run_id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- Durable calls still waiting for their outcome.
+    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'seq', s.seq,
+               'type', CASE s.event_type WHEN 'activity_scheduled' THEN 'activity' WHEN 'timer_started' THEN 'timer'
+                                         WHEN 'signal_wait_started' THEN 'condition' ELSE 'child' END,
+               'activity_name', s.data->>'activity_name', 'signal_id', s.data->>'signal_id',
+               'workflow_id', CASE WHEN s.event_type = 'child_started' THEN s.data->>'workflow_id' END,
+               'task_queue', s.data->>'task_queue', 'since', s.created_at,
+               'attempt', m.attempt, 'running', m.lease_token IS NOT NULL AND m.visible_at > v_now,
+               'due_at', CASE WHEN m.kind = 'timer' THEN m.visible_at END))
+           ORDER BY s.seq), '[]'::jsonb)
+    INTO v_pending
+    FROM durable.history s
+    LEFT JOIN LATERAL (
+        SELECT x.* FROM durable.messages x
+        WHERE x.namespace = s.namespace AND x.workflow_id = s.workflow_id AND x.run_id = s.run_id
+          AND x.kind IN ('activity', 'timer') AND (x.payload->>'seq')::integer = s.seq
+        LIMIT 1) m ON true
+    WHERE s.namespace = v_wf.namespace AND s.workflow_id = v_wf.workflow_id AND s.run_id = v_wf.run_id
+      AND v_wf.status = 'running'
+      AND (s.event_type IN ('activity_scheduled', 'timer_started', 'signal_wait_started')
+           OR (s.event_type = 'child_started' AND (s.data->>'awaited')::boolean))
+      AND NOT EXISTS (SELECT 1 FROM durable.history r
+                      WHERE r.namespace = s.namespace AND r.workflow_id = s.workflow_id
+                        AND r.run_id = s.run_id AND r.seq = s.seq AND r.inbound);
+    -- A workflow task nobody has claimed: say which worker it waits for.
+    SELECT * INTO v_task FROM durable.messages m
+    WHERE m.namespace = v_wf.namespace AND m.workflow_id = v_wf.workflow_id AND m.run_id = v_wf.run_id
+      AND m.kind = 'workflow';
+    IF FOUND AND v_wf.status = 'running' THEN
+        v_pending := v_pending || jsonb_build_array(jsonb_build_object(
+            'type', 'workflow_task', 'workflow_name', v_task.name, 'task_queue', v_task.stream,
+            'since', v_task.created_at, 'attempt', v_task.attempt,
+            'running', v_task.lease_token IS NOT NULL AND v_task.visible_at > v_now,
+            'waiting_for', CASE WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
+                                THEN format('a worker serving workflow %L on task queue %L',
+                                            v_task.name, v_task.stream) END));
+    END IF;
+    RETURN jsonb_build_object(
+        'workflow_id', v_wf.workflow_id, 'run_id', v_wf.run_id, 'namespace', v_wf.namespace,
+        'status', v_wf.status, 'result', v_wf.result, 'error', v_wf.error,
+        'workflow_name', v_wf.workflow_name, 'task_queue', v_wf.task_queue, 'attempt', v_wf.attempt,
+        'parent_workflow_id', v_wf.parent_workflow_id, 'parent_run_id', v_wf.parent_run_id,
+        'cancel_requested', v_wf.cancel_requested,
+        'created_at', v_wf.created_at, 'updated_at', v_wf.updated_at, 'closed_at', v_wf.closed_at,
+        'pending', v_pending, 'last_task_failure', v_wf.last_task_failure,
+        'task_failures', v_wf.task_failures,
+        'children', (SELECT coalesce(jsonb_agg(jsonb_build_object('workflow_id', c.workflow_id, 'run_id', c.run_id,
+                                                                  'workflow_name', c.workflow_name, 'status', c.status)
+                                               ORDER BY c.created_at), '[]'::jsonb)
+                     FROM durable.workflows c
+                     WHERE c.namespace = v_wf.namespace AND c.parent_workflow_id = v_wf.workflow_id
+                       AND c.parent_run_id = v_wf.run_id));
+END $$;
+COMMENT ON FUNCTION durable.describe_workflow_v1(text, text, integer) IS
+    'The state of a run (latest by default) as JSON: status, result, error, lineage, the durable calls it '
+    'waits on (pending) and its last workflow task failure. NULL for an unknown workflow id.';
+
+CREATE FUNCTION durable.workflow_history_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)
+RETURNS TABLE (run_id integer, event_id integer, event_type text, seq integer, inbound boolean, data jsonb,
+               created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT h.run_id, h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
+    FROM durable.history h
+    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id
+      AND (p_all_runs OR h.run_id = (SELECT max(w.run_id) FROM durable.workflows w
+                                     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id))
+    ORDER BY h.run_id, h.event_id
+$$;
+COMMENT ON FUNCTION durable.workflow_history_v1(text, text, boolean) IS
+    'The history of the latest run of a workflow id (or of every run), in order.';
+
+CREATE FUNCTION durable.run_history_v1(p_namespace text, p_workflow_id text, p_run_id integer)
+RETURNS TABLE (event_id integer, event_type text, seq integer, inbound boolean, data jsonb, created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
+    FROM durable.history h
+    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+    ORDER BY h.event_id
+$$;
+COMMENT ON FUNCTION durable.run_history_v1(text, text, integer) IS
+    'The whole history of one run, in order: what a worker replays after a cache miss.';
+
+CREATE FUNCTION durable.list_workflows_v1(p_namespace text, p_status text DEFAULT NULL,
+                                          p_workflow_name text DEFAULT NULL, p_limit integer DEFAULT 100)
+RETURNS TABLE (workflow_id text, run_id integer, workflow_name text, task_queue text, status text,
+               created_at timestamptz, updated_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT w.workflow_id, w.run_id, w.workflow_name, w.task_queue, w.status, w.created_at, w.updated_at
+    FROM durable.workflows w
+    WHERE w.namespace = p_namespace
+      AND (p_status IS NULL OR w.status = p_status)
+      AND (p_workflow_name IS NULL OR w.workflow_name = p_workflow_name)
+    ORDER BY w.updated_at DESC, w.workflow_id, w.run_id DESC
+    LIMIT greatest(coalesce(p_limit, 100), 0)
+$$;
+COMMENT ON FUNCTION durable.list_workflows_v1(text, text, text, integer) IS
+    'Workflow runs of a namespace, newest activity first, optionally by status and name.';
+
+CREATE FUNCTION durable.cancel_workflow_v1(p_namespace text, p_workflow_id text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+    v_child durable.workflows;
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND status = 'running'
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM durable.workflows WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD003',
+                MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+        END IF;
+        RETURN false;
+    END IF;
+    IF v_wf.cancel_requested THEN
+        RETURN false;
+    END IF;
+    UPDATE durable.workflows SET cancel_requested = true
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = v_wf.run_id;
+    PERFORM durable._deliver(p_namespace, p_workflow_id, v_wf.run_id, 'cancel_requested', NULL, '{}'::jsonb);
+    -- Awaited children are cancelled too.
+    FOR v_child IN SELECT * FROM durable.workflows c
+                   WHERE c.namespace = p_namespace AND c.parent_workflow_id = p_workflow_id
+                     AND c.parent_run_id = v_wf.run_id AND c.parent_seq IS NOT NULL AND c.status = 'running'
+    LOOP
+        PERFORM durable.cancel_workflow_v1(p_namespace, v_child.workflow_id);
+    END LOOP;
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable.cancel_workflow_v1(text, text) IS
+    'Requests cooperative cancellation: wakes the workflow with cancel_requested and cancels its awaited '
+    'children. Returns false if it is not running or already cancelling; PD003 for an unknown id.';
+
+CREATE FUNCTION durable.interrupt_workflow_v1(p_namespace text, p_workflow_id text, p_reason text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND status = 'running'
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM durable.workflows WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD003',
+                MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+        END IF;
+        RETURN false;
+    END IF;
+    PERFORM durable._close_run(v_wf, jsonb_build_object('type', 'interrupted', 'reason', p_reason,
+        'error', jsonb_build_object('type', 'WorkflowInterruptedError', 'message', coalesce(p_reason, 'interrupted'))));
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS
+    'Stops a running workflow hard: status interrupted, its queued work dropped, late activity results '
+    'refused. Returns false if it was not running; PD003 for an unknown id.';
+
+-- >>> admin.sql
+-- admin.sql: what an operator runs from psql: retention (prune).
+-- Deletes closed runs with their history, and expired buffered signals.
+
+CREATE FUNCTION durable.prune(p_older_than interval, p_namespace text DEFAULT NULL,
+                              p_batch integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_cutoff timestamptz := durable.now() - p_older_than;
+    v_deleted integer;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid retention %s: give a positive interval such as ''30 days''', p_older_than);
+    END IF;
+    WITH victims AS (
+        SELECT w.namespace, w.workflow_id, w.run_id FROM durable.workflows w
+        WHERE w.status <> 'running' AND w.closed_at < v_cutoff
+          AND (p_namespace IS NULL OR w.namespace = p_namespace)
+        ORDER BY w.closed_at
+        LIMIT greatest(p_batch, 1)
+        FOR UPDATE SKIP LOCKED
+    ), gone_history AS (
+        DELETE FROM durable.history h USING victims v
+        WHERE h.namespace = v.namespace AND h.workflow_id = v.workflow_id AND h.run_id = v.run_id
+    )
+    DELETE FROM durable.workflows w USING victims v
+    WHERE w.namespace = v.namespace AND w.workflow_id = v.workflow_id AND w.run_id = v.run_id;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    DELETE FROM durable.signals s
+    WHERE s.id IN (SELECT x.id FROM durable.signals x WHERE x.expires_at < durable.now()
+                     AND (p_namespace IS NULL OR x.namespace = p_namespace)
+                   LIMIT greatest(p_batch, 1));
+    RETURN v_deleted;
+END $$;
+COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
+    'Retention: deletes up to p_batch runs closed more than p_older_than ago (with their history) and '
+    'expired buffered signals, skipping rows in use. Returns how many runs went; call again until 0.';
+
+-- >>> grants.sql
+-- grants.sql: loaded last. Nothing in schema durable is callable by PUBLIC:
+-- the owner (and roles it grants to) run the engine; worker roles get
+-- EXECUTE on their SECURITY DEFINER functions only (roles.sql).
+REVOKE ALL ON SCHEMA durable FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA durable FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA durable FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM PUBLIC;

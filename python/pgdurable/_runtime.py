@@ -1,0 +1,423 @@
+"""The replay runtime: workflow code on a deterministic event loop.
+
+A :class:`WorkflowRun` owns one run's coroutine. ``activate(events)`` feeds
+it inbound history events one at a time, in event_id order, running the
+loop until nothing is ready after each — so a live run and any later replay
+see exactly the same interleaving. Each durable call gets the next sequence
+number; a call whose number history already recorded must match it (else
+:class:`NonDeterminismError`), and is resolved when its outcome event is
+delivered; a new call becomes a command for ``complete_workflow_task_v1``.
+A suspended run stays parked in the worker's cache: the next activation
+only feeds it the new events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import logging
+import random as _random
+import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import errors, interceptors, payloads
+from .store import as_utc
+
+log = logging.getLogger("pgdurable.replay")
+
+_shielded: contextvars.ContextVar[bool] = contextvars.ContextVar("pgdurable_shielded", default=False)
+
+# History event type that records each command type, and what names it.
+_RECORDING = {
+    "activity_scheduled": ("activity", "activity_name"),
+    "timer_started": ("timer", None),
+    "signal_wait_started": ("condition", "signal_id"),
+    "signal_sent": ("signal", "signal_id"),
+    "child_started": ("child", "workflow_name"),
+}
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """What a workflow knows about itself (``Durable.workflow.info()``)."""
+
+    workflow_id: str
+    workflow_name: str
+    namespace: str
+    task_queue: str
+    attempt: int
+    parent_workflow_id: str | None
+    run_id: int
+
+
+@dataclass
+class _Call:
+    seq: int
+    kind: str
+    future: asyncio.Future[Any] | None = None
+    timer: asyncio.TimerHandle | None = None
+    cancellable: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _NoIO(RuntimeError):
+    pass
+
+
+class WorkflowLoop(asyncio.AbstractEventLoop):
+    """An event loop with no I/O whose clock is the workflow's history time."""
+
+    def __init__(self, run: WorkflowRun) -> None:
+        self.run = run
+        self._ready: deque[asyncio.Handle] = deque()
+
+    # -- what asyncio needs ---------------------------------------------------
+    def call_soon(self, callback: Callable[..., Any], *args: Any,
+                  context: contextvars.Context | None = None) -> asyncio.Handle:
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        return self.run.timer_handle(max(float(delay), 0.0), callback, args, context)
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        return self.call_later(when - self.time(), callback, *args, context=context)
+
+    def time(self) -> float:
+        return self.run.now.timestamp()
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
+                    context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def get_debug(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return True
+
+    def is_closed(self) -> bool:
+        return False
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        pass
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        if self.run.evicted:
+            return
+        log.debug("workflow %s: %s", self.run.info.workflow_id, context.get("message"))
+
+    def get_exception_handler(self) -> None:
+        return None
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        self.call_exception_handler(context)
+
+    def drain(self) -> None:
+        """Runs ready callbacks until none is left."""
+        while self._ready:
+            handle = self._ready.popleft()
+            if not handle._cancelled:
+                handle._run()
+
+    # -- what a workflow may not do -----------------------------------------
+    def _no_io(self, *args: Any, **kwargs: Any) -> Any:
+        raise _NoIO("real I/O is not allowed inside a workflow (replay must be deterministic): "
+                    "do it in an activity")
+
+    run_in_executor = create_connection = create_server = getaddrinfo = _no_io  # type: ignore[assignment]
+    sock_connect = sock_recv = sock_sendall = add_reader = add_writer = _no_io  # type: ignore[assignment]
+    subprocess_exec = subprocess_shell = open_connection = _no_io  # type: ignore[assignment]
+
+
+class WorkflowRun:
+    """One run of a workflow function, replayed from history and driven by new events."""
+
+    def __init__(self, info: WorkflowInfo, fn: Callable[..., Coroutine[Any, Any, Any]], args: list[Any],
+                 started_at: datetime) -> None:
+        self.info = info
+        self.fn = fn
+        self.args = args
+        self.now: datetime = started_at
+        self.loop = WorkflowLoop(self)
+        self.seq = 0
+        self.recorded: dict[int, tuple[str, str | None]] = {}
+        self.max_recorded = 0
+        self.recorded_patches: set[str] = set()
+        self.patch_memo: dict[str, bool] = {}
+        self.pending: dict[int, _Call] = {}
+        self.commands: list[dict[str, Any]] = []
+        self.processed_event_id = 0
+        self.main: asyncio.Task[Any] | None = None
+        self.closing: dict[str, Any] | None = None
+        self.failure: BaseException | None = None
+        self.evicted = False
+        self.cancel_requested = False
+        self._cancel_pending = False
+        seed = hashlib.sha256(f"{info.namespace}/{info.workflow_id}/{info.run_id}".encode()).digest()
+        self.rng = _random.Random(int.from_bytes(seed[:16], "big"))
+
+    # -- history ------------------------------------------------------------------
+    def load_history(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Learns the recorded commands of a full history; returns its inbound events."""
+        for event in events:
+            kind = _RECORDING.get(event["event_type"])
+            if kind is not None and event["seq"] is not None and event["seq"] not in self.recorded:
+                command, name_key = kind
+                name = event["data"].get(name_key) if name_key else None
+                self.recorded[event["seq"]] = (command, name)
+                self.max_recorded = max(self.max_recorded, event["seq"])
+            elif event["event_type"] == "patch_marker":
+                self.recorded_patches.add(event["data"].get("patch_id"))
+        return [event for event in events if event["inbound"]]
+
+    def activate(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Delivers inbound events (oldest first) and returns the new commands."""
+        outer = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self.loop)
+        try:
+            for event in events:
+                if self.closing is not None or self.failure is not None:
+                    break
+                if event["event_id"] <= self.processed_event_id:
+                    continue
+                self.now = as_utc(event["at"] if "at" in event else event["created_at"])
+                self._deliver(event)
+                self.loop.drain()
+                self.processed_event_id = event["event_id"]
+                self._check_done()
+        finally:
+            asyncio.events._set_running_loop(outer)
+        commands, self.commands = self.commands, []
+        if self.closing is not None and self.failure is None:
+            commands.append(self.closing)
+        return commands
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        etype, data = event["event_type"], event["data"]
+        if etype == "workflow_started":
+            if self.main is None:
+                self.main = self.loop.create_task(self._main(), name=f"workflow {self.info.workflow_id}")
+            return
+        if etype == "cancel_requested":
+            self._on_cancel()
+            return
+        call = self.pending.pop(event["seq"], None)
+        if call is None:
+            if event["seq"] in self.recorded or event["seq"] <= self.seq:
+                return  # an outcome nobody waits for any more (a cancelled timer, an abandoned call)
+            self._nondeterminism(f"history resolves durable call #{event['seq']} ({etype}) but the "
+                                 "workflow code never made that call")
+            return
+        if call.timer is not None:
+            if not call.timer.cancelled():
+                self.loop.call_soon(call.timer._callback, *call.timer._args, context=call.timer._context)
+            return
+        future = call.future
+        if future is None or future.done():
+            return
+        try:
+            outcome = self._outcome(etype, data, call)
+        except errors.PayloadError as exc:
+            self.failure = exc
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def _outcome(self, etype: str, data: dict[str, Any], call: _Call) -> Any:
+        if etype == "activity_completed":
+            return payloads.loads(data["result"])
+        if etype == "activity_failed":
+            error_type, message, tb = payloads.error_from_json(data.get("error"))
+            name = call.extra.get("name", "activity")
+            if error_type == "DurableFatalError":
+                return errors.DurableFatalError(message, error_type=error_type, traceback=tb)
+            return errors.DurableMaxedError(message, attempts=data.get("attempt"), error_type=error_type,
+                                            traceback=tb, details={"activity_name": name})
+        if etype in ("timer_fired",):
+            return call.extra.get("seconds")
+        if etype == "signal_received":
+            return payloads.loads(data["data"])
+        if etype == "signal_timed_out":
+            return False
+        if etype == "child_completed":
+            return payloads.loads(data["result"])
+        if etype == "child_failed":
+            error_type, message, tb = payloads.error_from_json(data.get("error"))
+            child = data.get("workflow_id")
+            status = data.get("status")
+            return errors.DurableChildError(message, child_workflow_id=child, error_type=error_type,
+                                            traceback=tb, details={"status": status})
+        raise errors.PayloadError(f"unexpected inbound event {etype}")
+
+    def _check_done(self) -> None:
+        main = self.main
+        if main is None or not main.done() or self.closing is not None or self.failure is not None:
+            return
+        if self.seq < self.max_recorded:
+            self._nondeterminism(f"the workflow finished after {self.seq} durable calls but its history "
+                                 f"recorded {self.max_recorded}")
+            return
+        if main.cancelled():
+            self.closing = {"type": "fail", "error": _error(RuntimeError("workflow task was cancelled"))}
+            return
+        exc = main.exception()
+        if exc is None:
+            try:
+                self.closing = {"type": "complete", "result": payloads.dumps(main.result())}
+            except (TypeError, ValueError) as bad:
+                self.closing = {"type": "fail", "error": _error(bad)}
+        elif isinstance(exc, errors.DurableContinueAsNewError):
+            try:
+                self.closing = {"type": "continue_as_new", "args": payloads.dumps(list(exc.new_args))}
+            except (TypeError, ValueError) as bad:
+                self.closing = {"type": "fail", "error": _error(bad)}
+        elif isinstance(exc, errors.CancelledFailure):
+            self.closing = {"type": "cancelled", "error": _error(exc)}
+        elif isinstance(exc, errors.DurableReplayAbortedError):
+            if self.failure is None:
+                self.failure = exc
+        elif isinstance(exc, Exception):
+            self.closing = {"type": "fail",
+                            "error": _error(exc, non_retryable=isinstance(exc, errors.DurableFatalError))}
+        else:
+            self.failure = exc
+
+    async def _main(self) -> Any:
+        ctx = {"workflow_id": self.info.workflow_id, "workflow_name": self.info.workflow_name,
+               "namespace": self.info.namespace, "task_queue": self.info.task_queue,
+               "attempt": self.info.attempt, "run_id": self.info.run_id,
+               "parent_workflow_id": self.info.parent_workflow_id, "args": list(self.args)}
+
+        async def body() -> Any:
+            return await self.fn(*self.args)
+
+        return await interceptors.chain(interceptors.inbound, body, ctx)()
+
+    # -- durable calls ----------------------------------------------------------
+    def next_seq(self) -> int:
+        """The next durable call's number; raises if this replay is being abandoned."""
+        if self.failure is not None or self.evicted:
+            raise errors.DurableReplayAbortedError("this replay was stopped by the engine")
+        if self._cancel_pending and not _shielded.get():
+            self._cancel_pending = False
+            raise errors.CancelledFailure("workflow cancelled")
+        self.seq += 1
+        return self.seq
+
+    def record(self, seq: int, command: str, name: str | None,
+               make: Callable[[], dict[str, Any]]) -> None:
+        """Matches call ``seq`` against history, or queues its new command."""
+        recorded = self.recorded.get(seq)
+        if recorded is not None:
+            if recorded != (command, name):
+                self._nondeterminism(
+                    f"durable call #{seq} is {command} {name!r} but history recorded "
+                    f"{recorded[0]} {recorded[1]!r}: the workflow code changed under a running "
+                    "workflow (guard the change with Durable.workflow.patched())")
+            return
+        if seq <= self.max_recorded:
+            self._nondeterminism(f"durable call #{seq} ({command} {name!r}) is not in the history")
+        self.commands.append(make())
+
+    def wait(self, seq: int, kind: str, **extra: Any) -> asyncio.Future[Any]:
+        """A future resolved when call ``seq``'s outcome event is delivered."""
+        future = self.loop.create_future()
+        self.pending[seq] = _Call(seq, kind, future=future, cancellable=not _shielded.get(), extra=extra)
+        return future
+
+    def timer_handle(self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                     context: contextvars.Context | None) -> asyncio.TimerHandle:
+        seq = self.next_seq()
+        self.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": delay})
+        handle = asyncio.TimerHandle(self.loop.time() + delay, callback, args, self.loop, context)
+        self.pending[seq] = _Call(seq, "timer", timer=handle)
+        return handle
+
+    def patched(self, patch_id: str, deprecated: bool = False) -> bool:
+        if patch_id in self.patch_memo:
+            return self.patch_memo[patch_id]
+        if patch_id in self.recorded_patches:
+            value = True
+        elif self.seq < self.max_recorded:
+            value = False  # replaying code that ran before this patch existed
+        else:
+            value = True
+            self.commands.append({"type": "patch", "patch_id": patch_id, "deprecated": deprecated})
+            self.recorded_patches.add(patch_id)
+        self.patch_memo[patch_id] = value
+        return value
+
+    def _on_cancel(self) -> None:
+        self.cancel_requested = True
+        targets = [c for c in self.pending.values()
+                   if c.future is not None and not c.future.done() and c.cancellable]
+        if not targets:
+            self._cancel_pending = True
+            return
+        for call in targets:
+            self.pending.pop(call.seq, None)
+            assert call.future is not None
+            call.future.set_exception(errors.CancelledFailure("workflow cancelled"))
+
+    def _nondeterminism(self, message: str) -> None:
+        self.failure = errors.NonDeterminismError(
+            f"workflow {self.info.workflow_name} ({self.info.workflow_id}): {message}")
+        raise errors.DurableReplayAbortedError(message)
+
+    def evict(self) -> None:
+        """Drops the parked coroutine without letting it make durable calls."""
+        self.evicted = True
+        outer = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self.loop)
+        try:
+            for task in asyncio.all_tasks(self.loop):
+                coro = task.get_coro()
+                try:
+                    if coro is not None and hasattr(coro, "close"):
+                        coro.close()
+                except BaseException:  # noqa: BLE001 - user finally blocks may raise anything
+                    pass
+        finally:
+            asyncio.events._set_running_loop(outer)
+        self.pending.clear()
+
+
+def _error(exc: BaseException, non_retryable: bool = False) -> dict[str, Any]:
+    return payloads.error_to_json(exc, non_retryable=non_retryable)
+
+
+def current() -> WorkflowRun:
+    """The run whose code is executing, or a clear error outside a workflow."""
+    loop = asyncio.events._get_running_loop()
+    if isinstance(loop, WorkflowLoop):
+        return loop.run
+    raise RuntimeError("this Durable.workflow function can only be called inside a workflow function")
+
+
+def in_workflow() -> bool:
+    """True while workflow code is executing."""
+    return isinstance(asyncio.events._get_running_loop(), WorkflowLoop)
+
+
+def utcnow() -> datetime:
+    """Current time (aware UTC)."""
+    return datetime.now(UTC)
+
+
+def random_uuid(rng: _random.Random) -> uuid.UUID:
+    """A version-4 UUID drawn from ``rng``."""
+    return uuid.UUID(int=rng.getrandbits(128), version=4)

@@ -1,0 +1,56 @@
+"""The in-activity API (``Durable.activity``): context and heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ActivityContext", "get_context", "heartbeat"]
+
+
+@dataclass
+class ActivityContext:
+    """What a running activity knows about its call."""
+
+    activity_name: str
+    args: list[Any]
+    headers: dict[str, Any]
+    workflow_id: str | None
+    workflow_name: str | None
+    task_queue: str | None
+    attempt: int
+    namespace: str
+    heartbeat_details: Any = None
+    _beat: Any = field(default=None, repr=False)
+
+
+_current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(
+    "pgdurable_activity", default=None)
+
+
+def get_context() -> ActivityContext:
+    """The running activity's context (raises outside an activity)."""
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("Durable.activity.get_context() can only be called inside an activity")
+    return ctx
+
+
+def heartbeat(details: Any = None) -> None:
+    """Records progress and keeps the activity's lease; callable from sync activities' threads.
+    ``details`` reach the next attempt as ``get_context().heartbeat_details``."""
+    ctx = get_context()
+    beat = ctx._beat
+    if beat is None:
+        return
+    loop, callback = beat
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        callback(details)
+    else:
+        loop.call_soon_threadsafe(callback, details)

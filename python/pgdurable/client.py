@@ -1,0 +1,194 @@
+"""The client: start workflows, signal them, read their results, state and history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from . import errors, payloads, store
+from .connection import Connection
+from .retry import RetryPolicy
+
+log = logging.getLogger("pgdurable.client")
+
+_CLOSED = {"completed", "failed", "cancelled", "interrupted"}
+
+
+class Client:
+    """Starts workflows, sends signals and reads results in one namespace."""
+
+    def __init__(self, *, connection: Connection, namespace: str = "durable") -> None:
+        self.connection = connection
+        self.namespace = namespace
+        self.workflow = WorkflowClient(self)
+
+
+class WorkflowClient:
+    """``client.workflow``: the workflow operations of a :class:`Client`."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def start(self, *, args: list[Any] | tuple[Any, ...] = (), task_queue: str, workflow_name: str,
+                    workflow_id: str | None = None, retry: RetryPolicy | None = None,
+                    id_reuse: str = "reject") -> WorkflowHandle:
+        """Starts a workflow and returns its handle. A running workflow with the same id raises
+        :class:`DuplicateWorkflowError`, unless ``id_reuse="return_existing"``."""
+        from .durable import guid
+
+        if id_reuse not in ("reject", "return_existing"):
+            raise ValueError(f"id_reuse must be 'reject' or 'return_existing', got {id_reuse!r}")
+        if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
+            raise TypeError("args must be a list of the workflow function's arguments")
+        _check_text("task_queue", task_queue)
+        _check_text("workflow_name", workflow_name)
+        workflow_id = guid() if workflow_id is None else workflow_id
+        _check_text("workflow_id", workflow_id)
+        encoded = payloads.dumps(list(args))
+        async with self._client.connection.connect() as conn:
+            await store.start_workflow(conn, self._client.namespace, workflow_id, workflow_name, task_queue,
+                                       encoded, None if retry is None else retry.to_json(), id_reuse)
+        log.info("workflow %s (%s) started on task queue %r", workflow_id, workflow_name, task_queue)
+        return self.get_handle(task_queue, workflow_name, workflow_id)
+
+    def get_handle(self, task_queue: str, workflow_name: str, workflow_id: str) -> WorkflowHandle:
+        """A handle to a workflow by id (no I/O)."""
+        return WorkflowHandle(self._client, workflow_id, task_queue=task_queue, workflow_name=workflow_name)
+
+    async def signal(self, signal_id: str, data: Any = None) -> None:
+        """Sends a signal (namespace-wide id): the oldest waiting condition takes it, else it is buffered."""
+        _check_text("signal_id", signal_id)
+        encoded = payloads.dumps(data)
+        async with self._client.connection.connect() as conn:
+            await store.send_signal(conn, self._client.namespace, signal_id, encoded)
+
+    async def list(self, status: str | None = None, workflow_name: str | None = None,
+                   limit: int = 100) -> list[dict[str, Any]]:
+        """Workflow runs, newest first: workflow_id, workflow_name, task_queue, status,
+        created_at, updated_at."""
+        async with self._client.connection.connect() as conn:
+            rows = await store.list_workflows(conn, self._client.namespace, status, workflow_name, limit)
+        return [{k: row[k] for k in ("workflow_id", "workflow_name", "task_queue", "status",
+                                     "created_at", "updated_at", "run_id")} for row in rows]
+
+
+class WorkflowHandle:
+    """A handle to a workflow: its result, status, state, history; signal, cancel, interrupt."""
+
+    def __init__(self, client: Client, workflow_id: str, *, task_queue: str | None = None,
+                 workflow_name: str | None = None) -> None:
+        self._client = client
+        self.workflow_id = workflow_id
+        self.task_queue = task_queue
+        self.workflow_name = workflow_name
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle(workflow_id={self.workflow_id!r}, workflow_name={self.workflow_name!r})"
+
+    async def _outcome(self) -> dict[str, Any]:
+        async with self._client.connection.connect() as conn:
+            row = await store.workflow_outcome(conn, self._client.namespace, self.workflow_id)
+        if row is None:
+            raise errors.WorkflowNotFoundError(
+                f"workflow {self.workflow_id!r} not found in namespace {self._client.namespace!r}")
+        return row
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Waits for the workflow (following continue-as-new) and returns its result, or raises
+        WorkflowFailedError / WorkflowCancelledError / WorkflowInterruptedError / TimeoutError."""
+        listener = await self._client.connection.listener()
+        channel = store.workflow_channel(self._client.namespace, self.workflow_id)
+        wakeup = await listener.subscribe(channel)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while True:
+                wakeup.clear()
+                outcome = await self._outcome()
+                if outcome["status"] in _CLOSED:
+                    return _result_of(self.workflow_id, outcome)
+                remaining = 2.0 if deadline is None else min(2.0, deadline - loop.time())
+                if remaining <= 0:
+                    raise TimeoutError(f"workflow {self.workflow_id!r} did not finish within {timeout} s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), remaining)
+        finally:
+            listener.unsubscribe(channel, wakeup)
+
+    async def status(self) -> str:
+        """running, completed, failed, cancelled or interrupted (of the latest run)."""
+        return (await self._outcome())["status"]
+
+    async def state(self) -> dict[str, Any]:
+        """Status, result, error, lineage, what the workflow waits on, and its last task failure."""
+        async with self._client.connection.connect() as conn:
+            state = await store.describe_workflow(conn, self._client.namespace, self.workflow_id)
+        if state is None:
+            raise errors.WorkflowNotFoundError(
+                f"workflow {self.workflow_id!r} not found in namespace {self._client.namespace!r}")
+        if state.get("result") is not None:
+            state["result"] = payloads.loads(state["result"])
+        if state.get("error"):
+            error_type, message, tb = payloads.error_from_json(state["error"])
+            state["error"] = {"type": error_type, "message": message, "traceback": tb}
+        for key in ("created_at", "updated_at", "closed_at"):
+            if isinstance(state.get(key), str):
+                state[key] = datetime.fromisoformat(state[key])
+        return state
+
+    async def signal(self, signal_id: str, data: Any = None) -> None:
+        """The same namespace-wide delivery as ``client.workflow.signal``."""
+        await self._client.workflow.signal(signal_id, data)
+
+    async def cancel(self) -> None:
+        """Requests cooperative cancellation (wakes the workflow now)."""
+        async with self._client.connection.connect() as conn:
+            await store.cancel_workflow(conn, self._client.namespace, self.workflow_id)
+
+    async def interrupt(self, reason: str | None = None) -> None:
+        """Stops the workflow hard: nothing of it runs again."""
+        async with self._client.connection.connect() as conn:
+            await store.interrupt_workflow(conn, self._client.namespace, self.workflow_id, reason)
+
+    async def history(self, all_runs: bool = False) -> list[dict[str, Any]]:
+        """The history as JSON-serialisable dicts: event_id, event_type, timestamp, run_id, details."""
+        async with self._client.connection.connect() as conn:
+            rows = await store.workflow_history(conn, self._client.namespace, self.workflow_id, all_runs)
+        if not rows:
+            await self._outcome()  # raises for an unknown id
+        return [history_event(index, row) for index, row in enumerate(rows, start=1)]
+
+
+def history_event(event_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    """One history row as a JSON-serialisable dict, payloads decoded."""
+    details = dict(row["data"])
+    for key in ("args", "result", "data"):
+        if isinstance(details.get(key), str):
+            details[key] = payloads.to_json_value(details[key])
+    if isinstance(details.get("error"), dict):
+        error_type, message, tb = payloads.error_from_json(details["error"])
+        details["error"] = {"type": error_type, "message": message, "traceback": tb}
+    return {"event_id": event_id, "run_id": row["run_id"], "event_type": row["event_type"],
+            "timestamp": row["created_at"].isoformat(), "seq": row["seq"], "details": details}
+
+
+def _result_of(workflow_id: str, outcome: dict[str, Any]) -> Any:
+    status = outcome["status"]
+    if status == "completed":
+        return payloads.loads(outcome["result"])
+    error_type, message, tb = payloads.error_from_json(outcome.get("error"))
+    if status == "cancelled":
+        raise errors.WorkflowCancelledError(f"workflow {workflow_id!r} was cancelled")
+    if status == "interrupted":
+        raise errors.WorkflowInterruptedError(f"workflow {workflow_id!r} was interrupted: {message}")
+    raise errors.WorkflowFailedError(message, error_type=error_type, traceback=tb,
+                                     details={"workflow_id": workflow_id})
+
+
+def _check_text(what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value or len(value) > 1000 or "\x00" in value:
+        raise ValueError(f"invalid {what} {value!r}: give a non-empty string of at most 1000 characters "
+                         "without NUL characters")

@@ -1,0 +1,67 @@
+"""``Durable``: the namespace object of the seed's API."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+
+from . import activity as _activity
+from . import interceptors as _interceptors
+from . import workflow as _workflow
+from .client import Client, WorkflowHandle
+from .connection import Connection, _close_all
+from .errors import did_interrupt
+from .payloads import register_codec
+from .worker import Worker, register_activity_worker, shutdown_all
+
+
+def guid(size: int | None = None) -> str:
+    """A unique, URL-safe identifier (``size`` characters; 22 by default)."""
+    length = 22 if size is None else size
+    if not isinstance(length, int) or length < 1 or length > 512:
+        raise ValueError(f"guid size must be an integer from 1 to 512, got {size!r}")
+    text = base64.urlsafe_b64encode(secrets.token_bytes(length)).decode("ascii").rstrip("=")
+    return text[:length]
+
+
+async def shutdown(grace: float = 30) -> None:
+    """Stops every worker of this process gracefully, then closes every connection pool.
+    Clients and workers may be created again afterwards, also on a new event loop."""
+    await shutdown_all(grace)
+    await _close_all()
+
+
+def migrate(dsn: str | None = None, revision: str = "head") -> None:
+    """Brings the database to ``revision`` (same as ``pgdurable db upgrade``)."""
+    from ._migrate import migrate as _migrate
+
+    _migrate(dsn, revision)
+
+
+class Durable:
+    """The seed's ``Durable``: every entry point of pgdurable in one place."""
+
+    Client = Client
+    Worker = Worker
+    Connection = Connection
+    Handle = WorkflowHandle
+    workflow = _workflow
+    activity = _activity
+    guid = staticmethod(guid)
+    did_interrupt = staticmethod(did_interrupt)
+    register_activity_worker = staticmethod(register_activity_worker)
+    register_codec = staticmethod(register_codec)
+    register_inbound_interceptor = staticmethod(_interceptors.register_inbound_interceptor)
+    register_outbound_interceptor = staticmethod(_interceptors.register_outbound_interceptor)
+    register_activity_interceptor = staticmethod(_interceptors.register_activity_interceptor)
+    clear_interceptors = staticmethod(_interceptors.clear_interceptors)
+    shutdown = staticmethod(shutdown)
+    migrate = staticmethod(migrate)
+
+    def __init__(self) -> None:
+        raise TypeError("Durable is a namespace: use Durable.Client, Durable.Worker, ...")
+
+    @staticmethod
+    def _all() -> dict[str, Any]:
+        return {name: getattr(Durable, name) for name in dir(Durable) if not name.startswith("_")}

@@ -1,0 +1,201 @@
+"""Typed errors of pgdurable.
+
+User-facing errors derive from :class:`DurableError` (an ``Exception``).
+The engine's control-flow signals derive from :class:`DurableInterrupt`, a
+``BaseException``, so ``except Exception:`` in workflow code cannot swallow
+them; :func:`did_interrupt` recognises them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DurableError(Exception):
+    """Base of every user-facing pgdurable error."""
+
+
+class _RemoteError(DurableError):
+    """An error that happened elsewhere (an activity, a child, a workflow run)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str | None = None,
+        traceback: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+        self.traceback = traceback
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        if self.error_type and not self.message.startswith(self.error_type):
+            return f"{self.error_type}: {self.message}"
+        return self.message
+
+
+class DurableFatalError(_RemoteError):
+    """Raise it from an activity to fail it at once: it is never retried."""
+
+    def __init__(self, message: str = "fatal activity error", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+
+
+class DurableMaxedError(_RemoteError):
+    """An activity failed on every attempt its retry policy allowed.
+
+    ``error_type``, ``message`` and ``traceback`` describe its last failure;
+    ``attempts`` says how many attempts ran.
+    """
+
+    def __init__(self, message: str, *, attempts: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.attempts = attempts
+
+
+class DurableTimeoutError(_RemoteError):
+    """An activity attempt ran past its ``start_to_close_timeout``."""
+
+
+class DurableChildError(_RemoteError):
+    """A child workflow failed, was cancelled or interrupted; ``error_type`` and
+    ``message`` carry the child's error, ``child_workflow_id`` names it."""
+
+    def __init__(self, message: str, *, child_workflow_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.child_workflow_id = child_workflow_id
+
+
+class DuplicateWorkflowError(DurableError):
+    """A workflow with this id is already running (start with ``id_reuse="return_existing"``
+    to get its handle instead)."""
+
+
+class WorkflowNotFoundError(DurableError, LookupError):
+    """No workflow with this id exists in the namespace."""
+
+
+class WorkflowFailedError(_RemoteError):
+    """The workflow failed; ``error_type``, ``message`` and ``traceback`` are its error's."""
+
+
+class WorkflowCancelledError(DurableError):
+    """The workflow ended cancelled."""
+
+
+class WorkflowInterruptedError(DurableError):
+    """The workflow was interrupted (hard-stopped) by ``handle.interrupt()``."""
+
+
+class NonDeterminismError(DurableError):
+    """Replayed workflow code did not make the calls its history recorded.
+
+    The engine stops that replay (workflow code never sees this error), fails the
+    workflow task and retries it later: deploy code that matches, or use
+    ``patched()`` for the change.
+    """
+
+
+class PayloadError(DurableError):
+    """A stored payload could not be decoded (wrong codec, corrupt data)."""
+
+
+class WorkerRoleError(DurableError):
+    """A scoped worker role cannot serve what it was asked to serve."""
+
+
+class SchemaVersionError(DurableError):
+    """The database schema is missing or at a version this SDK cannot speak."""
+
+
+class LeaseLostError(DurableError):
+    """A worker tried to complete a task whose lease it no longer holds; its result was discarded."""
+
+
+class InvalidArgumentError(DurableError, ValueError):
+    """The engine refused an argument (an empty id, a bad interval, ...)."""
+
+
+class DurableInterrupt(BaseException):  # noqa: N818 - the seed's naming
+    """Engine control flow inside workflow code. Never catch and keep it."""
+
+
+class DurableSleepError(DurableInterrupt):
+    """The seed's name for a suspension on a timer."""
+
+
+class DurableProxyError(DurableInterrupt):
+    """The seed's name for a suspension on an activity."""
+
+
+class DurableWaitForError(DurableInterrupt):
+    """The seed's name for a suspension on a condition."""
+
+
+class DurableWaitForAllError(DurableInterrupt):
+    """The seed's name for a suspension on several durable calls at once."""
+
+
+class DurableRetryError(DurableInterrupt):
+    """The seed's name for a suspension while an activity waits for its retry."""
+
+
+class DurableContinueAsNewError(DurableInterrupt):
+    """Raised by ``continue_as_new()``: ends this run and starts the next."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        super().__init__("continue as new")
+        self.new_args = args
+
+
+class DurableReplayAbortedError(DurableInterrupt):
+    """The engine stopped this replay (non-determinism, eviction); the task is retried."""
+
+
+class CancelledFailure(BaseException):  # noqa: N818 - the seed's name
+    """Raised once inside a workflow when it is cancelled (like ``asyncio.CancelledError``)."""
+
+
+def did_interrupt(err: BaseException) -> bool:
+    """True for the engine's control-flow signals and :class:`CancelledFailure`."""
+    return isinstance(err, (DurableInterrupt, CancelledFailure))
+
+
+def is_cancellation(err: BaseException) -> bool:
+    """True when ``err`` is a workflow cancellation (:class:`CancelledFailure`)."""
+    return isinstance(err, CancelledFailure)
+
+
+__all__ = [
+    "CancelledFailure",
+    "DuplicateWorkflowError",
+    "DurableChildError",
+    "DurableContinueAsNewError",
+    "DurableError",
+    "DurableFatalError",
+    "DurableInterrupt",
+    "DurableMaxedError",
+    "DurableProxyError",
+    "DurableReplayAbortedError",
+    "DurableRetryError",
+    "DurableSleepError",
+    "DurableTimeoutError",
+    "DurableWaitForAllError",
+    "DurableWaitForError",
+    "InvalidArgumentError",
+    "LeaseLostError",
+    "NonDeterminismError",
+    "PayloadError",
+    "SchemaVersionError",
+    "WorkerRoleError",
+    "WorkflowCancelledError",
+    "WorkflowFailedError",
+    "WorkflowInterruptedError",
+    "WorkflowNotFoundError",
+    "did_interrupt",
+    "is_cancellation",
+]

@@ -1,0 +1,248 @@
+"""The one module that speaks SQL: a typed async wrapper per stored function.
+
+Every state change is one call of a ``durable.*_vN`` function (one
+transaction). Engine errors (SQLSTATE class PD) become typed errors here.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from . import errors
+
+SCHEMA_VERSION = 1
+"""The engine schema version this SDK speaks."""
+
+Conn = psycopg.AsyncConnection[Any]
+Row = dict[str, Any]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_ERRORS: dict[str, type[errors.DurableError]] = {
+    "PD001": errors.LeaseLostError,
+    "PD002": errors.DuplicateWorkflowError,
+    "PD003": errors.WorkflowNotFoundError,
+    "PD004": errors.InvalidArgumentError,
+    "PD005": errors.WorkerRoleError,
+}
+
+
+def _mapped(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Turns the engine's PD errors into pgdurable errors."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except psycopg.Error as exc:
+            mapped = _ERRORS.get(exc.sqlstate or "")
+            if mapped is None:
+                raise
+            message = exc.diag.message_primary or str(exc)
+            raise mapped(message) from exc
+
+    return wrapper
+
+
+async def _rows(conn: Conn, query: str, params: Sequence[Any] = ()) -> list[Row]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def _value(conn: Conn, query: str, params: Sequence[Any] = ()) -> Any:
+    async with conn.cursor() as cur:
+        await cur.execute(query, params)
+        row = await cur.fetchone()
+        return None if row is None else row[0]
+
+
+# -- schema -----------------------------------------------------------------
+
+async def check_schema(conn: Conn) -> None:
+    """Raises :class:`SchemaVersionError` unless the database speaks :data:`SCHEMA_VERSION`."""
+    try:
+        version = await _value(conn, "SELECT durable.schema_version()")
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName) as exc:
+        raise errors.SchemaVersionError(
+            "this database has no pgdurable schema: run `pgdurable db upgrade` "
+            "(or `alembic upgrade head`, or Durable.migrate(dsn)) against it first"
+        ) from exc
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise errors.SchemaVersionError(
+            f"cannot read the pgdurable schema version: {exc.diag.message_primary}; "
+            "check the role's grants (worker roles are provisioned with durable.provision_worker_role)"
+        ) from exc
+    if version != SCHEMA_VERSION:
+        hint = ("run `pgdurable db upgrade` against it" if version < SCHEMA_VERSION
+                else "upgrade pgdurable (pip install -U pgdurable) on this machine")
+        raise errors.SchemaVersionError(
+            f"the database's pgdurable schema is version {version} but this SDK speaks version "
+            f"{SCHEMA_VERSION}: {hint}"
+        )
+
+
+# -- workflows: client side ---------------------------------------------------
+
+@_mapped
+async def start_workflow(conn: Conn, namespace: str, workflow_id: str, workflow_name: str,
+                         task_queue: str, args: str, retry: dict[str, Any] | None,
+                         id_reuse: str) -> Row:
+    rows = await _rows(
+        conn,
+        "SELECT run_id, started FROM durable.start_workflow_v1(%s, %s, %s, %s, %s, %s, %s)",
+        (namespace, workflow_id, workflow_name, task_queue, args,
+         None if retry is None else Jsonb(retry), id_reuse),
+    )
+    return rows[0]
+
+
+@_mapped
+async def send_signal(conn: Conn, namespace: str, signal_id: str, data: str,
+                      ttl: timedelta = timedelta(days=7)) -> str:
+    return await _value(conn, "SELECT durable.send_signal_v1(%s, %s, %s, %s)",
+                        (namespace, signal_id, data, ttl))
+
+
+@_mapped
+async def workflow_outcome(conn: Conn, namespace: str, workflow_id: str) -> Row | None:
+    rows = await _rows(conn, "SELECT * FROM durable.workflow_outcome_v1(%s, %s)", (namespace, workflow_id))
+    return rows[0] if rows else None
+
+
+@_mapped
+async def describe_workflow(conn: Conn, namespace: str, workflow_id: str) -> dict[str, Any] | None:
+    return await _value(conn, "SELECT durable.describe_workflow_v1(%s, %s)", (namespace, workflow_id))
+
+
+@_mapped
+async def workflow_history(conn: Conn, namespace: str, workflow_id: str, all_runs: bool) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.workflow_history_v1(%s, %s, %s)",
+                       (namespace, workflow_id, all_runs))
+
+
+@_mapped
+async def run_history(conn: Conn, namespace: str, workflow_id: str, run_id: int) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.run_history_v1(%s, %s, %s)",
+                       (namespace, workflow_id, run_id))
+
+
+@_mapped
+async def list_workflows(conn: Conn, namespace: str, status: str | None, workflow_name: str | None,
+                         limit: int) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.list_workflows_v1(%s, %s, %s, %s)",
+                       (namespace, status, workflow_name, limit))
+
+
+@_mapped
+async def cancel_workflow(conn: Conn, namespace: str, workflow_id: str) -> bool:
+    return await _value(conn, "SELECT durable.cancel_workflow_v1(%s, %s)", (namespace, workflow_id))
+
+
+@_mapped
+async def interrupt_workflow(conn: Conn, namespace: str, workflow_id: str, reason: str | None) -> bool:
+    return await _value(conn, "SELECT durable.interrupt_workflow_v1(%s, %s, %s)",
+                        (namespace, workflow_id, reason))
+
+
+# -- workflows: worker side ---------------------------------------------------
+
+@_mapped
+async def claim_workflow_tasks(conn: Conn, namespace: str, task_queues: list[str], names: list[str],
+                               batch: int, lease: timedelta, owner: str) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.claim_workflow_tasks_v1(%s, %s, %s, %s, %s, %s)",
+                       (namespace, task_queues, names, batch, lease, owner))
+
+
+@_mapped
+async def complete_workflow_task(conn: Conn, message_id: int, lease_token: Any, processed_event_id: int,
+                                 commands: list[dict[str, Any]]) -> str:
+    return await _value(conn, "SELECT durable.complete_workflow_task_v1(%s, %s, %s, %s)",
+                        (message_id, lease_token, processed_event_id, Jsonb(commands)))
+
+
+@_mapped
+async def fail_workflow_task(conn: Conn, message_id: int, lease_token: Any,
+                             error: dict[str, Any]) -> timedelta:
+    return await _value(conn, "SELECT durable.fail_workflow_task_v1(%s, %s, %s)",
+                        (message_id, lease_token, Jsonb(error)))
+
+
+# -- activities -----------------------------------------------------------------
+
+@_mapped
+async def claim_activity_tasks(conn: Conn, namespace: str, streams: list[str], names: list[str],
+                               batch: int, lease: timedelta, owner: str) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.claim_activity_tasks_v1(%s, %s, %s, %s, %s, %s)",
+                       (namespace, streams, names, batch, lease, owner))
+
+
+@_mapped
+async def complete_activity(conn: Conn, message_id: int, lease_token: Any, result: str) -> bool:
+    return await _value(conn, "SELECT durable.complete_activity_v1(%s, %s, %s)",
+                        (message_id, lease_token, result))
+
+
+@_mapped
+async def fail_activity(conn: Conn, message_id: int, lease_token: Any, error: dict[str, Any]) -> str:
+    return await _value(conn, "SELECT durable.fail_activity_v1(%s, %s, %s)",
+                        (message_id, lease_token, Jsonb(error)))
+
+
+@_mapped
+async def heartbeat_activity(conn: Conn, message_id: int, lease_token: Any, details: str | None,
+                             lease: timedelta) -> bool:
+    return await _value(conn, "SELECT durable.heartbeat_activity_v1(%s, %s, %s, %s)",
+                        (message_id, lease_token, details, lease))
+
+
+@_mapped
+async def extend_leases(conn: Conn, message_ids: list[int], lease_tokens: list[Any],
+                        lease: timedelta) -> set[int]:
+    rows = await _rows(conn, "SELECT durable.extend_lease_v1(%s, %s, %s) AS id",
+                       (message_ids, lease_tokens, lease))
+    return {row["id"] for row in rows}
+
+
+@_mapped
+async def release(conn: Conn, message_id: int, lease_token: Any) -> None:
+    await _value(conn, "SELECT durable.release_v1(%s, %s)", (message_id, lease_token))
+
+
+@_mapped
+async def next_wakeup(conn: Conn, namespace: str, streams: list[str], names: list[str]) -> float | None:
+    return await _value(conn, "SELECT durable.next_wakeup_v1(%s, %s, %s)", (namespace, streams, names))
+
+
+async def listen(conn: Conn, channel: str) -> None:
+    """LISTEN on a channel (names come from durable.*_channel: hex-safe)."""
+    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+
+async def unlisten(conn: Conn, channel: str) -> None:
+    """UNLISTEN a channel."""
+    await conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """A timestamp from a JSON event as an aware datetime."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def stream_channel(namespace: str, stream: str) -> str:
+    """The NOTIFY channel of a stream (the same as ``durable.stream_channel``)."""
+    return "pgd_s_" + hashlib.md5(f"{namespace}/{stream}".encode()).hexdigest()
+
+
+def workflow_channel(namespace: str, workflow_id: str) -> str:
+    """The NOTIFY channel of a workflow's closing (the same as ``durable.workflow_channel``)."""
+    return "pgd_w_" + hashlib.md5(f"{namespace}/{workflow_id}".encode()).hexdigest()

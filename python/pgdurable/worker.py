@@ -1,0 +1,422 @@
+"""Workers: claim workflow and activity tasks, run them, record their outcomes.
+
+A worker consumes ``<task_queue>`` (workflow tasks of the workflows it was
+given) and ``<task_queue>-activity`` (the activities registered in this
+process). It sleeps until a NOTIFY, the next timer, or a poll interval,
+whichever comes first; a lost notification costs latency, never work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import psycopg
+
+from . import activity as activity_api
+from . import errors, interceptors, payloads, registry, store
+from ._runtime import WorkflowInfo, WorkflowRun
+from .connection import Connection
+
+log = logging.getLogger("pgdurable.worker")
+T = TypeVar("T")
+
+_workers: set[Worker] = set()
+
+DEFAULT_LEASE = 30.0
+POLL_INTERVAL = 1.0
+
+
+class Worker:
+    """Hosts workflow and activity functions for one task queue. Create with :meth:`create`."""
+
+    def __init__(self, *, connection: Connection, task_queue: str,
+                 workflows: dict[str, Callable[..., Any]], namespace: str, concurrency: int,
+                 activity_queue: str | None, owns_connection: bool,
+                 lease_seconds: float = DEFAULT_LEASE, max_cached_workflows: int = 1000) -> None:
+        if not task_queue or not isinstance(task_queue, str):
+            raise ValueError("task_queue must be a non-empty string")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.task_queue = task_queue
+        self.namespace = namespace
+        self.concurrency = concurrency
+        self.workflows = workflows
+        self.activity_stream = f"{activity_queue}-activity" if activity_queue else None
+        self._conn = connection
+        self._owns_connection = owns_connection
+        self._lease = timedelta(seconds=lease_seconds)
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._cache: OrderedDict[tuple[str, int], WorkflowRun] = OrderedDict()
+        self._max_cached = max_cached_workflows
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+        self._workflow_tasks: set[asyncio.Task[None]] = set()
+        self._activities: dict[int, tuple[asyncio.Task[None], Any, dict[str, Any]]] = {}
+        self._wf_wakeup = asyncio.Event()
+        self._act_wakeup = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._outage = False
+        self._listener: Any = None
+
+    # -- creation --------------------------------------------------------------
+    @classmethod
+    async def create(cls, *, connection: Connection, task_queue: str,
+                     workflow: Callable[..., Any] | None = None,
+                     workflows: Iterable[Callable[..., Any]] = (), activities: Any = None,
+                     namespace: str = "durable", concurrency: int = 10,
+                     worker_credentials: Any = None, lease_seconds: float = DEFAULT_LEASE,
+                     max_cached_workflows: int = 1000) -> Worker:
+        """Starts a worker in the background of the running event loop and returns it."""
+        fns = ([workflow] if workflow is not None else []) + list(workflows)
+        table: dict[str, Callable[..., Any]] = {}
+        for fn in fns:
+            if not inspect.iscoroutinefunction(fn):
+                raise TypeError(f"workflow {getattr(fn, '__name__', fn)!r} must be an async def function")
+            table[fn.__name__] = fn
+        if activities is not None:
+            registry.register_activities(activities)
+        conn, owns = _login(connection, worker_credentials)
+        worker = cls(connection=conn, task_queue=task_queue, workflows=table, namespace=namespace,
+                     concurrency=concurrency, activity_queue=task_queue, owns_connection=owns,
+                     lease_seconds=lease_seconds, max_cached_workflows=max_cached_workflows)
+        await worker._start()
+        return worker
+
+    async def _start(self) -> None:
+        self._listener = await self._conn.listener()
+        if self.workflows:
+            await self._listener.subscribe(store.stream_channel(self.namespace, self.task_queue),
+                                           self._wf_wakeup)
+            self._loops.append(asyncio.create_task(self._workflow_loop(), name="pgdurable-workflows"))
+        if self.activity_stream:
+            await self._listener.subscribe(store.stream_channel(self.namespace, self.activity_stream),
+                                           self._act_wakeup)
+            registry.on_change(self._act_wakeup.set)
+            self._loops.append(asyncio.create_task(self._activity_loop(), name="pgdurable-activities"))
+            self._loops.append(asyncio.create_task(self._heartbeat_loop(), name="pgdurable-heartbeats"))
+        _workers.add(self)
+        log.info("worker %s serving task queue %r (workflows: %s; activities on %r)", self._owner,
+                 self.task_queue, ", ".join(self.workflows) or "none", self.activity_stream)
+
+    async def __aenter__(self) -> Worker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    # -- loops -------------------------------------------------------------------
+    async def _workflow_loop(self) -> None:
+        names = list(self.workflows)
+        queues = [self.task_queue]
+        slots = asyncio.Semaphore(self.concurrency)
+        batch = max(self.concurrency, 1)
+        while not self._stopping:
+            self._wf_wakeup.clear()
+            rows = await self._db(lambda c: store.claim_workflow_tasks(
+                c, self.namespace, queues, names, batch, self._lease, self._owner))
+            if rows is None:
+                continue
+            for row in rows:
+                await slots.acquire()
+                task = asyncio.create_task(self._workflow_task(row))
+                self._workflow_tasks.add(task)
+                task.add_done_callback(lambda t: (self._workflow_tasks.discard(t), slots.release()))
+            if len(rows) < batch:
+                await self._idle(self._wf_wakeup, queues, names)
+
+    async def _activity_loop(self) -> None:
+        assert self.activity_stream is not None
+        streams = [self.activity_stream]
+        while not self._stopping:
+            free = self.concurrency - len(self._activities)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            names = registry.names()
+            self._act_wakeup.clear()
+            if not names:
+                await self._wait(self._act_wakeup, POLL_INTERVAL)
+                continue
+            rows = await self._db(lambda c, names=names, free=free: store.claim_activity_tasks(
+                c, self.namespace, streams, names, free, self._lease, self._owner))
+            if rows is None:
+                continue
+            for row in rows:
+                task = asyncio.create_task(self._activity_task(row))
+                self._activities[row["message_id"]] = (task, row["lease_token"], {})
+            if len(rows) < free:
+                await self._idle(self._act_wakeup, streams, names)
+
+    async def _heartbeat_loop(self) -> None:
+        period = max(self._lease.total_seconds() / 3, 0.05)
+        while not self._stopping or self._activities:
+            await asyncio.sleep(period)
+            held = list(self._activities.items())
+            if not held:
+                continue
+            for message_id, (_, token, beat) in held:
+                if "details" in beat:
+                    details = beat.pop("details")
+                    await self._db(lambda c, m=message_id, t=token, d=details: store.heartbeat_activity(
+                        c, m, t, d, self._lease))
+            ids, tokens = [m for m, _ in held], [h[1] for _, h in held]
+            await self._db(lambda c, ids=ids, tokens=tokens: store.extend_leases(c, ids, tokens, self._lease))
+
+    async def _idle(self, wakeup: asyncio.Event, streams: list[str], names: list[str]) -> None:
+        delay = await self._db(lambda c: store.next_wakeup(c, self.namespace, streams, names))
+        timeout = POLL_INTERVAL if delay is None else min(float(delay), POLL_INTERVAL)
+        if timeout > 0:
+            await self._wait(wakeup, timeout)
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    async def _db(self, call: Callable[[store.Conn], Awaitable[T]]) -> T | None:
+        """Runs one store call; on a connection failure logs once per outage and returns None."""
+        try:
+            async with self._conn.connect() as conn:
+                result = await call(conn)
+        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+            if not self._outage:
+                log.warning("worker %s: database unreachable (%s); retrying", self._owner,
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                self._outage = True
+            await asyncio.sleep(0.5)
+            return None
+        if self._outage:
+            log.warning("worker %s: database reachable again", self._owner)
+            self._outage = False
+        return result
+
+    async def _record(self, call: Callable[[store.Conn], Awaitable[T]]) -> T:
+        """Runs a recording call, retrying through connection failures for one lease period."""
+        deadline = asyncio.get_running_loop().time() + self._lease.total_seconds()
+        while True:
+            try:
+                async with self._conn.connect() as conn:
+                    return await call(conn)
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    # -- workflow tasks ---------------------------------------------------------
+    async def _workflow_task(self, row: dict[str, Any]) -> None:
+        key = (row["workflow_id"], row["run_id"])
+        run = self._cache.pop(key, None)
+        try:
+            if run is None or run.processed_event_id != row["processed_event_id"]:
+                if run is not None:
+                    run.evict()
+                run, events = await self._replay(row)
+            else:
+                events = row["events"]
+            commands = run.activate(events)
+            failure: BaseException | None = run.failure
+        except Exception as exc:  # an undecodable payload, a broken replay
+            failure = exc
+        if failure is not None:
+            if run is not None:
+                run.evict()
+            await self._fail_workflow_task(row, failure)
+            return
+        try:
+            status = await self._record(lambda c: store.complete_workflow_task(
+                c, row["message_id"], row["lease_token"], run.processed_event_id, commands))
+        except errors.LeaseLostError:
+            log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
+            run.evict()
+            return
+        except Exception:
+            run.evict()
+            raise
+        if status in ("closed", "discarded"):
+            run.evict()
+            self._log_close(row, commands)
+            return
+        self._cache[key] = run
+        while len(self._cache) > self._max_cached:
+            _, old = self._cache.popitem(last=False)
+            old.evict()
+
+    async def _replay(self, row: dict[str, Any]) -> tuple[WorkflowRun, list[dict[str, Any]]]:
+        history = await self._record(lambda c: store.run_history(
+            c, self.namespace, row["workflow_id"], row["run_id"]))
+        info = WorkflowInfo(workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
+                            namespace=self.namespace, task_queue=row["task_queue"], attempt=row["attempt"],
+                            parent_workflow_id=row["parent_workflow_id"], run_id=row["run_id"])
+        args = payloads.loads(row["args"])
+        run = WorkflowRun(info, self.workflows[row["workflow_name"]], list(args), row["started_at"])
+        return run, run.load_history(history)
+
+    async def _fail_workflow_task(self, row: dict[str, Any], exc: BaseException) -> None:
+        log.warning("workflow %s (%s): workflow task failed, will retry: %s: %s", row["workflow_id"],
+                    row["workflow_name"], type(exc).__name__, exc)
+        error = {"type": type(exc).__name__, "message": str(exc)}
+        with contextlib.suppress(errors.LeaseLostError):
+            await self._record(lambda c: store.fail_workflow_task(
+                c, row["message_id"], row["lease_token"], error))
+
+    def _log_close(self, row: dict[str, Any], commands: list[dict[str, Any]]) -> None:
+        last = commands[-1]["type"] if commands else "closed"
+        log.info("workflow %s (%s) run %s: %s", row["workflow_id"], row["workflow_name"], row["run_id"], last)
+
+    # -- activity tasks -----------------------------------------------------------
+    async def _activity_task(self, row: dict[str, Any]) -> None:
+        message_id, token = row["message_id"], row["lease_token"]
+        name, payload = row["activity_name"], row["payload"]
+        try:
+            await self._run_activity(row, name, payload)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._record(lambda c: store.release(c, message_id, token))
+            log.info("activity %s released (worker shutting down)", name)
+        finally:
+            self._activities.pop(message_id, None)
+            self._slot_freed.set()
+
+    async def _run_activity(self, row: dict[str, Any], name: str, payload: dict[str, Any]) -> None:
+        message_id, token = row["message_id"], row["lease_token"]
+        fn = registry.get(name)
+        beat = self._activities.get(message_id, (None, None, {}))[2]
+        loop = asyncio.get_running_loop()
+        try:
+            if fn is None:
+                raise errors.DurableFatalError(f"activity {name!r} is not registered in this process")
+            args = payloads.loads(payload["args"])
+            details = payload.get("heartbeat_details")
+            ctx = activity_api.ActivityContext(
+                activity_name=name, args=list(args), headers=dict(payload.get("headers") or {}),
+                workflow_id=row["workflow_id"], workflow_name=payload.get("workflow_name"),
+                task_queue=payload.get("task_queue"), attempt=row["attempt"], namespace=self.namespace,
+                heartbeat_details=None if details is None else payloads.loads(details),
+                _beat=(loop, lambda d: beat.__setitem__("details", payloads.dumps(d))))
+            token_ctx = activity_api._current.set(ctx)
+            try:
+                result = await self._invoke(fn, ctx, payload.get("start_to_close_timeout"))
+            finally:
+                activity_api._current.reset(token_ctx)
+            encoded = payloads.dumps(result)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every failure is recorded
+            if not isinstance(exc, Exception):
+                raise
+            fatal = isinstance(exc, errors.DurableFatalError)
+            log.info("activity %s attempt %s failed: %s: %s", name, row["attempt"], type(exc).__name__, exc)
+            error = payloads.error_to_json(exc, non_retryable=fatal)
+            try:
+                await self._record(lambda c: store.fail_activity(c, message_id, token, error))
+            except errors.LeaseLostError:
+                log.info("activity %s: lease lost, failure discarded", name)
+            return
+        try:
+            await self._record(lambda c: store.complete_activity(c, message_id, token, encoded))
+            log.info("activity %s completed (attempt %s)", name, row["attempt"])
+        except errors.LeaseLostError:
+            log.info("activity %s: lease lost, result discarded", name)
+
+    async def _invoke(self, fn: Callable[..., Any], ctx: activity_api.ActivityContext,
+                      timeout: float | None) -> Any:
+        async def call() -> Any:
+            if inspect.iscoroutinefunction(fn):
+                return await fn(*ctx.args)
+            return await asyncio.to_thread(fn, *ctx.args)
+
+        icpt_ctx = {"activity_name": ctx.activity_name, "args": ctx.args, "headers": ctx.headers,
+                    "workflow_id": ctx.workflow_id, "attempt": ctx.attempt}
+        chained = interceptors.chain(interceptors.activity, call, icpt_ctx)
+        if timeout is None:
+            return await chained()
+        try:
+            return await asyncio.wait_for(chained(), timeout)
+        except TimeoutError:
+            raise errors.DurableTimeoutError(
+                f"activity {ctx.activity_name} ran past its start_to_close_timeout of {timeout} s",
+                error_type="DurableTimeoutError") from None
+
+    # -- shutdown -------------------------------------------------------------------
+    async def shutdown(self, grace: float = 30) -> None:
+        """Stops claiming; lets in-flight tasks finish and be recorded within ``grace`` seconds;
+        past it, releases the leases of what still runs (nothing is lost)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._wf_wakeup.set()
+        self._act_wakeup.set()
+        self._slot_freed.set()
+        registry.remove_listener(self._act_wakeup.set)
+        for loop_task in self._loops:
+            if loop_task.get_name() != "pgdurable-heartbeats":
+                loop_task.cancel()
+        inflight = [*self._workflow_tasks, *(t for t, _, _ in self._activities.values())]
+        if inflight:
+            _, late = await asyncio.wait(inflight, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=10)
+        for loop_task in self._loops:
+            loop_task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        for run in self._cache.values():
+            run.evict()
+        self._cache.clear()
+        if self._listener is not None:
+            self._listener.unsubscribe(store.stream_channel(self.namespace, self.task_queue), self._wf_wakeup)
+            if self.activity_stream:
+                self._listener.unsubscribe(store.stream_channel(self.namespace, self.activity_stream),
+                                           self._act_wakeup)
+        if self._owns_connection:
+            await self._conn.close()
+        _workers.discard(self)
+        log.info("worker %s stopped", self._owner)
+
+
+def _login(connection: Connection, credentials: Any) -> tuple[Connection, bool]:
+    if credentials is None:
+        return connection, False
+    if isinstance(credentials, dict):
+        user, password = credentials.get("user"), credentials.get("password")
+    else:
+        user = getattr(credentials, "role_name", None) or getattr(credentials, "user", None)
+        password = getattr(credentials, "password", None)
+    if not user:
+        raise ValueError("worker_credentials needs a user (role name) and a password")
+    return connection.with_login(user, password), True
+
+
+async def register_activity_worker(config: dict[str, Any], activities: Any,
+                                   activity_task_queue: str | None = None) -> Worker:
+    """Serves ``activities`` on ``<activity_task_queue or config["task_queue"]>-activity``,
+    possibly in another process or on another machine."""
+    queue = activity_task_queue or config.get("task_queue")
+    if not queue:
+        raise ValueError("register_activity_worker needs activity_task_queue or config['task_queue']")
+    if "connection" not in config:
+        raise ValueError("register_activity_worker needs config['connection']")
+    registry.register_activities(activities)
+    conn, owns = _login(config["connection"], config.get("worker_credentials"))
+    worker = Worker(connection=conn, task_queue=queue, workflows={},
+                    namespace=config.get("namespace", "durable"), concurrency=config.get("concurrency", 10),
+                    activity_queue=queue, owns_connection=owns,
+                    lease_seconds=config.get("lease_seconds", DEFAULT_LEASE))
+    await worker._start()
+    return worker
+
+
+async def shutdown_all(grace: float = 30) -> None:
+    """Shuts down every worker of this process."""
+    await asyncio.gather(*(w.shutdown(grace) for w in list(_workers)))

@@ -1,0 +1,208 @@
+"""The in-workflow API (``Durable.workflow``). Every call is durable: its
+outcome is persisted and replayed. Call these only inside workflow code."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import types
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from . import errors, interceptors, payloads, registry
+from ._runtime import WorkflowInfo, _shielded, current, random_uuid
+from .durations import Duration, to_seconds
+from .errors import did_interrupt, is_cancellation
+from .retry import RetryPolicy
+
+__all__ = [
+    "CancellationScope", "WorkflowInfo", "condition", "continue_as_new", "deprecate_patch", "did_interrupt",
+    "execute_child", "get_context", "info", "is_cancellation", "now", "patched", "proxy_activities",
+    "random", "signal", "sleep", "start_child", "uuid4",
+]
+
+
+class ActivityProxy:
+    """Awaitable activity stubs: ``await proxy.charge(order_id)``."""
+
+    def __init__(self, names: Iterable[str] | None, task_queue: str | None, retry: RetryPolicy,
+                 start_to_close_timeout: Duration | None, headers: Mapping[str, Any] | None) -> None:
+        self._names = None if names is None else set(names)
+        self._options = {
+            "task_queue": task_queue,
+            "retry": retry.to_json(),
+            "start_to_close_timeout": None if start_to_close_timeout is None
+            else to_seconds(start_to_close_timeout, what="start_to_close_timeout"),
+            "headers": dict(headers or {}),
+        }
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._names is not None and name not in self._names:
+            raise AttributeError(f"no activity named {name!r} among the proxied activities")
+
+        async def stub(*args: Any) -> Any:
+            return await _call_activity(name, list(args), self._options)
+
+        stub.__name__ = name
+        return stub
+
+
+async def _call_activity(name: str, args: list[Any], options: dict[str, Any]) -> Any:
+    run = current()
+    activity_ctx = {"activity_name": name, "args": args, "options": dict(options)}
+    workflow_ctx = {"workflow_id": run.info.workflow_id, "workflow_name": run.info.workflow_name,
+                    "namespace": run.info.namespace, "task_queue": run.info.task_queue,
+                    "run_id": run.info.run_id, "attempt": run.info.attempt}
+
+    async def schedule() -> Any:
+        opts = activity_ctx["options"]
+        call_args = list(activity_ctx["args"])
+        seq = run.next_seq()
+        queue = opts.get("task_queue") or run.info.task_queue
+        run.record(seq, "activity", activity_ctx["activity_name"], lambda: {
+            "type": "activity", "seq": seq, "name": activity_ctx["activity_name"], "task_queue": queue,
+            "args": payloads.dumps(call_args), "retry": opts["retry"], "headers": opts.get("headers") or {},
+            "start_to_close_timeout": opts.get("start_to_close_timeout"),
+        })
+        return await run.wait(seq, "activity", name=activity_ctx["activity_name"])
+
+    return await interceptors.chain(interceptors.outbound, schedule, activity_ctx, workflow_ctx)()
+
+
+def proxy_activities(activities: Any = None, *, task_queue: str | None = None,
+                     retry: RetryPolicy | None = None, start_to_close_timeout: Duration | None = None,
+                     headers: Mapping[str, Any] | None = None) -> ActivityProxy:
+    """Awaitable stubs for activities. ``activities`` (a module, dict or list of functions) are
+    also registered for this process, so its worker serves them. With ``task_queue``, calls go
+    to ``<task_queue>-activity`` (served by ``register_activity_worker``)."""
+    names = None
+    if activities is not None:
+        names = list(registry.register_activities(activities))
+    return ActivityProxy(names, task_queue, retry or RetryPolicy(), start_to_close_timeout, headers)
+
+
+async def sleep(duration: Duration) -> float:
+    """A durable timer: returns the requested seconds (the same on every replay)."""
+    seconds = to_seconds(duration)
+    run = current()
+    seq = run.next_seq()
+    run.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": seconds})
+    return await run.wait(seq, "timer", seconds=seconds)
+
+
+async def condition(signal_id: str, timeout: Duration | None = None) -> Any:
+    """Waits for the signal ``signal_id``: its data, or ``False`` when ``timeout`` passes first."""
+    _check_id("signal_id", signal_id)
+    seconds = None if timeout is None else to_seconds(timeout, what="timeout")
+    run = current()
+    seq = run.next_seq()
+    run.record(seq, "condition", signal_id, lambda: {
+        "type": "condition", "seq": seq, "signal_id": signal_id, "timeout": seconds})
+    return await run.wait(seq, "condition")
+
+
+async def signal(signal_id: str, data: Any = None) -> None:
+    """Sends a signal (namespace-wide id) to the oldest waiting condition, or buffers it."""
+    _check_id("signal_id", signal_id)
+    run = current()
+    seq = run.next_seq()
+    run.record(seq, "signal", signal_id, lambda: {
+        "type": "signal", "seq": seq, "signal_id": signal_id, "data": payloads.dumps(data)})
+
+
+def _child_command(run: Any, seq: int, workflow_name: str, args: list[Any], task_queue: str | None,
+                   workflow_id: str | None, awaited: bool) -> str:
+    child_id = workflow_id or f"{run.info.workflow_id}-{run.info.run_id}.{seq}"
+    run.record(seq, "child", workflow_name, lambda: {
+        "type": "child", "seq": seq, "workflow_name": workflow_name, "workflow_id": child_id,
+        "task_queue": task_queue or run.info.task_queue, "args": payloads.dumps(list(args)),
+        "awaited": awaited})
+    return child_id
+
+
+async def execute_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...] = (),
+                        task_queue: str | None = None, workflow_id: str | None = None) -> Any:
+    """Starts a child workflow and returns its result (``DurableChildError`` if it fails)."""
+    run = current()
+    seq = run.next_seq()
+    _child_command(run, seq, _name_of(workflow_name), list(args), task_queue, workflow_id, True)
+    return await run.wait(seq, "child")
+
+
+async def start_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...] = (),
+                      task_queue: str | None = None, workflow_id: str | None = None) -> str:
+    """Starts a child workflow without waiting; returns its workflow id."""
+    run = current()
+    seq = run.next_seq()
+    return _child_command(run, seq, _name_of(workflow_name), list(args), task_queue, workflow_id, False)
+
+
+def continue_as_new(*args: Any) -> Any:
+    """Ends this run and starts the workflow again with ``args`` and a fresh history. Never returns."""
+    current()
+    raise errors.DurableContinueAsNewError(args)
+
+
+def patched(patch_id: str) -> bool:
+    """True on executions that reach this point with the patch deployed; False when
+    replaying an execution recorded before it."""
+    return current().patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Marks a patch whose old path no execution needs any more."""
+    current().patched(patch_id, deprecated=True)
+
+
+def now() -> datetime:
+    """The workflow's time (aware UTC): the time of the event being replayed."""
+    return current().now
+
+
+def random() -> float:
+    """A deterministic random float in [0, 1)."""
+    return current().rng.random()
+
+
+def uuid4() -> Any:
+    """A deterministic random UUID."""
+    return random_uuid(current().rng)
+
+
+def info() -> WorkflowInfo:
+    """This workflow's id, name, namespace, task queue, attempt and parent."""
+    return current().info
+
+
+get_context = info
+
+
+class CancellationScope:
+    """Scopes that shield cleanup code from cancellation."""
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def non_cancellable() -> AsyncIterator[None]:
+        """Inside, cancellation is not raised; it is raised at the next await outside."""
+        token = _shielded.set(True)
+        try:
+            yield
+        finally:
+            _shielded.reset(token)
+
+
+def _check_id(what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value or len(value) > 1000 or "\x00" in value:
+        raise ValueError(f"invalid {what} {value!r}: give a non-empty string of at most 1000 characters "
+                         "without NUL characters")
+
+
+def _name_of(workflow: Any) -> str:
+    if isinstance(workflow, str):
+        return workflow
+    if inspect.isfunction(workflow) or isinstance(workflow, types.FunctionType):
+        return workflow.__name__
+    raise TypeError("workflow_name must be a workflow function's name")

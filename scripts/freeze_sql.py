@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Freeze the engine in sql/ into a migration's SQL file.
+
+Run once per release for the initial revision:
+
+    python scripts/freeze_sql.py            # writes migrations/sql/0001_initial.up.sql
+    python scripts/freeze_sql.py --check    # exit 1 if that file differs from sql/
+
+Later revisions hold hand-written deltas; tests/test_migrations.py proves that
+sql/ and the migrations still build identical schemas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python"))
+
+from pgdurable._resources import engine_sql  # noqa: E402
+
+HEADER = (
+    "-- Frozen from sql/ (manifest order) by scripts/freeze_sql.py. Do not edit:\n"
+    "-- released migrations never change; later revisions add deltas.\n\n"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "migrations" / "sql" / "0001_initial.up.sql",
+        help="file to write (default: %(default)s)",
+    )
+    parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    args = parser.parse_args()
+
+    frozen = HEADER + engine_sql()
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
+        if current != frozen:
+            print(f"{args.out} differs from sql/: run scripts/freeze_sql.py", file=sys.stderr)
+            return 1
+        print(f"{args.out} matches sql/")
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(frozen, encoding="utf-8")
+    print(f"wrote {args.out} ({len(frozen.splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
