@@ -46,11 +46,12 @@ CREATE FUNCTION durable.claim_activity_tasks_v1(
     p_owner text DEFAULT NULL
 ) RETURNS TABLE (message_id bigint, lease_token uuid, attempt integer, activity_name text,
                  stream text, workflow_id text, run_id integer, payload jsonb)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_lost durable.messages;
 BEGIN
+    PERFORM durable._authorize(p_namespace, p_streams);
     -- An attempt whose lease expired was lost with its worker: it counts.
     -- When it was the last one allowed, the activity fails for good.
     FOR v_lost IN
@@ -78,10 +79,11 @@ COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], intege
 
 CREATE FUNCTION durable.complete_activity_v1(p_message_id bigint, p_lease_token uuid, p_result text)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_msg durable.messages;
 BEGIN
+    PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     IF p_result IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
@@ -95,12 +97,13 @@ COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text) IS
 
 CREATE FUNCTION durable.fail_activity_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
 RETURNS text
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_msg durable.messages;
     v_policy jsonb;
     v_delay interval;
 BEGIN
+    PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
                 || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
@@ -129,8 +132,9 @@ COMMENT ON FUNCTION durable.fail_activity_v1(bigint, uuid, jsonb) IS
 CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
                                               p_lease interval DEFAULT interval '30 seconds')
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     UPDATE durable.messages
     SET visible_at = durable.now() + p_lease,
         payload = CASE WHEN p_details IS NULL THEN payload

@@ -141,10 +141,12 @@ CREATE FUNCTION durable.claim_v1(
     p_lease interval DEFAULT interval '30 seconds',
     p_owner text DEFAULT NULL
 ) RETURNS SETOF durable.messages
-LANGUAGE sql VOLATILE AS $$
-    SELECT (c.message).* FROM durable._claim(p_namespace, p_streams, p_names, 'message',
-                                             p_batch, p_lease, p_owner) c
-$$;
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM durable._authorize(p_namespace, p_streams);
+    RETURN QUERY SELECT (c.message).* FROM durable._claim(p_namespace, p_streams, p_names, 'message',
+                                                          p_batch, p_lease, p_owner) c;
+END $$;
 COMMENT ON FUNCTION durable.claim_v1(text, text[], text[], integer, interval, text) IS
     'Leases up to p_batch plain messages of the given streams whose name is in p_names '
     '(priority first, then visible_at). Each claim adds one to attempt; an expired lease is claimable again.';
@@ -166,8 +168,9 @@ COMMENT ON FUNCTION durable._held_message(bigint, uuid) IS
     'Internal fencing: locks a message and checks the caller still holds its lease (else PD001).';
 
 CREATE FUNCTION durable.ack_v1(p_message_id bigint, p_lease_token uuid) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     PERFORM durable._held_message(p_message_id, p_lease_token);
     DELETE FROM durable.messages WHERE id = p_message_id;
 END $$;
@@ -176,10 +179,11 @@ COMMENT ON FUNCTION durable.ack_v1(bigint, uuid) IS
 
 CREATE FUNCTION durable.extend_lease_v1(p_message_ids bigint[], p_lease_tokens uuid[], p_lease interval)
 RETURNS SETOF bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
+    PERFORM durable._authorize_messages(p_message_ids);
     RETURN QUERY
     UPDATE durable.messages m
     SET visible_at = v_now + p_lease
@@ -193,10 +197,11 @@ COMMENT ON FUNCTION durable.extend_lease_v1(bigint[], uuid[], interval) IS
 
 CREATE FUNCTION durable.release_v1(p_message_id bigint, p_lease_token uuid,
                                    p_delay interval DEFAULT interval '0') RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_msg durable.messages;
 BEGIN
+    PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     v_msg := durable._held_message(p_message_id, p_lease_token);
     UPDATE durable.messages
     SET lease_token = NULL, lease_owner = NULL,
@@ -210,10 +215,11 @@ COMMENT ON FUNCTION durable.release_v1(bigint, uuid, interval) IS
 
 CREATE FUNCTION durable.next_wakeup_v1(p_namespace text, p_streams text[], p_names text[])
 RETURNS double precision
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_next timestamptz;
 BEGIN
+    PERFORM durable._authorize(p_namespace, p_streams);
     SELECT min(m.visible_at) INTO v_next
     FROM durable.messages m
     WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)

@@ -258,12 +258,13 @@ COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
 
 CREATE FUNCTION durable.fire_timers_v1(p_namespace text, p_task_queues text[], p_limit integer DEFAULT 500)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_timer durable.messages;
     v_fired integer := 0;
     v_now timestamptz := durable.now();
 BEGIN
+    PERFORM durable._authorize(p_namespace, p_task_queues);
     FOR v_timer IN
         DELETE FROM durable.messages d
         WHERE d.id IN (SELECT t.id FROM durable.messages t
@@ -293,8 +294,9 @@ CREATE FUNCTION durable.claim_workflow_tasks_v1(
                  run_id integer, workflow_name text, task_queue text, attempt integer, args text,
                  parent_workflow_id text, started_at timestamptz, processed_event_id integer,
                  cancel_requested boolean, events jsonb)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM durable._authorize(p_namespace, p_task_queues);
     -- Due timers become inbound events first, so their runs are claimable now.
     PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
     RETURN QUERY
@@ -420,7 +422,7 @@ CREATE FUNCTION durable.complete_workflow_task_v1(
     p_processed_event_id integer,
     p_commands jsonb
 ) RETURNS text
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_peek durable.messages;
     v_wf durable.workflows;
@@ -428,6 +430,7 @@ DECLARE
     v_closed boolean := false;
     v_last_inbound integer;
 BEGIN
+    PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'workflow';
     IF NOT FOUND THEN
         PERFORM durable._held_message(p_message_id, p_lease_token);  -- raises PD001
@@ -476,12 +479,13 @@ COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jso
 
 CREATE FUNCTION durable.fail_workflow_task_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
 RETURNS interval
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_peek durable.messages;
     v_wf durable.workflows;
     v_delay interval;
 BEGIN
+    PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'workflow';
     IF NOT FOUND THEN
         PERFORM durable._held_message(p_message_id, p_lease_token);

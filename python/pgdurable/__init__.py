@@ -13,6 +13,7 @@ from .durable import Durable, guid, migrate, shutdown
 from .errors import did_interrupt, is_cancellation
 from .payloads import register_codec
 from .retry import RetryPolicy
+from .roles import WorkerCredential, WorkerCredentialInfo
 from .worker import Worker, register_activity_worker
 from .workflow import CancellationScope, WorkflowInfo
 
@@ -24,6 +25,8 @@ __all__ = [
     "Durable",
     "RetryPolicy",
     "Worker",
+    "WorkerCredential",
+    "WorkerCredentialInfo",
     "WorkflowClient",
     "WorkflowHandle",
     "WorkflowInfo",

@@ -13,6 +13,7 @@ from .client import Client, WorkflowHandle
 from .connection import Connection, _close_all
 from .errors import did_interrupt
 from .payloads import register_codec
+from .roles import list_worker_roles, provision_worker_role, revoke_worker_role, rotate_worker_password
 from .worker import Worker, register_activity_worker, shutdown_all
 
 
@@ -56,6 +57,10 @@ class Durable:
     register_outbound_interceptor = staticmethod(_interceptors.register_outbound_interceptor)
     register_activity_interceptor = staticmethod(_interceptors.register_activity_interceptor)
     clear_interceptors = staticmethod(_interceptors.clear_interceptors)
+    provision_worker_role = staticmethod(provision_worker_role)
+    list_worker_roles = staticmethod(list_worker_roles)
+    rotate_worker_password = staticmethod(rotate_worker_password)
+    revoke_worker_role = staticmethod(revoke_worker_role)
     shutdown = staticmethod(shutdown)
     migrate = staticmethod(migrate)
 

@@ -246,3 +246,36 @@ def stream_channel(namespace: str, stream: str) -> str:
 def workflow_channel(namespace: str, workflow_id: str) -> str:
     """The NOTIFY channel of a workflow's closing (the same as ``durable.workflow_channel``)."""
     return "pgd_w_" + hashlib.md5(f"{namespace}/{workflow_id}".encode()).hexdigest()
+
+
+# -- worker roles -----------------------------------------------------------------
+
+@_mapped
+async def provision_worker_role(conn: Conn, stream_names: list[str], namespace: str,
+                                password: str | None) -> Row:
+    rows = await _rows(conn, "SELECT * FROM durable.provision_worker_role(%s, %s, %s)",
+                       (stream_names, namespace, password))
+    return rows[0]
+
+
+@_mapped
+async def list_worker_roles(conn: Conn, namespace: str | None) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.list_worker_roles(%s)", (namespace,))
+
+
+@_mapped
+async def rotate_worker_password(conn: Conn, role_name: str, new_password: str | None,
+                                 namespace: str | None) -> str:
+    return await _value(conn, "SELECT durable.rotate_worker_password(%s, %s, %s)",
+                        (role_name, new_password, namespace))
+
+
+@_mapped
+async def revoke_worker_role(conn: Conn, role_name: str, namespace: str | None) -> None:
+    await _value(conn, "SELECT durable.revoke_worker_role(%s, %s)", (role_name, namespace))
+
+
+@_mapped
+async def worker_scope(conn: Conn) -> Row | None:
+    rows = await _rows(conn, "SELECT * FROM durable.worker_scope_v1()")
+    return rows[0] if rows else None

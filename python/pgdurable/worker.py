@@ -93,6 +93,8 @@ class Worker:
         return worker
 
     async def _start(self) -> None:
+        if self._owns_connection:
+            await self._apply_role_scope()
         self._listener = await self._conn.listener()
         if self.workflows:
             await self._listener.subscribe(store.stream_channel(self.namespace, self.task_queue),
@@ -107,6 +109,32 @@ class Worker:
         _workers.add(self)
         log.info("worker %s serving task queue %r (workflows: %s; activities on %r)", self._owner,
                  self.task_queue, ", ".join(self.workflows) or "none", self.activity_stream)
+
+    async def _apply_role_scope(self) -> None:
+        """A scoped role serves only the streams it covers: none → WorkerRoleError, some → a warning."""
+        async with self._conn.connect() as conn:
+            scope = await store.worker_scope(conn)
+        if scope is None:
+            return  # logged in as a role that is not a provisioned worker role: not scoped
+        wanted = ([self.task_queue] if self.workflows else []) + (
+            [self.activity_stream] if self.activity_stream else [])
+        if scope["revoked"]:
+            raise errors.WorkerRoleError(f"worker role {scope['role_name']} is revoked: provision a new one")
+        allowed = set(scope["stream_names"]) if scope["namespace"] == self.namespace else set()
+        covered = [s for s in wanted if s in allowed]
+        if not covered:
+            raise errors.WorkerRoleError(
+                f"worker role {scope['role_name']} covers none of the streams this worker serves "
+                f"({', '.join(wanted)} in namespace {self.namespace!r}); it may consume "
+                f"{', '.join(scope['stream_names'])} in namespace {scope['namespace']!r}")
+        left = [s for s in wanted if s not in allowed]
+        if left:
+            log.warning("worker role %s does not cover %s: this worker leaves %s to other workers",
+                        scope["role_name"], ", ".join(left), "them" if len(left) > 1 else "it")
+        if self.task_queue not in allowed:
+            self.workflows = {}
+        if self.activity_stream not in allowed:
+            self.activity_stream = None
 
     async def __aenter__(self) -> Worker:
         return self
