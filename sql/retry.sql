@@ -7,11 +7,16 @@
 CREATE FUNCTION durable.retry_delay_v1(p_policy jsonb, p_attempt integer) RETURNS interval
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     -- The delay before attempt p_attempt + 1: min(initial * coef^(n-1), max).
+    -- The exponent stops where coef^k passes e^690 (~1e300, far beyond any
+    -- maximum): a late attempt gets the maximum instead of a float overflow.
     SELECT make_interval(secs => least(
-        coalesce((p_policy->>'initial_interval')::float8, 1.0)
-            * power(coalesce((p_policy->>'backoff_coefficient')::float8, 2.0),
-                    greatest(coalesce(p_attempt, 1), 1) - 1),
-        coalesce((p_policy->>'maximum_interval')::float8, 60.0)))
+        p.initial * power(p.coef, CASE WHEN p.coef > 0 AND p.coef <> 1
+                                       THEN least(p.k, floor(690 / abs(ln(p.coef)))) ELSE p.k END),
+        p.maximum))
+    FROM (SELECT coalesce((p_policy->>'initial_interval')::float8, 1.0) AS initial,
+                 coalesce((p_policy->>'backoff_coefficient')::float8, 2.0) AS coef,
+                 coalesce((p_policy->>'maximum_interval')::float8, 60.0) AS maximum,
+                 greatest(coalesce(p_attempt, 1), 1) - 1 AS k) p
 $$;
 COMMENT ON FUNCTION durable.retry_delay_v1(jsonb, integer) IS
     'Delay after failed attempt n: min(initial_interval * backoff_coefficient^(n-1), maximum_interval) seconds.';

@@ -129,15 +129,58 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA durable TO %I', p_role);
     FOR v_fn IN SELECT * FROM durable.worker_functions() LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, p_role);
+        -- A caller who does not own the engine gets a WARNING, not an error,
+        -- from GRANT: stop here instead of handing out a role that cannot work.
+        IF NOT has_function_privilege(p_role, v_fn, 'EXECUTE') THEN
+            RAISE EXCEPTION USING ERRCODE = '42501',
+                MESSAGE = format('could not grant EXECUTE on %s to %s: provision worker roles as the owner of '
+                                 'schema durable (or a superuser)', v_fn, p_role);
+        END IF;
     END LOOP;
 END $$;
 COMMENT ON FUNCTION durable._grant_worker(text) IS
     'Internal: a worker role gets CONNECT, USAGE on the schema and EXECUTE on worker_functions() only.';
 
+-- CREATE/ALTER ROLE with a password. When such a statement fails (a
+-- password-check module rejecting it, a role dropped by hand), Postgres
+-- reports the statement text, password included, in the error's CONTEXT:
+-- in the server log and to the client. The error is raised again here
+-- without that context.
+CREATE FUNCTION durable._set_role_password(p_role text, p_password text, p_create boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+BEGIN
+    IF p_create THEN
+        EXECUTE format('CREATE ROLE %I WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                       'NOREPLICATION NOBYPASSRLS PASSWORD %L', p_role, p_password);
+    ELSE
+        EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', p_role, p_password);
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                            v_detail = PG_EXCEPTION_DETAIL;
+    IF v_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message, DETAIL = v_detail;
+END $$;
+COMMENT ON FUNCTION durable._set_role_password(text, text, boolean) IS
+    'Internal: creates a worker login role, or sets its password, never leaking the password into an error.';
+
+-- The DBA functions below pin search_path like the worker functions: they
+-- run with the DBA's rights (CREATEROLE, often superuser), so an object
+-- someone planted earlier on the DBA's search_path (public.unnest(text[]),
+-- a lower(name), an operator) must never be picked over pg_catalog's.
+-- password_encryption is pinned too: worker passwords are always stored as
+-- SCRAM verifiers, whatever the server's default.
 CREATE FUNCTION durable.provision_worker_role(p_stream_names text[], p_namespace text DEFAULT 'durable',
                                               p_password text DEFAULT NULL)
 RETURNS TABLE (role_name text, password text)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp SET password_encryption = 'scram-sha-256' AS $$
 DECLARE
     v_streams text[];
     v_role text;
@@ -155,19 +198,24 @@ BEGIN
     END LOOP;
     PERFORM durable._check_name('namespace', p_namespace);
     PERFORM durable._check_password(p_password);
+    -- Two DBAs provisioning the same streams at once get one role, not two.
+    PERFORM pg_advisory_xact_lock(hashtextextended(
+        'durable.worker_role/' || current_database() || '/' || p_namespace, 0));
     SELECT c.role_name INTO v_role FROM durable.worker_credentials c
     WHERE c.namespace = p_namespace AND c.stream_names = v_streams
-      AND c.database_name = current_database() AND c.revoked_at IS NULL;
+      AND c.database_name = current_database() AND c.revoked_at IS NULL
+      AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = c.role_name);  -- not dropped by hand
     IF FOUND THEN
-        -- Idempotent: the same streams get the same role, with a new password.
-        EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', v_role, v_password);
+        -- Idempotent: the same streams get the same role, with a new password
+        -- (and the grants of functions a later schema version added).
+        PERFORM durable._set_role_password(v_role, v_password, false);
+        PERFORM durable._grant_worker(v_role);
         UPDATE durable.worker_credentials c SET rotated_at = v_now WHERE c.role_name = v_role;
     ELSE
         v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16) || '_'
                   || left(regexp_replace(lower(p_namespace), '[^a-z0-9]+', '', 'g'), 16);
         v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 10);
-        EXECUTE format('CREATE ROLE %I WITH LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD %L',
-                       v_role, v_password);
+        PERFORM durable._set_role_password(v_role, v_password, true);
         PERFORM durable._grant_worker(v_role);
         INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, created_at)
         VALUES (v_role, p_namespace, current_database(), v_streams, v_now);
@@ -185,11 +233,12 @@ DECLARE
     v_cred durable.worker_credentials;
 BEGIN
     SELECT * INTO v_cred FROM durable.worker_credentials c
-    WHERE c.role_name = p_role AND (p_namespace IS NULL OR c.namespace = p_namespace);
+    WHERE c.role_name = p_role AND (p_namespace IS NULL OR c.namespace = p_namespace)
+      AND c.database_name = current_database();
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('%L is not a worker role provisioned in namespace %L of this database',
-                             p_role, coalesce(p_namespace, '(any)'));
+            MESSAGE = format('%L is not a worker role provisioned in %s of this database', p_role,
+                             coalesce(format('namespace %L', p_namespace), 'any namespace'));
     END IF;
     RETURN v_cred;
 END $$;
@@ -198,7 +247,8 @@ COMMENT ON FUNCTION durable._worker_role(text, text) IS 'Internal: a provisioned
 CREATE FUNCTION durable.rotate_worker_password(p_role_name text, p_new_password text DEFAULT NULL,
                                                p_namespace text DEFAULT NULL)
 RETURNS text
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp SET password_encryption = 'scram-sha-256' AS $$
 DECLARE
     v_cred durable.worker_credentials;
     v_password text := coalesce(p_new_password, durable._random_password());
@@ -208,33 +258,42 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
             MESSAGE = format('worker role %s is revoked: provision a new one instead', v_cred.role_name);
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD003',
+            MESSAGE = format('worker role %s was dropped outside pgdurable: revoke it and provision a new one',
+                             v_cred.role_name);
+    END IF;
     PERFORM durable._check_password(p_new_password);
-    EXECUTE format('ALTER ROLE %I WITH PASSWORD %L', v_cred.role_name, v_password);
+    PERFORM durable._set_role_password(v_cred.role_name, v_password, false);
     UPDATE durable.worker_credentials c SET rotated_at = durable.now() WHERE c.role_name = v_cred.role_name;
     RETURN v_password;
 END $$;
 COMMENT ON FUNCTION durable.rotate_worker_password(text, text, text) IS
-    'DBA: sets a new password (random unless given) on a worker role and returns it.';
+    'DBA: sets a new password (random unless given) on a worker role and returns it. Live sessions keep '
+    'running: restart the workers with the new password, or revoke the role if the old one leaked.';
 
 CREATE FUNCTION durable.revoke_worker_role(p_role_name text, p_namespace text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_cred durable.worker_credentials;
 BEGIN
     v_cred := durable._worker_role(p_role_name, p_namespace);
-    EXECUTE format('ALTER ROLE %I WITH NOLOGIN', v_cred.role_name);
+    IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
+        EXECUTE format('ALTER ROLE %I WITH NOLOGIN', v_cred.role_name);
+    END IF;
     UPDATE durable.worker_credentials c SET revoked_at = coalesce(c.revoked_at, durable.now())
     WHERE c.role_name = v_cred.role_name;
     PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
     WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
 END $$;
 COMMENT ON FUNCTION durable.revoke_worker_role(text, text) IS
-    'DBA: disables a worker role''s login and ends its live sessions; the audit row is kept with revoked_at.';
+    'DBA: disables a worker role''s login and ends its live sessions; the audit row is kept with revoked_at. '
+    'Idempotent: calling it again ends any session that logged in while the first call committed.';
 
 CREATE FUNCTION durable.list_worker_roles(p_namespace text DEFAULT NULL)
 RETURNS TABLE (role_name text, namespace text, stream_names text[], created_at timestamptz,
                rotated_at timestamptz, revoked_at timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.role_name, c.namespace, c.stream_names, c.created_at, c.rotated_at, c.revoked_at
     FROM durable.worker_credentials c
     WHERE (p_namespace IS NULL OR c.namespace = p_namespace)

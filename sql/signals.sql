@@ -42,17 +42,21 @@ BEGIN
     END IF;
     PERFORM durable._lock_signal(p_namespace, p_signal_id);
     LOOP
-        DELETE FROM durable.signal_waits sw
-        WHERE sw.id = (SELECT x.id FROM durable.signal_waits x
-                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
-                       ORDER BY x.id LIMIT 1)
-        RETURNING sw.* INTO v_wait;
+        SELECT x.* INTO v_wait FROM durable.signal_waits x
+        WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
+        ORDER BY x.id LIMIT 1;
         EXIT WHEN NOT FOUND;
-        IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
-                            jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
+        -- Lock the waiter's run before its wait: _close_run drops a closing
+        -- run's waits while holding the run, so the other order deadlocks.
+        PERFORM 1 FROM durable.workflows w
+        WHERE w.namespace = p_namespace AND w.workflow_id = v_wait.workflow_id AND w.run_id = v_wait.run_id
+        FOR UPDATE;
+        DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
+        IF FOUND AND durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received',
+                                      v_wait.seq, jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
             RETURN 'delivered';
         END IF;
-        -- That waiter's run has ended: try the next one.
+        -- That wait went with its closing run, or its run has ended: try the next one.
     END LOOP;
     INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
     VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
@@ -94,6 +98,11 @@ CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p
                                            p_run_id integer, p_seq integer) RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
+    -- The run first, then the signal lock: the order complete_workflow_task_v1
+    -- takes them in when a condition starts waiting.
+    PERFORM 1 FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id
+    FOR UPDATE;
     PERFORM durable._lock_signal(p_namespace, p_signal_id);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;

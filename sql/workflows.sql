@@ -8,12 +8,13 @@
 --
 -- Lock order, everywhere: the workflow row first, then its messages.
 
-CREATE FUNCTION durable.workflow_channel(p_namespace text, p_workflow_id text) RETURNS text
+CREATE FUNCTION durable.closed_channel(p_namespace text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT 'pgd_w_' || md5(p_namespace || '/' || p_workflow_id)
+    SELECT 'pgd_c_' || md5(p_namespace)
 $$;
-COMMENT ON FUNCTION durable.workflow_channel(text, text) IS
-    'The LISTEN channel NOTIFYed when a run of this workflow id closes (handle.result() waits on it).';
+COMMENT ON FUNCTION durable.closed_channel(text) IS
+    'The LISTEN channel NOTIFYed, with the workflow id as payload, when a run of the namespace closes '
+    '(handle.result() waits on it: one LISTEN serves every handle).';
 
 CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -62,16 +63,23 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
+    INSERT INTO durable.messages AS m (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
     VALUES (p_namespace, p_task_queue, 'workflow', p_workflow_name, p_workflow_id, p_run_id,
             v_now + p_delay, v_now)
-    ON CONFLICT (namespace, workflow_id) WHERE kind = 'workflow' DO NOTHING;
+    ON CONFLICT (namespace, workflow_id) WHERE kind = 'workflow' DO UPDATE
+        -- A task an earlier run left behind (_close_run skips a task a claim
+        -- holds locked) would starve this run: take it over, lease and all.
+        SET run_id = EXCLUDED.run_id, stream = EXCLUDED.stream, name = EXCLUDED.name,
+            attempt = 0, lease_owner = NULL, lease_token = NULL,
+            visible_at = EXCLUDED.visible_at, created_at = EXCLUDED.created_at
+        WHERE m.run_id IS DISTINCT FROM EXCLUDED.run_id;
     IF FOUND THEN
         PERFORM durable._notify_stream(p_namespace, p_task_queue);
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval) IS
-    'Internal: makes sure the run has a pending workflow task (new events fold into an existing one).';
+    'Internal: makes sure the run has a pending workflow task (new events fold into an existing one; '
+    'a task an earlier run of the id left behind is taken over).';
 
 -- Appends an inbound event to a running run and wakes it. Returns false
 -- (and records nothing) when the run is no longer running or the durable
@@ -219,7 +227,7 @@ BEGIN
                    FOR UPDATE SKIP LOCKED);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
-    PERFORM pg_notify(durable.workflow_channel(p_wf.namespace, p_wf.workflow_id), v_status);
+    PERFORM pg_notify(durable.closed_channel(p_wf.namespace), p_wf.workflow_id);
 
     IF v_type = 'continue_as_new' OR v_retrying THEN
         PERFORM durable._new_run(p_wf.namespace, p_wf.workflow_id, p_wf.run_id + 1, p_wf.workflow_name,
@@ -295,12 +303,18 @@ CREATE FUNCTION durable.claim_workflow_tasks_v1(
                  parent_workflow_id text, started_at timestamptz, processed_event_id integer,
                  cancel_requested boolean, events jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_claimed durable.messages[];
 BEGIN
     PERFORM durable._authorize(p_namespace, p_task_queues);
     -- Due timers become inbound events first, so their runs are claimable now.
     PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
+    SELECT array_agg(c.message) INTO v_claimed
+    FROM durable._claim(p_namespace, p_task_queues, p_workflow_names, 'workflow', p_batch, p_lease, p_owner) c;
+    -- A second statement, so its snapshot sees every run the claim may have
+    -- leased (a run started after this function's first snapshot included).
     RETURN QUERY
-    SELECT (c.message).id, (c.message).lease_token, (c.message).attempt, w.workflow_id, w.run_id,
+    SELECT c.id, c.lease_token, c.attempt, w.workflow_id, w.run_id,
            w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
            w.processed_event_id, w.cancel_requested,
            (SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
@@ -309,10 +323,9 @@ BEGIN
             FROM durable.history h
             WHERE h.namespace = w.namespace AND h.workflow_id = w.workflow_id AND h.run_id = w.run_id
               AND h.inbound AND h.event_id > w.processed_event_id)
-    FROM durable._claim(p_namespace, p_task_queues, p_workflow_names, 'workflow', p_batch, p_lease, p_owner) c
+    FROM unnest(v_claimed) c
     JOIN durable.workflows w
-      ON w.namespace = p_namespace AND w.workflow_id = (c.message).workflow_id
-     AND w.run_id = (c.message).run_id;
+      ON w.namespace = p_namespace AND w.workflow_id = c.workflow_id AND w.run_id = c.run_id;
 END $$;
 COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text) IS
     'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '

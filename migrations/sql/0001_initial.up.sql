@@ -414,11 +414,16 @@ COMMENT ON FUNCTION durable.next_wakeup_v1(text, text[], text[]) IS
 CREATE FUNCTION durable.retry_delay_v1(p_policy jsonb, p_attempt integer) RETURNS interval
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     -- The delay before attempt p_attempt + 1: min(initial * coef^(n-1), max).
+    -- The exponent stops where coef^k passes e^690 (~1e300, far beyond any
+    -- maximum): a late attempt gets the maximum instead of a float overflow.
     SELECT make_interval(secs => least(
-        coalesce((p_policy->>'initial_interval')::float8, 1.0)
-            * power(coalesce((p_policy->>'backoff_coefficient')::float8, 2.0),
-                    greatest(coalesce(p_attempt, 1), 1) - 1),
-        coalesce((p_policy->>'maximum_interval')::float8, 60.0)))
+        p.initial * power(p.coef, CASE WHEN p.coef > 0 AND p.coef <> 1
+                                       THEN least(p.k, floor(690 / abs(ln(p.coef)))) ELSE p.k END),
+        p.maximum))
+    FROM (SELECT coalesce((p_policy->>'initial_interval')::float8, 1.0) AS initial,
+                 coalesce((p_policy->>'backoff_coefficient')::float8, 2.0) AS coef,
+                 coalesce((p_policy->>'maximum_interval')::float8, 60.0) AS maximum,
+                 greatest(coalesce(p_attempt, 1), 1) - 1 AS k) p
 $$;
 COMMENT ON FUNCTION durable.retry_delay_v1(jsonb, integer) IS
     'Delay after failed attempt n: min(initial_interval * backoff_coefficient^(n-1), maximum_interval) seconds.';
@@ -493,17 +498,21 @@ BEGIN
     END IF;
     PERFORM durable._lock_signal(p_namespace, p_signal_id);
     LOOP
-        DELETE FROM durable.signal_waits sw
-        WHERE sw.id = (SELECT x.id FROM durable.signal_waits x
-                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
-                       ORDER BY x.id LIMIT 1)
-        RETURNING sw.* INTO v_wait;
+        SELECT x.* INTO v_wait FROM durable.signal_waits x
+        WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
+        ORDER BY x.id LIMIT 1;
         EXIT WHEN NOT FOUND;
-        IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
-                            jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
+        -- Lock the waiter's run before its wait: _close_run drops a closing
+        -- run's waits while holding the run, so the other order deadlocks.
+        PERFORM 1 FROM durable.workflows w
+        WHERE w.namespace = p_namespace AND w.workflow_id = v_wait.workflow_id AND w.run_id = v_wait.run_id
+        FOR UPDATE;
+        DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
+        IF FOUND AND durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received',
+                                      v_wait.seq, jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
             RETURN 'delivered';
         END IF;
-        -- That waiter's run has ended: try the next one.
+        -- That wait went with its closing run, or its run has ended: try the next one.
     END LOOP;
     INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
     VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
@@ -545,6 +554,11 @@ CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p
                                            p_run_id integer, p_seq integer) RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
+    -- The run first, then the signal lock: the order complete_workflow_task_v1
+    -- takes them in when a condition starts waiting.
+    PERFORM 1 FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id
+    FOR UPDATE;
     PERFORM durable._lock_signal(p_namespace, p_signal_id);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
@@ -577,12 +591,13 @@ COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
 --
 -- Lock order, everywhere: the workflow row first, then its messages.
 
-CREATE FUNCTION durable.workflow_channel(p_namespace text, p_workflow_id text) RETURNS text
+CREATE FUNCTION durable.closed_channel(p_namespace text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT 'pgd_w_' || md5(p_namespace || '/' || p_workflow_id)
+    SELECT 'pgd_c_' || md5(p_namespace)
 $$;
-COMMENT ON FUNCTION durable.workflow_channel(text, text) IS
-    'The LISTEN channel NOTIFYed when a run of this workflow id closes (handle.result() waits on it).';
+COMMENT ON FUNCTION durable.closed_channel(text) IS
+    'The LISTEN channel NOTIFYed, with the workflow id as payload, when a run of the namespace closes '
+    '(handle.result() waits on it: one LISTEN serves every handle).';
 
 CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -631,16 +646,23 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
+    INSERT INTO durable.messages AS m (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
     VALUES (p_namespace, p_task_queue, 'workflow', p_workflow_name, p_workflow_id, p_run_id,
             v_now + p_delay, v_now)
-    ON CONFLICT (namespace, workflow_id) WHERE kind = 'workflow' DO NOTHING;
+    ON CONFLICT (namespace, workflow_id) WHERE kind = 'workflow' DO UPDATE
+        -- A task an earlier run left behind (_close_run skips a task a claim
+        -- holds locked) would starve this run: take it over, lease and all.
+        SET run_id = EXCLUDED.run_id, stream = EXCLUDED.stream, name = EXCLUDED.name,
+            attempt = 0, lease_owner = NULL, lease_token = NULL,
+            visible_at = EXCLUDED.visible_at, created_at = EXCLUDED.created_at
+        WHERE m.run_id IS DISTINCT FROM EXCLUDED.run_id;
     IF FOUND THEN
         PERFORM durable._notify_stream(p_namespace, p_task_queue);
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval) IS
-    'Internal: makes sure the run has a pending workflow task (new events fold into an existing one).';
+    'Internal: makes sure the run has a pending workflow task (new events fold into an existing one; '
+    'a task an earlier run of the id left behind is taken over).';
 
 -- Appends an inbound event to a running run and wakes it. Returns false
 -- (and records nothing) when the run is no longer running or the durable
@@ -788,7 +810,7 @@ BEGIN
                    FOR UPDATE SKIP LOCKED);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
-    PERFORM pg_notify(durable.workflow_channel(p_wf.namespace, p_wf.workflow_id), v_status);
+    PERFORM pg_notify(durable.closed_channel(p_wf.namespace), p_wf.workflow_id);
 
     IF v_type = 'continue_as_new' OR v_retrying THEN
         PERFORM durable._new_run(p_wf.namespace, p_wf.workflow_id, p_wf.run_id + 1, p_wf.workflow_name,
@@ -864,12 +886,18 @@ CREATE FUNCTION durable.claim_workflow_tasks_v1(
                  parent_workflow_id text, started_at timestamptz, processed_event_id integer,
                  cancel_requested boolean, events jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_claimed durable.messages[];
 BEGIN
     PERFORM durable._authorize(p_namespace, p_task_queues);
     -- Due timers become inbound events first, so their runs are claimable now.
     PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
+    SELECT array_agg(c.message) INTO v_claimed
+    FROM durable._claim(p_namespace, p_task_queues, p_workflow_names, 'workflow', p_batch, p_lease, p_owner) c;
+    -- A second statement, so its snapshot sees every run the claim may have
+    -- leased (a run started after this function's first snapshot included).
     RETURN QUERY
-    SELECT (c.message).id, (c.message).lease_token, (c.message).attempt, w.workflow_id, w.run_id,
+    SELECT c.id, c.lease_token, c.attempt, w.workflow_id, w.run_id,
            w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
            w.processed_event_id, w.cancel_requested,
            (SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
@@ -878,10 +906,9 @@ BEGIN
             FROM durable.history h
             WHERE h.namespace = w.namespace AND h.workflow_id = w.workflow_id AND h.run_id = w.run_id
               AND h.inbound AND h.event_id > w.processed_event_id)
-    FROM durable._claim(p_namespace, p_task_queues, p_workflow_names, 'workflow', p_batch, p_lease, p_owner) c
+    FROM unnest(v_claimed) c
     JOIN durable.workflows w
-      ON w.namespace = p_namespace AND w.workflow_id = (c.message).workflow_id
-     AND w.run_id = (c.message).run_id;
+      ON w.namespace = p_namespace AND w.workflow_id = c.workflow_id AND w.run_id = c.run_id;
 END $$;
 COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text) IS
     'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '
@@ -1570,15 +1597,58 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA durable TO %I', p_role);
     FOR v_fn IN SELECT * FROM durable.worker_functions() LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, p_role);
+        -- A caller who does not own the engine gets a WARNING, not an error,
+        -- from GRANT: stop here instead of handing out a role that cannot work.
+        IF NOT has_function_privilege(p_role, v_fn, 'EXECUTE') THEN
+            RAISE EXCEPTION USING ERRCODE = '42501',
+                MESSAGE = format('could not grant EXECUTE on %s to %s: provision worker roles as the owner of '
+                                 'schema durable (or a superuser)', v_fn, p_role);
+        END IF;
     END LOOP;
 END $$;
 COMMENT ON FUNCTION durable._grant_worker(text) IS
     'Internal: a worker role gets CONNECT, USAGE on the schema and EXECUTE on worker_functions() only.';
 
+-- CREATE/ALTER ROLE with a password. When such a statement fails (a
+-- password-check module rejecting it, a role dropped by hand), Postgres
+-- reports the statement text, password included, in the error's CONTEXT:
+-- in the server log and to the client. The error is raised again here
+-- without that context.
+CREATE FUNCTION durable._set_role_password(p_role text, p_password text, p_create boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+BEGIN
+    IF p_create THEN
+        EXECUTE format('CREATE ROLE %I WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                       'NOREPLICATION NOBYPASSRLS PASSWORD %L', p_role, p_password);
+    ELSE
+        EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', p_role, p_password);
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                            v_detail = PG_EXCEPTION_DETAIL;
+    IF v_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message, DETAIL = v_detail;
+END $$;
+COMMENT ON FUNCTION durable._set_role_password(text, text, boolean) IS
+    'Internal: creates a worker login role, or sets its password, never leaking the password into an error.';
+
+-- The DBA functions below pin search_path like the worker functions: they
+-- run with the DBA's rights (CREATEROLE, often superuser), so an object
+-- someone planted earlier on the DBA's search_path (public.unnest(text[]),
+-- a lower(name), an operator) must never be picked over pg_catalog's.
+-- password_encryption is pinned too: worker passwords are always stored as
+-- SCRAM verifiers, whatever the server's default.
 CREATE FUNCTION durable.provision_worker_role(p_stream_names text[], p_namespace text DEFAULT 'durable',
                                               p_password text DEFAULT NULL)
 RETURNS TABLE (role_name text, password text)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp SET password_encryption = 'scram-sha-256' AS $$
 DECLARE
     v_streams text[];
     v_role text;
@@ -1596,19 +1666,24 @@ BEGIN
     END LOOP;
     PERFORM durable._check_name('namespace', p_namespace);
     PERFORM durable._check_password(p_password);
+    -- Two DBAs provisioning the same streams at once get one role, not two.
+    PERFORM pg_advisory_xact_lock(hashtextextended(
+        'durable.worker_role/' || current_database() || '/' || p_namespace, 0));
     SELECT c.role_name INTO v_role FROM durable.worker_credentials c
     WHERE c.namespace = p_namespace AND c.stream_names = v_streams
-      AND c.database_name = current_database() AND c.revoked_at IS NULL;
+      AND c.database_name = current_database() AND c.revoked_at IS NULL
+      AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = c.role_name);  -- not dropped by hand
     IF FOUND THEN
-        -- Idempotent: the same streams get the same role, with a new password.
-        EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', v_role, v_password);
+        -- Idempotent: the same streams get the same role, with a new password
+        -- (and the grants of functions a later schema version added).
+        PERFORM durable._set_role_password(v_role, v_password, false);
+        PERFORM durable._grant_worker(v_role);
         UPDATE durable.worker_credentials c SET rotated_at = v_now WHERE c.role_name = v_role;
     ELSE
         v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16) || '_'
                   || left(regexp_replace(lower(p_namespace), '[^a-z0-9]+', '', 'g'), 16);
         v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 10);
-        EXECUTE format('CREATE ROLE %I WITH LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD %L',
-                       v_role, v_password);
+        PERFORM durable._set_role_password(v_role, v_password, true);
         PERFORM durable._grant_worker(v_role);
         INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, created_at)
         VALUES (v_role, p_namespace, current_database(), v_streams, v_now);
@@ -1626,11 +1701,12 @@ DECLARE
     v_cred durable.worker_credentials;
 BEGIN
     SELECT * INTO v_cred FROM durable.worker_credentials c
-    WHERE c.role_name = p_role AND (p_namespace IS NULL OR c.namespace = p_namespace);
+    WHERE c.role_name = p_role AND (p_namespace IS NULL OR c.namespace = p_namespace)
+      AND c.database_name = current_database();
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('%L is not a worker role provisioned in namespace %L of this database',
-                             p_role, coalesce(p_namespace, '(any)'));
+            MESSAGE = format('%L is not a worker role provisioned in %s of this database', p_role,
+                             coalesce(format('namespace %L', p_namespace), 'any namespace'));
     END IF;
     RETURN v_cred;
 END $$;
@@ -1639,7 +1715,8 @@ COMMENT ON FUNCTION durable._worker_role(text, text) IS 'Internal: a provisioned
 CREATE FUNCTION durable.rotate_worker_password(p_role_name text, p_new_password text DEFAULT NULL,
                                                p_namespace text DEFAULT NULL)
 RETURNS text
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp SET password_encryption = 'scram-sha-256' AS $$
 DECLARE
     v_cred durable.worker_credentials;
     v_password text := coalesce(p_new_password, durable._random_password());
@@ -1649,33 +1726,42 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
             MESSAGE = format('worker role %s is revoked: provision a new one instead', v_cred.role_name);
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD003',
+            MESSAGE = format('worker role %s was dropped outside pgdurable: revoke it and provision a new one',
+                             v_cred.role_name);
+    END IF;
     PERFORM durable._check_password(p_new_password);
-    EXECUTE format('ALTER ROLE %I WITH PASSWORD %L', v_cred.role_name, v_password);
+    PERFORM durable._set_role_password(v_cred.role_name, v_password, false);
     UPDATE durable.worker_credentials c SET rotated_at = durable.now() WHERE c.role_name = v_cred.role_name;
     RETURN v_password;
 END $$;
 COMMENT ON FUNCTION durable.rotate_worker_password(text, text, text) IS
-    'DBA: sets a new password (random unless given) on a worker role and returns it.';
+    'DBA: sets a new password (random unless given) on a worker role and returns it. Live sessions keep '
+    'running: restart the workers with the new password, or revoke the role if the old one leaked.';
 
 CREATE FUNCTION durable.revoke_worker_role(p_role_name text, p_namespace text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_cred durable.worker_credentials;
 BEGIN
     v_cred := durable._worker_role(p_role_name, p_namespace);
-    EXECUTE format('ALTER ROLE %I WITH NOLOGIN', v_cred.role_name);
+    IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
+        EXECUTE format('ALTER ROLE %I WITH NOLOGIN', v_cred.role_name);
+    END IF;
     UPDATE durable.worker_credentials c SET revoked_at = coalesce(c.revoked_at, durable.now())
     WHERE c.role_name = v_cred.role_name;
     PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
     WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
 END $$;
 COMMENT ON FUNCTION durable.revoke_worker_role(text, text) IS
-    'DBA: disables a worker role''s login and ends its live sessions; the audit row is kept with revoked_at.';
+    'DBA: disables a worker role''s login and ends its live sessions; the audit row is kept with revoked_at. '
+    'Idempotent: calling it again ends any session that logged in while the first call committed.';
 
 CREATE FUNCTION durable.list_worker_roles(p_namespace text DEFAULT NULL)
 RETURNS TABLE (role_name text, namespace text, stream_names text[], created_at timestamptz,
                rotated_at timestamptz, revoked_at timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.role_name, c.namespace, c.stream_names, c.created_at, c.rotated_at, c.revoked_at
     FROM durable.worker_credentials c
     WHERE (p_namespace IS NULL OR c.namespace = p_namespace)

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import random as _random
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def __init__(self, run: WorkflowRun) -> None:
         self.run = run
         self._ready: deque[asyncio.Handle] = deque()
+        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # -- what asyncio needs ---------------------------------------------------
     def call_soon(self, callback: Callable[..., Any], *args: Any,
@@ -99,7 +101,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
                     context: contextvars.Context | None = None) -> asyncio.Task[Any]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self.tasks.add(task)
+        return task
 
     def get_debug(self) -> bool:
         return False
@@ -384,7 +388,9 @@ class WorkflowRun:
         outer = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self.loop)
         try:
-            for task in asyncio.all_tasks(self.loop):
+            for task in list(self.loop.tasks):
+                if task.done():
+                    continue
                 coro = task.get_coro()
                 try:
                     if coro is not None and hasattr(coro, "close"):

@@ -100,8 +100,8 @@ class WorkflowHandle:
         """Waits for the workflow (following continue-as-new) and returns its result, or raises
         WorkflowFailedError / WorkflowCancelledError / WorkflowInterruptedError / TimeoutError."""
         listener = await self._client.connection.listener()
-        channel = store.workflow_channel(self._client.namespace, self.workflow_id)
-        wakeup = await listener.subscribe(channel)
+        channel = store.closed_channel(self._client.namespace)
+        wakeup = await listener.subscribe(channel, payload=self.workflow_id)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
@@ -116,7 +116,7 @@ class WorkflowHandle:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), remaining)
         finally:
-            listener.unsubscribe(channel, wakeup)
+            listener.unsubscribe(channel, wakeup, payload=self.workflow_id)
 
     async def status(self) -> str:
         """running, completed, failed, cancelled or interrupted (of the latest run)."""

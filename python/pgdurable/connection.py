@@ -115,28 +115,42 @@ class Listener:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._subscribers: dict[str, set[asyncio.Event]] = {}
+        self._by_payload: dict[tuple[str, str], set[asyncio.Event]] = {}
+        self._refs: dict[str, int] = {}
         self._listening: set[str] = set()
         self._changed = asyncio.Event()
         self._synced: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    async def subscribe(self, channel: str, event: asyncio.Event | None = None) -> asyncio.Event:
-        """Sets the returned event on every NOTIFY of ``channel``; returns once LISTEN is active."""
+    async def subscribe(self, channel: str, event: asyncio.Event | None = None,
+                        payload: str | None = None) -> asyncio.Event:
+        """Sets the returned event on every NOTIFY of ``channel`` (only those carrying ``payload``,
+        when given); returns once LISTEN is active."""
         event = event or asyncio.Event()
-        self._subscribers.setdefault(channel, set()).add(event)
+        if payload is None:
+            self._subscribers.setdefault(channel, set()).add(event)
+        else:
+            self._by_payload.setdefault((channel, payload), set()).add(event)
+        self._refs[channel] = self._refs.get(channel, 0) + 1
         if channel not in self._listening:
             await self._sync()
         return event
 
-    def unsubscribe(self, channel: str, event: asyncio.Event) -> None:
+    def unsubscribe(self, channel: str, event: asyncio.Event, payload: str | None = None) -> None:
         """Stops delivering ``channel`` to ``event`` (UNLISTEN follows lazily)."""
-        subs = self._subscribers.get(channel)
-        if subs is not None:
-            subs.discard(event)
-            if not subs:
-                del self._subscribers[channel]
-                self._changed.set()
+        key: Any = channel if payload is None else (channel, payload)
+        table: dict[Any, set[asyncio.Event]] = self._subscribers if payload is None else self._by_payload
+        events = table.get(key)
+        if events is None or event not in events:
+            return
+        events.discard(event)
+        if not events:
+            del table[key]
+        self._refs[channel] -= 1
+        if not self._refs[channel]:
+            del self._refs[channel]
+            self._changed.set()
 
     async def _sync(self) -> None:
         if self._task is None or self._task.done():
@@ -147,7 +161,7 @@ class Listener:
         await waiter
 
     def _wake_all(self) -> None:
-        for events in self._subscribers.values():
+        for events in [*self._subscribers.values(), *self._by_payload.values()]:
             for event in events:
                 event.set()
 
@@ -189,7 +203,7 @@ class Listener:
         first = True
         while not self._closed:
             self._changed.clear()
-            wanted = set(self._subscribers)
+            wanted = set(self._refs)
             for channel in wanted - self._listening:
                 await store.listen(conn, channel)
             for channel in self._listening - wanted:
@@ -201,7 +215,16 @@ class Listener:
                 first = False
             reader = asyncio.ensure_future(self._read(conn))
             changed = asyncio.ensure_future(self._changed.wait())
-            done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                # Closing: the reader holds the connection's lock, and leaving
+                # ``async with conn`` (rollback) would wait for it forever.
+                reader.cancel()
+                changed.cancel()
+                with contextlib.suppress(BaseException):
+                    await reader
+                raise
             if reader in done:
                 changed.cancel()
                 reader.result()
@@ -213,6 +236,8 @@ class Listener:
     async def _read(self, conn: store.Conn) -> None:
         async for notify in conn.notifies():
             for event in self._subscribers.get(notify.channel, ()):
+                event.set()
+            for event in self._by_payload.get((notify.channel, notify.payload), ()):
                 event.set()
 
     async def close(self) -> None:

@@ -243,9 +243,9 @@ def stream_channel(namespace: str, stream: str) -> str:
     return "pgd_s_" + hashlib.md5(f"{namespace}/{stream}".encode()).hexdigest()
 
 
-def workflow_channel(namespace: str, workflow_id: str) -> str:
-    """The NOTIFY channel of a workflow's closing (the same as ``durable.workflow_channel``)."""
-    return "pgd_w_" + hashlib.md5(f"{namespace}/{workflow_id}".encode()).hexdigest()
+def closed_channel(namespace: str) -> str:
+    """The NOTIFY channel of run closings, payload the workflow id (``durable.closed_channel``)."""
+    return "pgd_c_" + hashlib.md5(namespace.encode()).hexdigest()
 
 
 # -- worker roles -----------------------------------------------------------------

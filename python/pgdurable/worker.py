@@ -156,9 +156,11 @@ class Worker:
                 continue
             for row in rows:
                 await slots.acquire()
-                task = asyncio.create_task(self._workflow_task(row))
+                task = asyncio.create_task(self._workflow_task(row),
+                                           name=f"workflow task {row['workflow_id']}")
                 self._workflow_tasks.add(task)
-                task.add_done_callback(lambda t: (self._workflow_tasks.discard(t), slots.release()))
+                task.add_done_callback(lambda t: (self._workflow_tasks.discard(t), slots.release(),
+                                                  _log_crash(t)))
             if len(rows) < batch:
                 await self._idle(self._wf_wakeup, queues, names)
 
@@ -181,7 +183,8 @@ class Worker:
             if rows is None:
                 continue
             for row in rows:
-                task = asyncio.create_task(self._activity_task(row))
+                task = asyncio.create_task(self._activity_task(row), name=f"activity {row['activity_name']}")
+                task.add_done_callback(_log_crash)
                 self._activities[row["message_id"]] = (task, row["lease_token"], {})
             if len(rows) < free:
                 await self._idle(self._act_wakeup, streams, names)
@@ -346,7 +349,10 @@ class Worker:
             log.info("activity %s attempt %s failed: %s: %s", name, row["attempt"], type(exc).__name__, exc)
             error = payloads.error_to_json(exc, non_retryable=fatal)
             try:
-                await self._record(lambda c: store.fail_activity(c, message_id, token, error))
+                outcome = await self._record(lambda c: store.fail_activity(c, message_id, token, error))
+                if outcome == "retrying":
+                    # Its retry may be due before the loop's next poll: let the loop re-plan its sleep.
+                    self._act_wakeup.set()
             except errors.LeaseLostError:
                 log.info("activity %s: lease lost, failure discarded", name)
             return
@@ -411,6 +417,14 @@ class Worker:
             await self._conn.close()
         _workers.discard(self)
         log.info("worker %s stopped", self._owner)
+
+
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    """Logs a task that died of an unexpected error (its lease expires and it runs again)."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("%s crashed; its task will run again when its lease expires: %s: %s",
+                  task.get_name(), type(exc).__name__, exc, exc_info=exc)
 
 
 def _login(connection: Connection, credentials: Any) -> tuple[Connection, bool]:

@@ -1,0 +1,489 @@
+-- workflows.sql: workflow runs, history and workflow tasks (mirrors
+-- sql/workflows.sql): start, claim, complete with every command type,
+-- requeue, fencing, task failure backoff, timers, workflow retry, children.
+--
+-- The dblink part needs committed fixtures, so it runs first, outside any
+-- transaction (this database is a throwaway clone); the rest runs in one
+-- transaction that is rolled back. Every part uses its own namespace.
+\ir include/fixtures.psql
+SELECT plan(141);
+
+-- ---------------------------------------------------------------------------
+-- A run closed while a claim held its workflow task (the close skips locked
+-- messages): the task left behind must not starve the next run.
+-- ---------------------------------------------------------------------------
+DO $$ BEGIN
+    PERFORM dblink_connect('b', pg_temp.self_dsn());
+    PERFORM dblink_connect('c', pg_temp.self_dsn());
+END $$;
+SET lock_timeout = '5s';
+SELECT pg_temp.start('dbl', 'w') AS ignored \gset
+DO $$ BEGIN PERFORM dblink_exec('b', 'BEGIN'); END $$;
+CREATE TEMP TABLE b_task AS
+SELECT * FROM dblink('b', $$SELECT message_id, lease_token FROM durable.claim_workflow_tasks_v1('dbl', ARRAY['q'], ARRAY['w'])$$)
+    AS t(message_id bigint, lease_token uuid);
+SELECT is((SELECT count(*)::int FROM b_task), 1, 'session B claims run 1''s workflow task in an open transaction');
+SELECT ok(durable.interrupt_workflow_v1('dbl', 'w'), 'session A interrupts run 1 meanwhile');
+DO $$ BEGIN PERFORM dblink_exec('b', 'COMMIT'); END $$;
+SELECT is((SELECT s.run_id FROM durable.start_workflow_v1('dbl', 'w', 'w', 'q', '[]') s), 2,
+          'the workflow id is started again as run 2');
+SELECT is((SELECT run_id FROM durable.messages WHERE namespace = 'dbl' AND kind = 'workflow'), 2,
+          'run 2 has a workflow task of its own');
+SELECT is((SELECT (run_id, jsonb_array_length(events), events->0->>'event_type')::text
+           FROM durable.claim_workflow_tasks_v1('dbl', ARRAY['q'], ARRAY['w'])),
+          '(2,1,workflow_started)', 'a worker claims run 2''s first task');
+SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, ''[]'')',
+                        (SELECT message_id FROM b_task), (SELECT lease_token FROM b_task)), 'PD001', NULL,
+                 'the worker still holding run 1''s task cannot complete it (PD001)');
+
+-- A workflow task whose run closed under it is discarded on completion.
+SELECT pg_temp.start('dbl2', 'w') AS ignored \gset
+CREATE TEMP TABLE a_task AS SELECT * FROM durable.claim_workflow_tasks_v1('dbl2', ARRAY['q'], ARRAY['w']);
+DO $do$ BEGIN
+    PERFORM dblink_exec('b', 'BEGIN');
+    PERFORM * FROM dblink('b', $$SELECT 1 FROM durable.messages WHERE namespace = 'dbl2' FOR UPDATE$$) AS t(x int);
+END $do$;
+SELECT ok(durable.interrupt_workflow_v1('dbl2', 'w'), 'a run is interrupted while its task row is locked');
+DO $$ BEGIN PERFORM dblink_exec('b', 'ROLLBACK'); END $$;
+SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM a_task), (SELECT lease_token FROM a_task), 1,
+                                            '[{"type": "complete", "result": "1"}]'),
+          'discarded', 'completing the task of a run that no longer runs returns discarded');
+SELECT is(pg_temp.status('dbl2', 'w'), 'interrupted', 'and changes nothing: the run stays interrupted');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'dbl2'$$, 'the discarded task is deleted');
+
+-- Two workers claiming workflow tasks at once never share one.
+CREATE TEMP TABLE dbl3 AS SELECT pg_temp.start('dbl3', 'w' || i) AS run, 'w' || i AS id FROM generate_series(1, 4) i;
+DO $$ BEGIN PERFORM dblink_exec('b', 'BEGIN'); END $$;
+CREATE TEMP TABLE b_tasks AS
+SELECT * FROM dblink('b', $$SELECT workflow_id FROM durable.claim_workflow_tasks_v1('dbl3', ARRAY['q'], ARRAY['w1','w2','w3','w4'], 2)$$)
+    AS t(workflow_id text);
+CREATE TEMP TABLE a_tasks AS
+SELECT workflow_id FROM durable.claim_workflow_tasks_v1('dbl3', ARRAY['q'], ARRAY['w1','w2','w3','w4'], 4);
+DO $$ BEGIN PERFORM dblink_exec('b', 'COMMIT'); END $$;
+SELECT is((SELECT count(*)::int FROM a_tasks JOIN b_tasks USING (workflow_id)), 0,
+          'two sessions claiming workflow tasks concurrently never get the same one');
+SELECT set_eq('SELECT workflow_id FROM a_tasks UNION ALL SELECT workflow_id FROM b_tasks', 'SELECT id FROM dbl3',
+              'between them they claim every task exactly once');
+
+-- Wakeups: the task queue, the activity stream and the workflow's own channel.
+DO $$ BEGIN
+    PERFORM dblink_exec('b', format('LISTEN %I', durable.stream_channel('dbln', 'q')));
+    PERFORM dblink_exec('b', format('LISTEN %I', durable.stream_channel('dbln', 'q-activity')));
+    PERFORM dblink_exec('b', format('LISTEN %I', durable.workflow_channel('dbln', 'w')));
+END $$;
+SELECT pg_temp.start('dbln', 'w') AS ignored \gset
+SELECT results_eq($$SELECT * FROM pg_temp.received('b')$$,
+                  format('VALUES (%L, %L)', durable.stream_channel('dbln', 'q'), ''),
+                  'starting a workflow NOTIFYs its task queue');
+SELECT pg_temp.step('dbln', 'w', '[{"type": "activity", "seq": 1, "name": "a", "args": "[]"}]') AS ignored \gset
+SELECT results_eq($$SELECT * FROM pg_temp.received('b')$$,
+                  format('VALUES (%L, %L)', durable.stream_channel('dbln', 'q-activity'), ''),
+                  'scheduling an activity NOTIFYs the activity stream');
+SELECT durable.complete_activity_v1(message_id, lease_token, '1') AS ignored
+FROM durable.claim_activity_tasks_v1('dbln', ARRAY['q-activity'], ARRAY['a']) \gset
+SELECT results_eq($$SELECT * FROM pg_temp.received('b')$$,
+                  format('VALUES (%L, %L)', durable.stream_channel('dbln', 'q'), ''),
+                  'an activity result NOTIFYs the task queue (the workflow has a new task)');
+SELECT pg_temp.step('dbln', 'w', '[{"type": "complete", "result": "1"}]') AS ignored \gset
+SELECT results_eq($$SELECT * FROM pg_temp.received('b')$$,
+                  format('VALUES (%L, %L)', durable.workflow_channel('dbln', 'w'), 'completed'),
+                  'closing a run NOTIFYs the workflow''s channel with its status');
+DO $$ BEGIN PERFORM dblink_disconnect('b'); PERFORM dblink_disconnect('c'); END $$;
+RESET lock_timeout;
+
+BEGIN;
+-- A worker that fails the task it claims, then waits out the backoff; returns the delays.
+CREATE FUNCTION pg_temp.fail_repeatedly(p_ns text, p_name text, p_times integer) RETURNS float8[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    d interval;
+    delays float8[] := '{}';
+BEGIN
+    FOR i IN 1..p_times LOOP
+        SELECT * INTO t FROM durable.claim_workflow_tasks_v1(p_ns, ARRAY['q'], ARRAY[p_name], 1);
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'fixture: no task to fail at failure %', i;
+        END IF;
+        d := durable.fail_workflow_task_v1(t.message_id, t.lease_token,
+                                           '{"type": "NonDeterminismError", "message": "replay diverged"}');
+        delays := delays || extract(epoch FROM d)::float8;
+        PERFORM durable.advance_clock(d);
+    END LOOP;
+    RETURN delays;
+END $$;
+
+-- ---------------------------------------------------------------------------
+-- closed_channel
+-- ---------------------------------------------------------------------------
+SELECT is(durable.closed_channel('n'), 'pgd_c_' || md5('n'),
+          'closed_channel is pgd_c_ followed by the md5 of the namespace');
+SELECT is(octet_length(durable.closed_channel(repeat('é', 300))), 38,
+          'a closed channel is 38 bytes whatever the namespace');
+
+-- ---------------------------------------------------------------------------
+-- start_workflow_v1
+-- ---------------------------------------------------------------------------
+SELECT results_eq($$SELECT * FROM durable.start_workflow_v1('st', 'w', 'w', 'q', '[1, 2]')$$,
+                  $$VALUES (1, true)$$, 'start_workflow_v1 starts run 1 and says it started');
+SELECT is((SELECT (status, attempt, args, task_queue, retry IS NULL, processed_event_id, closed_at IS NULL)::text
+           FROM durable.workflows WHERE namespace = 'st' AND workflow_id = 'w'),
+          '(running,1,"[1, 2]",q,t,0,t)', 'the run is running, attempt 1, with its args and task queue');
+SELECT is((SELECT (event_id, event_type, inbound, data)::text FROM durable.history WHERE namespace = 'st'),
+          '(1,workflow_started,t,"{""attempt"": 1, ""task_queue"": ""q"", ""workflow_name"": ""w"", ""parent_workflow_id"": null}")',
+          'its history opens with an inbound workflow_started event');
+SELECT is((SELECT (stream, name, run_id, lease_token IS NULL, visible_at <= durable.now())::text
+           FROM durable.messages WHERE namespace = 'st' AND kind = 'workflow'),
+          '(q,w,1,t,t)', 'a workflow task for the run is queued on the task queue, visible now');
+SELECT throws_ok($$SELECT * FROM durable.start_workflow_v1('st', 'w', 'w', 'q', '[]')$$, 'PD002', NULL,
+                 'starting a running workflow id again fails with PD002');
+SELECT results_eq($$SELECT * FROM durable.start_workflow_v1('st', 'w', 'w', 'q', '[]', p_id_reuse => 'return_existing')$$,
+                  $$VALUES (1, false)$$, 'id_reuse return_existing returns the running run instead');
+SELECT is((SELECT count(*)::int FROM durable.workflows WHERE namespace = 'st'), 1, 'no second run was created');
+SELECT results_eq($$SELECT * FROM durable.start_workflow_v1('st2', 'w', 'w', 'q', '[]')$$, $$VALUES (1, true)$$,
+                  'the same workflow id in another namespace is another workflow');
+SELECT is(pg_temp.step('st', 'w', '[{"type": "complete", "result": "\"done\""}]'), 'closed', 'run 1 completes');
+SELECT results_eq($$SELECT * FROM durable.start_workflow_v1('st', 'w', 'w', 'q', '["again"]')$$, $$VALUES (2, true)$$,
+                  'a closed workflow id starts again as run 2');
+SELECT is((SELECT array_agg(status ORDER BY run_id) FROM durable.workflows WHERE namespace = 'st'),
+          '{completed,running}'::text[], 'run 1 keeps its outcome beside run 2');
+SELECT is((SELECT run_id FROM durable.messages WHERE namespace = 'st' AND kind = 'workflow'), 2,
+          'run 2 gets a workflow task');
+SELECT is(pg_temp.step('st', 'w', '[{"type": "complete", "result": "2"}]'), 'closed', 'run 2 completes');
+SELECT results_eq($$SELECT * FROM durable.start_workflow_v1('st', 'w', 'w', 'q', '[]', p_id_reuse => 'return_existing')$$,
+                  $$VALUES (2, false)$$, 'return_existing returns the latest run even when it is closed');
+SELECT throws_ok($$SELECT * FROM durable.start_workflow_v1('st', '', 'w', 'q', '[]')$$, 'PD004', NULL,
+                 'an empty workflow id is rejected with PD004');
+SELECT throws_ok($$SELECT * FROM durable.start_workflow_v1('st', 'x', '', 'q', '[]')$$, 'PD004', NULL,
+                 'an empty workflow name is rejected with PD004');
+SELECT throws_ok($$SELECT * FROM durable.start_workflow_v1('st', 'x', 'x', repeat('q', 1001), '[]')$$, 'PD004', NULL,
+                 'a task queue over 1000 characters is rejected with PD004');
+SELECT throws_ok($$SELECT * FROM durable.start_workflow_v1('st', 'x', 'x', 'q', NULL)$$, 'PD004', NULL,
+                 'NULL args are rejected with PD004');
+SELECT throws_ok($$SELECT * FROM durable.start_workflow_v1('st', 'x', 'x', 'q', '[]', p_id_reuse => 'replace')$$,
+                 'PD004', NULL, 'an unknown id_reuse is rejected with PD004');
+
+-- ---------------------------------------------------------------------------
+-- claim_workflow_tasks_v1
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('cl', 'w', p_args => '["a"]') AS ignored \gset
+SELECT pg_temp.start('cl', 'other') AS ignored \gset
+CREATE TEMP TABLE cl1 AS SELECT * FROM durable.claim_workflow_tasks_v1('cl', ARRAY['q'], ARRAY['w'], 10, p_owner => 'wk');
+SELECT is((SELECT count(*)::int FROM cl1), 1, 'claim_workflow_tasks_v1 only claims workflows of the names given');
+SELECT is((SELECT (workflow_id, run_id, workflow_name, task_queue, attempt, task_attempt, args, processed_event_id,
+                   cancel_requested, parent_workflow_id IS NULL, lease_token IS NOT NULL)::text FROM cl1),
+          '(w,1,w,q,1,1,"[""a""]",0,f,t,t)', 'a claimed task carries the run, its args and a lease token');
+SELECT is((SELECT jsonb_path_query_array(events, '$[*].event_type') FROM cl1), '["workflow_started"]'::jsonb,
+          'the first task carries the workflow_started event');
+SELECT is((SELECT (events->0->>'event_id')::int FROM cl1), 1, 'events carry their event ids');
+SELECT is_empty($$SELECT * FROM durable.claim_workflow_tasks_v1('cl', ARRAY['q'], ARRAY['w'])$$,
+                'a claimed task is not handed out twice');
+SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM cl1), (SELECT lease_token FROM cl1), 1,
+          '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"}]'), 'ok',
+          'completing the task with a new command returns ok');
+SELECT is((SELECT processed_event_id FROM durable.workflows WHERE namespace = 'cl' AND workflow_id = 'w'), 1,
+          'the run records how far its code has seen the history');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'cl' AND workflow_id = 'w' AND kind = 'workflow'$$,
+                'the completed task is deleted');
+CREATE TEMP TABLE cl_act AS SELECT * FROM durable.claim_activity_tasks_v1('cl', ARRAY['q-activity'], ARRAY['charge']);
+SELECT durable.complete_activity_v1((SELECT message_id FROM cl_act), (SELECT lease_token FROM cl_act), '"paid"') AS ignored \gset
+CREATE TEMP TABLE cl2 AS SELECT * FROM durable.claim_workflow_tasks_v1('cl', ARRAY['q'], ARRAY['w']);
+SELECT is((SELECT jsonb_path_query_array(events, '$[*].event_type') FROM cl2), '["activity_completed"]'::jsonb,
+          'the next task carries only the inbound events after processed_event_id');
+SELECT is((SELECT (processed_event_id, (events->0->>'seq')::int, events->0->'data'->>'result')::text FROM cl2),
+          '(1,1,"""paid""")', 'with the seq and data of the resolved call');
+
+-- ---------------------------------------------------------------------------
+-- complete_workflow_task_v1: one command of each type
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('cmd', 'w') AS ignored \gset
+SELECT is(pg_temp.step('cmd', 'w', $$[
+    {"type": "activity", "seq": 1, "name": "charge", "args": "[9]", "retry": {"maximum_attempts": 3},
+     "headers": {"trace": "t1"}},
+    {"type": "activity", "seq": 2, "name": "render", "args": "[]", "task_queue": "gpu"},
+    {"type": "timer", "seq": 3, "seconds": 60},
+    {"type": "condition", "seq": 4, "signal_id": "approve"},
+    {"type": "condition", "seq": 5, "signal_id": "review", "timeout": 30},
+    {"type": "signal", "seq": 6, "signal_id": "audit", "data": "\"started\""},
+    {"type": "child", "seq": 7, "workflow_id": "kid-a", "workflow_name": "kid-a", "args": "[1]", "awaited": true},
+    {"type": "child", "seq": 8, "workflow_id": "kid-b", "workflow_name": "kid-b", "args": "[2]", "awaited": false},
+    {"type": "patch", "patch_id": "v2"}]$$), 'ok', 'a task with nine commands completes in one call');
+SELECT is(pg_temp.events('cmd', 'w'),
+          '{workflow_started,activity_scheduled,activity_scheduled,timer_started,signal_wait_started,signal_wait_started,signal_sent,child_started,child_started,patch_marker}'::text[],
+          'each command appends its event, in command order');
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'w' AND inbound), 1,
+          'commands append outbound events only (nothing new for the workflow code to see)');
+-- activity
+SELECT is(pg_temp.last_event('cmd', 'w', 'activity_scheduled') - 'retry' - 'start_to_close_timeout',
+          '{"activity_name": "render", "task_queue": "gpu", "args": "[]"}'::jsonb,
+          'activity_scheduled records the activity name, task queue and args');
+SELECT is((SELECT (stream, kind, name, workflow_id, run_id, max_attempts, attempt, payload->>'seq', payload->>'args',
+                   payload->'headers'->>'trace', payload->>'workflow_name')::text
+           FROM durable.messages WHERE namespace = 'cmd' AND name = 'charge'),
+          '(q-activity,activity,charge,w,1,3,0,1,[9],t1,w)',
+          'an activity task is queued on <task_queue>-activity with its seq, args, headers and maximum_attempts');
+SELECT is((SELECT (stream, max_attempts)::text FROM durable.messages WHERE namespace = 'cmd' AND name = 'render'),
+          '(gpu-activity,5)', 'an activity on another task queue goes to that queue''s stream; 5 attempts by default');
+-- timer
+SELECT is((SELECT (stream, kind, payload->>'timer', (payload->>'seq')::int,
+                   visible_at - created_at, (payload->>'due_at')::timestamptz = visible_at)::text
+           FROM durable.messages WHERE namespace = 'cmd' AND kind = 'timer' AND payload->>'timer' = 'sleep'),
+          '(q,timer,sleep,3,00:01:00,t)', 'a timer is a message due in its seconds on the run''s task queue');
+SELECT is(pg_temp.last_event('cmd', 'w', 'timer_started'), '{"seconds": 60}'::jsonb, 'timer_started records its duration');
+-- conditions
+SELECT is((SELECT array_agg(seq ORDER BY seq) FROM durable.signal_waits WHERE namespace = 'cmd' AND workflow_id = 'w'),
+          '{4,5}'::int[], 'both conditions wait for their signals');
+SELECT is((SELECT array_agg((payload->>'seq')::int) FROM durable.messages
+           WHERE namespace = 'cmd' AND kind = 'timer' AND payload->>'timer' = 'condition_timeout'),
+          '{5}'::int[], 'only the condition with a timeout starts a timeout timer');
+SELECT is((SELECT visible_at - created_at FROM durable.messages
+           WHERE namespace = 'cmd' AND kind = 'timer' AND payload->>'timer' = 'condition_timeout'),
+          interval '30 seconds', 'the timeout timer is due after the condition''s timeout');
+-- signal
+SELECT is(pg_temp.last_event('cmd', 'w', 'signal_sent'), '{"signal_id": "audit", "data": "\"started\""}'::jsonb,
+          'signal_sent records the signal id and data');
+SELECT is((SELECT data FROM durable.signals WHERE namespace = 'cmd' AND signal_id = 'audit'), '"started"',
+          'a signal nobody waits for is buffered');
+-- children
+SELECT is((SELECT (parent_workflow_id, parent_run_id, parent_seq, status, args)::text
+           FROM durable.workflows WHERE namespace = 'cmd' AND workflow_id = 'kid-a'),
+          '(w,1,7,running,[1])', 'an awaited child runs with its parent and the parent''s seq');
+SELECT is((SELECT (parent_workflow_id, parent_seq IS NULL)::text FROM durable.workflows
+           WHERE namespace = 'cmd' AND workflow_id = 'kid-b'),
+          '(w,t)', 'a child that is not awaited knows its parent but reports to no durable call');
+SELECT is((SELECT array_agg(workflow_id ORDER BY workflow_id) FROM durable.messages WHERE namespace = 'cmd' AND kind = 'workflow'),
+          '{kid-a,kid-b}'::text[], 'each child gets its first workflow task');
+SELECT is((SELECT data FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'w' AND event_type = 'child_started' AND seq = 7),
+          '{"workflow_id": "kid-a", "workflow_name": "kid-a", "task_queue": "q", "run_id": 1, "awaited": true,
+            "already_existed": false}'::jsonb, 'child_started records the child''s id, run and whether it is awaited');
+-- patch
+SELECT is((SELECT (seq, data)::text FROM durable.history WHERE namespace = 'cmd' AND event_type = 'patch_marker'),
+          '(,"{""patch_id"": ""v2"", ""deprecated"": false}")', 'patch_marker records the patch id, with no seq');
+
+-- A child reports to its awaiting parent; a non-awaited one does not.
+SELECT is(pg_temp.step('cmd', 'kid-a', '[{"type": "complete", "result": "\"kid done\""}]'), 'closed', 'the awaited child completes');
+SELECT is(pg_temp.last_event('cmd', 'w', 'child_completed'),
+          '{"workflow_id": "kid-a", "status": "completed", "result": "\"kid done\""}'::jsonb,
+          'the parent gets child_completed with the child''s result');
+SELECT is((SELECT seq FROM durable.history WHERE namespace = 'cmd' AND event_type = 'child_completed'), 7,
+          'child_completed resolves the parent''s child call (its seq)');
+SELECT isnt_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'cmd' AND workflow_id = 'w' AND kind = 'workflow'$$,
+                  'the parent is woken by a workflow task');
+SELECT is(pg_temp.step('cmd', 'kid-b', '[{"type": "complete", "result": "0"}]'), 'closed', 'the other child completes');
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'w'
+           AND event_type IN ('child_completed', 'child_failed')), 1,
+          'a child that is not awaited reports nothing to its parent');
+
+-- complete: the run closes and its pending work goes.
+SELECT is(pg_temp.step('cmd', 'w', '[{"type": "patch", "patch_id": "v3", "deprecated": true}, {"type": "complete", "result": "\"ok\""}]'),
+          'closed', 'a task ending with complete closes the run');
+SELECT is((SELECT (status, result, error IS NULL, closed_at IS NOT NULL)::text FROM durable.workflows
+           WHERE namespace = 'cmd' AND workflow_id = 'w'), '(completed,"""ok""",t,t)',
+          'the run is completed with its result');
+SELECT is(pg_temp.last_event('cmd', 'w', 'workflow_completed'), '{"result": "\"ok\"", "will_retry": false}'::jsonb,
+          'history ends with workflow_completed and the result');
+SELECT is(pg_temp.last_event('cmd', 'w', 'patch_marker')->'deprecated', 'true'::jsonb,
+          'commands before the closing one still apply');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'cmd' AND workflow_id = 'w'$$,
+                'the closed run''s queued activities, timers and task are gone');
+SELECT is_empty($$SELECT 1 FROM durable.signal_waits WHERE namespace = 'cmd' AND workflow_id = 'w'$$,
+                'the closed run''s condition waits are gone');
+
+-- fail, cancelled
+SELECT pg_temp.start('cmd', 'f') AS ignored \gset
+SELECT is(pg_temp.step('cmd', 'f', '[{"type": "fail", "error": {"type": "KeyError", "message": "k"}}]'), 'closed',
+          'a task ending with fail closes the run');
+SELECT is((SELECT (status, error, result IS NULL)::text FROM durable.workflows WHERE namespace = 'cmd' AND workflow_id = 'f'),
+          '(failed,"{""type"": ""KeyError"", ""message"": ""k""}",t)', 'the run is failed with its error');
+SELECT is(pg_temp.last_event('cmd', 'f', 'workflow_failed'),
+          '{"error": {"type": "KeyError", "message": "k"}, "will_retry": false}'::jsonb,
+          'workflow_failed records the error and that no retry follows');
+SELECT pg_temp.start('cmd', 'c') AS ignored \gset
+SELECT is(pg_temp.step('cmd', 'c', '[{"type": "cancelled"}]'), 'closed', 'a task ending with cancelled closes the run');
+SELECT is(pg_temp.status('cmd', 'c'), 'cancelled', 'the run is cancelled');
+SELECT is(pg_temp.events('cmd', 'c'), '{workflow_started,workflow_cancelled}'::text[], 'history ends with workflow_cancelled');
+
+-- A failing or cancelled child reports child_failed to its awaiting parent.
+SELECT pg_temp.start('cmd', 'p2') AS ignored \gset
+SELECT pg_temp.step('cmd', 'p2', '[{"type": "child", "seq": 1, "workflow_id": "kid-f", "workflow_name": "kid-f", "args": "[]", "awaited": true},
+                                   {"type": "child", "seq": 2, "workflow_id": "kid-c", "workflow_name": "kid-c", "args": "[]", "awaited": true}]') AS ignored \gset
+SELECT pg_temp.step('cmd', 'kid-f', '[{"type": "fail", "error": {"type": "Boom"}}]') AS ignored \gset
+SELECT pg_temp.step('cmd', 'kid-c', '[{"type": "cancelled"}]') AS ignored \gset
+SELECT is((SELECT data FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'p2' AND event_type = 'child_failed' AND seq = 1),
+          '{"workflow_id": "kid-f", "status": "failed", "error": {"type": "Boom"}}'::jsonb,
+          'a failed child reports child_failed with its error');
+SELECT is((SELECT data->>'status' FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'p2' AND event_type = 'child_failed' AND seq = 2),
+          'cancelled', 'a cancelled child reports child_failed with status cancelled');
+-- A child id that already exists is not started again.
+SELECT pg_temp.step('cmd', 'p2', '[{"type": "child", "seq": 3, "workflow_id": "kid-f", "workflow_name": "kid-f", "args": "[]", "awaited": false}]') AS ignored \gset
+SELECT is((SELECT data->>'already_existed' FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'p2'
+           AND event_type = 'child_started' AND seq = 3), 'true',
+          'starting a child whose id exists records already_existed and starts nothing');
+SELECT is((SELECT count(*)::int FROM durable.workflows WHERE namespace = 'cmd' AND workflow_id = 'kid-f'), 1,
+          'the existing child keeps its single run');
+
+-- continue_as_new
+SELECT pg_temp.start('cmd', 'can', p_args => '[1]') AS ignored \gset
+SELECT is(pg_temp.step('cmd', 'can', '[{"type": "continue_as_new", "args": "[2]"}]'), 'closed',
+          'continue_as_new closes the run');
+SELECT is((SELECT array_agg((run_id, status, args, attempt)::text ORDER BY run_id) FROM durable.workflows
+           WHERE namespace = 'cmd' AND workflow_id = 'can'),
+          ARRAY['(1,continued,[1],1)', '(2,running,[2],1)'], 'run 1 is continued and run 2 runs with the new args');
+SELECT is(pg_temp.events('cmd', 'can'), '{workflow_started}'::text[], 'run 2 starts a history of its own');
+SELECT is((SELECT run_id FROM durable.messages WHERE namespace = 'cmd' AND workflow_id = 'can' AND kind = 'workflow'), 2,
+          'run 2 has a workflow task');
+
+-- invalid command lists
+SELECT pg_temp.start('cmd', 'bad') AS ignored \gset
+CREATE TEMP TABLE bad AS SELECT * FROM durable.claim_workflow_tasks_v1('cmd', ARRAY['q'], ARRAY['bad']);
+SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
+                        (SELECT lease_token FROM bad), '[{"type": "complete", "result": "1"}, {"type": "patch", "patch_id": "x"}]'),
+                 'PD004', NULL, 'a command after the one that closed the run is rejected with PD004');
+SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
+                        (SELECT lease_token FROM bad), '[{"type": "teleport"}]'),
+                 'PD004', NULL, 'an unknown command type is rejected with PD004');
+SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
+                        (SELECT lease_token FROM bad), '{"type": "complete"}'),
+                 'PD004', NULL, 'commands that are not a JSON array are rejected with PD004');
+SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
+                        (SELECT lease_token FROM bad), '[{"type": "timer", "seq": 1, "seconds": -1}]'),
+                 'PD004', NULL, 'a negative timer duration is rejected with PD004');
+SELECT is(pg_temp.status('cmd', 'bad'), 'running', 'a rejected completion changes nothing');
+
+-- ---------------------------------------------------------------------------
+-- Timers fire after their time
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('tm', 'w') AS ignored \gset
+SELECT pg_temp.step('tm', 'w', '[{"type": "timer", "seq": 1, "seconds": 60}]') AS ignored \gset
+SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 0, 'a timer does not fire before it is due');
+SELECT durable.advance_clock('59 seconds') IS NOT NULL AS moved \gset
+SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 0, 'nor a second before');
+SELECT is(durable.fire_timers_v1('tm', ARRAY['other']), 0, 'fire_timers_v1 only fires timers of its task queues');
+SELECT durable.advance_clock('2 seconds') IS NOT NULL AS moved \gset
+SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 1, 'after advance_clock past its due time it fires');
+SELECT is((SELECT (seq, inbound, data ? 'due_at')::text FROM durable.history WHERE namespace = 'tm' AND event_type = 'timer_fired'),
+          '(1,t,t)', 'timer_fired is an inbound event resolving the sleep''s seq');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'tm' AND kind = 'timer'$$, 'a fired timer is gone');
+SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 0, 'a timer fires once');
+SELECT isnt_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'tm' AND kind = 'workflow'$$,
+                  'the run is woken by a workflow task');
+SELECT pg_temp.step('tm', 'w', '[{"type": "timer", "seq": 2, "seconds": 1}, {"type": "timer", "seq": 3, "seconds": 1}]') AS ignored \gset
+SELECT durable.advance_clock('2 seconds') IS NOT NULL AS moved \gset
+SELECT is(durable.fire_timers_v1('tm', ARRAY['q'], 1), 1, 'fire_timers_v1 fires at most p_limit timers');
+SELECT is((SELECT jsonb_path_query_array(events, '$[*].seq') FROM durable.claim_workflow_tasks_v1('tm', ARRAY['q'], ARRAY['w'])),
+          '[2, 3]'::jsonb, 'claim_workflow_tasks_v1 fires the due timers first, so the task carries them all');
+SELECT pg_temp.start('tm', 'cw') AS ignored \gset
+SELECT pg_temp.step('tm', 'cw', '[{"type": "condition", "seq": 1, "signal_id": "never", "timeout": 5}]') AS ignored \gset
+SELECT durable.advance_clock('6 seconds') IS NOT NULL AS moved \gset
+SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 1, 'a condition''s timeout timer fires');
+SELECT is(pg_temp.inbound('tm', 'cw'), '{workflow_started,signal_timed_out}'::text[], 'and times the condition out');
+
+-- ---------------------------------------------------------------------------
+-- Requeue when an inbound event arrives during the task
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('rq', 'w') AS ignored \gset
+CREATE TEMP TABLE rq1 AS SELECT * FROM durable.claim_workflow_tasks_v1('rq', ARRAY['q'], ARRAY['w']);
+SELECT ok(durable.cancel_workflow_v1('rq', 'w'), 'a cancel request arrives while the task is running');
+SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM rq1), (SELECT lease_token FROM rq1), 1,
+          '[{"type": "timer", "seq": 1, "seconds": 600}]'), 'requeued',
+          'completing a task that did not see every event returns requeued');
+SELECT is((SELECT (lease_token IS NULL, attempt, visible_at <= durable.now())::text FROM durable.messages
+           WHERE namespace = 'rq' AND kind = 'workflow'), '(t,0,t)',
+          'the requeued task is unleased, visible now and starts its attempts afresh');
+SELECT is(pg_temp.events('rq', 'w'), '{workflow_started,cancel_requested,timer_started}'::text[],
+          'the task''s commands were still applied');
+CREATE TEMP TABLE rq2 AS SELECT * FROM durable.claim_workflow_tasks_v1('rq', ARRAY['q'], ARRAY['w']);
+SELECT is((SELECT (processed_event_id, cancel_requested, jsonb_path_query_array(events, '$[*].event_type'))::text FROM rq2),
+          '(1,t,"[""cancel_requested""]")', 'the next claim hands out just the event the first task missed');
+SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM rq2), (SELECT lease_token FROM rq2), 2, '[]'), 'ok',
+          'a task that saw every event completes ok');
+
+-- ---------------------------------------------------------------------------
+-- Fencing of workflow tasks
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('ll', 'w') AS ignored \gset
+CREATE TEMP TABLE ll1 AS SELECT * FROM durable.claim_workflow_tasks_v1('ll', ARRAY['q'], ARRAY['w'], 1, interval '30 seconds');
+SELECT durable.advance_clock('31 seconds') IS NOT NULL AS moved \gset
+CREATE TEMP TABLE ll2 AS SELECT * FROM durable.claim_workflow_tasks_v1('ll', ARRAY['q'], ARRAY['w']);
+SELECT is((SELECT task_attempt FROM ll2), 2, 'a workflow task whose lease expired is claimed again as attempt 2');
+SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, ''[{"type": "complete", "result": "1"}]'')',
+                        (SELECT message_id FROM ll1), (SELECT lease_token FROM ll1)), 'PD001', NULL,
+                 'the worker that lost the lease cannot complete the task (PD001)');
+SELECT throws_ok(format('SELECT durable.fail_workflow_task_v1(%s, %L, ''{}'')',
+                        (SELECT message_id FROM ll1), (SELECT lease_token FROM ll1)), 'PD001', NULL,
+                 'nor fail it (PD001)');
+SELECT is(pg_temp.events('ll', 'w'), '{workflow_started}'::text[], 'the refused completion recorded nothing');
+SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM ll2), (SELECT lease_token FROM ll2), 1, '[]'), 'ok',
+          'the current lease holder completes it');
+SELECT pg_temp.start('ll', 'x') AS ignored \gset
+CREATE TEMP TABLE ll3 AS SELECT * FROM durable.claim_workflow_tasks_v1('ll', ARRAY['q'], ARRAY['x']);
+SELECT ok(durable.interrupt_workflow_v1('ll', 'x'), 'a run is interrupted while a worker holds its task');
+SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, ''[]'')',
+                        (SELECT message_id FROM ll3), (SELECT lease_token FROM ll3)), 'PD001', NULL,
+                 'that worker''s completion is refused (PD001)');
+
+-- ---------------------------------------------------------------------------
+-- fail_workflow_task_v1: capped backoff, forever, visibly
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('ft', 'w') AS ignored \gset
+CREATE TEMP TABLE ft1 AS SELECT * FROM durable.claim_workflow_tasks_v1('ft', ARRAY['q'], ARRAY['w']);
+SELECT is(durable.fail_workflow_task_v1((SELECT message_id FROM ft1), (SELECT lease_token FROM ft1),
+                                        '{"type": "NonDeterminismError", "message": "diverged at seq 3"}'),
+          interval '1 second', 'the first workflow task failure retries after 1 s');
+SELECT is((SELECT (task_failures, last_task_failure->>'type', last_task_failure->>'message',
+                   (last_task_failure->>'failures')::int, last_task_failure ? 'at')::text
+           FROM durable.workflows WHERE namespace = 'ft'),
+          '(1,NonDeterminismError,"diverged at seq 3",1,t)', 'the run shows the failure: count, error and time');
+SELECT is((SELECT data - 'message' FROM durable.history WHERE namespace = 'ft' AND event_type = 'workflow_task_failed'),
+          '{"type": "NonDeterminismError", "failures": 1, "retry_in_seconds": 1.000000}'::jsonb,
+          'history records workflow_task_failed with the retry delay');
+SELECT is((SELECT (lease_token IS NULL, attempt)::text FROM durable.messages WHERE namespace = 'ft' AND kind = 'workflow'),
+          '(t,1)', 'the failed task is unleased (its attempt is kept)');
+SELECT is_empty($$SELECT * FROM durable.claim_workflow_tasks_v1('ft', ARRAY['q'], ARRAY['w'])$$,
+                'the failed task is not claimable before its backoff');
+SELECT durable.advance_clock('1 second') IS NOT NULL AS moved \gset
+SELECT is(pg_temp.fail_repeatedly('ft', 'w', 8), '{2,4,8,16,32,60,60,60}'::float8[],
+          'later failures back off 2, 4, 8 ... and are capped at 60 s');
+SELECT is((SELECT task_failures FROM durable.workflows WHERE namespace = 'ft'), 9, 'every failure is counted');
+SELECT is(pg_temp.status('ft', 'w'), 'running', 'a failing workflow task never fails the workflow');
+SELECT is(pg_temp.step('ft', 'w', '[]'), 'ok', 'a task that succeeds at last completes');
+SELECT is((SELECT (task_failures, last_task_failure IS NULL)::text FROM durable.workflows WHERE namespace = 'ft'), '(0,t)',
+          'and clears the failure count');
+
+-- ---------------------------------------------------------------------------
+-- Workflow-level retry
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('wr', 'w', '{"maximum_attempts": 2, "initial_interval": 5, "backoff_coefficient": 2, "maximum_interval": 60}',
+                     '["x"]') AS ignored \gset
+SELECT is(pg_temp.step('wr', 'w', '[{"type": "fail", "error": {"type": "Boom", "types": ["Boom"]}}]'), 'closed',
+          'a workflow with a retry policy fails its first attempt');
+SELECT is((SELECT array_agg((run_id, status, attempt, args)::text ORDER BY run_id) FROM durable.workflows WHERE namespace = 'wr'),
+          ARRAY['(1,failed,1,"[""x""]")', '(2,running,2,"[""x""]")'], 'the failure starts run 2 as attempt 2 with the same args');
+SELECT is((SELECT data->'will_retry' FROM durable.history WHERE namespace = 'wr' AND run_id = 1 AND event_type = 'workflow_failed'),
+          'true'::jsonb, 'run 1''s workflow_failed says a retry follows');
+SELECT is((SELECT retry->>'maximum_attempts' FROM durable.workflows WHERE namespace = 'wr' AND run_id = 2), '2',
+          'run 2 keeps the retry policy');
+SELECT is((SELECT visible_at - created_at FROM durable.messages WHERE namespace = 'wr' AND kind = 'workflow'), interval '5 seconds',
+          'run 2''s first task waits the policy''s delay');
+SELECT is(pg_temp.status('wr', 'w'), 'running', 'the workflow''s outcome is still open');
+SELECT durable.advance_clock('6 seconds') IS NOT NULL AS moved \gset
+SELECT is(pg_temp.step('wr', 'w', '[{"type": "fail", "error": {"type": "Boom", "types": ["Boom"]}}]'), 'closed',
+          'the second attempt fails too');
+SELECT is((SELECT count(*)::int FROM durable.workflows WHERE namespace = 'wr'), 2, 'with its attempts used up, no run 3 starts');
+SELECT is((SELECT (run_id, status)::text FROM durable.workflow_outcome_v1('wr', 'w')), '(2,failed)', 'the workflow has failed');
+SELECT pg_temp.start('wr', 'nr', '{"maximum_attempts": 5, "non_retryable_errors": ["Fatal"]}') AS ignored \gset
+SELECT pg_temp.step('wr', 'nr', '[{"type": "fail", "error": {"type": "Fatal", "types": ["Fatal"]}}]') AS ignored \gset
+SELECT is((SELECT count(*)::int FROM durable.workflows WHERE namespace = 'wr' AND workflow_id = 'nr'), 1,
+          'a non-retryable workflow error is not retried');
+-- A retried child reports only its final outcome to its parent.
+SELECT pg_temp.start('wr', 'parent') AS ignored \gset
+SELECT pg_temp.step('wr', 'parent', '[{"type": "child", "seq": 1, "workflow_id": "kid", "workflow_name": "kid", "args": "[]", "awaited": true}]') AS ignored \gset
+SELECT is(pg_temp.step('wr', 'kid', '[{"type": "continue_as_new", "args": "[1]"}]'), 'closed', 'the child continues as new');
+SELECT is(pg_temp.inbound('wr', 'parent'), '{workflow_started}'::text[], 'continuing as new reports nothing to the parent');
+SELECT is((SELECT (parent_workflow_id, parent_seq)::text FROM durable.workflows WHERE namespace = 'wr' AND workflow_id = 'kid' AND run_id = 2),
+          '(parent,1)', 'the child''s next run keeps its parent link');
+SELECT pg_temp.step('wr', 'kid', '[{"type": "complete", "result": "7"}]') AS ignored \gset
+SELECT is(pg_temp.last_event('wr', 'parent', 'child_completed')->>'result', '7', 'the final run reports to the parent');
+
+SELECT * FROM finish();
+ROLLBACK;
