@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from . import _faults, errors, interceptors, payloads, registry, store
 from . import activity as activity_api
-from . import errors, interceptors, payloads, registry, store
 from ._runtime import WorkflowInfo, WorkflowRun
 from .connection import Connection
 
@@ -245,6 +245,7 @@ class Worker:
 
     # -- workflow tasks ---------------------------------------------------------
     async def _workflow_task(self, row: dict[str, Any]) -> None:
+        _faults.point("workflow_task_claimed")
         key = (row["workflow_id"], row["run_id"])
         run = self._cache.pop(key, None)
         try:
@@ -263,9 +264,11 @@ class Worker:
                 run.evict()
             await self._fail_workflow_task(row, failure)
             return
+        _faults.point("workflow_task_ran")
         try:
             status = await self._record(lambda c: store.complete_workflow_task(
                 c, row["message_id"], row["lease_token"], run.processed_event_id, commands))
+            _faults.point("workflow_task_recorded")
         except errors.LeaseLostError:
             log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
             run.evict()
@@ -320,6 +323,7 @@ class Worker:
 
     async def _run_activity(self, row: dict[str, Any], name: str, payload: dict[str, Any]) -> None:
         message_id, token = row["message_id"], row["lease_token"]
+        _faults.point("activity_claimed")
         fn = registry.get(name)
         beat = self._activities.get(message_id, (None, None, {}))[2]
         loop = asyncio.get_running_loop()
@@ -348,6 +352,7 @@ class Worker:
             fatal = isinstance(exc, errors.DurableFatalError)
             log.info("activity %s attempt %s failed: %s: %s", name, row["attempt"], type(exc).__name__, exc)
             error = payloads.error_to_json(exc, non_retryable=fatal)
+            _faults.point("activity_ran")
             try:
                 outcome = await self._record(lambda c: store.fail_activity(c, message_id, token, error))
                 if outcome == "retrying":
@@ -356,8 +361,10 @@ class Worker:
             except errors.LeaseLostError:
                 log.info("activity %s: lease lost, failure discarded", name)
             return
+        _faults.point("activity_ran")
         try:
             await self._record(lambda c: store.complete_activity(c, message_id, token, encoded))
+            _faults.point("activity_recorded")
             log.info("activity %s completed (attempt %s)", name, row["attempt"])
         except errors.LeaseLostError:
             log.info("activity %s: lease lost, result discarded", name)
