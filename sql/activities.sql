@@ -77,26 +77,34 @@ COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], intege
     'Leases up to p_batch activity tasks of the named activities. Lost attempts (expired leases) count '
     'toward maximum_attempts; one that was the last allowed fails the activity instead.';
 
-CREATE FUNCTION durable.complete_activity_v1(p_message_id bigint, p_lease_token uuid, p_result text)
-RETURNS boolean
+CREATE FUNCTION durable.complete_activity_v1(p_message_id bigint, p_lease_token uuid, p_result text,
+                                             p_eager jsonb DEFAULT NULL)
+RETURNS TABLE (recorded boolean, workflow_task jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_msg durable.messages;
+    v_recorded boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     IF p_result IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
     END IF;
-    RETURN durable._finish_activity(v_msg, 'activity_completed',
-                                    jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+    v_recorded := durable._finish_activity(v_msg, 'activity_completed',
+                                           jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+    RETURN QUERY SELECT v_recorded,
+        CASE WHEN v_recorded THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id,
+                                                               p_eager) END;
 END $$;
-COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text) IS
+COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text, jsonb) IS
     'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
-    'Returns false when the workflow no longer runs (the result is discarded).';
+    'recorded is false when the workflow no longer runs (the result is discarded). With p_eager {owner, '
+    'lease_seconds, task_queue, workflow_names}, the woken workflow task comes back leased to the caller '
+    'when it serves that workflow (workflow_task, shaped like a claim_workflow_tasks_v1 row).';
 
-CREATE FUNCTION durable.fail_activity_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
-RETURNS text
+CREATE FUNCTION durable.fail_activity_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb,
+                                         p_eager jsonb DEFAULT NULL)
+RETURNS TABLE (outcome text, workflow_task jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_msg durable.messages;
@@ -110,7 +118,9 @@ BEGIN
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
         PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
             'attempt', v_msg.attempt, 'maxed', true, 'error', p_error));
-        RETURN 'failed';
+        RETURN QUERY SELECT 'failed'::text,
+            durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
+        RETURN;
     END IF;
     v_delay := durable.retry_delay_v1(v_policy, v_msg.attempt);
     IF v_msg.workflow_id IS NOT NULL THEN
@@ -119,15 +129,17 @@ BEGIN
             jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error,
                                'retry_in_seconds', extract(epoch FROM v_delay)));
     END IF;
-    UPDATE durable.messages
+    UPDATE durable.messages m
     SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay
-    WHERE id = p_message_id;
-    RETURN 'retrying';
+    WHERE m.id = p_message_id;
+    PERFORM durable._notify_stream(v_msg.namespace, v_msg.stream);
+    RETURN QUERY SELECT 'retrying'::text, NULL::jsonb;
 END $$;
-COMMENT ON FUNCTION durable.fail_activity_v1(bigint, uuid, jsonb) IS
+COMMENT ON FUNCTION durable.fail_activity_v1(bigint, uuid, jsonb, jsonb) IS
     'Records a failed activity attempt. p_error: {type, types (class names, most derived first), message, '
     'traceback, non_retryable}. Retries after min(initial * coef^(n-1), max) or, when the policy is '
-    'exhausted or the error is non-retryable, fails the activity in its workflow. Returns retrying or failed.';
+    'exhausted or the error is non-retryable, fails the activity in its workflow (outcome retrying or '
+    'failed; p_eager as in complete_activity_v1).';
 
 CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
                                               p_lease interval DEFAULT interval '30 seconds')

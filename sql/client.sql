@@ -197,7 +197,7 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM durable._close_run(v_wf, jsonb_build_object('type', 'interrupted', 'reason', p_reason,
-        'error', jsonb_build_object('type', 'WorkflowInterruptedError', 'message', coalesce(p_reason, 'interrupted'))));
+        'error', jsonb_build_object('type', 'WorkflowInterruptedError', 'detail', coalesce(p_reason, 'interrupted'))));
     RETURN true;
 END $$;
 COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS

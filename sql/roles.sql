@@ -49,6 +49,14 @@ END $$;
 COMMENT ON FUNCTION durable._authorize(text, text[]) IS
     'Internal: PD005 unless session_user may consume these streams (engine admins always may).';
 
+CREATE FUNCTION durable._may_consume(p_namespace text, p_stream text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT c.revoked_at IS NULL AND c.namespace = p_namespace AND p_stream = ANY (c.stream_names)
+                     FROM durable.worker_credentials c WHERE c.role_name = session_user), true)
+$$;
+COMMENT ON FUNCTION durable._may_consume(text, text) IS
+    'Internal: whether session_user may consume p_stream (engine admins always may).';
+
 CREATE FUNCTION durable._authorize_messages(p_message_ids bigint[]) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -85,13 +93,13 @@ LANGUAGE sql STABLE AS $$
         'durable.schema_version()',
         'durable.worker_scope_v1()',
         'durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text)',
-        'durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb)',
+        'durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb)',
         'durable.fail_workflow_task_v1(bigint, uuid, jsonb)',
         'durable.fire_timers_v1(text, text[], integer)',
         'durable.run_history_v1(text, text, integer)',
         'durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text)',
-        'durable.complete_activity_v1(bigint, uuid, text)',
-        'durable.fail_activity_v1(bigint, uuid, jsonb)',
+        'durable.complete_activity_v1(bigint, uuid, text, jsonb)',
+        'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',
         'durable.heartbeat_activity_v1(bigint, uuid, text, interval)',
         'durable.claim_v1(text, text[], text[], integer, interval, text)',
         'durable.ack_v1(bigint, uuid)',
@@ -238,7 +246,8 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
             MESSAGE = format('%L is not a worker role provisioned in %s of this database', p_role,
-                             coalesce(format('namespace %L', p_namespace), 'any namespace'));
+                             CASE WHEN p_namespace IS NULL THEN 'any namespace'
+                                  ELSE format('namespace %L', p_namespace) END);
     END IF;
     RETURN v_cred;
 END $$;

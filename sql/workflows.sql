@@ -264,6 +264,80 @@ END $$;
 COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
     'Internal: a due timer resolves its sleep, or times out its condition unless a signal won.';
 
+CREATE FUNCTION durable._inbound_events(p_namespace text, p_workflow_id text, p_run_id integer,
+                                        p_after integer) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
+                                                 'seq', h.seq, 'data', h.data, 'at', h.created_at)
+                              ORDER BY h.event_id), '[]'::jsonb)
+    FROM durable.history h
+    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+      AND h.inbound AND h.event_id > p_after
+$$;
+COMMENT ON FUNCTION durable._inbound_events(text, text, integer, integer) IS
+    'Internal: the inbound events of a run after event p_after, oldest first, as JSON.';
+
+CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'message_id', m.id, 'lease_token', m.lease_token, 'attempt', m.attempt,
+               'activity_name', m.name, 'stream', m.stream, 'workflow_id', m.workflow_id,
+               'run_id', m.run_id, 'payload', m.payload) ORDER BY m.id), '[]'::jsonb)
+    FROM durable.messages m WHERE m.id = ANY (p_ids)
+$$;
+COMMENT ON FUNCTION durable._activity_tasks(bigint[]) IS
+    'Internal: held activity tasks as JSON, shaped like claim_activity_tasks_v1 rows.';
+
+CREATE FUNCTION durable._workflow_task_json(p_msg durable.messages, p_wf durable.workflows) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'message_id', p_msg.id, 'lease_token', p_msg.lease_token, 'task_attempt', p_msg.attempt,
+        'workflow_id', p_wf.workflow_id, 'run_id', p_wf.run_id, 'workflow_name', p_wf.workflow_name,
+        'task_queue', p_wf.task_queue, 'attempt', p_wf.attempt, 'args', p_wf.args,
+        'parent_workflow_id', p_wf.parent_workflow_id, 'started_at', p_wf.created_at,
+        'processed_event_id', p_wf.processed_event_id, 'cancel_requested', p_wf.cancel_requested,
+        'events', durable._inbound_events(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, p_wf.processed_event_id))
+$$;
+COMMENT ON FUNCTION durable._workflow_task_json(durable.messages, durable.workflows) IS
+    'Internal: a held workflow task as JSON, shaped like claim_workflow_tasks_v1 rows.';
+
+-- Eager continuation: an outcome this worker just recorded woke a run it
+-- serves; it takes that run's workflow task at once instead of claiming it.
+CREATE FUNCTION durable._lease_workflow_task(p_namespace text, p_workflow_id text, p_run_id integer,
+                                             p_eager jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_wf durable.workflows;
+    v_msg durable.messages;
+    v_now timestamptz := durable.now();
+BEGIN
+    IF p_eager IS NULL OR p_workflow_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO v_wf FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id AND w.run_id = p_run_id;
+    IF NOT FOUND OR v_wf.status <> 'running' OR v_wf.task_queue IS DISTINCT FROM p_eager->>'task_queue'
+       OR NOT (p_eager->'workflow_names') ? v_wf.workflow_name
+       OR NOT durable._may_consume(p_namespace, v_wf.task_queue) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE durable.messages m
+    SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = gen_random_uuid(),
+        visible_at = v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+    WHERE m.id = (SELECT x.id FROM durable.messages x
+                  WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id AND x.kind = 'workflow'
+                    AND x.run_id = p_run_id AND x.visible_at <= v_now
+                  FOR UPDATE SKIP LOCKED)
+    RETURNING m.* INTO v_msg;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN durable._workflow_task_json(v_msg, v_wf);
+END $$;
+COMMENT ON FUNCTION durable._lease_workflow_task(text, text, integer, jsonb) IS
+    'Internal: leases a run''s visible workflow task to the worker described by p_eager, if it serves '
+    'that workflow; returns it as JSON (NULL otherwise).';
+
 CREATE FUNCTION durable.fire_timers_v1(p_namespace text, p_task_queues text[], p_limit integer DEFAULT 500)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -331,30 +405,51 @@ COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], intege
     'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '
     'run''s inbound events the workflow code has not yet seen (events after processed_event_id).';
 
-CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb) RETURNS void
+CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb, p_eager jsonb DEFAULT NULL)
+RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_queue text := coalesce(p_cmd->>'task_queue', p_wf.task_queue);
+    v_stream text := coalesce(p_cmd->>'task_queue', p_wf.task_queue) || '-activity';
+    v_eager boolean;
+    v_id bigint;
 BEGIN
     PERFORM durable._check_name('activity name', p_cmd->>'name');
     PERFORM durable._check_name('task queue', v_queue);
+    -- Eager dispatch: when the completing worker serves this activity itself,
+    -- the task is born leased to it (no claim, no NOTIFY, no wait).
+    v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
+               AND (p_eager->'activity_names') ? (p_cmd->>'name')
+               AND durable._may_consume(p_wf.namespace, v_stream);
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
         jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
                            'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
-                                  max_attempts, created_at)
-    VALUES (p_wf.namespace, v_queue || '-activity', 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
+                                  attempt, max_attempts, lease_owner, lease_token, created_at)
+    VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
             jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
                                'start_to_close_timeout', p_cmd->'start_to_close_timeout',
                                'workflow_name', p_wf.workflow_name, 'task_queue', v_queue),
-            v_now, coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5), v_now);
-    PERFORM durable._notify_stream(p_wf.namespace, v_queue || '-activity');
+            CASE WHEN v_eager THEN v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+                 ELSE v_now END,
+            CASE WHEN v_eager THEN 1 ELSE 0 END,
+            coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
+            CASE WHEN v_eager THEN p_eager->>'owner' END,
+            CASE WHEN v_eager THEN gen_random_uuid() END,
+            v_now)
+    RETURNING id INTO v_id;
+    IF v_eager THEN
+        RETURN v_id;
+    END IF;
+    PERFORM durable._notify_stream(p_wf.namespace, v_stream);
+    RETURN NULL;
 END $$;
-COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb) IS
-    'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity.';
+COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
+    'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
+    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id).';
 
 CREATE FUNCTION durable._start_timer(p_wf durable.workflows, p_seq integer, p_seconds double precision,
                                      p_payload jsonb) RETURNS void
@@ -384,7 +479,7 @@ DECLARE
 BEGIN
     CASE p_cmd->>'type'
     WHEN 'activity' THEN
-        PERFORM durable._schedule_activity(p_wf, p_cmd);
+        PERFORM durable._schedule_activity(p_wf, p_cmd, NULL);
     WHEN 'timer' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_started', v_seq,
                                       false, jsonb_build_object('seconds', p_cmd->'seconds'));
@@ -433,8 +528,9 @@ CREATE FUNCTION durable.complete_workflow_task_v1(
     p_message_id bigint,
     p_lease_token uuid,
     p_processed_event_id integer,
-    p_commands jsonb
-) RETURNS text
+    p_commands jsonb,
+    p_eager jsonb DEFAULT NULL
+) RETURNS TABLE (status text, activities jsonb, events jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_peek durable.messages;
@@ -442,19 +538,22 @@ DECLARE
     v_cmd jsonb;
     v_closed boolean := false;
     v_last_inbound integer;
+    v_leased bigint[] := '{}';
+    v_id bigint;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
-    SELECT * INTO v_peek FROM durable.messages WHERE id = p_message_id AND kind = 'workflow';
+    SELECT * INTO v_peek FROM durable.messages m WHERE m.id = p_message_id AND m.kind = 'workflow';
     IF NOT FOUND THEN
         PERFORM durable._held_message(p_message_id, p_lease_token);  -- raises PD001
     END IF;
-    SELECT * INTO v_wf FROM durable.workflows
-    WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
+    SELECT * INTO v_wf FROM durable.workflows w
+    WHERE w.namespace = v_peek.namespace AND w.workflow_id = v_peek.workflow_id AND w.run_id = v_peek.run_id
     FOR UPDATE;
     PERFORM durable._held_message(p_message_id, p_lease_token);
     IF v_wf.status <> 'running' THEN
-        DELETE FROM durable.messages WHERE id = p_message_id;
-        RETURN 'discarded';
+        DELETE FROM durable.messages m WHERE m.id = p_message_id;
+        RETURN QUERY SELECT 'discarded'::text, '[]'::jsonb, NULL::jsonb;
+        RETURN;
     END IF;
     IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'p_commands must be a JSON array of commands';
@@ -464,31 +563,53 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'PD004',
                 MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
         END IF;
-        v_closed := durable._apply_command(v_wf, v_cmd);
+        IF v_cmd->>'type' = 'activity' THEN
+            v_id := durable._schedule_activity(v_wf, v_cmd, p_eager);
+            IF v_id IS NOT NULL THEN
+                v_leased := v_leased || v_id;
+            END IF;
+        ELSE
+            v_closed := durable._apply_command(v_wf, v_cmd);
+        END IF;
     END LOOP;
     IF v_closed THEN
-        RETURN 'closed';
+        RETURN QUERY SELECT 'closed'::text, '[]'::jsonb, NULL::jsonb;
+        RETURN;
     END IF;
-    UPDATE durable.workflows
-    SET processed_event_id = greatest(processed_event_id, p_processed_event_id),
+    UPDATE durable.workflows w
+    SET processed_event_id = greatest(w.processed_event_id, p_processed_event_id),
         task_failures = 0, last_task_failure = NULL
-    WHERE namespace = v_wf.namespace AND workflow_id = v_wf.workflow_id AND run_id = v_wf.run_id
-    RETURNING last_inbound_event_id INTO v_last_inbound;
+    WHERE w.namespace = v_wf.namespace AND w.workflow_id = v_wf.workflow_id AND w.run_id = v_wf.run_id
+    RETURNING w.last_inbound_event_id INTO v_last_inbound;
     IF v_last_inbound > p_processed_event_id THEN
-        -- Events arrived while the task ran: hand the task out again now.
-        UPDATE durable.messages
+        IF p_eager IS NOT NULL THEN
+            -- Events arrived while the task ran: this worker keeps the task and
+            -- gets them now.
+            UPDATE durable.messages m
+            SET visible_at = durable.now() + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+            WHERE m.id = p_message_id;
+            RETURN QUERY SELECT 'continue'::text, durable._activity_tasks(v_leased),
+                durable._inbound_events(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, p_processed_event_id);
+            RETURN;
+        END IF;
+        -- Hand the task out again now.
+        UPDATE durable.messages m
         SET lease_token = NULL, lease_owner = NULL, attempt = 0, visible_at = durable.now()
-        WHERE id = p_message_id;
+        WHERE m.id = p_message_id;
         PERFORM durable._notify_stream(v_wf.namespace, v_wf.task_queue);
-        RETURN 'requeued';
+        RETURN QUERY SELECT 'requeued'::text, durable._activity_tasks(v_leased), NULL::jsonb;
+        RETURN;
     END IF;
-    DELETE FROM durable.messages WHERE id = p_message_id;
-    RETURN 'ok';
+    DELETE FROM durable.messages m WHERE m.id = p_message_id;
+    RETURN QUERY SELECT 'ok'::text, durable._activity_tasks(v_leased), NULL::jsonb;
 END $$;
-COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb) IS
+COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb) IS
     'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
     'signal, child, patch, complete, fail, cancelled, continue_as_new) and records that the workflow code '
-    'has seen events up to p_processed_event_id. Returns ok, requeued (new events wait), closed or discarded.';
+    'has seen events up to p_processed_event_id. status: ok, requeued (new events wait), continue (the '
+    'caller keeps the task: events holds the new ones), closed or discarded. With p_eager {owner, '
+    'lease_seconds, activity_stream, activity_names}, activities the caller serves come back already '
+    'leased to it (activities).';
 
 CREATE FUNCTION durable.fail_workflow_task_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
 RETURNS interval

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import psycopg
@@ -64,6 +64,10 @@ async def _value(conn: Conn, query: str, params: Sequence[Any] = ()) -> Any:
         await cur.execute(query, params)
         row = await cur.fetchone()
         return None if row is None else row[0]
+
+
+def _json(value: dict[str, Any] | None) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
 
 
 # -- schema -----------------------------------------------------------------
@@ -165,9 +169,10 @@ async def claim_workflow_tasks(conn: Conn, namespace: str, task_queues: list[str
 
 @_mapped
 async def complete_workflow_task(conn: Conn, message_id: int, lease_token: Any, processed_event_id: int,
-                                 commands: list[dict[str, Any]]) -> str:
-    return await _value(conn, "SELECT durable.complete_workflow_task_v1(%s, %s, %s, %s)",
-                        (message_id, lease_token, processed_event_id, Jsonb(commands)))
+                                 commands: list[dict[str, Any]], eager: dict[str, Any] | None = None) -> Row:
+    rows = await _rows(conn, "SELECT * FROM durable.complete_workflow_task_v1(%s, %s, %s, %s, %s)",
+                       (message_id, lease_token, processed_event_id, Jsonb(commands), _json(eager)))
+    return rows[0]
 
 
 @_mapped
@@ -187,15 +192,19 @@ async def claim_activity_tasks(conn: Conn, namespace: str, streams: list[str], n
 
 
 @_mapped
-async def complete_activity(conn: Conn, message_id: int, lease_token: Any, result: str) -> bool:
-    return await _value(conn, "SELECT durable.complete_activity_v1(%s, %s, %s)",
-                        (message_id, lease_token, result))
+async def complete_activity(conn: Conn, message_id: int, lease_token: Any, result: str,
+                            eager: dict[str, Any] | None = None) -> Row:
+    rows = await _rows(conn, "SELECT * FROM durable.complete_activity_v1(%s, %s, %s, %s)",
+                       (message_id, lease_token, result, _json(eager)))
+    return rows[0]
 
 
 @_mapped
-async def fail_activity(conn: Conn, message_id: int, lease_token: Any, error: dict[str, Any]) -> str:
-    return await _value(conn, "SELECT durable.fail_activity_v1(%s, %s, %s)",
-                        (message_id, lease_token, Jsonb(error)))
+async def fail_activity(conn: Conn, message_id: int, lease_token: Any, error: dict[str, Any],
+                        eager: dict[str, Any] | None = None) -> Row:
+    rows = await _rows(conn, "SELECT * FROM durable.fail_activity_v1(%s, %s, %s, %s)",
+                       (message_id, lease_token, Jsonb(error), _json(eager)))
+    return rows[0]
 
 
 @_mapped
@@ -234,8 +243,9 @@ async def unlisten(conn: Conn, channel: str) -> None:
 
 
 def as_utc(value: datetime | str) -> datetime:
-    """A timestamp from a JSON event as an aware datetime."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    """A timestamp from a JSON event (or a row) as an aware datetime in UTC, whatever the
+    session's TimeZone (workflow code's ``now()`` is UTC)."""
+    return (value if isinstance(value, datetime) else datetime.fromisoformat(value)).astimezone(UTC)
 
 
 def stream_channel(namespace: str, stream: str) -> str:

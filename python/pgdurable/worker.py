@@ -17,7 +17,7 @@ import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
@@ -183,9 +183,7 @@ class Worker:
             if rows is None:
                 continue
             for row in rows:
-                task = asyncio.create_task(self._activity_task(row), name=f"activity {row['activity_name']}")
-                task.add_done_callback(_log_crash)
-                self._activities[row["message_id"]] = (task, row["lease_token"], {})
+                self._start_activity(row)
             if len(rows) < free:
                 await self._idle(self._act_wakeup, streams, names)
 
@@ -248,42 +246,68 @@ class Worker:
         _faults.point("workflow_task_claimed")
         key = (row["workflow_id"], row["run_id"])
         run = self._cache.pop(key, None)
-        try:
-            if run is None or run.processed_event_id != row["processed_event_id"]:
+        while True:
+            try:
+                if run is None or run.processed_event_id != row["processed_event_id"]:
+                    if run is not None:
+                        run.evict()
+                    run, events = await self._replay(row)
+                else:
+                    events = row["events"]
+                commands = run.activate(events)
+                failure: BaseException | None = run.failure
+            except Exception as exc:  # an undecodable payload, a broken replay
+                failure = exc
+            if failure is not None:
                 if run is not None:
                     run.evict()
-                run, events = await self._replay(row)
-            else:
-                events = row["events"]
-            commands = run.activate(events)
-            failure: BaseException | None = run.failure
-        except Exception as exc:  # an undecodable payload, a broken replay
-            failure = exc
-        if failure is not None:
-            if run is not None:
+                await self._fail_workflow_task(row, failure)
+                return
+            _faults.point("workflow_task_ran")
+            call = (row["message_id"], row["lease_token"], run.processed_event_id, commands, self._eager())
+            try:
+                result = await self._record(lambda c, call=call: store.complete_workflow_task(c, *call))
+                _faults.point("workflow_task_recorded")
+            except errors.LeaseLostError:
+                log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
                 run.evict()
-            await self._fail_workflow_task(row, failure)
-            return
-        _faults.point("workflow_task_ran")
-        try:
-            status = await self._record(lambda c: store.complete_workflow_task(
-                c, row["message_id"], row["lease_token"], run.processed_event_id, commands))
-            _faults.point("workflow_task_recorded")
-        except errors.LeaseLostError:
-            log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
-            run.evict()
-            return
-        except Exception:
-            run.evict()
-            raise
-        if status in ("closed", "discarded"):
-            run.evict()
-            self._log_close(row, commands)
-            return
+                return
+            except Exception:
+                run.evict()
+                raise
+            for task in result["activities"] or ():
+                self._start_activity(_activity_row(task))
+            if result["status"] in ("closed", "discarded"):
+                run.evict()
+                self._log_close(row, commands)
+                return
+            if result["status"] != "continue":
+                break
+            # New events arrived while this task ran: they came back with our lease kept.
+            row = {**row, "processed_event_id": run.processed_event_id, "events": result["events"]}
         self._cache[key] = run
         while len(self._cache) > self._max_cached:
             _, old = self._cache.popitem(last=False)
             old.evict()
+
+    def _eager(self) -> dict[str, Any] | None:
+        """What this worker can take at once from a completing call (eager dispatch)."""
+        eager: dict[str, Any] = {"owner": self._owner, "lease_seconds": self._lease.total_seconds()}
+        if self.workflows and not self._stopping:
+            eager.update(task_queue=self.task_queue, workflow_names=list(self.workflows))
+        if self.activity_stream and not self._stopping and len(self._activities) < self.concurrency:
+            eager.update(activity_stream=self.activity_stream, activity_names=registry.names())
+        return eager if len(eager) > 2 else None
+
+    def _start_activity(self, row: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._activity_task(row), name=f"activity {row['activity_name']}")
+        task.add_done_callback(_log_crash)
+        self._activities[row["message_id"]] = (task, row["lease_token"], {})
+
+    def _start_workflow_task(self, row: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._workflow_task(row), name=f"workflow task {row['workflow_id']}")
+        self._workflow_tasks.add(task)
+        task.add_done_callback(lambda t: (self._workflow_tasks.discard(t), _log_crash(t)))
 
     async def _replay(self, row: dict[str, Any]) -> tuple[WorkflowRun, list[dict[str, Any]]]:
         history = await self._record(lambda c: store.run_history(
@@ -354,20 +378,28 @@ class Worker:
             error = payloads.error_to_json(exc, non_retryable=fatal)
             _faults.point("activity_ran")
             try:
-                outcome = await self._record(lambda c: store.fail_activity(c, message_id, token, error))
-                if outcome == "retrying":
-                    # Its retry may be due before the loop's next poll: let the loop re-plan its sleep.
-                    self._act_wakeup.set()
+                outcome = await self._record(lambda c: store.fail_activity(
+                    c, message_id, token, error, self._eager()))
             except errors.LeaseLostError:
                 log.info("activity %s: lease lost, failure discarded", name)
+                return
+            if outcome["outcome"] == "retrying":
+                # Its retry may be due before the loop's next poll: let the loop re-plan its sleep.
+                self._act_wakeup.set()
+            if outcome["workflow_task"]:
+                self._start_workflow_task(_workflow_row(outcome["workflow_task"]))
             return
         _faults.point("activity_ran")
         try:
-            await self._record(lambda c: store.complete_activity(c, message_id, token, encoded))
+            outcome = await self._record(lambda c: store.complete_activity(
+                c, message_id, token, encoded, self._eager()))
             _faults.point("activity_recorded")
             log.info("activity %s completed (attempt %s)", name, row["attempt"])
         except errors.LeaseLostError:
             log.info("activity %s: lease lost, result discarded", name)
+            return
+        if outcome["workflow_task"]:
+            self._start_workflow_task(_workflow_row(outcome["workflow_task"]))
 
     async def _invoke(self, fn: Callable[..., Any], ctx: activity_api.ActivityContext,
                       timeout: float | None) -> Any:
@@ -424,6 +456,17 @@ class Worker:
             await self._conn.close()
         _workers.discard(self)
         log.info("worker %s stopped", self._owner)
+
+
+def _activity_row(task: dict[str, Any]) -> dict[str, Any]:
+    """An eagerly leased activity task (JSON) as a claim row."""
+    return {**task, "lease_token": uuid.UUID(task["lease_token"])}
+
+
+def _workflow_row(task: dict[str, Any]) -> dict[str, Any]:
+    """An eagerly leased workflow task (JSON) as a claim row."""
+    return {**task, "lease_token": uuid.UUID(task["lease_token"]),
+            "started_at": datetime.fromisoformat(task["started_at"])}
 
 
 def _log_crash(task: asyncio.Task[Any]) -> None:
