@@ -153,7 +153,7 @@ class WorkflowRun:
         self.info = info
         self.fn = fn
         self.args = args
-        self.now: datetime = started_at
+        self.now: datetime = as_utc(started_at)
         self.loop = WorkflowLoop(self)
         self.seq = 0
         self.recorded: dict[int, tuple[str, str | None]] = {}
@@ -197,8 +197,11 @@ class WorkflowRun:
                 if event["event_id"] <= self.processed_event_id:
                     continue
                 self.now = as_utc(event["at"] if "at" in event else event["created_at"])
-                self._deliver(event)
-                self.loop.drain()
+                try:
+                    self._deliver(event)
+                    self.loop.drain()
+                except errors.DurableReplayAbortedError:
+                    break  # self.failure says why
                 self.processed_event_id = event["event_id"]
                 self._check_done()
         finally:
@@ -219,11 +222,10 @@ class WorkflowRun:
             return
         call = self.pending.pop(event["seq"], None)
         if call is None:
-            if event["seq"] in self.recorded or event["seq"] <= self.seq:
+            if event["seq"] is not None and event["seq"] <= self.seq:
                 return  # an outcome nobody waits for any more (a cancelled timer, an abandoned call)
             self._nondeterminism(f"history resolves durable call #{event['seq']} ({etype}) but the "
-                                 "workflow code never made that call")
-            return
+                                 "workflow code has not made that call")
         if call.timer is not None:
             if not call.timer.cancelled():
                 self.loop.call_soon(call.timer._callback, *call.timer._args, context=call.timer._context)
@@ -247,7 +249,8 @@ class WorkflowRun:
         if etype == "activity_failed":
             error_type, message, tb = payloads.error_from_json(data.get("error"))
             name = call.extra.get("name", "activity")
-            if error_type == "DurableFatalError":
+            # A DurableFatalError, or a subclass of it (its own name in error_type).
+            if "DurableFatalError" in [error_type, *((data.get("error") or {}).get("types") or [])]:
                 return errors.DurableFatalError(message, error_type=error_type, traceback=tb)
             return errors.DurableMaxedError(message, attempts=data.get("attempt"), error_type=error_type,
                                             traceback=tb, details={"activity_name": name})
@@ -272,8 +275,9 @@ class WorkflowRun:
         if main is None or not main.done() or self.closing is not None or self.failure is not None:
             return
         if self.seq < self.max_recorded:
-            self._nondeterminism(f"the workflow finished after {self.seq} durable calls but its history "
-                                 f"recorded {self.max_recorded}")
+            self.failure = errors.NonDeterminismError(
+                f"workflow {self.info.workflow_name} ({self.info.workflow_id}): the workflow finished after "
+                f"{self.seq} durable calls but its history recorded {self.max_recorded}")
             return
         if main.cancelled():
             self.closing = {"type": "fail", "error": _error(RuntimeError("workflow task was cancelled"))}
