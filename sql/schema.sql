@@ -81,7 +81,9 @@ COMMENT ON TABLE durable.workflows IS
     'One row per workflow run; processed_event_id is how far the workflow code has seen its history.';
 CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
     WHERE status = 'running';
-CREATE INDEX workflows_by_status ON durable.workflows (namespace, status, updated_at);
+-- No timestamp in this index: appending an event updates updated_at, and an
+-- index on it would make every such update a non-HOT one.
+CREATE INDEX workflows_by_status ON durable.workflows (namespace, status);
 CREATE INDEX workflows_by_parent ON durable.workflows (namespace, parent_workflow_id)
     WHERE parent_workflow_id IS NOT NULL;
 
