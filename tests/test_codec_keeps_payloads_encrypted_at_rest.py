@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from durable_e2e import new_client, wait_for, wait_pending
 from psycopg import sql
 
+from durable_e2e import new_client, wait_for, wait_pending
 from pgdurable import Durable, RetryPolicy, errors
 
 QUEUE = "encrypted"
@@ -165,7 +165,8 @@ async def test_with_a_codec_no_table_holds_plaintext_and_the_workflow_sees_its_v
     # A failed workflow's error is encrypted too, and decrypted for result().
     client = new_client(connection)
     await Durable.Worker.create(connection=connection, task_queue=QUEUE, workflow=fails_with_a_secret)
-    failing = await client.workflow.start(args=[MARKER], task_queue=QUEUE, workflow_name="fails_with_a_secret")
+    failing = await client.workflow.start(args=[MARKER], task_queue=QUEUE,
+                                          workflow_name="fails_with_a_secret")
     with pytest.raises(errors.WorkflowFailedError, match=MARKER):
         await failing.result(timeout=20)
     assert (await failing.state())["error"]["message"] == f"workflow failed: {MARKER}"
