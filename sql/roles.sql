@@ -36,6 +36,15 @@ BEGIN
             MESSAGE = format('worker role %s was revoked at %s: ask the DBA for a new one',
                              v_cred.role_name, v_cred.revoked_at);
     END IF;
+    -- A database copied with CREATE DATABASE ... TEMPLATE carries the original's
+    -- roles and grants: they stay the original's, never workers of the copy.
+    IF v_cred.database_name IS DISTINCT FROM current_database() THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('worker role %s belongs to database %s, not to %s (a copy of it?): provision a '
+                             'worker role in this database (after a rename: UPDATE durable.worker_credentials '
+                             'SET database_name = current_database())', v_cred.role_name, v_cred.database_name,
+                             current_database());
+    END IF;
     SELECT array_agg(s ORDER BY s) INTO v_outside
     FROM unnest(p_streams) s WHERE NOT (s = ANY (v_cred.stream_names));
     IF p_namespace IS DISTINCT FROM v_cred.namespace OR v_outside IS NOT NULL THEN
@@ -52,6 +61,7 @@ COMMENT ON FUNCTION durable._authorize(text, text[]) IS
 CREATE FUNCTION durable._may_consume(p_namespace text, p_stream text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT c.revoked_at IS NULL AND c.namespace = p_namespace AND p_stream = ANY (c.stream_names)
+                            AND c.database_name = current_database()
                      FROM durable.worker_credentials c WHERE c.role_name = session_user), true)
 $$;
 COMMENT ON FUNCTION durable._may_consume(text, text) IS

@@ -94,7 +94,11 @@ class Worker:
 
     async def _start(self) -> None:
         if self._owns_connection:
-            await self._apply_role_scope()
+            try:
+                await self._apply_role_scope()
+            except BaseException:
+                await self._conn.close()  # a refused worker keeps no connection open
+                raise
         self._listener = await self._conn.listener()
         if self.workflows:
             await self._listener.subscribe(store.stream_channel(self.namespace, self.task_queue),
@@ -272,9 +276,13 @@ class Worker:
                 log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
                 run.evict()
                 return
-            except Exception:
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
                 run.evict()
                 raise
+            except Exception as exc:  # the engine refused the commands: visible, retried with backoff
+                run.evict()
+                await self._fail_workflow_task(row, exc)
+                return
             for task in result["activities"] or ():
                 self._start_activity(_activity_row(task))
             if result["status"] in ("closed", "discarded"):
