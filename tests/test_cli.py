@@ -1,0 +1,416 @@
+"""The `pgdurable` command line against a real database.
+
+Workflow commands run in-process (typer's CliRunner) against workflows
+served by `pgdurable worker` in a subprocess, so the worker command itself
+is exercised too. Expected failures must be one line on stderr, exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from conftest import dsn_for
+from pgdurable import cli
+from pgdurable._migrate import current, head
+
+DEADLINE = 30.0
+EVENT_TYPES = {
+    "workflow_started", "workflow_completed", "workflow_failed", "workflow_cancelled",
+    "workflow_interrupted", "workflow_continued_as_new", "workflow_task_failed", "cancel_requested",
+    "activity_scheduled", "activity_failed", "activity_completed", "timer_started", "timer_fired",
+    "signal_wait_started", "signal_received", "signal_timed_out", "signal_sent", "child_started",
+    "child_completed", "child_failed", "patch_marker",
+}
+REFUSED_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
+
+WORKER_APP = '''
+from pgdurable import Durable, errors
+
+
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+async def greet_workflow(name: str) -> str:
+    acts = Durable.workflow.proxy_activities(activities=[shout])
+    return await acts.shout(f"hello {name}")
+
+
+async def waiting_workflow(signal_id: str):
+    return await Durable.workflow.condition(signal_id)
+
+
+async def sleepy_workflow() -> str:
+    acts = Durable.workflow.proxy_activities(activities=[shout])
+    try:
+        await Durable.workflow.sleep("1 hour")
+    except errors.CancelledFailure:
+        await acts.shout("cleaning up")
+        raise
+    return "woke up"
+
+
+async def start(connection):
+    await Durable.Worker.create(connection=connection, task_queue="cli-tests",
+                                workflows=[greet_workflow, waiting_workflow, sleepy_workflow])
+
+
+async def start_nothing():
+    pass
+
+
+def not_async(connection):
+    pass
+'''
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging per invocation; leave the process as we found it."""
+    root = logging.getLogger()
+    level, pgd_level = root.level, logging.getLogger("pgdurable").level
+    yield
+    if cli._log_handler is not None:
+        root.removeHandler(cli._log_handler)
+        cli._log_handler = None
+    root.setLevel(level)
+    logging.getLogger("pgdurable").setLevel(pgd_level)
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "200"})
+
+
+def ok_json(*args: str) -> Any:
+    """Runs a command with --json (options go before a trailing '--' and the ids after it)."""
+    if "--" in args:
+        cut = args.index("--")
+        args = (*args[:cut], "--json", *args[cut:])
+    else:
+        args = (*args, "--json")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    (tmp_path / "cli_app.py").write_text(textwrap.dedent(WORKER_APP))
+    return tmp_path
+
+
+def _cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pgdurable.cli", *args]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PGDURABLE_DSN", "DATABASE_URL")}
+    env.update(extra)
+    env.setdefault("COLUMNS", "200")
+    return env
+
+
+@pytest.fixture
+def worker(dsn: str, app_dir: Path) -> Iterator[subprocess.Popen[str]]:
+    """`pgdurable worker cli_app:start --dsn DSN`, serving once yielded; stopped with SIGTERM at the
+    end, which must end it gracefully (exit 0)."""
+    proc = subprocess.Popen(_cli_command("worker", "cli_app:start", "--dsn", dsn, "--grace", "5"),
+                            cwd=app_dir, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("serving task queue(s) cli-tests" in line for line in lines) or proc.poll(),
+                 "the worker to serve")
+        assert proc.poll() is None, "".join(lines)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the worker did not stop on SIGTERM:\n" + "".join(lines)) from None
+        reader.join(5)
+    err = "".join(lines)
+    assert proc.returncode == 0, f"worker exited {proc.returncode}:\n{err}"
+    assert "stopped." in err
+
+
+def start(dsn: str, workflow: str, *args: Any) -> str:
+    out = ok_json("workflow", "start", workflow, "--task-queue", "cli-tests",
+                  "--args", json.dumps(list(args)), "--dsn", dsn)
+    return out["workflow_id"]
+
+
+def state(dsn: str, workflow_id: str) -> dict[str, Any]:
+    return ok_json("workflow", "show", "--dsn", dsn, "--", workflow_id)  # a guid may start with '-'
+
+
+def wait_status(dsn: str, workflow_id: str, status: str) -> dict[str, Any]:
+    return wait_for(lambda: (s := state(dsn, workflow_id))["status"] == status and s,
+                    f"{workflow_id} to be {status}")
+
+
+# -- db ----------------------------------------------------------------------------
+
+def test_db_upgrade_then_current_report_the_head_revision(empty_dsn):
+    assert invoke("db", "current", "--dsn", empty_dsn).stdout.strip() == "none"
+    result = invoke("db", "upgrade", "--dsn", empty_dsn)
+    assert result.exit_code == 0, result.output
+    assert current(empty_dsn) == head()
+    assert invoke("db", "current", "--dsn", empty_dsn).stdout.strip() == head()
+
+
+# -- workflow commands on real workflows ------------------------------------------------
+
+def test_workflow_start_wait_list_show_and_history_print_parseable_json(dsn, worker):
+    out = ok_json("workflow", "start", "greet_workflow", "--task-queue", "cli-tests", "--args", '["ada"]',
+                  "--id", "greet-1", "--wait", "--timeout", "30", "--dsn", dsn)
+    assert out == {"workflow_id": "greet-1", "result": "HELLO ADA", "status": "completed"}
+
+    rows = ok_json("workflow", "list", "--dsn", dsn)
+    assert [row["workflow_id"] for row in rows] == ["greet-1"]
+    assert set(rows[0]) >= {"workflow_id", "workflow_name", "task_queue", "status", "created_at",
+                            "updated_at"}
+    assert rows[0]["workflow_name"] == "greet_workflow"
+    assert rows[0]["status"] == "completed"
+    assert ok_json("workflow", "list", "--status", "running", "--dsn", dsn) == []
+    assert ok_json("workflow", "list", "--namespace", "elsewhere", "--dsn", dsn) == []
+
+    shown = state(dsn, "greet-1")
+    assert shown["status"] == "completed"
+    assert shown["result"] == "HELLO ADA"
+    assert shown["workflow_name"] == "greet_workflow"
+    assert shown["task_queue"] == "cli-tests"
+    assert shown["pending"] == []
+
+    events = ok_json("workflow", "history", "greet-1", "--dsn", dsn)
+    types = [event["event_type"] for event in events]
+    assert types == ["workflow_started", "activity_scheduled", "activity_completed", "workflow_completed"]
+    assert all(event["event_type"] in EVENT_TYPES for event in events)
+    ids = [event["event_id"] for event in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all("timestamp" in event for event in events)
+
+    # The same commands as tables.
+    for args in (("list",), ("show", "greet-1"), ("history", "greet-1")):
+        result = invoke("workflow", *args, "--dsn", dsn)
+        assert result.exit_code == 0, result.output
+        assert "greet" in result.stdout
+    assert "activity_completed" in invoke("workflow", "history", "greet-1", "--dsn", dsn).stdout
+
+
+def test_workflow_signal_delivers_json_data_to_a_waiting_condition(dsn, worker):
+    workflow_id = start(dsn, "waiting_workflow", "cli-signal-1")
+    wait_for(lambda: any(p.get("signal_id") == "cli-signal-1" for p in state(dsn, workflow_id)["pending"]),
+             "the condition to wait")
+    data = '{"approved": true, "n": 2}'
+    result = invoke("workflow", "signal", "cli-signal-1", "--data", data, "--dsn", dsn)
+    assert result.exit_code == 0, result.output
+    assert wait_status(dsn, workflow_id, "completed")["result"] == {"approved": True, "n": 2}
+
+
+def test_workflow_signal_without_a_waiter_is_buffered_until_one_waits(dsn, worker):
+    sent = ok_json("workflow", "signal", "cli-early", "--dsn", dsn)
+    assert sent == {"signal_id": "cli-early", "sent": True}
+    workflow_id = start(dsn, "waiting_workflow", "cli-early")
+    assert wait_status(dsn, workflow_id, "completed")["result"] is None
+
+
+def test_workflow_cancel_lets_the_workflow_clean_up_and_end_cancelled(dsn, worker):
+    workflow_id = start(dsn, "sleepy_workflow")
+    wait_for(lambda: any(p["type"] == "timer" for p in state(dsn, workflow_id)["pending"]), "the timer")
+    result = invoke("workflow", "cancel", "--dsn", dsn, "--", workflow_id)
+    assert result.exit_code == 0, result.output
+    wait_status(dsn, workflow_id, "cancelled")
+    types = [e["event_type"] for e in ok_json("workflow", "history", "--dsn", dsn, "--", workflow_id)]
+    assert "cancel_requested" in types
+    assert "activity_completed" in types  # the cleanup activity ran
+    assert types[-1] == "workflow_cancelled"
+
+    again = invoke("workflow", "cancel", "--dsn", dsn, "--", workflow_id)
+    assert_one_line_error(again, "cancelled, not running")
+
+
+def test_workflow_interrupt_stops_a_waiting_workflow_at_once(dsn, worker):
+    workflow_id = start(dsn, "waiting_workflow", "cli-never")
+    wait_for(lambda: any(p["type"] == "condition" for p in state(dsn, workflow_id)["pending"]),
+             "the workflow to wait")
+    out = ok_json("workflow", "interrupt", "--reason", "operator said so", "--dsn", dsn, "--", workflow_id)
+    assert out == {"workflow_id": workflow_id, "status": "interrupted"}
+    shown = state(dsn, workflow_id)
+    assert shown["status"] == "interrupted"
+    assert "operator said so" in json.dumps(shown["error"])
+
+
+def test_workflow_show_of_a_workflow_no_worker_serves_says_what_it_waits_for(dsn):
+    workflow_id = start(dsn, "unserved_workflow")
+    result = invoke("workflow", "show", "--dsn", dsn, "--", workflow_id)
+    assert result.exit_code == 0, result.output
+    assert "running" in result.stdout
+    assert "a worker serving workflow 'unserved_workflow' on task queue 'cli-tests'" in result.stdout
+
+
+# -- errors --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [("workflow", "list"), ("workflow", "show", "x"), ("db", "current"),
+                                  ("db", "upgrade"), ("workflow", "signal", "s")])
+def test_a_refused_connection_is_one_line_on_stderr(args):
+    assert_one_line_error(invoke(*args, "--dsn", REFUSED_DSN), "cannot connect", "port 1")
+
+
+def test_a_missing_database_is_one_line_on_stderr(pg_admin_dsn):
+    missing = dsn_for(pg_admin_dsn, "pgdurable_no_such_database")
+    assert_one_line_error(invoke("workflow", "list", "--dsn", missing), "cannot connect",
+                          "pgdurable_no_such_database")
+
+
+@pytest.mark.parametrize("args", [("workflow", "list"), ("workflow", "show", "x"),
+                                  ("workflow", "signal", "s"), ("workflow", "history", "x")])
+def test_an_unmigrated_database_says_to_run_db_upgrade(empty_dsn, args):
+    assert_one_line_error(invoke(*args, "--dsn", empty_dsn), "pgdurable db upgrade")
+
+
+@pytest.mark.parametrize("command", ["show", "history", "cancel", "interrupt"])
+def test_an_unknown_workflow_id_is_one_line_on_stderr(dsn, command):
+    assert_one_line_error(invoke("workflow", command, "no-such-workflow", "--dsn", dsn),
+                          "'no-such-workflow' not found")
+
+
+def test_invalid_json_data_is_a_usage_error(dsn):
+    result = invoke("workflow", "signal", "s", "--data", "{nope", "--dsn", dsn)
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output
+
+
+@pytest.mark.parametrize(("target", "fragment"), [
+    ("cli_app", "expected MODULE:ATTR"),
+    ("no_such_module_xyz:start", "cannot import 'no_such_module_xyz'"),
+    ("cli_app:missing", "has no attribute 'missing'"),
+    ("cli_app:not_async", "must be an async function"),
+])
+def test_worker_rejects_a_bad_target_in_one_line(app_dir, dsn, monkeypatch, target, fragment):
+    monkeypatch.chdir(app_dir)
+    monkeypatch.syspath_prepend(str(app_dir))
+    assert_one_line_error(invoke("worker", target, "--dsn", dsn), fragment)
+
+
+def test_worker_whose_function_creates_no_worker_fails_clearly(app_dir, dsn):
+    proc = subprocess.run(_cli_command("worker", "cli_app:start_nothing", "--dsn", dsn), cwd=app_dir,
+                          env=_clean_env(), capture_output=True, text=True, timeout=DEADLINE)
+    assert proc.returncode == 1, proc.stderr
+    assert "created no worker" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_worker_on_an_unmigrated_database_says_to_run_db_upgrade(app_dir, empty_dsn):
+    proc = subprocess.run(_cli_command("worker", "cli_app:start", "--dsn", empty_dsn), cwd=app_dir,
+                          env=_clean_env(), capture_output=True, text=True, timeout=DEADLINE)
+    assert proc.returncode == 1, proc.stderr
+    assert "pgdurable db upgrade" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# -- logging ---------------------------------------------------------------------------
+
+def test_info_log_lines_show_with_verbose_only(dsn):
+    args = ("workflow", "start", "anything", "--task-queue", "cli-tests", "--dsn", dsn)
+    quiet = invoke(*args)
+    assert quiet.exit_code == 0, quiet.output
+    assert "pgdurable.client" not in quiet.stderr
+    loud = invoke("-v", *args)
+    assert loud.exit_code == 0, loud.output
+    assert "pgdurable.client" in loud.stderr and "started" in loud.stderr
+
+
+def test_help_names_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("demo", "dev", "db", "worker", "workflow"):
+        assert command in result.stdout
+    workflow_help = invoke("workflow", "--help").stdout
+    for command in ("list", "show", "history", "signal", "cancel", "interrupt", "start"):
+        assert command in workflow_help
+
+
+# -- demo ------------------------------------------------------------------------------
+
+def _run_demo(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    proc = subprocess.run(_cli_command("demo", *args), env=env, capture_output=True, text=True, timeout=90)
+    return proc, time.monotonic() - started
+
+
+def _assert_demo_output(proc: subprocess.CompletedProcess[str], elapsed: float, limit: float = 60) -> None:
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert elapsed < limit
+    out = proc.stdout
+    assert "demo-order-1-" in out
+    assert "activity_failed" in out  # the history of the order whose payment was retried
+    assert "approved_by" in out  # the signalled workflow's result
+    assert "the manager approves" in out
+    assert "Traceback" not in proc.stderr
+
+
+def test_demo_runs_to_completion_on_a_fresh_database(empty_dsn):
+    proc, elapsed = _run_demo(["--dsn", empty_dsn], _clean_env())
+    _assert_demo_output(proc, elapsed)
+    assert current(empty_dsn) == head()
+    rows = ok_json("workflow", "list", "--dsn", empty_dsn)
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"completed"}
+
+
+@pytest.mark.slow
+def test_demo_without_a_dsn_uses_the_embedded_dev_server_and_stops_it(tmp_path):
+    from pgdurable.embedded import EmbeddedPostgres
+
+    data_dir = tmp_path / "dev"
+    server = EmbeddedPostgres(data_dir)
+    try:
+        proc, elapsed = _run_demo([], _clean_env(PGDURABLE_DEV_DATA_DIR=str(data_dir)))
+        _assert_demo_output(proc, elapsed, limit=90)  # includes initdb of a new server
+        assert server.is_initialized()
+        assert not server.is_running()
+    finally:
+        server.stop()

@@ -1,0 +1,69 @@
+"""Every example in examples/ runs: its ``main(dsn)`` returns what it promises, and
+``python examples/<name>.py`` works as a script against an empty database."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"pgdurable_example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_order_workflow_returns_the_receipt(dsn):
+    assert await load("order_workflow").main(dsn) == "receipt-order-123"
+
+
+async def test_approval_is_automatic_signalled_or_expired(dsn):
+    result = await load("approval").main(dsn)
+    assert {request_id.split("-")[0]: status for request_id, status in result.items()} == {
+        "coffee": "auto-approved", "laptop": "approved", "yacht": "expired"}
+
+
+async def test_fan_out_gathers_activities_and_child_workflows(dsn):
+    result = await load("fan_out").main(dsn)
+    assert result["status"] == "reserved"
+    lines = result["lines"]
+    assert [line["reservation"] for line in lines] == ["res-apple-10", "res-pear-4", "res-plum-5"]
+    children = {line["by"] for line in lines}
+    assert len(children) == 3  # one child workflow per line
+
+
+async def test_saga_compensates_failed_and_cancelled_trips_in_reverse(dsn):
+    result = await load("saga").main(dsn)
+    assert result["confirmed"]["status"] == "completed"
+    assert result["confirmed"]["compensations"] == []
+    assert result["failed"]["status"] == "failed"
+    assert "no cars left" in result["failed"]["error"]
+    assert result["failed"]["compensations"] == ["cancel_hotel", "cancel_flight"]
+    assert result["cancelled"]["status"] == "cancelled"
+    assert result["cancelled"]["compensations"] == ["cancel_car", "cancel_hotel", "cancel_flight"]
+
+
+def test_every_example_has_a_test():
+    names = {path.stem for path in EXAMPLES.glob("*.py")}
+    assert names == {"order_workflow", "approval", "fan_out", "saga"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["order_workflow", "approval", "fan_out", "saga"])
+def test_example_runs_as_a_script_and_migrates_an_empty_database(empty_dsn, name):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["PGDURABLE_DSN"] = empty_dsn
+    proc = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert proc.stdout.strip()
