@@ -16,14 +16,17 @@ from .payloads import register_codec
 from .roles import list_worker_roles, provision_worker_role, revoke_worker_role, rotate_worker_password
 from .worker import Worker, register_activity_worker, shutdown_all
 
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
 
 def guid(size: int | None = None) -> str:
     """A unique, URL-safe identifier (``size`` characters; 22 by default)."""
     length = 22 if size is None else size
     if not isinstance(length, int) or length < 1 or length > 512:
         raise ValueError(f"guid size must be an integer from 1 to 512, got {size!r}")
-    text = base64.urlsafe_b64encode(secrets.token_bytes(length)).decode("ascii").rstrip("=")
-    return text[:length]
+    text = base64.urlsafe_b64encode(secrets.token_bytes(length)).decode("ascii").rstrip("=")[:length]
+    # Never a leading "-" or "_": such an id reads like an option on a command line.
+    return secrets.choice(_ALNUM) + text[1:]
 
 
 async def shutdown(grace: float = 30) -> None:
