@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from datetime import datetime
 from typing import Any
+
+import psycopg
 
 from . import errors, payloads, store
 from .connection import Connection
@@ -99,6 +102,10 @@ class WorkflowHandle:
     async def result(self, timeout: float | None = None) -> Any:
         """Waits for the workflow (following continue-as-new) and returns its result, or raises
         WorkflowFailedError / WorkflowCancelledError / WorkflowInterruptedError / TimeoutError."""
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
+        if timeout is not None and math.isnan(timeout):
+            raise ValueError("timeout must be a number of seconds or None, got NaN")
         listener = await self._client.connection.listener()
         channel = store.closed_channel(self._client.namespace)
         wakeup = await listener.subscribe(channel, payload=self.workflow_id)
@@ -107,8 +114,14 @@ class WorkflowHandle:
         try:
             while True:
                 wakeup.clear()
-                outcome = await self._outcome()
-                if outcome["status"] in _CLOSED:
+                try:
+                    outcome = await self._outcome()
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    # The database is away for a moment (restart, failover, killed
+                    # connection): the workflow goes on, so keep waiting for it.
+                    log.debug("workflow %s: result() polls again after: %s", self.workflow_id, exc)
+                    outcome = None
+                if outcome is not None and outcome["status"] in _CLOSED:
                     return _result_of(self.workflow_id, outcome)
                 remaining = 2.0 if deadline is None else min(2.0, deadline - loop.time())
                 if remaining <= 0:
@@ -143,15 +156,16 @@ class WorkflowHandle:
         """The same namespace-wide delivery as ``client.workflow.signal``."""
         await self._client.workflow.signal(signal_id, data)
 
-    async def cancel(self) -> None:
-        """Requests cooperative cancellation (wakes the workflow now)."""
+    async def cancel(self) -> bool:
+        """Requests cooperative cancellation (wakes the workflow now). False when the workflow
+        was not running or is already being cancelled."""
         async with self._client.connection.connect() as conn:
-            await store.cancel_workflow(conn, self._client.namespace, self.workflow_id)
+            return await store.cancel_workflow(conn, self._client.namespace, self.workflow_id)
 
-    async def interrupt(self, reason: str | None = None) -> None:
-        """Stops the workflow hard: nothing of it runs again."""
+    async def interrupt(self, reason: str | None = None) -> bool:
+        """Stops the workflow hard: nothing of it runs again. False when it was not running."""
         async with self._client.connection.connect() as conn:
-            await store.interrupt_workflow(conn, self._client.namespace, self.workflow_id, reason)
+            return await store.interrupt_workflow(conn, self._client.namespace, self.workflow_id, reason)
 
     async def history(self, all_runs: bool = False) -> list[dict[str, Any]]:
         """The history as JSON-serialisable dicts: event_id, event_type, timestamp, run_id, details."""

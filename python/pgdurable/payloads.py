@@ -73,7 +73,11 @@ def _escape(value: Any) -> Any:
                     "JSON object keys are strings"
                 )
         escaped = {k: _escape(v) for k, v in value.items()}
-        return {_TAG: "dict", "v": escaped} if _TAG in value else escaped
+        if _TAG not in value:
+            return escaped
+        # Items as pairs, not an object: json's object_hook decodes inner objects first, so a
+        # user dict that looks tagged must not reach it as an object.
+        return {_TAG: "dict", "v": [[k, v] for k, v in escaped.items()]}
     if isinstance(value, (list, tuple)):
         return [_escape(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
@@ -97,7 +101,7 @@ def _hook(obj: dict[str, Any]) -> Any:
     if tag == "bytes":
         return base64.b64decode(value)
     if tag == "dict":
-        return value
+        return dict(value) if isinstance(value, list) else value
     return obj
 
 
@@ -160,6 +164,10 @@ def error_to_json(exc: BaseException, *, non_retryable: bool = False) -> dict[st
     retries on them), message and traceback through the codec."""
     message = getattr(exc, "message", None) if hasattr(exc, "error_type") else None
     tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
+    remote = getattr(exc, "traceback", None) if hasattr(exc, "error_type") else None
+    if isinstance(remote, str) and remote:
+        # A DurableMaxedError/DurableChildError escaping a workflow: keep where it really failed.
+        tb += f"\nThe original error, raised in the activity or child workflow:\n{remote}"
     return {
         "type": getattr(exc, "error_type", None) or type(exc).__name__,
         "types": error_type_names(exc),

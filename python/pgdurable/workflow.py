@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import types
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
@@ -44,6 +45,7 @@ class ActivityProxy:
             raise AttributeError(f"no activity named {name!r} among the proxied activities")
 
         async def stub(*args: Any) -> Any:
+            _check_id("activity name", name)
             return await _call_activity(name, list(args), self._options)
 
         stub.__name__ = name
@@ -78,6 +80,10 @@ def proxy_activities(activities: Any = None, *, task_queue: str | None = None,
     """Awaitable stubs for activities. ``activities`` (a module, dict or list of functions) are
     also registered for this process, so its worker serves them. With ``task_queue``, calls go
     to ``<task_queue>-activity`` (served by ``register_activity_worker``)."""
+    if task_queue is not None:
+        _check_id("task_queue", task_queue)
+    if headers is not None:
+        json.dumps(dict(headers), allow_nan=False)  # plain JSON, else TypeError/ValueError here
     names = None
     if activities is not None:
         names = list(registry.register_activities(activities))
@@ -126,6 +132,7 @@ def _child_command(run: Any, seq: int, workflow_name: str, args: list[Any], task
 async def execute_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...] = (),
                         task_queue: str | None = None, workflow_id: str | None = None) -> Any:
     """Starts a child workflow and returns its result (``DurableChildError`` if it fails)."""
+    _check_child(workflow_name, task_queue, workflow_id)
     run = current()
     seq = run.next_seq()
     _child_command(run, seq, _name_of(workflow_name), list(args), task_queue, workflow_id, True)
@@ -135,6 +142,7 @@ async def execute_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...]
 async def start_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...] = (),
                       task_queue: str | None = None, workflow_id: str | None = None) -> str:
     """Starts a child workflow without waiting; returns its workflow id."""
+    _check_child(workflow_name, task_queue, workflow_id)
     run = current()
     seq = run.next_seq()
     return _child_command(run, seq, _name_of(workflow_name), list(args), task_queue, workflow_id, False)
@@ -198,6 +206,15 @@ def _check_id(what: str, value: Any) -> None:
     if not isinstance(value, str) or not value or len(value) > 1000 or "\x00" in value:
         raise ValueError(f"invalid {what} {value!r}: give a non-empty string of at most 1000 characters "
                          "without NUL characters")
+
+
+def _check_child(workflow_name: Any, task_queue: Any, workflow_id: Any) -> None:
+    """Bad child arguments raise at the call, as the engine would refuse the command for good."""
+    _check_id("workflow_name", _name_of(workflow_name))
+    if task_queue is not None:
+        _check_id("task_queue", task_queue)
+    if workflow_id is not None:
+        _check_id("workflow_id", workflow_id)
 
 
 def _name_of(workflow: Any) -> str:
