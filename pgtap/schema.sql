@@ -1,6 +1,8 @@
--- schema.sql: the durable schema exists and reports its version (mirrors sql/schema.sql).
+-- schema.sql: the durable schema, its tables and invariants, the engine
+-- clock and the schema version (mirrors sql/schema.sql).
+\ir include/fixtures.psql
 BEGIN;
-SELECT plan(3);
+SELECT plan(24);
 
 SELECT has_schema('durable', 'the durable schema exists');
 SELECT function_returns(
@@ -8,6 +10,43 @@ SELECT function_returns(
     'durable.schema_version() returns an integer'
 );
 SELECT cmp_ok(durable.schema_version(), '>=', 1, 'the schema version is at least 1');
+SELECT has_table('durable', t, format('table durable.%s exists', t))
+FROM unnest(ARRAY['clock', 'messages', 'workflows', 'history', 'signals', 'signal_waits']::name[]) t;
+
+-- The engine clock
+SELECT ok(abs(extract(epoch FROM durable.now() - clock_timestamp())) < 1,
+          'with no offset durable.now() is the wall clock');
+SELECT durable.now() AS t0 \gset
+SELECT pg_sleep(0.01) IS NOT NULL AS slept \gset
+SELECT cmp_ok(durable.now(), '>', :'t0'::timestamptz,
+              'durable.now() moves within a transaction (clock_timestamp, not now())');
+SELECT ok(abs(extract(epoch FROM durable.advance_clock('1 hour') - clock_timestamp()) - 3600) < 1,
+          'advance_clock returns the new engine time, an hour ahead');
+SELECT is((SELECT offset_by FROM durable.clock), interval '1 hour', 'advance_clock stores the offset');
+SELECT durable.advance_clock('30 minutes') IS NOT NULL AS moved \gset
+SELECT is((SELECT offset_by FROM durable.clock), interval '90 minutes', 'advance_clock adds to the offset');
+SELECT ok(abs(extract(epoch FROM durable.now() - clock_timestamp()) - 5400) < 1, 'durable.now() follows the offset');
+SELECT is(durable.advance_clock(NULL), NULL, 'advance_clock(NULL) does nothing (STRICT)');
+SELECT is((SELECT offset_by FROM durable.clock), interval '90 minutes', 'and leaves the offset alone');
+SELECT ok(abs(extract(epoch FROM durable.set_clock_offset('5 minutes') - clock_timestamp()) - 300) < 1,
+          'set_clock_offset sets the offset outright and returns the new engine time');
+SELECT lives_ok($$SELECT durable.set_clock_offset('0')$$, 'set_clock_offset(0) restores real time');
+SELECT ok(abs(extract(epoch FROM durable.now() - clock_timestamp())) < 1, 'durable.now() is the wall clock again');
+SELECT throws_ok($$INSERT INTO durable.clock VALUES (false, '0')$$, '23514', NULL, 'the clock has a single row');
+
+-- Invariants the engine relies on under concurrency
+SELECT pg_temp.start('inv', 'w') AS ignored \gset
+SELECT throws_ok($$INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status,
+                                                  args, created_at, updated_at)
+                   VALUES ('inv', 'w', 2, 'w', 'q', 'running', '[]', now(), now())$$, '23505', NULL,
+                 'a workflow id has at most one running run');
+SELECT throws_ok($$INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
+                   VALUES ('inv', 'q', 'workflow', 'w', 'w', 1, now(), now())$$, '23505', NULL,
+                 'a workflow has at most one pending workflow task');
+SELECT throws_ok($$INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, created_at)
+                   VALUES ('inv', 'w', 1, 100, 'timer_fired', 7, true, now()),
+                          ('inv', 'w', 1, 101, 'timer_fired', 7, true, now())$$, '23505', NULL,
+                 'a durable call (seq) is resolved by at most one inbound event');
 
 SELECT * FROM finish();
 ROLLBACK;

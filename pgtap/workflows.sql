@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(141);
+SELECT plan(158);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -32,7 +32,7 @@ SELECT is((SELECT run_id FROM durable.messages WHERE namespace = 'dbl' AND kind 
 SELECT is((SELECT (run_id, jsonb_array_length(events), events->0->>'event_type')::text
            FROM durable.claim_workflow_tasks_v1('dbl', ARRAY['q'], ARRAY['w'])),
           '(2,1,workflow_started)', 'a worker claims run 2''s first task');
-SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, ''[]'')',
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, ''[]'')',
                         (SELECT message_id FROM b_task), (SELECT lease_token FROM b_task)), 'PD001', NULL,
                  'the worker still holding run 1''s task cannot complete it (PD001)');
 
@@ -45,8 +45,8 @@ DO $do$ BEGIN
 END $do$;
 SELECT ok(durable.interrupt_workflow_v1('dbl2', 'w'), 'a run is interrupted while its task row is locked');
 DO $$ BEGIN PERFORM dblink_exec('b', 'ROLLBACK'); END $$;
-SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM a_task), (SELECT lease_token FROM a_task), 1,
-                                            '[{"type": "complete", "result": "1"}]'),
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM a_task), (SELECT lease_token FROM a_task), 1,
+                                            '[{"type": "complete", "result": "1"}]')),
           'discarded', 'completing the task of a run that no longer runs returns discarded');
 SELECT is(pg_temp.status('dbl2', 'w'), 'interrupted', 'and changes nothing: the run stays interrupted');
 SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'dbl2'$$, 'the discarded task is deleted');
@@ -65,11 +65,11 @@ SELECT is((SELECT count(*)::int FROM a_tasks JOIN b_tasks USING (workflow_id)), 
 SELECT set_eq('SELECT workflow_id FROM a_tasks UNION ALL SELECT workflow_id FROM b_tasks', 'SELECT id FROM dbl3',
               'between them they claim every task exactly once');
 
--- Wakeups: the task queue, the activity stream and the workflow's own channel.
+-- Wakeups: the task queue, the activity stream and the namespace's closed channel.
 DO $$ BEGIN
     PERFORM dblink_exec('b', format('LISTEN %I', durable.stream_channel('dbln', 'q')));
     PERFORM dblink_exec('b', format('LISTEN %I', durable.stream_channel('dbln', 'q-activity')));
-    PERFORM dblink_exec('b', format('LISTEN %I', durable.workflow_channel('dbln', 'w')));
+    PERFORM dblink_exec('b', format('LISTEN %I', durable.closed_channel('dbln')));
 END $$;
 SELECT pg_temp.start('dbln', 'w') AS ignored \gset
 SELECT results_eq($$SELECT * FROM pg_temp.received('b')$$,
@@ -79,15 +79,15 @@ SELECT pg_temp.step('dbln', 'w', '[{"type": "activity", "seq": 1, "name": "a", "
 SELECT results_eq($$SELECT * FROM pg_temp.received('b')$$,
                   format('VALUES (%L, %L)', durable.stream_channel('dbln', 'q-activity'), ''),
                   'scheduling an activity NOTIFYs the activity stream');
-SELECT durable.complete_activity_v1(message_id, lease_token, '1') AS ignored
-FROM durable.claim_activity_tasks_v1('dbln', ARRAY['q-activity'], ARRAY['a']) \gset
+SELECT c.recorded AS ignored FROM durable.claim_activity_tasks_v1('dbln', ARRAY['q-activity'], ARRAY['a']) a,
+    durable.complete_activity_v1(a.message_id, a.lease_token, '1') c \gset
 SELECT results_eq($$SELECT * FROM pg_temp.received('b')$$,
                   format('VALUES (%L, %L)', durable.stream_channel('dbln', 'q'), ''),
                   'an activity result NOTIFYs the task queue (the workflow has a new task)');
 SELECT pg_temp.step('dbln', 'w', '[{"type": "complete", "result": "1"}]') AS ignored \gset
 SELECT results_eq($$SELECT * FROM pg_temp.received('b')$$,
-                  format('VALUES (%L, %L)', durable.workflow_channel('dbln', 'w'), 'completed'),
-                  'closing a run NOTIFYs the workflow''s channel with its status');
+                  format('VALUES (%L, %L)', durable.closed_channel('dbln'), 'w'),
+                  'closing a run NOTIFYs its namespace''s closed channel with the workflow id');
 DO $$ BEGIN PERFORM dblink_disconnect('b'); PERFORM dblink_disconnect('c'); END $$;
 RESET lock_timeout;
 
@@ -178,15 +178,15 @@ SELECT is((SELECT jsonb_path_query_array(events, '$[*].event_type') FROM cl1), '
 SELECT is((SELECT (events->0->>'event_id')::int FROM cl1), 1, 'events carry their event ids');
 SELECT is_empty($$SELECT * FROM durable.claim_workflow_tasks_v1('cl', ARRAY['q'], ARRAY['w'])$$,
                 'a claimed task is not handed out twice');
-SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM cl1), (SELECT lease_token FROM cl1), 1,
-          '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"}]'), 'ok',
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM cl1), (SELECT lease_token FROM cl1), 1,
+          '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"}]')), 'ok',
           'completing the task with a new command returns ok');
 SELECT is((SELECT processed_event_id FROM durable.workflows WHERE namespace = 'cl' AND workflow_id = 'w'), 1,
           'the run records how far its code has seen the history');
 SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'cl' AND workflow_id = 'w' AND kind = 'workflow'$$,
                 'the completed task is deleted');
 CREATE TEMP TABLE cl_act AS SELECT * FROM durable.claim_activity_tasks_v1('cl', ARRAY['q-activity'], ARRAY['charge']);
-SELECT durable.complete_activity_v1((SELECT message_id FROM cl_act), (SELECT lease_token FROM cl_act), '"paid"') AS ignored \gset
+SELECT recorded AS ignored FROM durable.complete_activity_v1((SELECT message_id FROM cl_act), (SELECT lease_token FROM cl_act), '"paid"') \gset
 CREATE TEMP TABLE cl2 AS SELECT * FROM durable.claim_workflow_tasks_v1('cl', ARRAY['q'], ARRAY['w']);
 SELECT is((SELECT jsonb_path_query_array(events, '$[*].event_type') FROM cl2), '["activity_completed"]'::jsonb,
           'the next task carries only the inbound events after processed_event_id');
@@ -336,16 +336,16 @@ SELECT is((SELECT run_id FROM durable.messages WHERE namespace = 'cmd' AND workf
 -- invalid command lists
 SELECT pg_temp.start('cmd', 'bad') AS ignored \gset
 CREATE TEMP TABLE bad AS SELECT * FROM durable.claim_workflow_tasks_v1('cmd', ARRAY['q'], ARRAY['bad']);
-SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
                         (SELECT lease_token FROM bad), '[{"type": "complete", "result": "1"}, {"type": "patch", "patch_id": "x"}]'),
                  'PD004', NULL, 'a command after the one that closed the run is rejected with PD004');
-SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
                         (SELECT lease_token FROM bad), '[{"type": "teleport"}]'),
                  'PD004', NULL, 'an unknown command type is rejected with PD004');
-SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
                         (SELECT lease_token FROM bad), '{"type": "complete"}'),
                  'PD004', NULL, 'commands that are not a JSON array are rejected with PD004');
-SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
                         (SELECT lease_token FROM bad), '[{"type": "timer", "seq": 1, "seconds": -1}]'),
                  'PD004', NULL, 'a negative timer duration is rejected with PD004');
 SELECT is(pg_temp.status('cmd', 'bad'), 'running', 'a rejected completion changes nothing');
@@ -378,14 +378,23 @@ SELECT durable.advance_clock('6 seconds') IS NOT NULL AS moved \gset
 SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 1, 'a condition''s timeout timer fires');
 SELECT is(pg_temp.inbound('tm', 'cw'), '{workflow_started,signal_timed_out}'::text[], 'and times the condition out');
 
+-- A durable call resolves once: a second outcome is refused, as is one for a closed run.
+SELECT is(durable._deliver('tm', 'w', 1, 'timer_fired', 1, '{}'), false,
+          '_deliver refuses a second outcome for an already resolved durable call');
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'tm' AND workflow_id = 'w' AND seq = 1 AND inbound), 1,
+          'the call keeps its single outcome');
+SELECT is(durable._deliver('tm', 'w', 1, 'signal_received', NULL, '{}'), true,
+          '_deliver records an event that resolves no call (seq NULL) on a running run');
+SELECT is(durable._deliver('st', 'w', 1, 'signal_received', 9, '{}'), false, '_deliver records nothing on a closed run');
+
 -- ---------------------------------------------------------------------------
 -- Requeue when an inbound event arrives during the task
 -- ---------------------------------------------------------------------------
 SELECT pg_temp.start('rq', 'w') AS ignored \gset
 CREATE TEMP TABLE rq1 AS SELECT * FROM durable.claim_workflow_tasks_v1('rq', ARRAY['q'], ARRAY['w']);
 SELECT ok(durable.cancel_workflow_v1('rq', 'w'), 'a cancel request arrives while the task is running');
-SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM rq1), (SELECT lease_token FROM rq1), 1,
-          '[{"type": "timer", "seq": 1, "seconds": 600}]'), 'requeued',
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM rq1), (SELECT lease_token FROM rq1), 1,
+          '[{"type": "timer", "seq": 1, "seconds": 600}]')), 'requeued',
           'completing a task that did not see every event returns requeued');
 SELECT is((SELECT (lease_token IS NULL, attempt, visible_at <= durable.now())::text FROM durable.messages
            WHERE namespace = 'rq' AND kind = 'workflow'), '(t,0,t)',
@@ -395,8 +404,53 @@ SELECT is(pg_temp.events('rq', 'w'), '{workflow_started,cancel_requested,timer_s
 CREATE TEMP TABLE rq2 AS SELECT * FROM durable.claim_workflow_tasks_v1('rq', ARRAY['q'], ARRAY['w']);
 SELECT is((SELECT (processed_event_id, cancel_requested, jsonb_path_query_array(events, '$[*].event_type'))::text FROM rq2),
           '(1,t,"[""cancel_requested""]")', 'the next claim hands out just the event the first task missed');
-SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM rq2), (SELECT lease_token FROM rq2), 2, '[]'), 'ok',
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM rq2), (SELECT lease_token FROM rq2), 2, '[]')), 'ok',
           'a task that saw every event completes ok');
+
+-- ---------------------------------------------------------------------------
+-- Eager dispatch from complete_workflow_task_v1
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('eg', 'w') AS ignored \gset
+CREATE TEMP TABLE eg1 AS SELECT * FROM durable.claim_workflow_tasks_v1('eg', ARRAY['q'], ARRAY['w']);
+CREATE TEMP TABLE eg1_done AS
+SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM eg1), (SELECT lease_token FROM eg1), 1,
+    '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"},
+      {"type": "activity", "seq": 2, "name": "email", "args": "[2]"},
+      {"type": "activity", "seq": 3, "name": "charge", "args": "[3]", "task_queue": "other"}]',
+    '{"owner": "wk-e", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"]}');
+SELECT is((SELECT (status, jsonb_array_length(activities), events IS NULL)::text FROM eg1_done), '(ok,1,t)',
+          'with p_eager the completion hands back the activities the caller serves');
+SELECT is((SELECT a - '{message_id,lease_token}'::text[] FROM eg1_done, jsonb_array_elements(activities) a),
+          '{"attempt": 1, "activity_name": "charge", "stream": "q-activity", "workflow_id": "w", "run_id": 1,
+            "payload": {"seq": 1, "args": "[1]", "retry": null, "headers": {}, "start_to_close_timeout": null,
+                        "workflow_name": "w", "task_queue": "q"}}'::jsonb,
+          'shaped like a claim_activity_tasks_v1 row, as attempt 1');
+SELECT is((SELECT (m.lease_owner, m.lease_token = (a->>'lease_token')::uuid, m.attempt,
+                   m.visible_at - durable.now() BETWEEN interval '44 seconds' AND interval '45 seconds')::text
+           FROM eg1_done, jsonb_array_elements(activities) a JOIN durable.messages m ON m.id = (a->>'message_id')::bigint),
+          '(wk-e,t,1,t)', 'the activity task is born leased to the caller for lease_seconds');
+SELECT is((SELECT array_agg(name || '@' || stream || ':' || attempt || ':' || (lease_token IS NULL) ORDER BY id)
+           FROM durable.messages WHERE namespace = 'eg' AND kind = 'activity' AND lease_token IS NULL),
+          '{email@q-activity:0:true,charge@other-activity:0:true}'::text[],
+          'activities of other names or other streams are queued as usual');
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('eg', ARRAY['q-activity'], ARRAY['charge'])$$,
+                'no other worker can claim the eagerly leased activity');
+-- Events that arrive during an eager worker's task: it keeps the task and gets them.
+SELECT durable.cancel_workflow_v1('eg', 'w') AS ignored \gset
+CREATE TEMP TABLE eg2 AS SELECT * FROM durable.claim_workflow_tasks_v1('eg', ARRAY['q'], ARRAY['w']);
+SELECT ok(durable._deliver('eg', 'w', 1, 'signal_received', NULL, '{"note": "late"}'), 'an event arrives during the next task');
+CREATE TEMP TABLE eg2_done AS
+SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM eg2), (SELECT lease_token FROM eg2),
+    (SELECT max((e->>'event_id')::int) FROM eg2, jsonb_array_elements(events) e), '[]',
+    '{"owner": "wk-e", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": []}');
+SELECT is((SELECT (status, jsonb_path_query_array(events, '$[*].event_type'))::text FROM eg2_done),
+          '(continue,"[""signal_received""]")', 'an eager completion that missed events returns continue with them');
+SELECT is((SELECT (lease_token, visible_at > durable.now() + interval '40 seconds')::text FROM durable.messages
+           WHERE namespace = 'eg' AND kind = 'workflow'),
+          format('(%s,t)', (SELECT lease_token FROM eg2)), 'the caller keeps the task, same token, its lease renewed');
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM eg2), (SELECT lease_token FROM eg2),
+           (SELECT max((e->>'event_id')::int) FROM eg2_done, jsonb_array_elements(events) e), '[]')), 'ok',
+          'once it has seen them the task completes ok');
 
 -- ---------------------------------------------------------------------------
 -- Fencing of workflow tasks
@@ -406,19 +460,19 @@ CREATE TEMP TABLE ll1 AS SELECT * FROM durable.claim_workflow_tasks_v1('ll', ARR
 SELECT durable.advance_clock('31 seconds') IS NOT NULL AS moved \gset
 CREATE TEMP TABLE ll2 AS SELECT * FROM durable.claim_workflow_tasks_v1('ll', ARRAY['q'], ARRAY['w']);
 SELECT is((SELECT task_attempt FROM ll2), 2, 'a workflow task whose lease expired is claimed again as attempt 2');
-SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, ''[{"type": "complete", "result": "1"}]'')',
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, ''[{"type": "complete", "result": "1"}]'')',
                         (SELECT message_id FROM ll1), (SELECT lease_token FROM ll1)), 'PD001', NULL,
                  'the worker that lost the lease cannot complete the task (PD001)');
 SELECT throws_ok(format('SELECT durable.fail_workflow_task_v1(%s, %L, ''{}'')',
                         (SELECT message_id FROM ll1), (SELECT lease_token FROM ll1)), 'PD001', NULL,
                  'nor fail it (PD001)');
 SELECT is(pg_temp.events('ll', 'w'), '{workflow_started}'::text[], 'the refused completion recorded nothing');
-SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM ll2), (SELECT lease_token FROM ll2), 1, '[]'), 'ok',
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM ll2), (SELECT lease_token FROM ll2), 1, '[]')), 'ok',
           'the current lease holder completes it');
 SELECT pg_temp.start('ll', 'x') AS ignored \gset
 CREATE TEMP TABLE ll3 AS SELECT * FROM durable.claim_workflow_tasks_v1('ll', ARRAY['q'], ARRAY['x']);
 SELECT ok(durable.interrupt_workflow_v1('ll', 'x'), 'a run is interrupted while a worker holds its task');
-SELECT throws_ok(format('SELECT durable.complete_workflow_task_v1(%s, %L, 1, ''[]'')',
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, ''[]'')',
                         (SELECT message_id FROM ll3), (SELECT lease_token FROM ll3)), 'PD001', NULL,
                  'that worker''s completion is refused (PD001)');
 

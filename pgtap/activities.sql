@@ -1,0 +1,279 @@
+-- activities.sql: activity tasks (mirrors sql/activities.sql): claim by
+-- name, complete exactly once, fail and retry per policy, lost leases
+-- counting as attempts, heartbeats, late results for closed runs, and two
+-- sessions completing or claiming at once (dblink).
+--
+-- The dblink part needs committed fixtures, so it runs first, outside any
+-- transaction (this database is a throwaway clone); the rest runs in one
+-- transaction that is rolled back. Every part uses its own namespace.
+\ir include/fixtures.psql
+SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
+SELECT plan(71);
+
+DO $$ BEGIN
+    PERFORM dblink_connect('b', pg_temp.self_dsn());
+    PERFORM dblink_connect('c', pg_temp.self_dsn());
+END $$;
+SELECT pid AS c_pid FROM dblink('c', 'SELECT pg_backend_pid()') AS t(pid int) \gset
+SET lock_timeout = '5s';
+
+-- ---------------------------------------------------------------------------
+-- Two sessions completing the same attempt: exactly one records it.
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('dbl', 'w') AS ignored \gset
+SELECT pg_temp.step('dbl', 'w', '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE dbl_act AS SELECT * FROM durable.claim_activity_tasks_v1('dbl', ARRAY['q-activity'], ARRAY['charge']);
+SELECT format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, %L)', message_id, lease_token, '"r"') AS complete_sql
+FROM dbl_act \gset
+DO $$ BEGIN PERFORM dblink_exec('b', 'BEGIN'); END $$;
+SELECT is((SELECT ok FROM dblink('b', :'complete_sql') AS t(ok boolean)), true,
+          'session B records the result in a transaction it keeps open');
+SELECT is(dblink_send_query('c', :'complete_sql'), 1, 'session C sends the same completion meanwhile');
+SELECT ok(pg_temp.wait_until_blocked(:c_pid), 'C waits for B');
+DO $$ BEGIN PERFORM dblink_exec('b', 'COMMIT'); END $$;
+CREATE TEMP TABLE c_res AS SELECT * FROM dblink_get_result('c', false) AS t(ok boolean);
+SELECT matches(dblink_error_message('c'), '^ERROR:  lease lost on message',
+               'once B commits, C''s duplicate completion fails with lease lost');
+SELECT is_empty($$SELECT * FROM dblink_get_result('c') AS t(ok boolean)$$, 'session C is done');
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'dbl' AND event_type = 'activity_completed'), 1,
+          'the result is recorded exactly once');
+
+-- Two sessions claiming activity tasks at once never share one.
+SELECT pg_temp.start('dbl2', 'w') AS ignored \gset
+SELECT pg_temp.step('dbl2', 'w', '[{"type": "activity", "seq": 1, "name": "a", "args": "[]"},
+                                   {"type": "activity", "seq": 2, "name": "a", "args": "[]"},
+                                   {"type": "activity", "seq": 3, "name": "a", "args": "[]"}]') AS ignored \gset
+DO $$ BEGIN PERFORM dblink_exec('b', 'BEGIN'); END $$;
+CREATE TEMP TABLE b_acts AS
+SELECT * FROM dblink('b', $$SELECT message_id FROM durable.claim_activity_tasks_v1('dbl2', ARRAY['q-activity'], ARRAY['a'], 2)$$)
+    AS t(message_id bigint);
+CREATE TEMP TABLE a_acts AS SELECT message_id FROM durable.claim_activity_tasks_v1('dbl2', ARRAY['q-activity'], ARRAY['a'], 3);
+DO $$ BEGIN PERFORM dblink_exec('b', 'COMMIT'); END $$;
+SELECT is((SELECT count(*)::int FROM b_acts) || '+' || (SELECT count(*)::int FROM a_acts), '2+1',
+          'while B holds two activity tasks, A claims the remaining one without waiting');
+SELECT is((SELECT count(*)::int FROM a_acts JOIN b_acts USING (message_id)), 0, 'no activity task is claimed twice');
+
+-- A late result for a run that closed while its task row was locked is discarded.
+SELECT pg_temp.start('dbl3', 'w') AS ignored \gset
+SELECT pg_temp.step('dbl3', 'w', '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE dbl3_act AS SELECT * FROM durable.claim_activity_tasks_v1('dbl3', ARRAY['q-activity'], ARRAY['charge']);
+DO $do$ BEGIN
+    PERFORM dblink_exec('b', 'BEGIN');
+    PERFORM * FROM dblink('b', $$SELECT 1 FROM durable.messages WHERE namespace = 'dbl3' AND kind = 'activity' FOR UPDATE$$)
+        AS t(x int);
+END $do$;
+SELECT ok(durable.interrupt_workflow_v1('dbl3', 'w'), 'the run is interrupted while its activity task row is locked');
+DO $$ BEGIN PERFORM dblink_exec('b', 'ROLLBACK'); END $$;
+SELECT is((SELECT recorded FROM durable.complete_activity_v1((SELECT message_id FROM dbl3_act), (SELECT lease_token FROM dbl3_act), '"late"')),
+          false, 'the late result is accepted but discarded: complete_activity_v1 returns false');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'dbl3'$$, 'the activity task is gone');
+SELECT is(pg_temp.events('dbl3', 'w'), '{workflow_started,activity_scheduled,workflow_interrupted}'::text[],
+          'the interrupted run records no activity result');
+DO $$ BEGIN PERFORM dblink_disconnect('b'); PERFORM dblink_disconnect('c'); END $$;
+RESET lock_timeout;
+
+BEGIN;
+-- ---------------------------------------------------------------------------
+-- claim_activity_tasks_v1
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('a', 'w') AS ignored \gset
+SELECT pg_temp.step('a', 'w', $$[
+    {"type": "activity", "seq": 1, "name": "charge", "args": "[100]",
+     "retry": {"maximum_attempts": 3, "initial_interval": 2, "backoff_coefficient": 3, "maximum_interval": 100}},
+    {"type": "activity", "seq": 2, "name": "refund", "args": "[]"}]$$) AS ignored \gset
+CREATE TEMP TABLE a1 AS SELECT * FROM durable.claim_activity_tasks_v1('a', ARRAY['q-activity'], ARRAY['charge'], 10, p_owner => 'wk');
+SELECT is((SELECT count(*)::int FROM a1), 1, 'claim_activity_tasks_v1 only claims the activity names given');
+SELECT is((SELECT (attempt, activity_name, stream, workflow_id, run_id, payload->>'seq', payload->>'args', lease_token IS NOT NULL)::text FROM a1),
+          '(1,charge,q-activity,w,1,1,[100],t)', 'a claimed activity carries its attempt, run, seq, args and a lease token');
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('a', ARRAY['q'], ARRAY['charge', 'refund'])$$,
+                'activity tasks live on <task_queue>-activity, not on the workflow task queue');
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('a', ARRAY['q-activity'], ARRAY['charge'])$$,
+                'a claimed activity is not handed out twice');
+SELECT is_empty($$SELECT * FROM durable.claim_v1('a', ARRAY['q-activity'], ARRAY['refund'])$$,
+                'claim_v1 never hands out activity tasks');
+
+-- heartbeat_activity_v1
+SELECT ok(durable.heartbeat_activity_v1((SELECT message_id FROM a1), (SELECT lease_token FROM a1), '{"done": 50}', interval '60 seconds'),
+          'a heartbeat with the current token returns true');
+SELECT is((SELECT payload->>'heartbeat_details' FROM durable.messages WHERE id = (SELECT message_id FROM a1)), '{"done": 50}',
+          'the heartbeat stores its details on the task');
+SELECT ok((SELECT visible_at - durable.now() BETWEEN interval '59 seconds' AND interval '60 seconds'
+           FROM durable.messages WHERE id = (SELECT message_id FROM a1)), 'and extends the lease to p_lease from now');
+SELECT ok(durable.heartbeat_activity_v1((SELECT message_id FROM a1), (SELECT lease_token FROM a1), NULL),
+          'a heartbeat without details still extends the lease');
+SELECT is((SELECT payload->>'heartbeat_details' FROM durable.messages WHERE id = (SELECT message_id FROM a1)), '{"done": 50}',
+          'and keeps the last details');
+SELECT is(durable.heartbeat_activity_v1((SELECT message_id FROM a1), gen_random_uuid(), 'x'), false,
+          'a heartbeat with a wrong token returns false (the lease was lost)');
+
+-- fail_activity_v1: retry per policy, then the final failure
+SELECT throws_ok(format('SELECT outcome FROM durable.fail_activity_v1(%s, %L, ''{}'')', (SELECT message_id FROM a1), gen_random_uuid()),
+                 'PD001', NULL, 'failing with a wrong token fails with PD001');
+SELECT is((SELECT outcome FROM durable.fail_activity_v1((SELECT message_id FROM a1), (SELECT lease_token FROM a1),
+                                   '{"type": "IOError", "types": ["IOError"], "message": "timeout"}')),
+          'retrying', 'a failed attempt with attempts left is retried');
+SELECT is((SELECT (lease_token IS NULL, attempt, visible_at - durable.now() BETWEEN interval '1.5 seconds' AND interval '2 seconds')::text
+           FROM durable.messages WHERE id = (SELECT message_id FROM a1)),
+          '(t,1,t)', 'the retry waits initial_interval (2 s), unleased');
+SELECT is((SELECT (seq, inbound, data - 'error')::text FROM durable.history WHERE namespace = 'a' AND event_type = 'activity_failed'),
+          '(1,f,"{""maxed"": false, ""attempt"": 1, ""retry_in_seconds"": 2.000000}")',
+          'history records the failed attempt, not as an outcome for the workflow code');
+SELECT is((SELECT count(*)::int FROM durable.messages WHERE namespace = 'a' AND kind = 'workflow'), 0,
+          'a retried failure does not wake the workflow');
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('a', ARRAY['q-activity'], ARRAY['charge'])$$,
+                'the retry is not claimable before its delay');
+SELECT durable.advance_clock('2 seconds') IS NOT NULL AS moved \gset
+CREATE TEMP TABLE a2 AS SELECT * FROM durable.claim_activity_tasks_v1('a', ARRAY['q-activity'], ARRAY['charge']);
+SELECT is((SELECT (attempt, payload->>'heartbeat_details')::text FROM a2), '(2,"{""done"": 50}")',
+          'after the delay it is claimed as attempt 2, with the last heartbeat details');
+SELECT throws_ok(format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, ''1'')', (SELECT message_id FROM a1), (SELECT lease_token FROM a1)),
+                 'PD001', NULL, 'attempt 1''s token can no longer complete it');
+SELECT is((SELECT outcome FROM durable.fail_activity_v1((SELECT message_id FROM a2), (SELECT lease_token FROM a2), '{"types": ["IOError"]}')),
+          'retrying', 'attempt 2 fails');
+SELECT ok((SELECT visible_at - durable.now() BETWEEN interval '5.5 seconds' AND interval '6 seconds'
+           FROM durable.messages WHERE id = (SELECT message_id FROM a2)), 'the next delay is initial * coefficient (6 s)');
+SELECT durable.advance_clock('6 seconds') IS NOT NULL AS moved \gset
+CREATE TEMP TABLE a3 AS SELECT * FROM durable.claim_activity_tasks_v1('a', ARRAY['q-activity'], ARRAY['charge']);
+SELECT is((SELECT outcome FROM durable.fail_activity_v1((SELECT message_id FROM a3), (SELECT lease_token FROM a3), '{"type": "IOError", "types": ["IOError"]}')),
+          'failed', 'the failure of the last allowed attempt (3 of 3) fails the activity');
+SELECT is((SELECT (seq, inbound, data)::text FROM durable.history WHERE namespace = 'a' AND event_type = 'activity_failed' AND inbound),
+          '(1,t,"{""error"": {""type"": ""IOError"", ""types"": [""IOError""]}, ""maxed"": true, ""attempt"": 3}")',
+          'the workflow gets an inbound activity_failed, maxed, with the last error');
+SELECT is_empty(format('SELECT 1 FROM durable.messages WHERE id = %s', (SELECT message_id FROM a3)), 'the activity task is gone');
+SELECT isnt_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'a' AND kind = 'workflow'$$, 'the workflow is woken');
+
+-- non-retryable errors
+CREATE TEMP TABLE a4 AS SELECT * FROM durable.claim_activity_tasks_v1('a', ARRAY['q-activity'], ARRAY['refund']);
+SELECT is((SELECT outcome FROM durable.fail_activity_v1((SELECT message_id FROM a4), (SELECT lease_token FROM a4), '{"type": "Bug", "non_retryable": true}')),
+          'failed', 'a non_retryable error fails the activity at its first attempt');
+SELECT is((SELECT (data->>'attempt', data->>'maxed')::text FROM durable.history WHERE namespace = 'a' AND seq = 2 AND event_type = 'activity_failed'),
+          '(1,true)', 'and the workflow hears of it at once');
+SELECT pg_temp.start('a', 'nr') AS ignored \gset
+SELECT pg_temp.step('a', 'nr', '[{"type": "activity", "seq": 1, "name": "parse", "args": "[]",
+                                  "retry": {"maximum_attempts": 5, "non_retryable_errors": ["ValueError"]}}]') AS ignored \gset
+CREATE TEMP TABLE a5 AS SELECT * FROM durable.claim_activity_tasks_v1('a', ARRAY['q-activity'], ARRAY['parse']);
+SELECT is((SELECT outcome FROM durable.fail_activity_v1((SELECT message_id FROM a5), (SELECT lease_token FROM a5),
+                                   '{"type": "app.BadRow", "types": ["app.BadRow", "ValueError", "Exception"]}')),
+          'failed', 'an error one of whose classes is in non_retryable_errors is not retried');
+
+-- complete_activity_v1: exactly once
+SELECT pg_temp.start('c', 'w') AS ignored \gset
+SELECT pg_temp.step('c', 'w', '[{"type": "activity", "seq": 5, "name": "ship", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE c1 AS SELECT * FROM durable.claim_activity_tasks_v1('c', ARRAY['q-activity'], ARRAY['ship']);
+SELECT throws_ok(format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, NULL)', (SELECT message_id FROM c1), (SELECT lease_token FROM c1)),
+                 'PD004', NULL, 'a NULL result is rejected with PD004');
+SELECT is((SELECT recorded FROM durable.complete_activity_v1((SELECT message_id FROM c1), (SELECT lease_token FROM c1), '{"tracking": "X1"}')), true,
+          'completing a held activity returns true');
+SELECT throws_ok(format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, ''"again"'')', (SELECT message_id FROM c1), (SELECT lease_token FROM c1)),
+                 'PD001', NULL, 'a second completion with the same token fails with PD001');
+SELECT throws_ok(format('SELECT outcome FROM durable.fail_activity_v1(%s, %L, ''{}'')', (SELECT message_id FROM c1), (SELECT lease_token FROM c1)),
+                 'PD001', NULL, 'so does a failure after the completion');
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'c' AND event_type = 'activity_completed'), 1,
+          'history has exactly one activity_completed');
+SELECT is((SELECT (seq, inbound, data)::text FROM durable.history WHERE namespace = 'c' AND event_type = 'activity_completed'),
+          '(5,t,"{""result"": ""{\\""tracking\\"": \\""X1\\""}"", ""attempt"": 1}")',
+          'activity_completed is inbound, resolves the seq and carries the result and attempt');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'c' AND kind = 'activity'$$, 'the activity task is gone');
+SELECT is(jsonb_path_query_array((SELECT events FROM durable.claim_workflow_tasks_v1('c', ARRAY['q'], ARRAY['w'])), '$[*].event_type'),
+          '["activity_completed"]'::jsonb, 'the workflow''s next task carries the result');
+
+-- ---------------------------------------------------------------------------
+-- A lost lease counts as an attempt
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('l', 'w') AS ignored \gset
+SELECT pg_temp.step('l', 'w', '[{"type": "activity", "seq": 1, "name": "slow", "args": "[]", "retry": {"maximum_attempts": 3}}]') AS ignored \gset
+CREATE TEMP TABLE l1 AS SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['slow'], 1, interval '10 seconds');
+SELECT durable.advance_clock('11 seconds') IS NOT NULL AS moved \gset
+CREATE TEMP TABLE l2 AS SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['slow'], 1, interval '10 seconds');
+SELECT is((SELECT attempt FROM l2), 2, 'an activity whose lease expired is claimed again as attempt 2: the lost one counted');
+SELECT throws_ok(format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, ''1'')', (SELECT message_id FROM l1), (SELECT lease_token FROM l1)),
+                 'PD001', NULL, 'the worker that lost the lease cannot record its result');
+SELECT is(durable.heartbeat_activity_v1((SELECT message_id FROM l1), (SELECT lease_token FROM l1), 'x'), false,
+          'nor heartbeat');
+SELECT durable.advance_clock('11 seconds') IS NOT NULL AS moved \gset
+SELECT is((SELECT attempt FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['slow'], 1, interval '10 seconds')), 3,
+          'losing attempt 2 as well leads to attempt 3');
+SELECT durable.advance_clock('11 seconds') IS NOT NULL AS moved \gset
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['slow'])$$,
+                'when the lost attempt was the last allowed, the claim hands nothing out');
+SELECT is((SELECT (inbound, data->>'attempt', data->>'maxed', data->'error'->>'type', data->'error'->'types', data->'error'->>'lease_lost')::text
+           FROM durable.history WHERE namespace = 'l' AND event_type = 'activity_failed'),
+          '(t,3,true,ActivityLeaseExpired,"[""ActivityLeaseExpired""]",true)',
+          'instead the activity fails with ActivityLeaseExpired');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'l' AND kind = 'activity'$$, 'and its task is gone');
+SELECT pg_temp.start('l', 'hb') AS ignored \gset
+SELECT pg_temp.step('l', 'hb', '[{"type": "activity", "seq": 1, "name": "beat", "args": "[]", "retry": {"maximum_attempts": 1}}]') AS ignored \gset
+CREATE TEMP TABLE l3 AS SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['beat'], 1, interval '10 seconds');
+SELECT durable.advance_clock('8 seconds') IS NOT NULL AS moved \gset
+SELECT ok(durable.heartbeat_activity_v1((SELECT message_id FROM l3), (SELECT lease_token FROM l3), NULL, interval '10 seconds'),
+          'a heartbeating activity keeps its lease');
+SELECT durable.advance_clock('8 seconds') IS NOT NULL AS moved \gset
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['beat'])$$,
+                'past its first lease it is neither reclaimed');
+SELECT is(pg_temp.inbound('l', 'hb'), '{workflow_started}'::text[], 'nor failed as lost');
+
+-- ---------------------------------------------------------------------------
+-- Eager dispatch: the completing worker takes the workflow task it woke
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('e', 'w') AS ignored \gset
+SELECT pg_temp.step('e', 'w', '[{"type": "activity", "seq": 1, "name": "a1", "args": "[]"},
+                                 {"type": "activity", "seq": 2, "name": "a2", "args": "[]", "retry": {"maximum_attempts": 1}},
+                                 {"type": "activity", "seq": 3, "name": "a3", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE e1 AS SELECT * FROM durable.claim_activity_tasks_v1('e', ARRAY['q-activity'], ARRAY['a1']);
+CREATE TEMP TABLE e1_done AS
+SELECT * FROM durable.complete_activity_v1((SELECT message_id FROM e1), (SELECT lease_token FROM e1), '"one"',
+    '{"owner": "wk-e", "lease_seconds": 40, "task_queue": "q", "workflow_names": ["w"]}');
+SELECT is((SELECT (recorded, workflow_task->>'workflow_id', workflow_task->>'task_attempt',
+                   jsonb_path_query_array(workflow_task->'events', '$[*].event_type'))::text FROM e1_done),
+          '(t,w,1,"[""activity_completed""]")',
+          'with p_eager the result comes back with the workflow task it woke, leased to the caller');
+SELECT is((SELECT (lease_owner, lease_token = (SELECT (workflow_task->>'lease_token')::uuid FROM e1_done),
+                   visible_at - durable.now() BETWEEN interval '39 seconds' AND interval '40 seconds')::text
+           FROM durable.messages WHERE namespace = 'e' AND kind = 'workflow'),
+          '(wk-e,t,t)', 'the workflow task is leased to the caller for lease_seconds');
+SELECT is_empty($$SELECT * FROM durable.claim_workflow_tasks_v1('e', ARRAY['q'], ARRAY['w'])$$,
+                'so no other worker claims it');
+CREATE TEMP TABLE e2 AS SELECT * FROM durable.claim_activity_tasks_v1('e', ARRAY['q-activity'], ARRAY['a2']);
+SELECT is((SELECT (outcome, workflow_task IS NULL)::text
+           FROM durable.fail_activity_v1((SELECT message_id FROM e2), (SELECT lease_token FROM e2), '{"type": "X"}',
+                                         '{"owner": "wk-f", "lease_seconds": 40, "task_queue": "q", "workflow_names": ["w"]}')),
+          '(failed,t)', 'an eager caller does not get a workflow task another worker holds');
+SELECT is((SELECT lease_owner FROM durable.messages WHERE namespace = 'e' AND kind = 'workflow'), 'wk-e',
+          'the holder keeps it');
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT workflow_task->>'message_id' FROM e1_done)::bigint,
+                                                                (SELECT workflow_task->>'lease_token' FROM e1_done)::uuid,
+                                                                (SELECT max(event_id) FROM durable.history
+                                                                 WHERE namespace = 'e' AND workflow_id = 'w'),
+                                                                '[]')), 'ok',
+          'the eagerly handed task completes with its token');
+CREATE TEMP TABLE e3 AS SELECT * FROM durable.claim_activity_tasks_v1('e', ARRAY['q-activity'], ARRAY['a3']);
+SELECT is((SELECT (recorded, workflow_task IS NULL)::text
+           FROM durable.complete_activity_v1((SELECT message_id FROM e3), (SELECT lease_token FROM e3), '"three"',
+                                             '{"owner": "wk-g", "lease_seconds": 40, "task_queue": "q", "workflow_names": ["other"]}')),
+          '(t,t)', 'a caller that does not serve the woken workflow gets no workflow task');
+SELECT is((SELECT workflow_id FROM durable.claim_workflow_tasks_v1('e', ARRAY['q'], ARRAY['w'])), 'w',
+          'the task is left for a worker that claims it');
+SELECT pg_temp.start('e', 'r') AS ignored \gset
+SELECT pg_temp.step('e', 'r', '[{"type": "activity", "seq": 1, "name": "a4", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE e4 AS SELECT * FROM durable.claim_activity_tasks_v1('e', ARRAY['q-activity'], ARRAY['a4']);
+SELECT is((SELECT (outcome, workflow_task IS NULL)::text
+           FROM durable.fail_activity_v1((SELECT message_id FROM e4), (SELECT lease_token FROM e4), '{"type": "X"}',
+                                         '{"owner": "wk-h", "lease_seconds": 40, "task_queue": "q", "workflow_names": ["r"]}')),
+          '(retrying,t)', 'a failure that will be retried wakes nothing, so hands back no workflow task');
+
+-- ---------------------------------------------------------------------------
+-- Results for an interrupted workflow are refused
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('i', 'w') AS ignored \gset
+SELECT pg_temp.step('i', 'w', '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE i1 AS SELECT * FROM durable.claim_activity_tasks_v1('i', ARRAY['q-activity'], ARRAY['charge']);
+SELECT ok(durable.interrupt_workflow_v1('i', 'w'), 'the workflow is interrupted while its activity runs');
+SELECT throws_ok(format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, ''1'')', (SELECT message_id FROM i1), (SELECT lease_token FROM i1)),
+                 'PD001', NULL, 'the activity''s result is refused (PD001)');
+SELECT throws_ok(format('SELECT outcome FROM durable.fail_activity_v1(%s, %L, ''{}'')', (SELECT message_id FROM i1), (SELECT lease_token FROM i1)),
+                 'PD001', NULL, 'so is its failure');
+SELECT is(durable.heartbeat_activity_v1((SELECT message_id FROM i1), (SELECT lease_token FROM i1), 'x'), false,
+          'its heartbeat says the lease is lost');
+
+SELECT * FROM finish();
+ROLLBACK;

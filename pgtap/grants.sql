@@ -1,0 +1,52 @@
+-- grants.sql: catalog checks (mirrors sql/grants.sql): nothing in schema
+-- durable is usable by PUBLIC, and every SECURITY DEFINER function pins
+-- its search_path.
+BEGIN;
+SELECT plan(13);
+
+SELECT cmp_ok((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'durable'::regnamespace), '>', 40,
+              'schema durable holds the engine''s functions (so the checks below are not vacuous)');
+SELECT ok(has_function_privilege('public', 'pg_catalog.now()'::regprocedure, 'EXECUTE'),
+          'has_function_privilege(''public'', ...) sees a function PUBLIC may run');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                  WHERE p.pronamespace = 'durable'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
+                'no function in schema durable is executable by PUBLIC');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                  WHERE p.pronamespace = 'durable'::regnamespace AND p.prosecdef
+                    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')$$,
+                'every SECURITY DEFINER function in schema durable pins its search_path');
+SELECT cmp_ok((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'durable'::regnamespace AND prosecdef), '>', 0,
+              'schema durable has SECURITY DEFINER functions (the worker functions), so the checks below bite');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p, unnest(p.proconfig) c
+                  WHERE p.pronamespace = 'durable'::regnamespace AND p.prosecdef AND c LIKE 'search_path=%'
+                    AND c !~ 'pg_temp\s*$'$$,
+                'every pinned search_path names pg_temp last (else temporary objects would be searched first)');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p, unnest(p.proconfig) c
+                  WHERE p.pronamespace = 'durable'::regnamespace AND p.prosecdef AND c LIKE 'search_path=%'
+                    AND (c ~ '\mpublic\M' OR c LIKE '%$user%')$$,
+                'no pinned search_path names a schema callers can create objects in (public, $user)');
+SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
+                  WHERE c.relnamespace = 'durable'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+                    AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege('public', c.oid, 'USAGE,SELECT,UPDATE')
+                             ELSE has_table_privilege('public', c.oid, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE,REFERENCES,TRIGGER')
+                        END$$,
+                'no table or sequence in schema durable is accessible to PUBLIC');
+SELECT ok(NOT has_schema_privilege('public', 'durable', 'USAGE') AND NOT has_schema_privilege('public', 'durable', 'CREATE'),
+          'PUBLIC may neither use nor create objects in schema durable');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                  WHERE p.pronamespace = 'durable'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL$$,
+                'every function in schema durable has a COMMENT a DBA can read in \df+');
+
+-- A role nobody granted anything: even with USAGE on the schema it runs nothing.
+CREATE ROLE pgdurable_tap_nobody NOLOGIN;
+SELECT throws_ok($sql$DO $x$ BEGIN SET LOCAL ROLE pgdurable_tap_nobody; PERFORM durable.now(); END $x$$sql$, '42501', NULL,
+                 'a role without grants cannot reach schema durable');
+GRANT USAGE ON SCHEMA durable TO pgdurable_tap_nobody;
+SELECT throws_ok($sql$DO $x$ BEGIN SET LOCAL ROLE pgdurable_tap_nobody;
+                   PERFORM * FROM durable.claim_v1('n', ARRAY['s'], ARRAY['m']); END $x$$sql$, '42501', NULL,
+                 'with USAGE on the schema it still cannot execute an engine function');
+SELECT throws_ok($sql$DO $x$ BEGIN SET LOCAL ROLE pgdurable_tap_nobody; PERFORM durable.advance_clock('1 day'); END $x$$sql$,
+                 '42501', NULL, 'nor move the engine clock');
+
+SELECT * FROM finish();
+ROLLBACK;
