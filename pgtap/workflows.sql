@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(158);
+SELECT plan(159);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -255,7 +255,7 @@ SELECT is((SELECT array_agg(workflow_id ORDER BY workflow_id) FROM durable.messa
           '{kid-a,kid-b}'::text[], 'each child gets its first workflow task');
 SELECT is((SELECT data FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'w' AND event_type = 'child_started' AND seq = 7),
           '{"workflow_id": "kid-a", "workflow_name": "kid-a", "task_queue": "q", "run_id": 1, "awaited": true,
-            "already_existed": false}'::jsonb, 'child_started records the child''s id, run and whether it is awaited');
+            "already_running": false}'::jsonb, 'child_started records the child''s id, run and whether it is awaited');
 -- patch
 SELECT is((SELECT (seq, data)::text FROM durable.history WHERE namespace = 'cmd' AND event_type = 'patch_marker'),
           '(,"{""patch_id"": ""v2"", ""deprecated"": false}")', 'patch_marker records the patch id, with no seq');
@@ -314,13 +314,18 @@ SELECT is((SELECT data FROM durable.history WHERE namespace = 'cmd' AND workflow
           'a failed child reports child_failed with its error');
 SELECT is((SELECT data->>'status' FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'p2' AND event_type = 'child_failed' AND seq = 2),
           'cancelled', 'a cancelled child reports child_failed with status cancelled');
--- A child id that already exists is not started again.
-SELECT pg_temp.step('cmd', 'p2', '[{"type": "child", "seq": 3, "workflow_id": "kid-f", "workflow_name": "kid-f", "args": "[]", "awaited": false}]') AS ignored \gset
-SELECT is((SELECT data->>'already_existed' FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'p2'
-           AND event_type = 'child_started' AND seq = 3), 'true',
-          'starting a child whose id exists records already_existed and starts nothing');
-SELECT is((SELECT count(*)::int FROM durable.workflows WHERE namespace = 'cmd' AND workflow_id = 'kid-f'), 1,
-          'the existing child keeps its single run');
+-- A child id whose workflow closed gets a new run; one that is running is refused.
+SELECT pg_temp.start('cmd', 'busy') AS ignored \gset
+SELECT pg_temp.step('cmd', 'p2', '[{"type": "child", "seq": 3, "workflow_id": "kid-f", "workflow_name": "kid-f", "args": "[]", "awaited": false},
+                                   {"type": "child", "seq": 4, "workflow_id": "busy", "workflow_name": "busy", "args": "[]", "awaited": true}]') AS ignored \gset
+SELECT is((SELECT count(*)::int FROM durable.workflows WHERE namespace = 'cmd' AND workflow_id = 'kid-f'), 2,
+          'a child id whose workflow closed gets a new run');
+SELECT is((SELECT data->>'already_running' FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'p2'
+           AND event_type = 'child_started' AND seq = 4), 'true',
+          'a child id that is running is recorded as already running');
+SELECT is((SELECT data->'error'->>'type' FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'p2'
+           AND event_type = 'child_failed' AND seq = 4), 'DuplicateWorkflowError',
+          'an awaited child whose id is running fails at once with DuplicateWorkflowError');
 
 -- continue_as_new
 SELECT pg_temp.start('cmd', 'can', p_args => '[1]') AS ignored \gset

@@ -26,7 +26,8 @@ COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty o
 -- Delivers to the oldest waiting condition, else buffers. Returns
 -- 'delivered' or 'buffered'.
 CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
-                                     p_ttl interval DEFAULT interval '7 days') RETURNS text
+                                     p_ttl interval DEFAULT interval '7 days',
+                                     p_front boolean DEFAULT false) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_wait durable.signal_waits;
@@ -58,11 +59,19 @@ BEGIN
         END IF;
         -- That wait went with its closing run, or its run has ended: try the next one.
     END LOOP;
-    INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
-    VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
+    IF p_front THEN
+        -- Back to the head of its mailbox (a signal an abandoned condition took).
+        INSERT INTO durable.signals (id, namespace, signal_id, data, created_at, expires_at)
+        OVERRIDING SYSTEM VALUE
+        VALUES ((SELECT coalesce(min(x.id), 1) - 1 FROM durable.signals x), p_namespace, p_signal_id, p_data,
+                v_now, v_now + p_ttl);
+    ELSE
+        INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
+        VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
+    END IF;
     RETURN 'buffered';
 END $$;
-COMMENT ON FUNCTION durable._send_signal(text, text, text, interval) IS
+COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean) IS
     'Internal: hands a signal to the oldest waiting condition on its id, or buffers it (FIFO, expiring).';
 
 -- Registers a condition: takes the oldest unexpired buffered signal at
@@ -114,6 +123,34 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, integer) IS
     'Internal: resolves a waiting condition as timed out, unless a signal already took it.';
+
+-- Workflow code abandoned a condition (asyncio.wait_for timed out, its task
+-- was cancelled). Its wait goes, resolved as timed out; a signal that
+-- reached it first goes back to the head of the mailbox, not lost.
+CREATE FUNCTION durable._cancel_wait(p_namespace text, p_signal_id text, p_workflow_id text,
+                                     p_run_id integer, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_data text;
+BEGIN
+    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    DELETE FROM durable.signal_waits
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
+    IF FOUND THEN
+        PERFORM durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_timed_out', p_seq,
+                                 jsonb_build_object('signal_id', p_signal_id, 'abandoned', true));
+        RETURN;
+    END IF;
+    SELECT h.data->>'data' INTO v_data FROM durable.history h
+    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+      AND h.seq = p_seq AND h.event_type = 'signal_received';
+    IF FOUND THEN
+        PERFORM durable._send_signal(p_namespace, p_signal_id, v_data, interval '7 days', true);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._cancel_wait(text, text, text, integer, integer) IS
+    'Internal: drops an abandoned condition''s wait, or returns the signal it already took to the head '
+    'of its mailbox.';
 
 CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
                                        p_ttl interval DEFAULT interval '7 days') RETURNS text

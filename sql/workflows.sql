@@ -475,7 +475,7 @@ CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETU
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_seq integer := (p_cmd->>'seq')::integer;
-    v_child record;
+    v_child_run integer;
 BEGIN
     CASE p_cmd->>'type'
     WHEN 'activity' THEN
@@ -498,16 +498,30 @@ BEGIN
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
         PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data');
     WHEN 'child' THEN
-        SELECT * INTO v_child
-        FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
-                                     coalesce(p_cmd->>'task_queue', p_wf.task_queue), p_cmd->>'args', NULL,
-                                     'return_existing', p_wf.workflow_id, p_wf.run_id,
-                                     CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END);
+        -- A child id that is running already is refused (the parent sees a
+        -- child failure); a closed one gets a new run, as client starts do.
+        BEGIN
+            SELECT c.run_id INTO v_child_run
+            FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
+                                         coalesce(p_cmd->>'task_queue', p_wf.task_queue), p_cmd->>'args', NULL,
+                                         'reject', p_wf.workflow_id, p_wf.run_id,
+                                         CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END) c;
+        EXCEPTION WHEN SQLSTATE 'PD002' THEN
+            v_child_run := NULL;
+        END;
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_started', v_seq, false,
             jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
                                'task_queue', coalesce(p_cmd->>'task_queue', p_wf.task_queue),
-                               'run_id', v_child.run_id, 'awaited', (p_cmd->>'awaited')::boolean,
-                               'already_existed', NOT v_child.started));
+                               'run_id', v_child_run, 'awaited', (p_cmd->>'awaited')::boolean,
+                               'already_running', v_child_run IS NULL));
+        IF v_child_run IS NULL AND (p_cmd->>'awaited')::boolean THEN
+            PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_failed', v_seq,
+                jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'status', 'failed',
+                                   'error', jsonb_build_object('type', 'DuplicateWorkflowError',
+                                       'detail', format('workflow id %L is already running', p_cmd->>'workflow_id'))));
+        END IF;
+    WHEN 'cancel_wait' THEN
+        PERFORM durable._cancel_wait(p_wf.namespace, p_cmd->>'signal_id', p_wf.workflow_id, p_wf.run_id, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',

@@ -484,7 +484,8 @@ COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty o
 -- Delivers to the oldest waiting condition, else buffers. Returns
 -- 'delivered' or 'buffered'.
 CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
-                                     p_ttl interval DEFAULT interval '7 days') RETURNS text
+                                     p_ttl interval DEFAULT interval '7 days',
+                                     p_front boolean DEFAULT false) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_wait durable.signal_waits;
@@ -516,11 +517,19 @@ BEGIN
         END IF;
         -- That wait went with its closing run, or its run has ended: try the next one.
     END LOOP;
-    INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
-    VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
+    IF p_front THEN
+        -- Back to the head of its mailbox (a signal an abandoned condition took).
+        INSERT INTO durable.signals (id, namespace, signal_id, data, created_at, expires_at)
+        OVERRIDING SYSTEM VALUE
+        VALUES ((SELECT coalesce(min(x.id), 1) - 1 FROM durable.signals x), p_namespace, p_signal_id, p_data,
+                v_now, v_now + p_ttl);
+    ELSE
+        INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
+        VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
+    END IF;
     RETURN 'buffered';
 END $$;
-COMMENT ON FUNCTION durable._send_signal(text, text, text, interval) IS
+COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean) IS
     'Internal: hands a signal to the oldest waiting condition on its id, or buffers it (FIFO, expiring).';
 
 -- Registers a condition: takes the oldest unexpired buffered signal at
@@ -572,6 +581,34 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, integer) IS
     'Internal: resolves a waiting condition as timed out, unless a signal already took it.';
+
+-- Workflow code abandoned a condition (asyncio.wait_for timed out, its task
+-- was cancelled). Its wait goes, resolved as timed out; a signal that
+-- reached it first goes back to the head of the mailbox, not lost.
+CREATE FUNCTION durable._cancel_wait(p_namespace text, p_signal_id text, p_workflow_id text,
+                                     p_run_id integer, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_data text;
+BEGIN
+    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    DELETE FROM durable.signal_waits
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
+    IF FOUND THEN
+        PERFORM durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_timed_out', p_seq,
+                                 jsonb_build_object('signal_id', p_signal_id, 'abandoned', true));
+        RETURN;
+    END IF;
+    SELECT h.data->>'data' INTO v_data FROM durable.history h
+    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+      AND h.seq = p_seq AND h.event_type = 'signal_received';
+    IF FOUND THEN
+        PERFORM durable._send_signal(p_namespace, p_signal_id, v_data, interval '7 days', true);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._cancel_wait(text, text, text, integer, integer) IS
+    'Internal: drops an abandoned condition''s wait, or returns the signal it already took to the head '
+    'of its mailbox.';
 
 CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
                                        p_ttl interval DEFAULT interval '7 days') RETURNS text
@@ -1060,7 +1097,7 @@ CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETU
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_seq integer := (p_cmd->>'seq')::integer;
-    v_child record;
+    v_child_run integer;
 BEGIN
     CASE p_cmd->>'type'
     WHEN 'activity' THEN
@@ -1083,16 +1120,30 @@ BEGIN
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
         PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data');
     WHEN 'child' THEN
-        SELECT * INTO v_child
-        FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
-                                     coalesce(p_cmd->>'task_queue', p_wf.task_queue), p_cmd->>'args', NULL,
-                                     'return_existing', p_wf.workflow_id, p_wf.run_id,
-                                     CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END);
+        -- A child id that is running already is refused (the parent sees a
+        -- child failure); a closed one gets a new run, as client starts do.
+        BEGIN
+            SELECT c.run_id INTO v_child_run
+            FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
+                                         coalesce(p_cmd->>'task_queue', p_wf.task_queue), p_cmd->>'args', NULL,
+                                         'reject', p_wf.workflow_id, p_wf.run_id,
+                                         CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END) c;
+        EXCEPTION WHEN SQLSTATE 'PD002' THEN
+            v_child_run := NULL;
+        END;
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_started', v_seq, false,
             jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
                                'task_queue', coalesce(p_cmd->>'task_queue', p_wf.task_queue),
-                               'run_id', v_child.run_id, 'awaited', (p_cmd->>'awaited')::boolean,
-                               'already_existed', NOT v_child.started));
+                               'run_id', v_child_run, 'awaited', (p_cmd->>'awaited')::boolean,
+                               'already_running', v_child_run IS NULL));
+        IF v_child_run IS NULL AND (p_cmd->>'awaited')::boolean THEN
+            PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_failed', v_seq,
+                jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'status', 'failed',
+                                   'error', jsonb_build_object('type', 'DuplicateWorkflowError',
+                                       'detail', format('workflow id %L is already running', p_cmd->>'workflow_id'))));
+        END IF;
+    WHEN 'cancel_wait' THEN
+        PERFORM durable._cancel_wait(p_wf.namespace, p_cmd->>'signal_id', p_wf.workflow_id, p_wf.run_id, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',

@@ -161,6 +161,7 @@ class WorkflowRun:
         self.recorded_patches: set[str] = set()
         self.patch_memo: dict[str, bool] = {}
         self.pending: dict[int, _Call] = {}
+        self.resolved: set[int] = set()
         self.commands: list[dict[str, Any]] = []
         self.processed_event_id = 0
         self.main: asyncio.Task[Any] | None = None
@@ -184,6 +185,8 @@ class WorkflowRun:
                 self.max_recorded = max(self.max_recorded, event["seq"])
             elif event["event_type"] == "patch_marker":
                 self.recorded_patches.add(event["data"].get("patch_id"))
+            if event["inbound"] and event["seq"] is not None:
+                self.resolved.add(event["seq"])
         return [event for event in events if event["inbound"]]
 
     def activate(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -220,6 +223,7 @@ class WorkflowRun:
         if etype == "cancel_requested":
             self._on_cancel()
             return
+        self.resolved.add(event["seq"])
         call = self.pending.pop(event["seq"], None)
         if call is None:
             if event["seq"] is not None and event["seq"] <= self.seq:
@@ -345,6 +349,18 @@ class WorkflowRun:
         """A future resolved when call ``seq``'s outcome event is delivered."""
         future = self.loop.create_future()
         self.pending[seq] = _Call(seq, kind, future=future, cancellable=not _shielded.get(), extra=extra)
+        return future
+
+    def wait_condition(self, seq: int, signal_id: str) -> asyncio.Future[Any]:
+        """A condition's future; abandoning it (cancelling) withdraws the wait durably."""
+        future = self.wait(seq, "condition")
+
+        def abandoned(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() and seq not in self.resolved and not self.evicted:
+                self.pending.pop(seq, None)
+                self.commands.append({"type": "cancel_wait", "seq": seq, "signal_id": signal_id})
+
+        future.add_done_callback(abandoned)
         return future
 
     def timer_handle(self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...],

@@ -240,6 +240,11 @@ class Worker:
             try:
                 async with self._conn.connect() as conn:
                     return await call(conn)
+            except psycopg.errors.TransactionRollback:
+                # A deadlock or serialization failure rolled the whole call back: run it again.
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
             except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
                 if asyncio.get_running_loop().time() > deadline:
                     raise

@@ -107,7 +107,7 @@ async def condition(signal_id: str, timeout: Duration | None = None) -> Any:
     seq = run.next_seq()
     run.record(seq, "condition", signal_id, lambda: {
         "type": "condition", "seq": seq, "signal_id": signal_id, "timeout": seconds})
-    return await run.wait(seq, "condition")
+    return await run.wait_condition(seq, signal_id)
 
 
 async def signal(signal_id: str, data: Any = None) -> None:
