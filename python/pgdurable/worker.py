@@ -240,7 +240,7 @@ class Worker:
             try:
                 async with self._conn.connect() as conn:
                     return await call(conn)
-            except psycopg.errors.TransactionRollback:
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
                 # A deadlock or serialization failure rolled the whole call back: run it again.
                 if asyncio.get_running_loop().time() > deadline:
                     raise
