@@ -109,7 +109,10 @@ class Listener:
     """One LISTEN connection; subscribers get an ``asyncio.Event`` set on each NOTIFY.
 
     When the connection drops, every event is set (so waiters poll), the outage
-    is logged once, and the connection comes back with its channels.
+    is logged once, and the connection comes back with its channels. A channel
+    once listened stays listened until close: the set is small (a closing
+    channel per namespace, a channel per served stream), and UNLISTEN churn
+    would open windows where a NOTIFY is missed.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -119,7 +122,7 @@ class Listener:
         self._refs: dict[str, int] = {}
         self._listening: set[str] = set()
         self._changed = asyncio.Event()
-        self._synced: list[asyncio.Future[None]] = []
+        self._synced: list[tuple[str, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -134,11 +137,11 @@ class Listener:
             self._by_payload.setdefault((channel, payload), set()).add(event)
         self._refs[channel] = self._refs.get(channel, 0) + 1
         if channel not in self._listening:
-            await self._sync()
+            await self._sync(channel)
         return event
 
     def unsubscribe(self, channel: str, event: asyncio.Event, payload: str | None = None) -> None:
-        """Stops delivering ``channel`` to ``event`` (UNLISTEN follows lazily)."""
+        """Stops delivering ``channel`` to ``event``."""
         key: Any = channel if payload is None else (channel, payload)
         table: dict[Any, set[asyncio.Event]] = self._subscribers if payload is None else self._by_payload
         events = table.get(key)
@@ -150,13 +153,12 @@ class Listener:
         self._refs[channel] -= 1
         if not self._refs[channel]:
             del self._refs[channel]
-            self._changed.set()
 
-    async def _sync(self) -> None:
+    async def _sync(self, channel: str) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="pgdurable-listener")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._synced.append(waiter)
+        self._synced.append((channel, waiter))
         self._changed.set()
         await waiter
 
@@ -175,7 +177,7 @@ class Listener:
                 if not outage:
                     log.warning("LISTEN connection lost (%s); reconnecting, polling meanwhile", exc)
                     outage = True
-                self._release_waiters()
+                self._release_waiters(everything=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -193,22 +195,25 @@ class Listener:
             finally:
                 self._wake_all()
 
-    def _release_waiters(self) -> None:
-        waiters, self._synced = self._synced, []
-        for waiter in waiters:
-            if not waiter.done():
+    def _release_waiters(self, everything: bool = False) -> None:
+        """Resolves the subscribers whose channel is listened now (all of them when the
+        connection is down: they poll meanwhile)."""
+        waiting, self._synced = self._synced, []
+        for channel, waiter in waiting:
+            if waiter.done():
+                continue
+            if everything or channel in self._listening:
                 waiter.set_result(None)
+            else:
+                self._synced.append((channel, waiter))
 
     async def _serve(self, conn: store.Conn) -> None:
         first = True
         while not self._closed:
             self._changed.clear()
-            wanted = set(self._refs)
-            for channel in wanted - self._listening:
+            for channel in set(self._refs) - self._listening:
                 await store.listen(conn, channel)
-            for channel in self._listening - wanted:
-                await store.unlisten(conn, channel)
-            self._listening = wanted
+                self._listening.add(channel)
             self._release_waiters()
             if first:
                 self._wake_all()  # whatever happened while we were away
@@ -244,7 +249,7 @@ class Listener:
         """Stops listening and closes the connection."""
         self._closed = True
         self._changed.set()
-        self._release_waiters()
+        self._release_waiters(everything=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

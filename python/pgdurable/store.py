@@ -237,10 +237,6 @@ async def listen(conn: Conn, channel: str) -> None:
     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
 
-async def unlisten(conn: Conn, channel: str) -> None:
-    """UNLISTEN a channel."""
-    await conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
-
 
 def as_utc(value: datetime | str) -> datetime:
     """A timestamp from a JSON event (or a row) as an aware datetime in UTC, whatever the
