@@ -1,6 +1,6 @@
-"""The DBA guide (README's "Worker roles (DBA guide)" section) works as written: its ```sql blocks, pasted into the server's
-own psql in order, provision, list, rotate, revoke and clean up against a freshly migrated
-database; its Python snippet compiles; the shell commands it shows exist."""
+"""The DBA guide (README's "Worker roles (DBA guide)" section) works as written: its ```sql
+blocks, pasted into the server's own psql in order, provision, list, rotate, revoke and clean up
+against a freshly migrated database; its Python snippet compiles; the shell commands it shows exist."""
 
 from __future__ import annotations
 
