@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -414,3 +415,23 @@ def test_demo_without_a_dsn_uses_the_embedded_dev_server_and_stops_it(tmp_path):
         assert not server.is_running()
     finally:
         server.stop()
+
+
+def test_db_prune_removes_old_closed_runs_and_reports_them_as_json(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT durable.start_workflow_v1('durable', 'old', 'w', 'q', '[]')")
+        conn.execute("SELECT durable.interrupt_workflow_v1('durable', 'old', 'done')")
+        conn.execute("SELECT durable.start_workflow_v1('durable', 'live', 'w', 'q', '[]')")
+        conn.execute("SELECT durable.advance_clock('31 days')")
+    result = CliRunner().invoke(cli.app, ["db", "prune", "--older-than", "30 days", "--json", "--dsn", dsn])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["removed_runs"] == 1
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        left = [row[0] for row in conn.execute("SELECT workflow_id FROM durable.workflows")]
+    assert left == ["live"]
+
+
+def test_db_prune_rejects_a_bad_retention_in_one_line(dsn):
+    result = CliRunner().invoke(cli.app, ["db", "prune", "--older-than", "5 parsecs", "--dsn", dsn])
+    assert result.exit_code != 0
+    assert "--older-than" in result.output

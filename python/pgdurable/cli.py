@@ -388,6 +388,51 @@ def db_current(dsn: DsnOption = None) -> None:
     console.print(revision if revision is not None else "none")
 
 
+@db_app.command("prune")
+@_friendly_errors
+def db_prune(
+    older_than: Annotated[str, typer.Option(
+        "--older-than", help="Retention: remove runs closed longer ago than this ('30 days', '12h').")],
+    namespace: Annotated[str | None, typer.Option(help="Only this namespace (default: all).")] = None,
+    batch: Annotated[int, typer.Option(help="Runs removed per transaction.", min=1)] = 1000,
+    as_json: JsonOption = False,
+    dsn: DsnOption = None,
+) -> None:
+    """Remove closed workflows (and their history) older than the retention, in bounded batches
+    that never block running work; also drops expired buffered signals. Same as
+    `SELECT durable.prune('30 days')` in psql."""
+    from datetime import timedelta
+
+    from pgdurable import store
+    from pgdurable.connection import Connection
+    from pgdurable.durations import to_seconds
+
+    try:
+        retention = timedelta(seconds=to_seconds(older_than, what="--older-than"))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+
+    async def run(resolved: str) -> int:
+        connection = Connection(resolved, pool_size=1)
+        total = 0
+        try:
+            async with connection.connect() as conn:
+                while True:
+                    removed = await store.prune(conn, retention, namespace, batch)
+                    total += removed
+                    if removed < batch:
+                        return total
+        finally:
+            await connection.close()
+
+    with _database(dsn) as resolved:
+        total = asyncio.run(run(resolved))
+    if as_json:
+        _print_json({"removed_runs": total, "older_than_seconds": retention.total_seconds()})
+    else:
+        console.print(f"removed {total} closed workflow run(s) older than {older_than}")
+
+
 # -- dev and demo -------------------------------------------------------------------
 
 @app.command("dev")

@@ -254,6 +254,13 @@ def closed_channel(namespace: str) -> str:
     return "pgd_c_" + hashlib.md5(namespace.encode()).hexdigest()
 
 
+# -- retention ---------------------------------------------------------------------
+
+@_mapped
+async def prune(conn: Conn, older_than: timedelta, namespace: str | None, batch: int) -> int:
+    return await _value(conn, "SELECT durable.prune(%s, %s, %s)", (older_than, namespace, batch))
+
+
 # -- worker roles -----------------------------------------------------------------
 
 @_mapped
