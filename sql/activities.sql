@@ -6,7 +6,8 @@
 -- that removes the task.
 
 -- Ends an activity for good: its final outcome is an inbound event.
-CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb)
+CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb,
+                                         p_notify boolean DEFAULT true)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -15,9 +16,9 @@ BEGIN
         RETURN false;
     END IF;
     RETURN durable._deliver(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_event_type,
-                            (p_msg.payload->>'seq')::integer, p_data);
+                            (p_msg.payload->>'seq')::integer, p_data, p_notify);
 END $$;
-COMMENT ON FUNCTION durable._finish_activity(durable.messages, text, jsonb) IS
+COMMENT ON FUNCTION durable._finish_activity(durable.messages, text, jsonb, boolean) IS
     'Internal: removes an activity task and delivers its final outcome to its run.';
 
 -- Locks the owning run (lock order: run, then message) and checks the lease.
@@ -84,17 +85,21 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     v_msg durable.messages;
     v_recorded boolean;
+    v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     IF p_result IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
     END IF;
+    -- When the caller takes the woken workflow task itself, nobody else needs waking.
+    v_eager := durable._eager_serves(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
     v_recorded := durable._finish_activity(v_msg, 'activity_completed',
-                                           jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+                                           jsonb_build_object('result', p_result, 'attempt', v_msg.attempt),
+                                           NOT v_eager);
     RETURN QUERY SELECT v_recorded,
-        CASE WHEN v_recorded THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id,
-                                                               p_eager) END;
+        CASE WHEN v_recorded AND v_eager
+             THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager) END;
 END $$;
 COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text, jsonb) IS
     'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
@@ -110,16 +115,19 @@ DECLARE
     v_msg durable.messages;
     v_policy jsonb;
     v_delay interval;
+    v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
                 || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
+        v_eager := durable._eager_serves(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
         PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
-            'attempt', v_msg.attempt, 'maxed', true, 'error', p_error));
+            'attempt', v_msg.attempt, 'maxed', true, 'error', p_error), NOT v_eager);
         RETURN QUERY SELECT 'failed'::text,
-            durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
+            CASE WHEN v_eager
+                 THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager) END;
         RETURN;
     END IF;
     v_delay := durable.retry_delay_v1(v_policy, v_msg.attempt);

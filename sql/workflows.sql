@@ -58,7 +58,8 @@ COMMENT ON FUNCTION durable._append_event(text, text, integer, text, integer, bo
 
 CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id text, p_run_id integer,
                                               p_task_queue text, p_workflow_name text,
-                                              p_delay interval DEFAULT interval '0') RETURNS void
+                                              p_delay interval DEFAULT interval '0',
+                                              p_notify boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_now timestamptz := durable.now();
@@ -73,19 +74,20 @@ BEGIN
             attempt = 0, lease_owner = NULL, lease_token = NULL,
             visible_at = EXCLUDED.visible_at, created_at = EXCLUDED.created_at
         WHERE m.run_id IS DISTINCT FROM EXCLUDED.run_id;
-    IF FOUND THEN
+    IF FOUND AND p_notify THEN
         PERFORM durable._notify_stream(p_namespace, p_task_queue);
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval) IS
+COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean) IS
     'Internal: makes sure the run has a pending workflow task (new events fold into an existing one; '
-    'a task an earlier run of the id left behind is taken over).';
+    'a task an earlier run of the id left behind is taken over). p_notify false: the caller leases it.';
 
 -- Appends an inbound event to a running run and wakes it. Returns false
 -- (and records nothing) when the run is no longer running or the durable
 -- call was already resolved.
 CREATE FUNCTION durable._deliver(p_namespace text, p_workflow_id text, p_run_id integer,
-                                 p_event_type text, p_seq integer, p_data jsonb) RETURNS boolean
+                                 p_event_type text, p_seq integer, p_data jsonb,
+                                 p_notify boolean DEFAULT true) RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_wf durable.workflows;
@@ -104,10 +106,10 @@ BEGIN
     END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, p_event_type, p_seq, true, p_data);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id,
-                                          v_wf.task_queue, v_wf.workflow_name);
+                                          v_wf.task_queue, v_wf.workflow_name, interval '0', p_notify);
     RETURN true;
 END $$;
-COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb) IS
+COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb, boolean) IS
     'Internal: records an inbound event (a durable call''s outcome, a signal, a cancel) and wakes the run.';
 
 CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id integer,
@@ -300,6 +302,20 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION durable._workflow_task_json(durable.messages, durable.workflows) IS
     'Internal: a held workflow task as JSON, shaped like claim_workflow_tasks_v1 rows.';
+
+CREATE FUNCTION durable._eager_serves(p_namespace text, p_workflow_id text, p_run_id integer,
+                                      p_eager jsonb) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN p_eager IS NOT NULL AND coalesce((
+        SELECT w.status = 'running' AND w.task_queue = p_eager->>'task_queue'
+               AND (p_eager->'workflow_names') ? w.workflow_name
+               AND durable._may_consume(p_namespace, w.task_queue)
+        FROM durable.workflows w
+        WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id AND w.run_id = p_run_id), false);
+END $$;
+COMMENT ON FUNCTION durable._eager_serves(text, text, integer, jsonb) IS
+    'Internal: whether the worker described by p_eager serves this run''s workflow tasks.';
 
 -- Eager continuation: an outcome this worker just recorded woke a run it
 -- serves; it takes that run's workflow task at once instead of claiming it.

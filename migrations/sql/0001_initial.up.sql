@@ -680,7 +680,8 @@ COMMENT ON FUNCTION durable._append_event(text, text, integer, text, integer, bo
 
 CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id text, p_run_id integer,
                                               p_task_queue text, p_workflow_name text,
-                                              p_delay interval DEFAULT interval '0') RETURNS void
+                                              p_delay interval DEFAULT interval '0',
+                                              p_notify boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_now timestamptz := durable.now();
@@ -695,19 +696,20 @@ BEGIN
             attempt = 0, lease_owner = NULL, lease_token = NULL,
             visible_at = EXCLUDED.visible_at, created_at = EXCLUDED.created_at
         WHERE m.run_id IS DISTINCT FROM EXCLUDED.run_id;
-    IF FOUND THEN
+    IF FOUND AND p_notify THEN
         PERFORM durable._notify_stream(p_namespace, p_task_queue);
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval) IS
+COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean) IS
     'Internal: makes sure the run has a pending workflow task (new events fold into an existing one; '
-    'a task an earlier run of the id left behind is taken over).';
+    'a task an earlier run of the id left behind is taken over). p_notify false: the caller leases it.';
 
 -- Appends an inbound event to a running run and wakes it. Returns false
 -- (and records nothing) when the run is no longer running or the durable
 -- call was already resolved.
 CREATE FUNCTION durable._deliver(p_namespace text, p_workflow_id text, p_run_id integer,
-                                 p_event_type text, p_seq integer, p_data jsonb) RETURNS boolean
+                                 p_event_type text, p_seq integer, p_data jsonb,
+                                 p_notify boolean DEFAULT true) RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_wf durable.workflows;
@@ -726,10 +728,10 @@ BEGIN
     END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, p_event_type, p_seq, true, p_data);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id,
-                                          v_wf.task_queue, v_wf.workflow_name);
+                                          v_wf.task_queue, v_wf.workflow_name, interval '0', p_notify);
     RETURN true;
 END $$;
-COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb) IS
+COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb, boolean) IS
     'Internal: records an inbound event (a durable call''s outcome, a signal, a cancel) and wakes the run.';
 
 CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id integer,
@@ -922,6 +924,20 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION durable._workflow_task_json(durable.messages, durable.workflows) IS
     'Internal: a held workflow task as JSON, shaped like claim_workflow_tasks_v1 rows.';
+
+CREATE FUNCTION durable._eager_serves(p_namespace text, p_workflow_id text, p_run_id integer,
+                                      p_eager jsonb) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN p_eager IS NOT NULL AND coalesce((
+        SELECT w.status = 'running' AND w.task_queue = p_eager->>'task_queue'
+               AND (p_eager->'workflow_names') ? w.workflow_name
+               AND durable._may_consume(p_namespace, w.task_queue)
+        FROM durable.workflows w
+        WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id AND w.run_id = p_run_id), false);
+END $$;
+COMMENT ON FUNCTION durable._eager_serves(text, text, integer, jsonb) IS
+    'Internal: whether the worker described by p_eager serves this run''s workflow tasks.';
 
 -- Eager continuation: an outcome this worker just recorded woke a run it
 -- serves; it takes that run's workflow task at once instead of claiming it.
@@ -1292,7 +1308,8 @@ COMMENT ON FUNCTION durable.fail_workflow_task_v1(bigint, uuid, jsonb) IS
 -- that removes the task.
 
 -- Ends an activity for good: its final outcome is an inbound event.
-CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb)
+CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb,
+                                         p_notify boolean DEFAULT true)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -1301,9 +1318,9 @@ BEGIN
         RETURN false;
     END IF;
     RETURN durable._deliver(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_event_type,
-                            (p_msg.payload->>'seq')::integer, p_data);
+                            (p_msg.payload->>'seq')::integer, p_data, p_notify);
 END $$;
-COMMENT ON FUNCTION durable._finish_activity(durable.messages, text, jsonb) IS
+COMMENT ON FUNCTION durable._finish_activity(durable.messages, text, jsonb, boolean) IS
     'Internal: removes an activity task and delivers its final outcome to its run.';
 
 -- Locks the owning run (lock order: run, then message) and checks the lease.
@@ -1370,17 +1387,21 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     v_msg durable.messages;
     v_recorded boolean;
+    v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     IF p_result IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
     END IF;
+    -- When the caller takes the woken workflow task itself, nobody else needs waking.
+    v_eager := durable._eager_serves(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
     v_recorded := durable._finish_activity(v_msg, 'activity_completed',
-                                           jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+                                           jsonb_build_object('result', p_result, 'attempt', v_msg.attempt),
+                                           NOT v_eager);
     RETURN QUERY SELECT v_recorded,
-        CASE WHEN v_recorded THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id,
-                                                               p_eager) END;
+        CASE WHEN v_recorded AND v_eager
+             THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager) END;
 END $$;
 COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text, jsonb) IS
     'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
@@ -1396,16 +1417,19 @@ DECLARE
     v_msg durable.messages;
     v_policy jsonb;
     v_delay interval;
+    v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
                 || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
+        v_eager := durable._eager_serves(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
         PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
-            'attempt', v_msg.attempt, 'maxed', true, 'error', p_error));
+            'attempt', v_msg.attempt, 'maxed', true, 'error', p_error), NOT v_eager);
         RETURN QUERY SELECT 'failed'::text,
-            durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
+            CASE WHEN v_eager
+                 THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager) END;
         RETURN;
     END IF;
     v_delay := durable.retry_delay_v1(v_policy, v_msg.attempt);

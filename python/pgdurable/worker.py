@@ -323,8 +323,12 @@ class Worker:
         task.add_done_callback(lambda t: (self._workflow_tasks.discard(t), _log_crash(t)))
 
     async def _replay(self, row: dict[str, Any]) -> tuple[WorkflowRun, list[dict[str, Any]]]:
-        history = await self._record(lambda c: store.run_history(
-            c, self.namespace, row["workflow_id"], row["run_id"]))
+        if row["processed_event_id"] == 0:
+            # Nothing was ever recorded for this run: the task's events are its whole history.
+            history = [{**event, "inbound": True} for event in row["events"]]
+        else:
+            history = await self._record(lambda c: store.run_history(
+                c, self.namespace, row["workflow_id"], row["run_id"]))
         info = WorkflowInfo(workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
                             namespace=self.namespace, task_queue=row["task_queue"], attempt=row["attempt"],
                             parent_workflow_id=row["parent_workflow_id"], run_id=row["run_id"])
