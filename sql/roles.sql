@@ -111,6 +111,7 @@ LANGUAGE sql STABLE AS $$
         'durable.complete_activity_v1(bigint, uuid, text, jsonb)',
         'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',
         'durable.heartbeat_activity_v1(bigint, uuid, text, interval)',
+        'durable.wake_for_unknown_activities_v1(text, text, text[], text[], text[], integer)',
         'durable.claim_v1(text, text[], text[], integer, interval, text)',
         'durable.ack_v1(bigint, uuid)',
         'durable.extend_lease_v1(bigint[], uuid[], interval)',

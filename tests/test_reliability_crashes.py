@@ -79,11 +79,6 @@ async def test_a_worker_crash_at_every_step_boundary_changes_nothing_but_the_tim
             assert first["details"]["attempt"] == 1, (point, first)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: a fresh worker process learns an activity only when workflow code calls "
-    "proxy_activities(activities=...), and no workflow task comes while the workflow waits on that "
-    "activity, so an activity left pending by a crashed worker is never run by a restarted "
-    "Worker.create(workflow=...) that does not also pass activities="))
 async def test_a_fresh_worker_process_runs_the_activity_its_crashed_predecessor_left_pending(dsn, connection):
     client = Durable.Client(connection=connection)
     handle = await client.workflow.start(args=["o-2"], task_queue="rel-fresh", workflow_name="rel_crash_flow")

@@ -1468,6 +1468,45 @@ COMMENT ON FUNCTION durable.heartbeat_activity_v1(bigint, uuid, text, interval) 
     'Extends a held activity''s lease and stores its progress details for the next attempt. '
     'Returns false when the lease was lost.';
 
+-- Activities are registered in a process by running workflow code
+-- (proxy_activities(activities=...)). A worker that starts after its
+-- predecessor died knows none yet, and the workflows waiting on them get no
+-- new event: wake those runs so a replay registers their activities.
+CREATE FUNCTION durable.wake_for_unknown_activities_v1(p_namespace text, p_task_queue text,
+                                                       p_workflow_names text[], p_known_activities text[],
+                                                       p_skip_workflow_ids text[] DEFAULT '{}',
+                                                       p_limit integer DEFAULT 20)
+RETURNS TABLE (workflow_id text, run_id integer)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_run record;
+BEGIN
+    PERFORM durable._authorize(p_namespace, ARRAY[p_task_queue, p_task_queue || '-activity']);
+    FOR v_run IN
+        SELECT DISTINCT w.workflow_id, w.run_id, w.task_queue, w.workflow_name
+        FROM durable.messages m
+        JOIN durable.workflows w
+          ON w.namespace = m.namespace AND w.workflow_id = m.workflow_id AND w.run_id = m.run_id
+        WHERE m.namespace = p_namespace AND m.stream = p_task_queue || '-activity' AND m.kind = 'activity'
+          AND m.visible_at <= v_now AND NOT (m.name = ANY (p_known_activities))
+          AND w.status = 'running' AND w.task_queue = p_task_queue
+          AND w.workflow_name = ANY (p_workflow_names)
+          AND NOT (w.workflow_id = ANY (coalesce(p_skip_workflow_ids, '{}')))
+        LIMIT greatest(p_limit, 0)
+    LOOP
+        PERFORM durable._ensure_workflow_task(p_namespace, v_run.workflow_id, v_run.run_id, v_run.task_queue,
+                                              v_run.workflow_name);
+        workflow_id := v_run.workflow_id;
+        run_id := v_run.run_id;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION durable.wake_for_unknown_activities_v1(text, text, text[], text[], text[], integer) IS
+    'Gives a workflow task to runs of these workflows that wait on a claimable activity whose name the '
+    'caller''s process does not know yet, so replaying them registers it (runs of p_skip_workflow_ids, '
+    'woken before, are left alone). Returns the runs woken.';
+
 -- >>> client.sql
 -- client.sql: what a client does to workflows from outside: read their
 -- outcome, state and history, list them, cancel and interrupt them.
@@ -1789,6 +1828,7 @@ LANGUAGE sql STABLE AS $$
         'durable.complete_activity_v1(bigint, uuid, text, jsonb)',
         'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',
         'durable.heartbeat_activity_v1(bigint, uuid, text, interval)',
+        'durable.wake_for_unknown_activities_v1(text, text, text[], text[], text[], integer)',
         'durable.claim_v1(text, text[], text[], integer, interval, text)',
         'durable.ack_v1(bigint, uuid)',
         'durable.extend_lease_v1(bigint[], uuid[], interval)',

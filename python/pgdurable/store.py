@@ -208,6 +208,13 @@ async def fail_activity(conn: Conn, message_id: int, lease_token: Any, error: di
 
 
 @_mapped
+async def wake_for_unknown_activities(conn: Conn, namespace: str, task_queue: str, workflow_names: list[str],
+                                      known_activities: list[str], skip_workflow_ids: list[str]) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.wake_for_unknown_activities_v1(%s, %s, %s, %s, %s)",
+                       (namespace, task_queue, workflow_names, known_activities, skip_workflow_ids))
+
+
+@_mapped
 async def heartbeat_activity(conn: Conn, message_id: int, lease_token: Any, details: str | None,
                              lease: timedelta) -> bool:
     return await _value(conn, "SELECT durable.heartbeat_activity_v1(%s, %s, %s, %s)",

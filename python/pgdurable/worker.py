@@ -34,6 +34,7 @@ _workers: set[Worker] = set()
 
 DEFAULT_LEASE = 30.0
 POLL_INTERVAL = 1.0
+UNKNOWN_ACTIVITY_CHECK = 5.0
 
 
 class Worker:
@@ -67,6 +68,8 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._outage = False
         self._listener: Any = None
+        self._next_unknown_check = 0.0
+        self._woken_for_activities: set[str] = set()
 
     # -- creation --------------------------------------------------------------
     @classmethod
@@ -166,7 +169,24 @@ class Worker:
                 task.add_done_callback(lambda t: (self._workflow_tasks.discard(t), slots.release(),
                                                   _log_crash(t)))
             if len(rows) < batch:
+                await self._wake_for_unknown_activities()
                 await self._idle(self._wf_wakeup, queues, names)
+
+    async def _wake_for_unknown_activities(self) -> None:
+        """Activities register when workflow code calls ``proxy_activities(activities=...)``: a
+        worker that started after its predecessor died knows none of those its workflows wait on.
+        Waking such a run once makes its replay register them (checked every few seconds)."""
+        now = asyncio.get_running_loop().time()
+        if self.activity_stream != f"{self.task_queue}-activity" or now < self._next_unknown_check:
+            return
+        self._next_unknown_check = now + UNKNOWN_ACTIVITY_CHECK
+        skip = sorted(self._woken_for_activities)
+        woken = await self._db(lambda c: store.wake_for_unknown_activities(
+            c, self.namespace, self.task_queue, list(self.workflows), registry.names(), skip))
+        for row in woken or ():
+            self._woken_for_activities.add(row["workflow_id"])
+            log.info("workflow %s waits on an activity this process does not know yet: replaying it "
+                     "to register its activities", row["workflow_id"])
 
     async def _activity_loop(self) -> None:
         assert self.activity_stream is not None
