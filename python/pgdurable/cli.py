@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 from uuid import UUID
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -182,7 +181,7 @@ def _friendly_errors(fn: Callable[P, T]) -> Callable[P, T]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise
         except Exception as exc:
             message = describe_error(exc)
