@@ -19,6 +19,17 @@ log = logging.getLogger("pgdurable.connection")
 _open: set[Connection] = set()
 
 
+class _QuietReconnects(logging.Filter):
+    """psycopg_pool warns on every failed reconnection attempt of its pools; for pgdurable's pools
+    the workers log an outage once themselves, so these repeats are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error connecting in 'pgdurable'")
+
+
+logging.getLogger("psycopg.pool").addFilter(_QuietReconnects())
+
+
 class Connection:
     """Where pgdurable's database is. Lazy: nothing connects until first use.
 

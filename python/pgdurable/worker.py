@@ -468,8 +468,12 @@ class Worker:
         self._act_wakeup.set()
         self._slot_freed.set()
         registry.remove_listener(self._act_wakeup.set)
-        for loop_task in self._loops:
-            if loop_task.get_name() != "pgdurable-heartbeats":
+        # The claim loops see _stopping at their next turn (their wakeups are set); cancelling one
+        # mid-claim would lose the rows it leased until their leases expire.
+        claimers = [t for t in self._loops if t.get_name() != "pgdurable-heartbeats"]
+        if claimers:
+            _, stuck = await asyncio.wait(claimers, timeout=5)
+            for loop_task in stuck:
                 loop_task.cancel()
         inflight = [*self._workflow_tasks, *(t for t, _, _ in self._activities.values())]
         if inflight:
