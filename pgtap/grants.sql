@@ -12,9 +12,9 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                   WHERE p.pronamespace = 'durable'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
                 'no function in schema durable is executable by PUBLIC');
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
-                  WHERE p.pronamespace = 'durable'::regnamespace AND p.prosecdef
-                    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')$$,
-                'every SECURITY DEFINER function in schema durable pins its search_path');
+                  WHERE p.pronamespace = 'durable'::regnamespace
+                    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c = 'search_path=pg_catalog, pg_temp')$$,
+                'every function in schema durable, present and future, pins search_path = pg_catalog, pg_temp');
 SELECT cmp_ok((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'durable'::regnamespace AND prosecdef), '>', 0,
               'schema durable has SECURITY DEFINER functions (the worker functions), so the checks below bite');
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p, unnest(p.proconfig) c

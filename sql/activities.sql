@@ -9,7 +9,7 @@
 CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb,
                                          p_notify boolean DEFAULT true)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
     IF p_msg.workflow_id IS NULL THEN
@@ -23,7 +23,7 @@ COMMENT ON FUNCTION durable._finish_activity(durable.messages, text, jsonb, bool
 
 -- Locks the owning run (lock order: run, then message) and checks the lease.
 CREATE FUNCTION durable._held_activity(p_message_id bigint, p_lease_token uuid) RETURNS durable.messages
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_peek durable.messages;
 BEGIN

@@ -4,7 +4,7 @@
 CREATE FUNCTION durable.prune(p_older_than interval, p_namespace text DEFAULT NULL,
                               p_batch integer DEFAULT 1000)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_cutoff timestamptz := durable.now() - p_older_than;
     v_deleted integer;

@@ -5,7 +5,7 @@
 
 CREATE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
 RETURNS TABLE (run_id integer, status text, result text, error jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT w.run_id, w.status, w.result, w.error
     FROM durable.workflows w
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
@@ -16,7 +16,7 @@ COMMENT ON FUNCTION durable.workflow_outcome_v1(text, text) IS
 
 CREATE FUNCTION durable.describe_workflow_v1(p_namespace text, p_workflow_id text, p_run_id integer DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
     v_pending jsonb;
@@ -91,7 +91,7 @@ COMMENT ON FUNCTION durable.describe_workflow_v1(text, text, integer) IS
 CREATE FUNCTION durable.workflow_history_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)
 RETURNS TABLE (run_id integer, event_id integer, event_type text, seq integer, inbound boolean, data jsonb,
                created_at timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT h.run_id, h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
     FROM durable.history h
     WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id
@@ -133,7 +133,7 @@ CREATE FUNCTION durable.list_workflows_v1(p_namespace text, p_status text DEFAUL
                                           p_workflow_name text DEFAULT NULL, p_limit integer DEFAULT 100)
 RETURNS TABLE (workflow_id text, run_id integer, workflow_name text, task_queue text, status text,
                created_at timestamptz, updated_at timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT w.workflow_id, w.run_id, w.workflow_name, w.task_queue, w.status, w.created_at, w.updated_at
     FROM durable.workflows w
     WHERE w.namespace = p_namespace
@@ -146,7 +146,7 @@ COMMENT ON FUNCTION durable.list_workflows_v1(text, text, text, integer) IS
     'Workflow runs of a namespace, newest activity first, optionally by status and name.';
 
 CREATE FUNCTION durable.cancel_workflow_v1(p_namespace text, p_workflow_id text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
     v_child durable.workflows;
@@ -182,7 +182,7 @@ COMMENT ON FUNCTION durable.cancel_workflow_v1(text, text) IS
 
 CREATE FUNCTION durable.interrupt_workflow_v1(p_namespace text, p_workflow_id text, p_reason text DEFAULT NULL)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
 BEGIN

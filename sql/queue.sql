@@ -5,14 +5,14 @@
 
 -- NOTIFY channel names are at most 63 bytes: hash the stream name.
 CREATE FUNCTION durable.stream_channel(p_namespace text, p_stream text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'pgd_s_' || md5(p_namespace || '/' || p_stream)
 $$;
 COMMENT ON FUNCTION durable.stream_channel(text, text) IS
     'The LISTEN channel a stream''s enqueues NOTIFY (always 38 bytes, whatever the stream name).';
 
 CREATE FUNCTION durable._notify_stream(p_namespace text, p_stream text) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     -- Postgres folds identical notifications of one transaction into one.
     SELECT pg_notify(durable.stream_channel(p_namespace, p_stream), '')
 $$;
@@ -20,7 +20,7 @@ COMMENT ON FUNCTION durable._notify_stream(text, text) IS
     'Internal: wakes the listeners of a stream (coalesced per transaction).';
 
 CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_stream IS NULL OR p_stream = '' OR length(p_stream) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -39,7 +39,7 @@ CREATE FUNCTION durable.enqueue_v1(
     p_delay interval DEFAULT interval '0',
     p_max_attempts integer DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_id bigint;
@@ -62,7 +62,7 @@ COMMENT ON FUNCTION durable.enqueue_v1(text, text, text, jsonb, smallint, interv
 
 CREATE FUNCTION durable.enqueue_batch_v1(p_namespace text, p_stream text, p_messages jsonb)
 RETURNS SETOF bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
@@ -93,7 +93,7 @@ CREATE FUNCTION durable._claim(
     p_namespace text, p_streams text[], p_names text[], p_kind text,
     p_batch integer, p_lease interval, p_owner text
 ) RETURNS TABLE (message durable.messages, lost_lease boolean)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
@@ -152,7 +152,7 @@ COMMENT ON FUNCTION durable.claim_v1(text, text[], text[], integer, interval, te
     '(priority first, then visible_at). Each claim adds one to attempt; an expired lease is claimable again.';
 
 CREATE FUNCTION durable._held_message(p_message_id bigint, p_lease_token uuid) RETURNS durable.messages
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_msg durable.messages;
 BEGIN

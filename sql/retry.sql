@@ -5,7 +5,7 @@
 -- functions: no table is written here; activities.sql applies them.
 
 CREATE FUNCTION durable.retry_delay_v1(p_policy jsonb, p_attempt integer) RETURNS interval
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- The delay before attempt p_attempt + 1: min(initial * coef^(n-1), max).
     -- The exponent stops where coef^k passes e^690 (~1e300, far beyond any
     -- maximum): a late attempt gets the maximum instead of a float overflow.
@@ -22,7 +22,7 @@ COMMENT ON FUNCTION durable.retry_delay_v1(jsonb, integer) IS
     'Delay after failed attempt n: min(initial_interval * backoff_coefficient^(n-1), maximum_interval) seconds.';
 
 CREATE FUNCTION durable.should_retry_v1(p_policy jsonb, p_attempt integer, p_error jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- Retry unless: the error is fatal, one of its classes is non-retryable,
     -- or attempt n was the last allowed.
     SELECT NOT coalesce((p_error->>'non_retryable')::boolean, false)
@@ -38,7 +38,7 @@ COMMENT ON FUNCTION durable.should_retry_v1(jsonb, integer, jsonb) IS
     'class among p_error->types, and attempts remain (maximum_attempts counts every attempt).';
 
 CREATE FUNCTION durable.task_retry_delay_v1(p_failures integer) RETURNS interval
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- Workflow tasks retry forever: 1 s, 2 s, 4 s ... capped at 60 s.
     SELECT durable.retry_delay_v1('{"initial_interval": 1, "backoff_coefficient": 2,
                                     "maximum_interval": 60}'::jsonb, p_failures)

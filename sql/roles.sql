@@ -22,7 +22,7 @@ COMMENT ON TABLE durable.worker_credentials IS
 -- Scope check used by every worker function. A caller that is not a
 -- provisioned worker role is trusted: EXECUTE is granted to nobody else.
 CREATE FUNCTION durable._authorize(p_namespace text, p_streams text[]) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_cred durable.worker_credentials;
     v_outside text[];
@@ -59,7 +59,7 @@ COMMENT ON FUNCTION durable._authorize(text, text[]) IS
     'Internal: PD005 unless session_user may consume these streams (engine admins always may).';
 
 CREATE FUNCTION durable._may_consume(p_namespace text, p_stream text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((SELECT c.revoked_at IS NULL AND c.namespace = p_namespace AND p_stream = ANY (c.stream_names)
                             AND c.database_name = current_database()
                      FROM durable.worker_credentials c WHERE c.role_name = session_user), true)
@@ -68,7 +68,7 @@ COMMENT ON FUNCTION durable._may_consume(text, text) IS
     'Internal: whether session_user may consume p_stream (engine admins always may).';
 
 CREATE FUNCTION durable._authorize_messages(p_message_ids bigint[]) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_scope record;
 BEGIN
@@ -98,7 +98,7 @@ COMMENT ON FUNCTION durable.worker_scope_v1() IS
 -- The functions a worker role may EXECUTE (everything a workflow worker and
 -- an activity worker need).
 CREATE FUNCTION durable.worker_functions() RETURNS SETOF regprocedure
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT unnest(ARRAY[
         'durable.schema_version()',
         'durable.worker_scope_v1()',
@@ -123,14 +123,14 @@ COMMENT ON FUNCTION durable.worker_functions() IS
     'The functions a provisioned worker role may execute (and nothing else).';
 
 CREATE FUNCTION durable._random_password() RETURNS text
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
 $$;
 COMMENT ON FUNCTION durable._random_password() IS
     'Internal: 64 hex characters from two random UUIDs (no pgcrypto needed).';
 
 CREATE FUNCTION durable._check_password(p_password text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_password IS NOT NULL AND (length(p_password) < 12 OR length(p_password) > 1000) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -140,7 +140,7 @@ END $$;
 COMMENT ON FUNCTION durable._check_password(text) IS 'Internal: rejects too short or absurd passwords.';
 
 CREATE FUNCTION durable._grant_worker(p_role text) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_fn regprocedure;
 BEGIN
@@ -166,7 +166,7 @@ COMMENT ON FUNCTION durable._grant_worker(text) IS
 -- in the server log and to the client. The error is raised again here
 -- without that context.
 CREATE FUNCTION durable._set_role_password(p_role text, p_password text, p_create boolean) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_state text;
     v_message text;
@@ -247,7 +247,7 @@ COMMENT ON FUNCTION durable.provision_worker_role(text[], text, text) IS
     'is not stored by pgdurable.';
 
 CREATE FUNCTION durable._worker_role(p_role text, p_namespace text) RETURNS durable.worker_credentials
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_cred durable.worker_credentials;
 BEGIN

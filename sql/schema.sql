@@ -139,19 +139,19 @@ CREATE TABLE durable.signal_waits (
 CREATE INDEX signal_waits_fifo ON durable.signal_waits (namespace, signal_id, id);
 
 CREATE FUNCTION durable.schema_version() RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1 $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;
 COMMENT ON FUNCTION durable.schema_version() IS
     'The engine schema version; the SDK refuses a database whose version it cannot speak.';
 
 CREATE FUNCTION durable.now() RETURNS timestamptz
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT clock_timestamp() + (SELECT c.offset_by FROM durable.clock c)
 $$;
 COMMENT ON FUNCTION durable.now() IS
     'The engine clock: clock_timestamp() plus the owner-only offset (zero in production).';
 
 CREATE FUNCTION durable.set_clock_offset(p_offset interval) RETURNS timestamptz
-LANGUAGE sql VOLATILE STRICT AS $$
+LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     UPDATE durable.clock SET offset_by = p_offset;
     SELECT durable.now();
 $$;
@@ -159,7 +159,7 @@ COMMENT ON FUNCTION durable.set_clock_offset(interval) IS
     'Owner only: sets the engine clock offset (tests use it to skip time). Returns the new now().';
 
 CREATE FUNCTION durable.advance_clock(p_by interval) RETURNS timestamptz
-LANGUAGE sql VOLATILE STRICT AS $$
+LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     UPDATE durable.clock SET offset_by = offset_by + p_by;
     SELECT durable.now();
 $$;

@@ -6,14 +6,14 @@
 -- exactly one winner (the loser's signal stays buffered).
 
 CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_advisory_xact_lock(hashtextextended('durable.signal/' || p_namespace || '/' || p_signal_id, 0))
 $$;
 COMMENT ON FUNCTION durable._lock_signal(text, text) IS
     'Internal: serialises every mailbox operation on one signal id for the rest of the transaction.';
 
 CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_signal_id IS NULL OR p_signal_id = '' OR length(p_signal_id) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -28,7 +28,7 @@ COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty o
 CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
                                      p_ttl interval DEFAULT interval '7 days',
                                      p_front boolean DEFAULT false) RETURNS text
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wait durable.signal_waits;
     v_now timestamptz := durable.now();
@@ -78,7 +78,7 @@ COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean) IS
 -- once, or waits. Returns true when a buffered signal was consumed.
 CREATE FUNCTION durable._wait_signal(p_namespace text, p_workflow_id text, p_run_id integer,
                                      p_seq integer, p_signal_id text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_signal durable.signals;
     v_now timestamptz := durable.now();
@@ -105,7 +105,7 @@ COMMENT ON FUNCTION durable._wait_signal(text, text, integer, integer, text) IS
 -- A condition's timeout fired: it wins only if its wait is still there.
 CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p_workflow_id text,
                                            p_run_id integer, p_seq integer) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- The run first, then the signal lock: the order complete_workflow_task_v1
     -- takes them in when a condition starts waiting.
@@ -129,7 +129,7 @@ COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, intege
 -- reached it first goes back to the head of the mailbox, not lost.
 CREATE FUNCTION durable._cancel_wait(p_namespace text, p_signal_id text, p_workflow_id text,
                                      p_run_id integer, p_seq integer) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_data text;
 BEGIN
@@ -154,7 +154,7 @@ COMMENT ON FUNCTION durable._cancel_wait(text, text, text, integer, integer) IS
 
 CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
                                        p_ttl interval DEFAULT interval '7 days') RETURNS text
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT durable._send_signal(p_namespace, p_signal_id, p_data, p_ttl)
 $$;
 COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS

@@ -9,7 +9,7 @@
 -- Lock order, everywhere: the workflow row first, then its messages.
 
 CREATE FUNCTION durable.closed_channel(p_namespace text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'pgd_c_' || md5(p_namespace)
 $$;
 COMMENT ON FUNCTION durable.closed_channel(text) IS
@@ -17,7 +17,7 @@ COMMENT ON FUNCTION durable.closed_channel(text) IS
     '(handle.result() waits on it: one LISTEN serves every handle).';
 
 CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -31,7 +31,7 @@ COMMENT ON FUNCTION durable._check_name(text, text) IS
 CREATE FUNCTION durable._append_event(p_namespace text, p_workflow_id text, p_run_id integer,
                                       p_event_type text, p_seq integer, p_inbound boolean,
                                       p_data jsonb DEFAULT '{}'::jsonb) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_event_id integer;
@@ -60,7 +60,7 @@ CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id te
                                               p_task_queue text, p_workflow_name text,
                                               p_delay interval DEFAULT interval '0',
                                               p_notify boolean DEFAULT true) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
@@ -88,7 +88,7 @@ COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, tex
 CREATE FUNCTION durable._deliver(p_namespace text, p_workflow_id text, p_run_id integer,
                                  p_event_type text, p_seq integer, p_data jsonb,
                                  p_notify boolean DEFAULT true) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
 BEGIN
@@ -117,7 +117,7 @@ CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id 
                                  p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
                                  p_parent_run_id integer, p_parent_seq integer,
                                  p_delay interval DEFAULT interval '0') RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
@@ -143,7 +143,7 @@ CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_
                                         p_parent_workflow_id text, p_parent_run_id integer,
                                         p_parent_seq integer)
 RETURNS TABLE (run_id integer, started boolean)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_latest durable.workflows;
 BEGIN
@@ -183,7 +183,7 @@ CREATE FUNCTION durable.start_workflow_v1(p_namespace text, p_workflow_id text, 
                                           p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
                                           p_id_reuse text DEFAULT 'reject')
 RETURNS TABLE (run_id integer, started boolean)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT s.run_id, s.started
     FROM durable._start_workflow(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args,
                                  p_retry, p_id_reuse, NULL, NULL, NULL) s
@@ -195,7 +195,7 @@ COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, json
 -- Closes a run. p_command: {"type": complete|fail|cancelled|continue_as_new,
 -- "result"|"error"|"args"}. Continues, retries, or reports to the parent.
 CREATE FUNCTION durable._close_run(p_wf durable.workflows, p_command jsonb) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_type text := p_command->>'type';
     v_status text;
@@ -252,7 +252,7 @@ COMMENT ON FUNCTION durable._close_run(durable.workflows, jsonb) IS
     'NOTIFYs result() waiters, then continues as new, retries per the workflow policy, or tells the parent.';
 
 CREATE FUNCTION durable._fire_timer(p_timer durable.messages) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_timer.payload->>'timer' = 'condition_timeout' THEN
         PERFORM durable._condition_timeout(p_timer.namespace, p_timer.payload->>'signal_id',
@@ -268,7 +268,7 @@ COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
 
 CREATE FUNCTION durable._inbound_events(p_namespace text, p_workflow_id text, p_run_id integer,
                                         p_after integer) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
                                                  'seq', h.seq, 'data', h.data, 'at', h.created_at)
                               ORDER BY h.event_id), '[]'::jsonb)
@@ -280,7 +280,7 @@ COMMENT ON FUNCTION durable._inbound_events(text, text, integer, integer) IS
     'Internal: the inbound events of a run after event p_after, oldest first, as JSON.';
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'message_id', m.id, 'lease_token', m.lease_token, 'attempt', m.attempt,
                'activity_name', m.name, 'stream', m.stream, 'workflow_id', m.workflow_id,
@@ -291,7 +291,7 @@ COMMENT ON FUNCTION durable._activity_tasks(bigint[]) IS
     'Internal: held activity tasks as JSON, shaped like claim_activity_tasks_v1 rows.';
 
 CREATE FUNCTION durable._workflow_task_json(p_msg durable.messages, p_wf durable.workflows) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'message_id', p_msg.id, 'lease_token', p_msg.lease_token, 'task_attempt', p_msg.attempt,
         'workflow_id', p_wf.workflow_id, 'run_id', p_wf.run_id, 'workflow_name', p_wf.workflow_name,
@@ -305,7 +305,7 @@ COMMENT ON FUNCTION durable._workflow_task_json(durable.messages, durable.workfl
 
 CREATE FUNCTION durable._eager_serves(p_namespace text, p_workflow_id text, p_run_id integer,
                                       p_eager jsonb) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN p_eager IS NOT NULL AND coalesce((
         SELECT w.status = 'running' AND w.task_queue = p_eager->>'task_queue'
@@ -321,7 +321,7 @@ COMMENT ON FUNCTION durable._eager_serves(text, text, integer, jsonb) IS
 -- serves; it takes that run's workflow task at once instead of claiming it.
 CREATE FUNCTION durable._lease_workflow_task(p_namespace text, p_workflow_id text, p_run_id integer,
                                              p_eager jsonb) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
     v_msg durable.messages;
@@ -423,7 +423,7 @@ COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], intege
 
 CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb, p_eager jsonb DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_queue text := coalesce(p_cmd->>'task_queue', p_wf.task_queue);
@@ -469,7 +469,7 @@ COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) 
 
 CREATE FUNCTION durable._start_timer(p_wf durable.workflows, p_seq integer, p_seconds double precision,
                                      p_payload jsonb) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_due timestamptz;
@@ -488,7 +488,7 @@ COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double prec
     'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
 
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_seq integer := (p_cmd->>'seq')::integer;
     v_child_run integer;

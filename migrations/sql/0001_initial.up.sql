@@ -143,19 +143,19 @@ CREATE TABLE durable.signal_waits (
 CREATE INDEX signal_waits_fifo ON durable.signal_waits (namespace, signal_id, id);
 
 CREATE FUNCTION durable.schema_version() RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1 $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;
 COMMENT ON FUNCTION durable.schema_version() IS
     'The engine schema version; the SDK refuses a database whose version it cannot speak.';
 
 CREATE FUNCTION durable.now() RETURNS timestamptz
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT clock_timestamp() + (SELECT c.offset_by FROM durable.clock c)
 $$;
 COMMENT ON FUNCTION durable.now() IS
     'The engine clock: clock_timestamp() plus the owner-only offset (zero in production).';
 
 CREATE FUNCTION durable.set_clock_offset(p_offset interval) RETURNS timestamptz
-LANGUAGE sql VOLATILE STRICT AS $$
+LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     UPDATE durable.clock SET offset_by = p_offset;
     SELECT durable.now();
 $$;
@@ -163,7 +163,7 @@ COMMENT ON FUNCTION durable.set_clock_offset(interval) IS
     'Owner only: sets the engine clock offset (tests use it to skip time). Returns the new now().';
 
 CREATE FUNCTION durable.advance_clock(p_by interval) RETURNS timestamptz
-LANGUAGE sql VOLATILE STRICT AS $$
+LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     UPDATE durable.clock SET offset_by = offset_by + p_by;
     SELECT durable.now();
 $$;
@@ -178,14 +178,14 @@ COMMENT ON FUNCTION durable.advance_clock(interval) IS
 
 -- NOTIFY channel names are at most 63 bytes: hash the stream name.
 CREATE FUNCTION durable.stream_channel(p_namespace text, p_stream text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'pgd_s_' || md5(p_namespace || '/' || p_stream)
 $$;
 COMMENT ON FUNCTION durable.stream_channel(text, text) IS
     'The LISTEN channel a stream''s enqueues NOTIFY (always 38 bytes, whatever the stream name).';
 
 CREATE FUNCTION durable._notify_stream(p_namespace text, p_stream text) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     -- Postgres folds identical notifications of one transaction into one.
     SELECT pg_notify(durable.stream_channel(p_namespace, p_stream), '')
 $$;
@@ -193,7 +193,7 @@ COMMENT ON FUNCTION durable._notify_stream(text, text) IS
     'Internal: wakes the listeners of a stream (coalesced per transaction).';
 
 CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_stream IS NULL OR p_stream = '' OR length(p_stream) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -212,7 +212,7 @@ CREATE FUNCTION durable.enqueue_v1(
     p_delay interval DEFAULT interval '0',
     p_max_attempts integer DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_id bigint;
@@ -235,7 +235,7 @@ COMMENT ON FUNCTION durable.enqueue_v1(text, text, text, jsonb, smallint, interv
 
 CREATE FUNCTION durable.enqueue_batch_v1(p_namespace text, p_stream text, p_messages jsonb)
 RETURNS SETOF bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
@@ -266,7 +266,7 @@ CREATE FUNCTION durable._claim(
     p_namespace text, p_streams text[], p_names text[], p_kind text,
     p_batch integer, p_lease interval, p_owner text
 ) RETURNS TABLE (message durable.messages, lost_lease boolean)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
@@ -325,7 +325,7 @@ COMMENT ON FUNCTION durable.claim_v1(text, text[], text[], integer, interval, te
     '(priority first, then visible_at). Each claim adds one to attempt; an expired lease is claimable again.';
 
 CREATE FUNCTION durable._held_message(p_message_id bigint, p_lease_token uuid) RETURNS durable.messages
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_msg durable.messages;
 BEGIN
@@ -414,7 +414,7 @@ COMMENT ON FUNCTION durable.next_wakeup_v1(text, text[], text[]) IS
 -- functions: no table is written here; activities.sql applies them.
 
 CREATE FUNCTION durable.retry_delay_v1(p_policy jsonb, p_attempt integer) RETURNS interval
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- The delay before attempt p_attempt + 1: min(initial * coef^(n-1), max).
     -- The exponent stops where coef^k passes e^690 (~1e300, far beyond any
     -- maximum): a late attempt gets the maximum instead of a float overflow.
@@ -431,7 +431,7 @@ COMMENT ON FUNCTION durable.retry_delay_v1(jsonb, integer) IS
     'Delay after failed attempt n: min(initial_interval * backoff_coefficient^(n-1), maximum_interval) seconds.';
 
 CREATE FUNCTION durable.should_retry_v1(p_policy jsonb, p_attempt integer, p_error jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- Retry unless: the error is fatal, one of its classes is non-retryable,
     -- or attempt n was the last allowed.
     SELECT NOT coalesce((p_error->>'non_retryable')::boolean, false)
@@ -447,7 +447,7 @@ COMMENT ON FUNCTION durable.should_retry_v1(jsonb, integer, jsonb) IS
     'class among p_error->types, and attempts remain (maximum_attempts counts every attempt).';
 
 CREATE FUNCTION durable.task_retry_delay_v1(p_failures integer) RETURNS interval
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- Workflow tasks retry forever: 1 s, 2 s, 4 s ... capped at 60 s.
     SELECT durable.retry_delay_v1('{"initial_interval": 1, "backoff_coefficient": 2,
                                     "maximum_interval": 60}'::jsonb, p_failures)
@@ -464,14 +464,14 @@ COMMENT ON FUNCTION durable.task_retry_delay_v1(integer) IS
 -- exactly one winner (the loser's signal stays buffered).
 
 CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_advisory_xact_lock(hashtextextended('durable.signal/' || p_namespace || '/' || p_signal_id, 0))
 $$;
 COMMENT ON FUNCTION durable._lock_signal(text, text) IS
     'Internal: serialises every mailbox operation on one signal id for the rest of the transaction.';
 
 CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_signal_id IS NULL OR p_signal_id = '' OR length(p_signal_id) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -486,7 +486,7 @@ COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty o
 CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
                                      p_ttl interval DEFAULT interval '7 days',
                                      p_front boolean DEFAULT false) RETURNS text
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wait durable.signal_waits;
     v_now timestamptz := durable.now();
@@ -536,7 +536,7 @@ COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean) IS
 -- once, or waits. Returns true when a buffered signal was consumed.
 CREATE FUNCTION durable._wait_signal(p_namespace text, p_workflow_id text, p_run_id integer,
                                      p_seq integer, p_signal_id text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_signal durable.signals;
     v_now timestamptz := durable.now();
@@ -563,7 +563,7 @@ COMMENT ON FUNCTION durable._wait_signal(text, text, integer, integer, text) IS
 -- A condition's timeout fired: it wins only if its wait is still there.
 CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p_workflow_id text,
                                            p_run_id integer, p_seq integer) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- The run first, then the signal lock: the order complete_workflow_task_v1
     -- takes them in when a condition starts waiting.
@@ -587,7 +587,7 @@ COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, intege
 -- reached it first goes back to the head of the mailbox, not lost.
 CREATE FUNCTION durable._cancel_wait(p_namespace text, p_signal_id text, p_workflow_id text,
                                      p_run_id integer, p_seq integer) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_data text;
 BEGIN
@@ -612,7 +612,7 @@ COMMENT ON FUNCTION durable._cancel_wait(text, text, text, integer, integer) IS
 
 CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
                                        p_ttl interval DEFAULT interval '7 days') RETURNS text
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT durable._send_signal(p_namespace, p_signal_id, p_data, p_ttl)
 $$;
 COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
@@ -631,7 +631,7 @@ COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
 -- Lock order, everywhere: the workflow row first, then its messages.
 
 CREATE FUNCTION durable.closed_channel(p_namespace text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'pgd_c_' || md5(p_namespace)
 $$;
 COMMENT ON FUNCTION durable.closed_channel(text) IS
@@ -639,7 +639,7 @@ COMMENT ON FUNCTION durable.closed_channel(text) IS
     '(handle.result() waits on it: one LISTEN serves every handle).';
 
 CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -653,7 +653,7 @@ COMMENT ON FUNCTION durable._check_name(text, text) IS
 CREATE FUNCTION durable._append_event(p_namespace text, p_workflow_id text, p_run_id integer,
                                       p_event_type text, p_seq integer, p_inbound boolean,
                                       p_data jsonb DEFAULT '{}'::jsonb) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_event_id integer;
@@ -682,7 +682,7 @@ CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id te
                                               p_task_queue text, p_workflow_name text,
                                               p_delay interval DEFAULT interval '0',
                                               p_notify boolean DEFAULT true) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
@@ -710,7 +710,7 @@ COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, tex
 CREATE FUNCTION durable._deliver(p_namespace text, p_workflow_id text, p_run_id integer,
                                  p_event_type text, p_seq integer, p_data jsonb,
                                  p_notify boolean DEFAULT true) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
 BEGIN
@@ -739,7 +739,7 @@ CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id 
                                  p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
                                  p_parent_run_id integer, p_parent_seq integer,
                                  p_delay interval DEFAULT interval '0') RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
@@ -765,7 +765,7 @@ CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_
                                         p_parent_workflow_id text, p_parent_run_id integer,
                                         p_parent_seq integer)
 RETURNS TABLE (run_id integer, started boolean)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_latest durable.workflows;
 BEGIN
@@ -805,7 +805,7 @@ CREATE FUNCTION durable.start_workflow_v1(p_namespace text, p_workflow_id text, 
                                           p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
                                           p_id_reuse text DEFAULT 'reject')
 RETURNS TABLE (run_id integer, started boolean)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT s.run_id, s.started
     FROM durable._start_workflow(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args,
                                  p_retry, p_id_reuse, NULL, NULL, NULL) s
@@ -817,7 +817,7 @@ COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, json
 -- Closes a run. p_command: {"type": complete|fail|cancelled|continue_as_new,
 -- "result"|"error"|"args"}. Continues, retries, or reports to the parent.
 CREATE FUNCTION durable._close_run(p_wf durable.workflows, p_command jsonb) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_type text := p_command->>'type';
     v_status text;
@@ -874,7 +874,7 @@ COMMENT ON FUNCTION durable._close_run(durable.workflows, jsonb) IS
     'NOTIFYs result() waiters, then continues as new, retries per the workflow policy, or tells the parent.';
 
 CREATE FUNCTION durable._fire_timer(p_timer durable.messages) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_timer.payload->>'timer' = 'condition_timeout' THEN
         PERFORM durable._condition_timeout(p_timer.namespace, p_timer.payload->>'signal_id',
@@ -890,7 +890,7 @@ COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
 
 CREATE FUNCTION durable._inbound_events(p_namespace text, p_workflow_id text, p_run_id integer,
                                         p_after integer) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
                                                  'seq', h.seq, 'data', h.data, 'at', h.created_at)
                               ORDER BY h.event_id), '[]'::jsonb)
@@ -902,7 +902,7 @@ COMMENT ON FUNCTION durable._inbound_events(text, text, integer, integer) IS
     'Internal: the inbound events of a run after event p_after, oldest first, as JSON.';
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'message_id', m.id, 'lease_token', m.lease_token, 'attempt', m.attempt,
                'activity_name', m.name, 'stream', m.stream, 'workflow_id', m.workflow_id,
@@ -913,7 +913,7 @@ COMMENT ON FUNCTION durable._activity_tasks(bigint[]) IS
     'Internal: held activity tasks as JSON, shaped like claim_activity_tasks_v1 rows.';
 
 CREATE FUNCTION durable._workflow_task_json(p_msg durable.messages, p_wf durable.workflows) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'message_id', p_msg.id, 'lease_token', p_msg.lease_token, 'task_attempt', p_msg.attempt,
         'workflow_id', p_wf.workflow_id, 'run_id', p_wf.run_id, 'workflow_name', p_wf.workflow_name,
@@ -927,7 +927,7 @@ COMMENT ON FUNCTION durable._workflow_task_json(durable.messages, durable.workfl
 
 CREATE FUNCTION durable._eager_serves(p_namespace text, p_workflow_id text, p_run_id integer,
                                       p_eager jsonb) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN p_eager IS NOT NULL AND coalesce((
         SELECT w.status = 'running' AND w.task_queue = p_eager->>'task_queue'
@@ -943,7 +943,7 @@ COMMENT ON FUNCTION durable._eager_serves(text, text, integer, jsonb) IS
 -- serves; it takes that run's workflow task at once instead of claiming it.
 CREATE FUNCTION durable._lease_workflow_task(p_namespace text, p_workflow_id text, p_run_id integer,
                                              p_eager jsonb) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
     v_msg durable.messages;
@@ -1045,7 +1045,7 @@ COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], intege
 
 CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb, p_eager jsonb DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_queue text := coalesce(p_cmd->>'task_queue', p_wf.task_queue);
@@ -1091,7 +1091,7 @@ COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) 
 
 CREATE FUNCTION durable._start_timer(p_wf durable.workflows, p_seq integer, p_seconds double precision,
                                      p_payload jsonb) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
     v_due timestamptz;
@@ -1110,7 +1110,7 @@ COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double prec
     'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
 
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_seq integer := (p_cmd->>'seq')::integer;
     v_child_run integer;
@@ -1311,7 +1311,7 @@ COMMENT ON FUNCTION durable.fail_workflow_task_v1(bigint, uuid, jsonb) IS
 CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb,
                                          p_notify boolean DEFAULT true)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
     IF p_msg.workflow_id IS NULL THEN
@@ -1325,7 +1325,7 @@ COMMENT ON FUNCTION durable._finish_activity(durable.messages, text, jsonb, bool
 
 -- Locks the owning run (lock order: run, then message) and checks the lease.
 CREATE FUNCTION durable._held_activity(p_message_id bigint, p_lease_token uuid) RETURNS durable.messages
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_peek durable.messages;
 BEGIN
@@ -1515,7 +1515,7 @@ COMMENT ON FUNCTION durable.wake_for_unknown_activities_v1(text, text, text[], t
 
 CREATE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
 RETURNS TABLE (run_id integer, status text, result text, error jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT w.run_id, w.status, w.result, w.error
     FROM durable.workflows w
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
@@ -1526,7 +1526,7 @@ COMMENT ON FUNCTION durable.workflow_outcome_v1(text, text) IS
 
 CREATE FUNCTION durable.describe_workflow_v1(p_namespace text, p_workflow_id text, p_run_id integer DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
     v_pending jsonb;
@@ -1601,7 +1601,7 @@ COMMENT ON FUNCTION durable.describe_workflow_v1(text, text, integer) IS
 CREATE FUNCTION durable.workflow_history_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)
 RETURNS TABLE (run_id integer, event_id integer, event_type text, seq integer, inbound boolean, data jsonb,
                created_at timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT h.run_id, h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
     FROM durable.history h
     WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id
@@ -1643,7 +1643,7 @@ CREATE FUNCTION durable.list_workflows_v1(p_namespace text, p_status text DEFAUL
                                           p_workflow_name text DEFAULT NULL, p_limit integer DEFAULT 100)
 RETURNS TABLE (workflow_id text, run_id integer, workflow_name text, task_queue text, status text,
                created_at timestamptz, updated_at timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT w.workflow_id, w.run_id, w.workflow_name, w.task_queue, w.status, w.created_at, w.updated_at
     FROM durable.workflows w
     WHERE w.namespace = p_namespace
@@ -1656,7 +1656,7 @@ COMMENT ON FUNCTION durable.list_workflows_v1(text, text, text, integer) IS
     'Workflow runs of a namespace, newest activity first, optionally by status and name.';
 
 CREATE FUNCTION durable.cancel_workflow_v1(p_namespace text, p_workflow_id text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
     v_child durable.workflows;
@@ -1692,7 +1692,7 @@ COMMENT ON FUNCTION durable.cancel_workflow_v1(text, text) IS
 
 CREATE FUNCTION durable.interrupt_workflow_v1(p_namespace text, p_workflow_id text, p_reason text DEFAULT NULL)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
 BEGIN
@@ -1739,7 +1739,7 @@ COMMENT ON TABLE durable.worker_credentials IS
 -- Scope check used by every worker function. A caller that is not a
 -- provisioned worker role is trusted: EXECUTE is granted to nobody else.
 CREATE FUNCTION durable._authorize(p_namespace text, p_streams text[]) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_cred durable.worker_credentials;
     v_outside text[];
@@ -1776,7 +1776,7 @@ COMMENT ON FUNCTION durable._authorize(text, text[]) IS
     'Internal: PD005 unless session_user may consume these streams (engine admins always may).';
 
 CREATE FUNCTION durable._may_consume(p_namespace text, p_stream text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((SELECT c.revoked_at IS NULL AND c.namespace = p_namespace AND p_stream = ANY (c.stream_names)
                             AND c.database_name = current_database()
                      FROM durable.worker_credentials c WHERE c.role_name = session_user), true)
@@ -1785,7 +1785,7 @@ COMMENT ON FUNCTION durable._may_consume(text, text) IS
     'Internal: whether session_user may consume p_stream (engine admins always may).';
 
 CREATE FUNCTION durable._authorize_messages(p_message_ids bigint[]) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_scope record;
 BEGIN
@@ -1815,7 +1815,7 @@ COMMENT ON FUNCTION durable.worker_scope_v1() IS
 -- The functions a worker role may EXECUTE (everything a workflow worker and
 -- an activity worker need).
 CREATE FUNCTION durable.worker_functions() RETURNS SETOF regprocedure
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT unnest(ARRAY[
         'durable.schema_version()',
         'durable.worker_scope_v1()',
@@ -1840,14 +1840,14 @@ COMMENT ON FUNCTION durable.worker_functions() IS
     'The functions a provisioned worker role may execute (and nothing else).';
 
 CREATE FUNCTION durable._random_password() RETURNS text
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
 $$;
 COMMENT ON FUNCTION durable._random_password() IS
     'Internal: 64 hex characters from two random UUIDs (no pgcrypto needed).';
 
 CREATE FUNCTION durable._check_password(p_password text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_password IS NOT NULL AND (length(p_password) < 12 OR length(p_password) > 1000) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -1857,7 +1857,7 @@ END $$;
 COMMENT ON FUNCTION durable._check_password(text) IS 'Internal: rejects too short or absurd passwords.';
 
 CREATE FUNCTION durable._grant_worker(p_role text) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_fn regprocedure;
 BEGIN
@@ -1883,7 +1883,7 @@ COMMENT ON FUNCTION durable._grant_worker(text) IS
 -- in the server log and to the client. The error is raised again here
 -- without that context.
 CREATE FUNCTION durable._set_role_password(p_role text, p_password text, p_create boolean) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_state text;
     v_message text;
@@ -1964,7 +1964,7 @@ COMMENT ON FUNCTION durable.provision_worker_role(text[], text, text) IS
     'is not stored by pgdurable.';
 
 CREATE FUNCTION durable._worker_role(p_role text, p_namespace text) RETURNS durable.worker_credentials
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_cred durable.worker_credentials;
 BEGIN
@@ -2047,7 +2047,7 @@ COMMENT ON FUNCTION durable.list_worker_roles(text) IS
 CREATE FUNCTION durable.prune(p_older_than interval, p_namespace text DEFAULT NULL,
                               p_batch integer DEFAULT 1000)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_cutoff timestamptz := durable.now() - p_older_than;
     v_deleted integer;
