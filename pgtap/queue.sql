@@ -132,8 +132,10 @@ SELECT is(octet_length(durable.stream_channel('q', repeat('x', 200))), 38,
           'the channel of a 200-character stream name is 38 bytes (under the 63-byte NOTIFY limit)');
 SELECT is(durable.stream_channel('q', repeat('x', 200)), durable.stream_channel('q', repeat('x', 200)),
           'stream_channel is deterministic');
-SELECT is(durable.stream_channel('q', 'orders'), 'pgd_s_' || md5('q/orders'),
-          'stream_channel is pgd_s_ followed by the md5 of namespace/stream');
+SELECT is(durable.stream_channel('q', 'orders'),
+          'pgd_s_' || md5((SELECT key FROM durable.secret) || '/stream/q/orders'),
+          'stream_channel is pgd_s_ followed by the md5 of namespace/stream salted with durable.secret '
+          '(nobody without the secret computes it)');
 SELECT isnt(durable.stream_channel('q', 'orders'), durable.stream_channel('q2', 'orders'),
             'the same stream in another namespace has another channel');
 SELECT is(octet_length(durable.stream_channel('ns', 'é' || repeat('ß', 300))), 38,

@@ -86,7 +86,7 @@ WHERE n.nspname = 'durable' AND p.oid NOT IN (SELECT f FROM durable.worker_funct
 ORDER BY p.oid::regprocedure::text;
 GRANT SELECT ON forbidden TO PUBLIC;
 
-SELECT plan(125 + (SELECT count(*)::integer FROM forbidden));
+SELECT plan(129 + (SELECT count(*)::integer FROM forbidden));
 
 -- ===========================================================================
 -- Part A: a real login as a worker role (committed role, dblink).
@@ -210,8 +210,8 @@ SELECT is_empty($$SELECT p.oid::regprocedure, c FROM pg_proc p, unnest(p.proconf
                                     WHERE s NOT IN ('pg_catalog', 'durable', 'pg_temp')))$$,
                 'every pinned search_path names only pg_catalog, durable and pg_temp, with pg_temp last');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
-                  WHERE p.oid IN ('durable.provision_worker_role(text[], text, text)'::regprocedure,
-                                  'durable.rotate_worker_password(text, text, text)'::regprocedure,
+                  WHERE p.oid IN ('durable.provision_worker_role(text[], text, text, text[], text[], integer, interval, interval, interval)'::regprocedure,
+                                  'durable.rotate_worker_password(text, text, text, boolean)'::regprocedure,
                                   'durable.revoke_worker_role(text, text)'::regprocedure,
                                   'durable.list_worker_roles(text)'::regprocedure)
                     AND NOT ('search_path=pg_catalog, pg_temp' = ANY (coalesce(p.proconfig, '{}')))$$,
@@ -260,8 +260,12 @@ CREATE TEMP TABLE wf_task AS
 SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['orders'], ARRAY['order_workflow'], 1);
 SELECT is((SELECT count(*)::integer FROM wf_task), 1, 'a worker role claims a workflow task of its own stream');
 SELECT is((SELECT count(*)::integer FROM durable.run_history_v1('durable', (SELECT workflow_id FROM wf_task),
-                                                                   (SELECT run_id FROM wf_task))), 1,
-          'a worker role reads the history of a run whose task it holds');
+                                                                   (SELECT run_id FROM wf_task),
+                                                                   (SELECT lease_token FROM wf_task))), 1,
+          'a worker role reads the history of a run whose task it holds, giving that task''s lease token');
+SELECT throws_ok(format($$SELECT durable.run_history_v1('durable', %L, %s, gen_random_uuid())$$,
+                        (SELECT workflow_id FROM wf_task), (SELECT run_id FROM wf_task)),
+                 'PD005', NULL, '...but not with another token: holding the task is not enough, the caller must');
 SELECT is((SELECT c.status FROM durable.complete_workflow_task_v1(
                (SELECT message_id FROM wf_task), (SELECT lease_token FROM wf_task), 1,
                '[{"type": "activity", "seq": 1, "name": "charge", "args": "[\"o\"]"}]') c),
@@ -532,15 +536,28 @@ SELECT isnt((SELECT revoked_at FROM durable.list_worker_roles() WHERE role_name 
 SELECT lives_ok(format('SELECT durable.revoke_worker_role(%L)', :'payer'), 'revoking again is harmless');
 SELECT throws_ok(format('SELECT durable.rotate_worker_password(%L)', :'payer'), 'PD005', NULL,
                  'a revoked role''s password cannot be rotated');
+SELECT is_empty(format($$SELECT p.oid::regprocedure FROM pg_proc p
+                         WHERE p.pronamespace = 'durable'::regnamespace
+                           AND has_function_privilege(%L, p.oid, 'EXECUTE')$$, :'payer'),
+                'a revoked role may execute no function of schema durable any more');
+SELECT ok(NOT has_schema_privilege(:'payer', 'durable', 'USAGE'), '...nor use schema durable');
+SELECT is_empty(format($$SELECT a.privilege_type FROM pg_database d, aclexplode(d.datacl) a
+                         WHERE d.datname = current_database() AND a.grantee = %L::regrole$$, :'payer'),
+                '...and the CONNECT grant provisioning gave it is gone (NOLOGIN keeps it out anyway)');
+SET SESSION AUTHORIZATION :'payer';
+SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['payments'], ARRAY['order_workflow'])$$,
+                 '42501', NULL, 'a revoked role''s claims on its own stream are refused (no grants left)');
+SELECT throws_ok(format($$SELECT durable.ack_v1(%s, %L)$$, :pm_id, :'pm_token'), '42501', NULL,
+                 'a revoked role cannot ack either');
+RESET SESSION AUTHORIZATION;
+-- Defence in depth: grants handed back by mistake do not revive a revoked role.
+SELECT format('GRANT USAGE ON SCHEMA durable TO %I', :'payer') \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', f, :'payer') FROM durable.worker_functions() f \gexec
 SET SESSION AUTHORIZATION :'payer';
 SELECT throws_like($$SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['payments'], ARRAY['order_workflow'])$$,
-                   '%was revoked%', 'a revoked role''s claims on its own stream fail with PD005 (was revoked)');
-SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['payments'], ARRAY['order_workflow'])$$,
-                 'PD005', NULL, '...with SQLSTATE PD005');
-SELECT throws_ok(format($$SELECT durable.ack_v1(%s, %L)$$, :pm_id, :'pm_token'), 'PD005', NULL,
-                 'a revoked role cannot ack either');
+                   '%was revoked%', 'with its grants given back by mistake, a revoked role still fails with PD005 (was revoked)');
 SELECT throws_ok($$SELECT durable.extend_lease_v1(ARRAY[-1]::bigint[], ARRAY[NULL]::uuid[], '1 minute')$$, 'PD005', NULL,
-                 'a revoked role fails with PD005 even for messages that do not exist');
+                 '...even for messages that do not exist');
 SELECT is((SELECT revoked FROM durable.worker_scope_v1()), true, 'worker_scope_v1 tells a revoked role so');
 RESET SESSION AUTHORIZATION;
 

@@ -116,8 +116,8 @@ END $$;
 -- ---------------------------------------------------------------------------
 -- closed_channel
 -- ---------------------------------------------------------------------------
-SELECT is(durable.closed_channel('n'), 'pgd_c_' || md5('n'),
-          'closed_channel is pgd_c_ followed by the md5 of the namespace');
+SELECT is(durable.closed_channel('n'), 'pgd_c_' || md5((SELECT key FROM durable.secret) || '/closed/n'),
+          'closed_channel is pgd_c_ followed by the md5 of the namespace salted with durable.secret');
 SELECT is(octet_length(durable.closed_channel(repeat('é', 300))), 38,
           'a closed channel is 38 bytes whatever the namespace');
 
