@@ -40,6 +40,17 @@ def _dsn() -> str:
     )
 
 
+def _lock_out_concurrent_runs(connection: Connection) -> None:
+    """Serialises migrations of one database. Once the engine exists, a row lock on
+    durable.secret does it (worker roles cannot touch that table); the advisory key, which
+    anyone may take, only guards the very first install."""
+    installed = connection.execute(text("SELECT to_regclass('durable.secret') IS NOT NULL")).scalar()
+    if installed:
+        connection.execute(text("SELECT 1 FROM durable.secret FOR UPDATE"))
+    else:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+
+
 def _reassert_grants(connection: Connection) -> None:
     """Ends every migration run: PUBLIC loses EXECUTE on functions a revision added, and worker
     roles hold EXECUTE on exactly the worker functions of the new version (sql/grants.sql)."""
@@ -64,9 +75,7 @@ def run_migrations_online() -> None:
         with engine.connect() as connection:
             context.configure(connection=connection, **COMMON_OPTIONS)
             with context.begin_transaction():
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
-                )
+                _lock_out_concurrent_runs(connection)
                 context.run_migrations()
                 _reassert_grants(connection)
     finally:
