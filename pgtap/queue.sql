@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(85);
+SELECT plan(88);
 
 -- ---------------------------------------------------------------------------
 -- Two claimers never get the same message (SKIP LOCKED), namespace 'dbl'.
@@ -282,6 +282,13 @@ SELECT is(durable.stream_channels_v1('bq', ARRAY['b', 'a']),
           ARRAY[durable.stream_channel('bq', 'b'), durable.stream_channel('bq', 'a')],
           'stream_channels_v1 returns the channels of the streams, in the order given');
 SELECT lives_ok($$SELECT durable._notify('pgd_tap', 'x')$$, '_notify sends (the queue is empty)');
+
+SELECT throws_like($$SELECT durable._check_eager('{"owner": "w", "lease_seconds": 1e9}')$$, 'lease % is out of range%',
+                   'an eager-dispatch lease is bounded like a claim''s');
+SELECT throws_ok($$SELECT durable._check_eager('{"owner": "w"}')$$, 'PD004', NULL,
+                 'an eager-dispatch request without a numeric lease_seconds is refused');
+SELECT lives_ok($$SELECT durable._check_eager('{"owner": "w", "lease_seconds": 30}'), durable._check_eager(NULL)$$,
+                'a 30 s eager lease (or none) is fine');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -88,6 +88,7 @@ DECLARE
     v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     IF p_result IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
@@ -119,6 +120,7 @@ DECLARE
     v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     PERFORM durable._check_payload(p_error::text);
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)

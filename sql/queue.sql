@@ -123,6 +123,24 @@ END $$;
 COMMENT ON FUNCTION durable._check_lease(interval) IS
     'Internal: PD004 unless 0 < lease <= 1 hour (a task held longer is heartbeated).';
 
+-- What a completing worker says it can take at once (eager dispatch): the
+-- lease it asks for is bounded like a claim's, its owner label like a name.
+CREATE FUNCTION durable._check_eager(p_eager jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_eager IS NULL THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(p_eager) IS DISTINCT FROM 'object' OR jsonb_typeof(p_eager->'lease_seconds') IS DISTINCT FROM 'number'
+       OR length(p_eager->>'owner') > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'p_eager must be an object with a numeric lease_seconds and an owner of at most 1000 characters';
+    END IF;
+    PERFORM durable._check_lease(make_interval(secs => (p_eager->>'lease_seconds')::float8));
+END $$;
+COMMENT ON FUNCTION durable._check_eager(jsonb) IS
+    'Internal: PD004 unless an eager-dispatch request asks for a lease a claim could get (at most 1 hour).';
+
 -- The claim every consumer shares: the first p_batch visible messages of
 -- the given streams, kinds and names, by priority then visible_at, leased
 -- to p_owner. SKIP LOCKED lets concurrent claimers pass each other.

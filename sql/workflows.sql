@@ -594,6 +594,7 @@ DECLARE
     v_id bigint;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     SELECT * INTO v_peek FROM durable.messages m WHERE m.id = p_message_id AND m.kind = 'workflow';
     IF NOT FOUND THEN
         PERFORM durable._held_message(p_message_id, p_lease_token);  -- raises PD001
