@@ -361,7 +361,7 @@ async def test_rotating_a_password_locks_out_the_old_one_and_workers_run_on_the_
         assert listed.rotated_at is not None and listed.revoked_at is None
 
         # A worker given the old password cannot start; one given the new password runs the order.
-        with pytest.raises(ConnectionError, match="password authentication failed"):
+        with pytest.raises(errors.AuthorizationError, match="password authentication failed"):
             await Durable.Worker.create(connection=admin, task_queue="orders", workflow=order_workflow,
                                         worker_credentials=cred)
         await Durable.Worker.create(connection=admin, task_queue="orders", workflow=order_workflow,

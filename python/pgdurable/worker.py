@@ -20,8 +20,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import psycopg
-
 from . import _faults, errors, interceptors, payloads, registry, store
 from . import activity as activity_api
 from ._runtime import WorkflowInfo, WorkflowRun
@@ -237,14 +235,13 @@ class Worker:
             await asyncio.wait_for(event.wait(), timeout)
 
     async def _db(self, call: Callable[[store.Conn], Awaitable[T]]) -> T | None:
-        """Runs one store call; on a connection failure logs once per outage and returns None."""
+        """Runs one store call of a loop; on a database failure logs it (once per outage) and
+        returns None: the loop tries again on its next turn."""
         try:
-            async with self._conn.connect() as conn:
-                result = await call(conn)
-        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+            result = await self._conn.run(call)
+        except errors.DatabaseError as exc:
             if not self._outage:
-                log.warning("worker %s: database unreachable (%s); retrying", self._owner,
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                log.warning("worker %s: database unreachable (%s); retrying", self._owner, exc)
                 self._outage = True
             await asyncio.sleep(0.5)
             return None
@@ -254,21 +251,10 @@ class Worker:
         return result
 
     async def _record(self, call: Callable[[store.Conn], Awaitable[T]]) -> T:
-        """Runs a recording call, retrying through connection failures for one lease period."""
+        """Runs a recording call, trying through database failures for one lease period (past it,
+        the lease has expired and the task runs again elsewhere)."""
         deadline = asyncio.get_running_loop().time() + self._lease.total_seconds()
-        while True:
-            try:
-                async with self._conn.connect() as conn:
-                    return await call(conn)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                # A deadlock or serialization failure rolled the whole call back: run it again.
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.01)
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
+        return await self._conn.run(call, until=deadline)
 
     # -- workflow tasks ---------------------------------------------------------
     async def _workflow_task(self, row: dict[str, Any]) -> None:
@@ -301,7 +287,7 @@ class Worker:
                 log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
                 run.evict()
                 return
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
+            except errors.DatabaseError:
                 run.evict()
                 raise
             except Exception as exc:  # the engine refused the commands: visible, retried with backoff
