@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,10 @@ from ._dsn import resolve_dsn
 
 log = logging.getLogger("pgdurable.connection")
 T = TypeVar("T")
+
+LOGIN_RETRY = 2.0
+"""While the server refuses this login, one new attempt at most every this many seconds: the
+calls in between fail with the refusal at once (the server logs every attempt)."""
 
 _open: set[Connection] = set()
 
@@ -57,6 +62,7 @@ class Connection:
         # refusal of the login while it lasts: connect() then decides at once instead of waiting.
         self._last_failure: errors.DatabaseError | None = None
         self._refusal: errors.AuthorizationError | None = None
+        self._refused_at = 0.0
 
     @property
     def dsn(self) -> str:
@@ -90,7 +96,7 @@ class Connection:
         if isinstance(failure, errors.DatabaseError):
             self._last_failure = failure
         if isinstance(failure, errors.AuthorizationError):
-            self._refusal = failure
+            self._refusal, self._refused_at = failure, time.monotonic()
         return failure
 
     def _opened(self) -> None:
@@ -154,7 +160,11 @@ class Connection:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + pool.timeout
         while True:
-            if self._refusal is not None:
+            refusal = self._refusal
+            if refusal is not None:
+                if time.monotonic() - self._refused_at < LOGIN_RETRY:
+                    raise errors.AuthorizationError(str(refusal), sqlstate=refusal.sqlstate,
+                                                    condition=refusal.condition)
                 probe = await self._open()
                 await probe.close()
             try:

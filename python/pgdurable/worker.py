@@ -33,6 +33,10 @@ _workers: set[Worker] = set()
 DEFAULT_LEASE = 30.0
 POLL_INTERVAL = 1.0
 UNKNOWN_ACTIVITY_CHECK = 5.0
+LOGIN_RETRY = 2.0
+"""Seconds between a worker's attempts to log in again while the database refuses its role."""
+LOGIN_ERROR_EVERY = 30.0
+"""A refused login is logged as an ERROR at most this often (each retry in between at DEBUG)."""
 
 
 class Worker:
@@ -65,6 +69,7 @@ class Worker:
         self._act_wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._outage = False
+        self._login_error_at: float | None = None  # when a refused login was last logged as an ERROR
         self._listener: Any = None
         self._next_unknown_check = 0.0
         self._woken_for_activities: set[str] = set()
@@ -239,6 +244,10 @@ class Worker:
         returns None: the loop tries again on its next turn."""
         try:
             result = await self._conn.run(call)
+        except errors.AuthorizationError as exc:
+            self._login_refused(exc)
+            await asyncio.sleep(LOGIN_RETRY)
+            return None
         except errors.DatabaseError as exc:
             if not self._outage:
                 log.warning("worker %s: database unreachable (%s); retrying", self._owner, exc)
@@ -248,7 +257,21 @@ class Worker:
         if self._outage:
             log.warning("worker %s: database reachable again", self._owner)
             self._outage = False
+        if self._login_error_at is not None:
+            log.warning("worker %s: the database accepts role %s again", self._owner, self._conn.role)
+            self._login_error_at = None
         return result
+
+    def _login_refused(self, exc: errors.AuthorizationError) -> None:
+        """A refused login stops all work: loudly, but once every LOGIN_ERROR_EVERY seconds."""
+        now = asyncio.get_running_loop().time()
+        if self._login_error_at is None or now - self._login_error_at >= LOGIN_ERROR_EVERY:
+            log.error("worker %s cannot work: %s. It claims and records nothing until the database "
+                      "accepts role %s again (trying every %g s; this error repeats every %g s)",
+                      self._owner, exc, self._conn.role, LOGIN_RETRY, LOGIN_ERROR_EVERY)
+            self._login_error_at = now
+        else:
+            log.debug("worker %s: login still refused: %s", self._owner, exc)
 
     async def _record(self, call: Callable[[store.Conn], Awaitable[T]]) -> T:
         """Runs a recording call, trying through database failures for one lease period (past it,
@@ -406,6 +429,9 @@ class Worker:
             except errors.LeaseLostError:
                 log.info("activity %s: lease lost, failure discarded", name)
                 return
+            except errors.DatabaseError as db_exc:
+                _not_recorded(name, row["attempt"], "failure", db_exc)
+                return
             if outcome["outcome"] == "retrying":
                 # Its retry may be due before the loop's next poll: let the loop re-plan its sleep.
                 self._act_wakeup.set()
@@ -420,6 +446,9 @@ class Worker:
             log.info("activity %s completed (attempt %s)", name, row["attempt"])
         except errors.LeaseLostError:
             log.info("activity %s: lease lost, result discarded", name)
+            return
+        except errors.DatabaseError as db_exc:
+            _not_recorded(name, row["attempt"], "result", db_exc)
             return
         if outcome["workflow_task"]:
             self._start_workflow_task(_workflow_row(outcome["workflow_task"]))
@@ -494,6 +523,11 @@ def _workflow_row(task: dict[str, Any]) -> dict[str, Any]:
     """An eagerly leased workflow task (JSON) as a claim row."""
     return {**task, "lease_token": uuid.UUID(task["lease_token"]),
             "started_at": datetime.fromisoformat(task["started_at"])}
+
+
+def _not_recorded(name: str, attempt: int, what: str, exc: errors.DatabaseError) -> None:
+    log.warning("activity %s attempt %s: its %s was not recorded (%s); the attempt runs again once "
+                "its lease expires", name, attempt, what, exc)
 
 
 def _log_crash(task: asyncio.Task[Any]) -> None:
