@@ -173,7 +173,9 @@ class WorkflowHandle:
             repeatable=False)
 
     async def history(self, all_runs: bool = False) -> list[dict[str, Any]]:
-        """The history as JSON-serialisable dicts: event_id, event_type, timestamp, run_id, details."""
+        """The history as JSON-serialisable dicts: event_id, event_type, timestamp, run_id, details
+        (payloads decoded: :class:`~pgdurable.errors.PayloadError` when one cannot be, e.g. without
+        the codec it was written with)."""
         rows = await self._client.connection.run(
             lambda conn: store.workflow_history(conn, self._client.namespace, self.workflow_id, all_runs))
         if not rows:

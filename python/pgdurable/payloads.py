@@ -119,24 +119,25 @@ def dumps(value: Any) -> str:
 
 
 def loads(stored: str) -> Any:
-    """Reads stored text back into a value (the codec, then JSON)."""
+    """Reads stored text back into a value (the codec, then JSON); :class:`PayloadError` when it
+    cannot be decoded."""
+    return _decoded(stored, _hook)
+
+
+def to_json_value(stored: str | None) -> Any:
+    """A stored payload as plain JSON values (tagged types left as tagged objects);
+    :class:`PayloadError` when it cannot be decoded."""
+    return None if stored is None else _decoded(stored, None)
+
+
+def _decoded(stored: str, hook: Any) -> Any:
     try:
-        return json.loads(decode_text(stored), object_hook=_hook)
+        return json.loads(decode_text(stored), object_hook=hook)
     except PayloadError:
         raise
     except Exception as exc:
         raise PayloadError(f"cannot decode a stored payload ({type(exc).__name__}: {exc}); "
                            "is the same codec registered as when it was written?") from exc
-
-
-def to_json_value(stored: str | None) -> Any:
-    """A stored payload as plain JSON values (tagged types left as tagged objects)."""
-    if stored is None:
-        return None
-    try:
-        return json.loads(decode_text(stored))
-    except Exception:
-        return stored
 
 
 def encode_text(text: str) -> str:

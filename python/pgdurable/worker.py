@@ -384,12 +384,23 @@ class Worker:
         try:
             await self._run_activity(row, name, payload)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await self._record(lambda c: store.release(c, message_id, token))
-            log.info("activity %s released (worker shutting down)", name)
+            await self._release(name, message_id, token)
         finally:
             self._activities.pop(message_id, None)
             self._slot_freed.set()
+
+    async def _release(self, name: str, message_id: int, token: Any) -> None:
+        """Gives back the lease of an activity cut short by shutdown, and logs what really happened."""
+        try:
+            await self._conn.run(lambda c: store.release(c, message_id, token))
+        except errors.LeaseLostError:
+            log.info("activity %s: not released at shutdown: its lease was already lost (another worker "
+                     "took the task over, or it ended)", name)
+        except errors.DurableError as exc:
+            log.warning("activity %s: not released at shutdown (%s); it runs again once its lease "
+                        "expires", name, exc)
+        else:
+            log.info("activity %s released (worker shutting down)", name)
 
     async def _run_activity(self, row: dict[str, Any], name: str, payload: dict[str, Any]) -> None:
         message_id, token = row["message_id"], row["lease_token"]
