@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
-from .errors import PayloadError
+from .errors import InvalidArgumentError, PayloadError
 from .retry import error_type_names
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
@@ -106,12 +106,14 @@ def _hook(obj: dict[str, Any]) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Serialises ``value`` to stored text (JSON, then the codec)."""
+    """Serialises ``value`` to stored text (JSON, then the codec). A value that is no payload is a
+    ``TypeError``; one over :data:`MAX_PAYLOAD_BYTES` once encoded an
+    :class:`~pgdurable.errors.InvalidArgumentError` (a ``ValueError``)."""
     text = json.dumps(_escape(value), default=_default, allow_nan=False, separators=(",", ":"),
                       ensure_ascii=False)
     stored = encode_text(text)
     if len(stored.encode("utf-8")) > MAX_PAYLOAD_BYTES:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"payload of {len(stored.encode('utf-8'))} bytes exceeds the {MAX_PAYLOAD_BYTES} byte limit: "
             "store large data elsewhere and pass a reference"
         )

@@ -408,6 +408,7 @@ class Worker:
         fn = registry.get(name)
         beat = self._activities.get(message_id, (None, None, {}))[2]
         loop = asyncio.get_running_loop()
+        unstorable = False
         try:
             if fn is None:
                 raise errors.DurableFatalError(f"activity {name!r} is not registered in this process")
@@ -424,14 +425,19 @@ class Worker:
                 result = await self._invoke(fn, ctx, payload.get("start_to_close_timeout"))
             finally:
                 activity_api._current.reset(token_ctx)
+            # A result that cannot be stored (too large, not a payload type) fails the same way on
+            # every attempt: it is not retried.
+            unstorable = True
             encoded = payloads.dumps(result)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded
             if not isinstance(exc, Exception):
                 raise
-            fatal = isinstance(exc, errors.DurableFatalError)
-            log.info("activity %s attempt %s failed: %s: %s", name, row["attempt"], type(exc).__name__, exc)
+            fatal = unstorable or isinstance(exc, errors.DurableFatalError)
+            log.info("activity %s attempt %s failed%s: %s: %s", name, row["attempt"],
+                     " (its result cannot be stored: not retried)" if unstorable else "",
+                     type(exc).__name__, exc)
             error = payloads.error_to_json(exc, non_retryable=fatal)
             _faults.point("activity_ran")
             try:
