@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(159);
+SELECT plan(162);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -440,6 +440,30 @@ SELECT is((SELECT array_agg(name || '@' || stream || ':' || attempt || ':' || (l
           'activities of other names or other streams are queued as usual');
 SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('eg', ARRAY['q-activity'], ARRAY['charge'])$$,
                 'no other worker can claim the eagerly leased activity');
+-- Eager dispatch stops at the caller's free capacity.
+SELECT pg_temp.start('egc', 'w') AS ignored \gset
+CREATE TEMP TABLE egc1 AS SELECT * FROM durable.claim_workflow_tasks_v1('egc', ARRAY['q'], ARRAY['w']);
+CREATE TEMP TABLE egc1_done AS
+SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM egc1), (SELECT lease_token FROM egc1), 1,
+    '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"},
+      {"type": "activity", "seq": 2, "name": "charge", "args": "[2]"},
+      {"type": "activity", "seq": 3, "name": "charge", "args": "[3]"}]',
+    '{"owner": "wk-c", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"],
+      "capacity": 2}');
+SELECT is((SELECT jsonb_path_query_array(activities, '$[*].payload.seq') FROM egc1_done), '[1, 2]'::jsonb,
+          'with p_eager capacity 2, only the first two activities come back leased to the caller');
+SELECT is((SELECT array_agg((payload->>'seq') || ':' || (lease_token IS NULL) || ':' || (visible_at <= durable.now())
+                            ORDER BY id)
+           FROM durable.messages WHERE namespace = 'egc' AND kind = 'activity' AND lease_owner IS DISTINCT FROM 'wk-c'),
+          '{3:true:true}'::text[], 'the third is queued, claimable at once by any worker');
+SELECT pg_temp.start('egc', 'z') AS ignored \gset
+CREATE TEMP TABLE egc2 AS SELECT * FROM durable.claim_workflow_tasks_v1('egc', ARRAY['q'], ARRAY['z']);
+SELECT is((SELECT jsonb_array_length(activities) FROM durable.complete_workflow_task_v1(
+               (SELECT message_id FROM egc2), (SELECT lease_token FROM egc2), 1,
+               '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]',
+               '{"owner": "wk-c", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"],
+                 "capacity": 0}')), 0,
+          'a caller without free capacity gets no activity eagerly');
 -- Events that arrive during an eager worker's task: it keeps the task and gets them.
 SELECT durable.cancel_workflow_v1('eg', 'w') AS ignored \gset
 CREATE TEMP TABLE eg2 AS SELECT * FROM durable.claim_workflow_tasks_v1('eg', ARRAY['q'], ARRAY['w']);

@@ -1216,7 +1216,10 @@ BEGIN
                 MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
         END IF;
         IF v_cmd->>'type' = 'activity' THEN
-            v_id := durable._schedule_activity(v_wf, v_cmd, p_eager);
+            -- Eager dispatch stops at the caller's free capacity: the rest is queued (and NOTIFYed).
+            v_id := durable._schedule_activity(v_wf, v_cmd,
+                CASE WHEN cardinality(v_leased) < coalesce((p_eager->>'capacity')::integer, 2147483647)
+                     THEN p_eager END);
             IF v_id IS NOT NULL THEN
                 v_leased := v_leased || v_id;
             END IF;
@@ -1260,8 +1263,9 @@ COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jso
     'signal, child, patch, complete, fail, cancelled, continue_as_new) and records that the workflow code '
     'has seen events up to p_processed_event_id. status: ok, requeued (new events wait), continue (the '
     'caller keeps the task: events holds the new ones), closed or discarded. With p_eager {owner, '
-    'lease_seconds, activity_stream, activity_names}, activities the caller serves come back already '
-    'leased to it (activities).';
+    'lease_seconds, activity_stream, activity_names, capacity}, activities the caller serves come back '
+    'already leased to it (activities), at most capacity of them (no limit without it); the others are '
+    'queued.';
 
 CREATE FUNCTION durable.fail_workflow_task_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
 RETURNS interval

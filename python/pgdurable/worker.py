@@ -68,6 +68,7 @@ class Worker:
         self._wf_wakeup = asyncio.Event()
         self._act_wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._reserved = 0  # activity slots held for the claims and completions in flight
         self._outage = False
         self._login_error_at: float | None = None  # when a refused login was last logged as an ERROR
         self._listener: Any = None
@@ -195,18 +196,21 @@ class Worker:
         assert self.activity_stream is not None
         streams = [self.activity_stream]
         while not self._stopping:
-            free = self.concurrency - len(self._activities)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
             names = registry.names()
             self._act_wakeup.clear()
             if not names:
                 await self._wait(self._act_wakeup, POLL_INTERVAL)
                 continue
-            rows = await self._db(lambda c, names=names, free=free: store.claim_activity_tasks(
-                c, self.namespace, streams, names, free, self._lease, self._owner))
+            free = self._take_slots(self.concurrency)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                rows = await self._db(lambda c, names=names, free=free: store.claim_activity_tasks(
+                    c, self.namespace, streams, names, free, self._lease, self._owner))
+            finally:
+                self._return_slots(free)
             if rows is None:
                 continue
             for row in rows:
@@ -302,7 +306,11 @@ class Worker:
                 await self._fail_workflow_task(row, failure)
                 return
             _faults.point("workflow_task_ran")
-            call = (row["message_id"], row["lease_token"], run.processed_event_id, commands, self._eager())
+            # Activities this worker may take at once, within its concurrency (eager dispatch).
+            slots = 0 if self._stopping or not self.activity_stream else self._take_slots(
+                sum(1 for command in commands if command["type"] == "activity"))
+            call = (row["message_id"], row["lease_token"], run.processed_event_id, commands,
+                    self._eager(slots))
             try:
                 result = await self._record(lambda c, call=call: store.complete_workflow_task(c, *call))
                 _faults.point("workflow_task_recorded")
@@ -317,6 +325,8 @@ class Worker:
                 run.evict()
                 await self._fail_workflow_task(row, exc)
                 return
+            finally:
+                self._return_slots(slots)  # the leased activities take them over, with no await between
             for task in result["activities"] or ():
                 self._start_activity(_activity_row(task))
             if result["status"] in ("closed", "discarded"):
@@ -332,14 +342,28 @@ class Worker:
             _, old = self._cache.popitem(last=False)
             old.evict()
 
-    def _eager(self) -> dict[str, Any] | None:
-        """What this worker can take at once from a completing call (eager dispatch)."""
+    def _eager(self, capacity: int = 0) -> dict[str, Any] | None:
+        """What this worker can take at once from a completing call (eager dispatch): the workflow
+        task it wakes, and up to ``capacity`` activities (slots reserved by the caller)."""
         eager: dict[str, Any] = {"owner": self._owner, "lease_seconds": self._lease.total_seconds()}
         if self.workflows and not self._stopping:
             eager.update(task_queue=self.task_queue, workflow_names=list(self.workflows))
-        if self.activity_stream and not self._stopping and len(self._activities) < self.concurrency:
-            eager.update(activity_stream=self.activity_stream, activity_names=registry.names())
+        if capacity > 0 and self.activity_stream:
+            eager.update(activity_stream=self.activity_stream, activity_names=registry.names(),
+                         capacity=capacity)
         return eager if len(eager) > 2 else None
+
+    def _take_slots(self, wanted: int) -> int:
+        """Reserves up to ``wanted`` free activity slots (``concurrency`` minus the activities
+        running and the slots other calls hold); returns how many it got."""
+        taken = max(0, min(wanted, self.concurrency - len(self._activities) - self._reserved))
+        self._reserved += taken
+        return taken
+
+    def _return_slots(self, count: int) -> None:
+        if count:
+            self._reserved -= count
+            self._slot_freed.set()
 
     def _start_activity(self, row: dict[str, Any]) -> None:
         task = asyncio.create_task(self._activity_task(row), name=f"activity {row['activity_name']}")
