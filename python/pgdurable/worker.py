@@ -222,16 +222,37 @@ class Worker:
         period = max(self._lease.total_seconds() / 3, 0.05)
         while not self._stopping or self._activities:
             await asyncio.sleep(period)
-            held = list(self._activities.items())
+            held = [(m, h) for m, h in self._activities.items() if not h[2].get("lost")]
             if not held:
                 continue
             for message_id, (_, token, beat) in held:
                 if "details" in beat:
                     details = beat.pop("details")
-                    await self._db(lambda c, m=message_id, t=token, d=details: store.heartbeat_activity(
-                        c, m, t, d, self._lease))
+                    kept = await self._db(lambda c, m=message_id, t=token, d=details:
+                                          store.heartbeat_activity(c, m, t, d, self._lease))
+                    if kept is False:
+                        self._lease_lost(message_id)
             ids, tokens = [m for m, _ in held], [h[1] for _, h in held]
-            await self._db(lambda c, ids=ids, tokens=tokens: store.extend_leases(c, ids, tokens, self._lease))
+            extended = await self._db(lambda c, ids=ids, tokens=tokens: store.extend_leases(
+                c, ids, tokens, self._lease))
+            for message_id in set(ids) - (set(ids) if extended is None else extended):
+                self._lease_lost(message_id)
+
+    def _lease_lost(self, message_id: int) -> None:
+        """A renewal found this activity's lease gone (it expired and another worker took the task
+        over, or the task ended): stop renewing it, tell the activity, record nothing for it."""
+        entry = self._activities.get(message_id)
+        if entry is None or entry[2].get("lost") or entry[2].get("recording"):
+            return  # gone, known, or its own recording call will tell
+        beat = entry[2]
+        beat["lost"] = True
+        ctx = beat.get("ctx")
+        if ctx is not None:
+            ctx.lease_lost = True
+        log.warning("activity %s (workflow %s, attempt %s): lease lost: another worker took the task over "
+                    "or it ended; this worker stops renewing it and will discard its outcome "
+                    "(get_context().lease_lost is now true)", beat.get("name"), beat.get("workflow_id"),
+                    beat.get("attempt"))
 
     async def _idle(self, wakeup: asyncio.Event, streams: list[str], names: list[str]) -> None:
         delay = await self._db(lambda c: store.next_wakeup(c, self.namespace, streams, names))
@@ -431,6 +452,7 @@ class Worker:
         _faults.point("activity_claimed")
         fn = registry.get(name)
         beat = self._activities.get(message_id, (None, None, {}))[2]
+        beat.update(name=name, workflow_id=row["workflow_id"], attempt=row["attempt"])
         loop = asyncio.get_running_loop()
         unstorable = False
         try:
@@ -443,7 +465,9 @@ class Worker:
                 workflow_id=row["workflow_id"], workflow_name=payload.get("workflow_name"),
                 task_queue=payload.get("task_queue"), attempt=row["attempt"], namespace=self.namespace,
                 heartbeat_details=None if details is None else payloads.loads(details),
-                _beat=(loop, lambda d: beat.__setitem__("details", payloads.dumps(d))))
+                _beat=(loop, lambda d: beat.__setitem__("details", payloads.dumps(d))),
+                lease_lost=bool(beat.get("lost")))
+            beat["ctx"] = ctx
             token_ctx = activity_api._current.set(ctx)
             try:
                 result = await self._invoke(fn, ctx, payload.get("start_to_close_timeout"))
@@ -464,6 +488,8 @@ class Worker:
                      type(exc).__name__, exc)
             error = payloads.error_to_json(exc, non_retryable=fatal)
             _faults.point("activity_ran")
+            if self._discard_lost(beat, name, "failure"):
+                return
             try:
                 outcome = await self._record(lambda c: store.fail_activity(
                     c, message_id, token, error, self._eager()))
@@ -480,6 +506,8 @@ class Worker:
                 self._start_workflow_task(_workflow_row(outcome["workflow_task"]))
             return
         _faults.point("activity_ran")
+        if self._discard_lost(beat, name, "result"):
+            return
         try:
             outcome = await self._record(lambda c: store.complete_activity(
                 c, message_id, token, encoded, self._eager()))
@@ -493,6 +521,16 @@ class Worker:
             return
         if outcome["workflow_task"]:
             self._start_workflow_task(_workflow_row(outcome["workflow_task"]))
+
+    @staticmethod
+    def _discard_lost(beat: dict[str, Any], name: str, what: str) -> bool:
+        """True (and logged) when the attempt's lease is known lost: its outcome belongs to the new
+        holder and is not sent; otherwise the recording call is under way (no more loss warnings)."""
+        if beat.get("lost"):
+            log.info("activity %s: %s discarded: this worker lost its lease", name, what)
+            return True
+        beat["recording"] = True
+        return False
 
     async def _invoke(self, fn: Callable[..., Any], ctx: activity_api.ActivityContext,
                       timeout: float | None) -> Any:
