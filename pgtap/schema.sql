@@ -2,7 +2,7 @@
 -- clock and the schema version (mirrors sql/schema.sql).
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 SELECT has_schema('durable', 'the durable schema exists');
 SELECT function_returns(
@@ -47,6 +47,10 @@ SELECT throws_ok($$INSERT INTO durable.history (namespace, workflow_id, run_id, 
                    VALUES ('inv', 'w', 1, 100, 'timer_fired', 7, true, now()),
                           ('inv', 'w', 1, 101, 'timer_fired', 7, true, now())$$, '23505', NULL,
                  'a durable call (seq) is resolved by at most one inbound event');
+
+SELECT lives_ok($$INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, created_at)
+                  VALUES ('inv', 'w', 1, 102, 'timer_cancelled', 8, false, now())$$,
+                'timer_cancelled is a history event type');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(162);
+SELECT plan(168);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -382,6 +382,30 @@ SELECT pg_temp.step('tm', 'cw', '[{"type": "condition", "seq": 1, "signal_id": "
 SELECT durable.advance_clock('6 seconds') IS NOT NULL AS moved \gset
 SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 1, 'a condition''s timeout timer fires');
 SELECT is(pg_temp.inbound('tm', 'cw'), '{workflow_started,signal_timed_out}'::text[], 'and times the condition out');
+
+-- cancel_timer: a timer the workflow code abandoned is withdrawn.
+SELECT pg_temp.start('tc', 'w') AS ignored \gset
+SELECT pg_temp.step('tc', 'w', '[{"type": "timer", "seq": 1, "seconds": 3600}, {"type": "timer", "seq": 2, "seconds": 1}]') AS ignored \gset
+SELECT durable.advance_clock('2 seconds') IS NOT NULL AS moved \gset
+CREATE TEMP TABLE tc1 AS SELECT * FROM durable.claim_workflow_tasks_v1('tc', ARRAY['q'], ARRAY['w']);
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM tc1), (SELECT lease_token FROM tc1),
+           (SELECT max((e->>'event_id')::int) FROM tc1, jsonb_array_elements(events) e),
+           '[{"type": "cancel_timer", "seq": 1}, {"type": "cancel_timer", "seq": 2}]')), 'ok',
+          'complete_workflow_task_v1 takes cancel_timer commands');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'tc' AND kind = 'timer'$$,
+                'the cancelled timer''s message is gone: it will not wake the run');
+SELECT is((SELECT array_agg(seq || ':' || inbound || ':' || (data->>'withdrawn') ORDER BY event_id) FROM durable.history
+           WHERE namespace = 'tc' AND event_type = 'timer_cancelled'), '{1:false:true,2:false:false}'::text[],
+          'each cancel records a non-inbound timer_cancelled; withdrawn false for the timer that had fired already');
+SELECT is((SELECT last_inbound_event_id < last_event_id FROM durable.workflows WHERE namespace = 'tc'), true,
+          'a cancel wakes nobody (no inbound event)');
+SELECT durable.advance_clock('1 hour') IS NOT NULL AS moved \gset
+SELECT is(durable.fire_timers_v1('tc', ARRAY['q']), 0, 'past its due time the cancelled timer fires nothing');
+SELECT pg_temp.start('tc', 'x') AS ignored \gset
+CREATE TEMP TABLE tc2 AS SELECT * FROM durable.claim_workflow_tasks_v1('tc', ARRAY['q'], ARRAY['x']);
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, ''[{"type": "cancel_timer", "seq": 9}]'')',
+                        (SELECT message_id FROM tc2), (SELECT lease_token FROM tc2)),
+                 'PD004', NULL, 'cancel_timer of a seq that is no timer of the run is rejected with PD004');
 
 -- A durable call resolves once: a second outcome is refused, as is one for a closed run.
 SELECT is(durable._deliver('tm', 'w', 1, 'timer_fired', 1, '{}'), false,

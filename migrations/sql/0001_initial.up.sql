@@ -103,7 +103,7 @@ CREATE TABLE durable.history (
         'workflow_started', 'workflow_completed', 'workflow_failed', 'workflow_cancelled',
         'workflow_interrupted', 'workflow_continued_as_new', 'workflow_task_failed',
         'cancel_requested', 'activity_scheduled', 'activity_failed', 'activity_completed',
-        'timer_started', 'timer_fired', 'signal_wait_started', 'signal_received',
+        'timer_started', 'timer_fired', 'timer_cancelled', 'signal_wait_started', 'signal_received',
         'signal_timed_out', 'signal_sent', 'child_started', 'child_completed', 'child_failed',
         'patch_marker')),
     seq integer,
@@ -1109,6 +1109,36 @@ END $$;
 COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
     'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
 
+-- Withdraws a timer the workflow code abandoned (the timeout of an asyncio.wait_for whose
+-- awaitable finished first, a cancelled sleep): it neither wakes the run nor shows as pending.
+-- A timer being fired right now is skipped, not waited for (fire_timers_v1 locks the timer,
+-- then the run): its timer_fired reaches nobody.
+CREATE FUNCTION durable._cancel_timer(p_wf durable.workflows, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_withdrawn boolean;
+BEGIN
+    IF p_seq IS NULL OR NOT EXISTS (
+        SELECT 1 FROM durable.history h
+        WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
+          AND h.seq = p_seq AND h.event_type = 'timer_started') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
+                             p_seq, p_wf.workflow_id, p_wf.run_id);
+    END IF;
+    DELETE FROM durable.messages m
+    WHERE m.id IN (SELECT x.id FROM durable.messages x
+                   WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
+                     AND x.run_id = p_wf.run_id AND x.kind = 'timer' AND (x.payload->>'seq')::integer = p_seq
+                   FOR UPDATE SKIP LOCKED);
+    v_withdrawn := FOUND;
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_cancelled', p_seq,
+                                  false, jsonb_build_object('withdrawn', v_withdrawn));
+END $$;
+COMMENT ON FUNCTION durable._cancel_timer(durable.workflows, integer) IS
+    'Internal: deletes the timer of durable call p_seq (one the workflow code abandoned) and records '
+    'timer_cancelled (withdrawn false: it had fired already). PD004 if p_seq is no timer of the run.';
+
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1160,6 +1190,8 @@ BEGIN
         END IF;
     WHEN 'cancel_wait' THEN
         PERFORM durable._cancel_wait(p_wf.namespace, p_cmd->>'signal_id', p_wf.workflow_id, p_wf.run_id, v_seq);
+    WHEN 'cancel_timer' THEN
+        PERFORM durable._cancel_timer(p_wf, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',
@@ -1260,7 +1292,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb) IS
     'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
-    'signal, child, patch, complete, fail, cancelled, continue_as_new) and records that the workflow code '
+    'signal, child, patch, cancel_wait, cancel_timer, complete, fail, cancelled, continue_as_new) and '
+    'records that the workflow code '
     'has seen events up to p_processed_event_id. status: ok, requeued (new events wait), continue (the '
     'caller keeps the task: events holds the new ones), closed or discarded. With p_eager {owner, '
     'lease_seconds, activity_stream, activity_names, capacity}, activities the caller serves come back '
@@ -1568,7 +1601,8 @@ BEGIN
            OR (s.event_type = 'child_started' AND (s.data->>'awaited')::boolean))
       AND NOT EXISTS (SELECT 1 FROM durable.history r
                       WHERE r.namespace = s.namespace AND r.workflow_id = s.workflow_id
-                        AND r.run_id = s.run_id AND r.seq = s.seq AND r.inbound);
+                        AND r.run_id = s.run_id AND r.seq = s.seq
+                        AND (r.inbound OR r.event_type = 'timer_cancelled'));
     -- A workflow task nobody has claimed: say which worker it waits for.
     SELECT * INTO v_task FROM durable.messages m
     WHERE m.namespace = v_wf.namespace AND m.workflow_id = v_wf.workflow_id AND m.run_id = v_wf.run_id

@@ -7,6 +7,9 @@ see exactly the same interleaving. Each durable call gets the next sequence
 number; a call whose number history already recorded must match it (else
 :class:`NonDeterminismError`), and is resolved when its outcome event is
 delivered; a new call becomes a command for ``complete_workflow_task_v1``.
+A timer the code abandons before it fires (the timeout of an
+``asyncio.wait_for`` whose awaitable finished first, a cancelled sleep)
+becomes a ``cancel_timer`` command, once: a replay finds it in the history.
 A suspended run stays parked in the worker's cache: the next activation
 only feeds it the new events.
 """
@@ -115,7 +118,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return False
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        pass
+        self.run.timer_handle_cancelled(handle)
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         if self.run.evicted:
@@ -159,6 +162,7 @@ class WorkflowRun:
         self.recorded: dict[int, tuple[str, str | None]] = {}
         self.max_recorded = 0
         self.recorded_patches: set[str] = set()
+        self.cancelled_timers: set[int] = set()  # timers withdrawn (recorded, or commanded in this run)
         self.patch_memo: dict[str, bool] = {}
         self.pending: dict[int, _Call] = {}
         self.resolved: set[int] = set()
@@ -185,6 +189,8 @@ class WorkflowRun:
                 self.max_recorded = max(self.max_recorded, event["seq"])
             elif event["event_type"] == "patch_marker":
                 self.recorded_patches.add(event["data"].get("patch_id"))
+            elif event["event_type"] == "timer_cancelled" and event["seq"] is not None:
+                self.cancelled_timers.add(event["seq"])
             if event["inbound"] and event["seq"] is not None:
                 self.resolved.add(event["seq"])
         return [event for event in events if event["inbound"]]
@@ -363,13 +369,39 @@ class WorkflowRun:
         future.add_done_callback(abandoned)
         return future
 
+    def wait_timer(self, seq: int, seconds: float) -> asyncio.Future[Any]:
+        """A durable sleep's future; abandoning it (cancelling) withdraws its timer durably."""
+        future = self.wait(seq, "timer", seconds=seconds)
+
+        def abandoned(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() and self.pending.pop(seq, None) is not None:
+                self.cancel_timer(seq)
+
+        future.add_done_callback(abandoned)
+        return future
+
     def timer_handle(self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...],
                      context: contextvars.Context | None) -> asyncio.TimerHandle:
         seq = self.next_seq()
         self.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": delay})
         handle = asyncio.TimerHandle(self.loop.time() + delay, callback, args, self.loop, context)
-        self.pending[seq] = _Call(seq, "timer", timer=handle)
+        self.pending[seq] = _Call(seq, "timer", timer=handle, cancellable=not _shielded.get())
         return handle
+
+    def timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        """asyncio cancelled one of its timers (wait_for's timeout, asyncio.sleep's wake-up)."""
+        for seq, call in self.pending.items():
+            if call.timer is handle:
+                del self.pending[seq]
+                self.cancel_timer(seq)
+                return
+
+    def cancel_timer(self, seq: int) -> None:
+        """Withdraws the durable timer of call ``seq``, unless it fired or is withdrawn already."""
+        if seq in self.resolved or seq in self.cancelled_timers or self.evicted or self.failure is not None:
+            return
+        self.cancelled_timers.add(seq)
+        self.commands.append({"type": "cancel_timer", "seq": seq})
 
     def patched(self, patch_id: str, deprecated: bool = False) -> bool:
         if patch_id in self.patch_memo:
@@ -394,6 +426,8 @@ class WorkflowRun:
             return
         for call in targets:
             self.pending.pop(call.seq, None)
+            if call.kind == "timer":
+                self.cancel_timer(call.seq)
             assert call.future is not None
             call.future.set_exception(errors.CancelledFailure("workflow cancelled"))
 
