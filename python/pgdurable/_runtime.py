@@ -17,6 +17,7 @@ only feeds it the new events.
 from __future__ import annotations
 
 import asyncio
+import asyncio.futures
 import contextvars
 import hashlib
 import logging
@@ -419,17 +420,19 @@ class WorkflowRun:
 
     def _on_cancel(self) -> None:
         self.cancel_requested = True
-        targets = [c for c in self.pending.values()
-                   if c.future is not None and not c.future.done() and c.cancellable]
+        targets = [c for c in self.pending.values() if c.cancellable and _awaited_future(c) is not None]
         if not targets:
             self._cancel_pending = True
             return
         for call in targets:
-            self.pending.pop(call.seq, None)
-            if call.kind == "timer":
-                self.cancel_timer(call.seq)
-            assert call.future is not None
-            call.future.set_exception(errors.CancelledFailure("workflow cancelled"))
+            future = _awaited_future(call)
+            assert future is not None
+            if call.future is not None:
+                self.pending.pop(call.seq, None)
+                if call.kind == "timer":
+                    self.cancel_timer(call.seq)
+            # An asyncio.sleep's timer is withdrawn when the sleep, interrupted, cancels its handle.
+            future.set_exception(errors.CancelledFailure("workflow cancelled"))
 
     def _nondeterminism(self, message: str) -> None:
         self.failure = errors.NonDeterminismError(
@@ -454,6 +457,20 @@ class WorkflowRun:
         finally:
             asyncio.events._set_running_loop(outer)
         self.pending.clear()
+
+
+def _awaited_future(call: _Call) -> asyncio.Future[Any] | None:
+    """The future workflow code awaits on a pending call, when a cancellation can interrupt it: a
+    durable call's, or the one an ``asyncio.sleep`` waits on (its timer's callback sets it). Other
+    asyncio timers (wait_for's timeout) guard an awaitable that is interrupted itself."""
+    if call.future is not None:
+        return None if call.future.done() else call.future
+    timer = call.timer
+    if timer is not None and timer._callback is asyncio.futures._set_result_unless_cancelled:
+        future = timer._args[0]
+        if isinstance(future, asyncio.Future) and not future.done():
+            return future
+    return None
 
 
 def _error(exc: BaseException, non_retryable: bool = False) -> dict[str, Any]:
