@@ -275,7 +275,9 @@ class Worker:
             return None
         except errors.DatabaseError as exc:
             if not self._outage:
-                log.warning("worker %s: database unreachable (%s); retrying", self._owner, exc)
+                what = ("database unreachable" if isinstance(exc, errors.DatabaseUnavailableError)
+                        else "database call failed")
+                log.warning("worker %s: %s (%s); retrying", self._owner, what, exc)
                 self._outage = True
             await asyncio.sleep(0.5)
             return None
