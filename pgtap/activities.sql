@@ -8,7 +8,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(71);
+SELECT plan(78);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -186,6 +186,17 @@ CREATE TEMP TABLE l1 AS SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY
 SELECT durable.advance_clock('11 seconds') IS NOT NULL AS moved \gset
 CREATE TEMP TABLE l2 AS SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['slow'], 1, interval '10 seconds');
 SELECT is((SELECT attempt FROM l2), 2, 'an activity whose lease expired is claimed again as attempt 2: the lost one counted');
+SELECT is((SELECT (seq, inbound, data->>'attempt', data->>'maxed', data->>'lease_lost', data->'error'->>'type',
+                   data->'error'->>'detail')::text
+           FROM durable.history WHERE namespace = 'l' AND workflow_id = 'w' AND event_type = 'activity_failed'),
+          '(1,f,1,false,true,ActivityLeaseExpired,"attempt 1 of 3 was lost with its worker (lease expired)")',
+          'the history records that attempt 1 was lost: a non-inbound activity_failed with lease_lost');
+SELECT is((SELECT count(*)::int FROM durable.messages WHERE namespace = 'l' AND kind = 'workflow'), 0,
+          'a lost attempt does not wake the workflow');
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['slow'])$$,
+                'claiming again finds nothing to claim');
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'l' AND event_type = 'activity_failed'), 1,
+          'and records the lost attempt only once');
 SELECT throws_ok(format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, ''1'')', (SELECT message_id FROM l1), (SELECT lease_token FROM l1)),
                  'PD001', NULL, 'the worker that lost the lease cannot record its result');
 SELECT is(durable.heartbeat_activity_v1((SELECT message_id FROM l1), (SELECT lease_token FROM l1), 'x'), false,
@@ -193,11 +204,14 @@ SELECT is(durable.heartbeat_activity_v1((SELECT message_id FROM l1), (SELECT lea
 SELECT durable.advance_clock('11 seconds') IS NOT NULL AS moved \gset
 SELECT is((SELECT attempt FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['slow'], 1, interval '10 seconds')), 3,
           'losing attempt 2 as well leads to attempt 3');
+SELECT is((SELECT array_agg((data->>'attempt') || ':' || inbound ORDER BY event_id) FROM durable.history
+           WHERE namespace = 'l' AND workflow_id = 'w' AND event_type = 'activity_failed'), '{1:false,2:false}'::text[],
+          'each lost attempt is recorded');
 SELECT durable.advance_clock('11 seconds') IS NOT NULL AS moved \gset
 SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['slow'])$$,
                 'when the lost attempt was the last allowed, the claim hands nothing out');
 SELECT is((SELECT (inbound, data->>'attempt', data->>'maxed', data->'error'->>'type', data->'error'->'types', data->'error'->>'lease_lost')::text
-           FROM durable.history WHERE namespace = 'l' AND event_type = 'activity_failed'),
+           FROM durable.history WHERE namespace = 'l' AND event_type = 'activity_failed' AND inbound),
           '(t,3,true,ActivityLeaseExpired,"[""ActivityLeaseExpired""]",true)',
           'instead the activity fails with ActivityLeaseExpired');
 SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'l' AND kind = 'activity'$$, 'and its task is gone');
@@ -210,7 +224,16 @@ SELECT ok(durable.heartbeat_activity_v1((SELECT message_id FROM l3), (SELECT lea
 SELECT durable.advance_clock('8 seconds') IS NOT NULL AS moved \gset
 SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['beat'])$$,
                 'past its first lease it is neither reclaimed');
-SELECT is(pg_temp.inbound('l', 'hb'), '{workflow_started}'::text[], 'nor failed as lost');
+SELECT is(pg_temp.events('l', 'hb'), '{workflow_started,activity_scheduled}'::text[], 'nor failed as lost');
+-- An activity whose worker only claimed it (attempt 1 of 1) and died: maxed at once, nothing queued again.
+SELECT pg_temp.start('l', 'one') AS ignored \gset
+SELECT pg_temp.step('l', 'one', '[{"type": "activity", "seq": 1, "name": "once", "args": "[]", "retry": {"maximum_attempts": 1}}]') AS ignored \gset
+SELECT message_id AS once_id FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['once'], 1, interval '10 seconds') \gset
+SELECT durable.advance_clock('11 seconds') IS NOT NULL AS moved \gset
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('l', ARRAY['q-activity'], ARRAY['once'])$$,
+                'an activity whose only attempt was lost is not claimed again');
+SELECT is(pg_temp.events('l', 'one'), '{workflow_started,activity_scheduled,activity_failed}'::text[],
+          'its single activity_failed is the final, inbound one');
 
 -- ---------------------------------------------------------------------------
 -- Eager dispatch: the completing worker takes the workflow task it woke

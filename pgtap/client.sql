@@ -2,7 +2,7 @@
 -- outcome, describe, history, list, cancel, interrupt.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(58);
+SELECT plan(59);
 
 -- ---------------------------------------------------------------------------
 -- workflow_outcome_v1
@@ -75,6 +75,9 @@ SELECT is((SELECT jsonb_agg(p->'type') FROM jsonb_array_elements(durable.describ
           '["timer", "condition", "child", "workflow_task"]'::jsonb,
           'a resolved call leaves pending; the workflow task it queued appears');
 CREATE TEMP TABLE d2 AS SELECT * FROM durable.claim_workflow_tasks_v1('d', ARRAY['q'], ARRAY['w']);
+SELECT durable._cancel_timer(w, 2) AS ignored FROM durable.workflows w WHERE namespace = 'd' AND workflow_id = 'w' \gset
+SELECT is((SELECT jsonb_agg(p->'type') FROM jsonb_array_elements(durable.describe_workflow_v1('d', 'w')->'pending') p),
+          '["condition", "child", "workflow_task"]'::jsonb, 'a cancelled timer leaves pending');
 SELECT durable.fail_workflow_task_v1((SELECT message_id FROM d2), (SELECT lease_token FROM d2),
                                      '{"type": "NonDeterminismError", "message": "seq 2 was a timer"}') AS ignored \gset
 SELECT is((SELECT (d->>'task_failures', d->'last_task_failure'->>'message')::text FROM durable.describe_workflow_v1('d', 'w') d),

@@ -2,7 +2,7 @@
 -- clock and the schema version (mirrors sql/schema.sql).
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(33);
+SELECT plan(34);
 
 SELECT has_schema('durable', 'the durable schema exists');
 SELECT function_returns(
@@ -64,6 +64,9 @@ SELECT throws_ok($$SELECT durable._check_payload(repeat('x', 16777217))$$, 'PD00
 SELECT throws_like($$SELECT durable._check_payload(repeat('é', 8388609))$$, 'payload of 16777218 bytes%',
                    '_check_payload counts bytes, not characters');
 SELECT lives_ok($$SELECT durable._check_payload(NULL)$$, '_check_payload lets NULL through (callers check NULLs)');
+SELECT lives_ok($$INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, created_at)
+                  VALUES ('inv', 'w', 1, 102, 'timer_cancelled', 8, false, now())$$,
+                'timer_cancelled is a history event type');
 
 SELECT * FROM finish();
 ROLLBACK;

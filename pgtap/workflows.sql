@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(163);
+SELECT plan(172);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -383,6 +383,30 @@ SELECT durable.advance_clock('6 seconds') IS NOT NULL AS moved \gset
 SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 1, 'a condition''s timeout timer fires');
 SELECT is(pg_temp.inbound('tm', 'cw'), '{workflow_started,signal_timed_out}'::text[], 'and times the condition out');
 
+-- cancel_timer: a timer the workflow code abandoned is withdrawn.
+SELECT pg_temp.start('tc', 'w') AS ignored \gset
+SELECT pg_temp.step('tc', 'w', '[{"type": "timer", "seq": 1, "seconds": 3600}, {"type": "timer", "seq": 2, "seconds": 1}]') AS ignored \gset
+SELECT durable.advance_clock('2 seconds') IS NOT NULL AS moved \gset
+CREATE TEMP TABLE tc1 AS SELECT * FROM durable.claim_workflow_tasks_v1('tc', ARRAY['q'], ARRAY['w']);
+SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM tc1), (SELECT lease_token FROM tc1),
+           (SELECT max((e->>'event_id')::int) FROM tc1, jsonb_array_elements(events) e),
+           '[{"type": "cancel_timer", "seq": 1}, {"type": "cancel_timer", "seq": 2}]')), 'ok',
+          'complete_workflow_task_v1 takes cancel_timer commands');
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'tc' AND kind = 'timer'$$,
+                'the cancelled timer''s message is gone: it will not wake the run');
+SELECT is((SELECT array_agg(seq || ':' || inbound || ':' || (data->>'withdrawn') ORDER BY event_id) FROM durable.history
+           WHERE namespace = 'tc' AND event_type = 'timer_cancelled'), '{1:false:true,2:false:false}'::text[],
+          'each cancel records a non-inbound timer_cancelled; withdrawn false for the timer that had fired already');
+SELECT is((SELECT last_inbound_event_id < last_event_id FROM durable.workflows WHERE namespace = 'tc'), true,
+          'a cancel wakes nobody (no inbound event)');
+SELECT durable.advance_clock('1 hour') IS NOT NULL AS moved \gset
+SELECT is(durable.fire_timers_v1('tc', ARRAY['q']), 0, 'past its due time the cancelled timer fires nothing');
+SELECT pg_temp.start('tc', 'x') AS ignored \gset
+CREATE TEMP TABLE tc2 AS SELECT * FROM durable.claim_workflow_tasks_v1('tc', ARRAY['q'], ARRAY['x']);
+SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, ''[{"type": "cancel_timer", "seq": 9}]'')',
+                        (SELECT message_id FROM tc2), (SELECT lease_token FROM tc2)),
+                 'PD004', NULL, 'cancel_timer of a seq that is no timer of the run is rejected with PD004');
+
 -- A durable call resolves once: a second outcome is refused, as is one for a closed run.
 SELECT is(durable._deliver('tm', 'w', 1, 'timer_fired', 1, '{}'), false,
           '_deliver refuses a second outcome for an already resolved durable call');
@@ -440,6 +464,30 @@ SELECT is((SELECT array_agg(name || '@' || stream || ':' || attempt || ':' || (l
           'activities of other names or other streams are queued as usual');
 SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('eg', ARRAY['q-activity'], ARRAY['charge'])$$,
                 'no other worker can claim the eagerly leased activity');
+-- Eager dispatch stops at the caller's free capacity.
+SELECT pg_temp.start('egc', 'w') AS ignored \gset
+CREATE TEMP TABLE egc1 AS SELECT * FROM durable.claim_workflow_tasks_v1('egc', ARRAY['q'], ARRAY['w']);
+CREATE TEMP TABLE egc1_done AS
+SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM egc1), (SELECT lease_token FROM egc1), 1,
+    '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"},
+      {"type": "activity", "seq": 2, "name": "charge", "args": "[2]"},
+      {"type": "activity", "seq": 3, "name": "charge", "args": "[3]"}]',
+    '{"owner": "wk-c", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"],
+      "capacity": 2}');
+SELECT is((SELECT jsonb_path_query_array(activities, '$[*].payload.seq') FROM egc1_done), '[1, 2]'::jsonb,
+          'with p_eager capacity 2, only the first two activities come back leased to the caller');
+SELECT is((SELECT array_agg((payload->>'seq') || ':' || (lease_token IS NULL) || ':' || (visible_at <= durable.now())
+                            ORDER BY id)
+           FROM durable.messages WHERE namespace = 'egc' AND kind = 'activity' AND lease_owner IS DISTINCT FROM 'wk-c'),
+          '{3:true:true}'::text[], 'the third is queued, claimable at once by any worker');
+SELECT pg_temp.start('egc', 'z') AS ignored \gset
+CREATE TEMP TABLE egc2 AS SELECT * FROM durable.claim_workflow_tasks_v1('egc', ARRAY['q'], ARRAY['z']);
+SELECT is((SELECT jsonb_array_length(activities) FROM durable.complete_workflow_task_v1(
+               (SELECT message_id FROM egc2), (SELECT lease_token FROM egc2), 1,
+               '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]',
+               '{"owner": "wk-c", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"],
+                 "capacity": 0}')), 0,
+          'a caller without free capacity gets no activity eagerly');
 -- Events that arrive during an eager worker's task: it keeps the task and gets them.
 SELECT durable.cancel_workflow_v1('eg', 'w') AS ignored \gset
 CREATE TEMP TABLE eg2 AS SELECT * FROM durable.claim_workflow_tasks_v1('eg', ARRAY['q'], ARRAY['w']);

@@ -1,5 +1,6 @@
 -- activities.sql: activity tasks. Claim (by activity name), complete,
--- fail (retry per policy or record the final failure) and heartbeat.
+-- fail (retry per policy or record the final failure), heartbeat, and the
+-- bookkeeping of attempts lost with their worker.
 -- Writes the 'activity' messages and, through _deliver, the owning run's
 -- history. Execution is at-least-once; recording a result is exactly-once:
 -- the result lands only while its lease is held, in the same transaction
@@ -38,6 +39,34 @@ END $$;
 COMMENT ON FUNCTION durable._held_activity(bigint, uuid) IS
     'Internal: locks an activity task''s run then the task, and checks the caller holds its lease (else PD001).';
 
+-- The error of an attempt lost with its worker (its lease expired unrecorded).
+CREATE FUNCTION durable._lease_expired(p_attempt integer, p_max_attempts integer) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
+                              'message', NULL, 'lease_lost', true,
+                              'detail', format('attempt %s of %s was lost with its worker (lease expired)',
+                                               p_attempt, p_max_attempts))
+$$;
+COMMENT ON FUNCTION durable._lease_expired(integer, integer) IS
+    'Internal: the stored error (type ActivityLeaseExpired, lease_lost true) of an activity attempt lost '
+    'with its worker.';
+
+-- Records in the run's history that attempt p_attempt of an activity was lost (as Temporal records a
+-- timed-out attempt): a non-inbound activity_failed, so the workflow code is not woken.
+CREATE FUNCTION durable._record_lost_attempt(p_msg durable.messages, p_attempt integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_msg.workflow_id IS NOT NULL THEN
+        PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, 'activity_failed',
+            (p_msg.payload->>'seq')::integer, false,
+            jsonb_build_object('attempt', p_attempt, 'maxed', false, 'lease_lost', true, 'retry_in_seconds', 0,
+                               'error', durable._lease_expired(p_attempt, p_msg.max_attempts)));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._record_lost_attempt(durable.messages, integer) IS
+    'Internal: appends a non-inbound activity_failed (lease_lost true) for attempt p_attempt of an activity '
+    'task whose lease expired.';
+
 CREATE FUNCTION durable.claim_activity_tasks_v1(
     p_namespace text,
     p_streams text[],
@@ -51,32 +80,67 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     v_now timestamptz := durable.now();
     v_lost durable.messages;
+    v_claimed record;
+    v_msg durable.messages;
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
-    -- An attempt whose lease expired was lost with its worker: it counts.
-    -- When it was the last one allowed, the activity fails for good.
+    -- An attempt whose lease expired was lost with its worker: it counts, and the run's history
+    -- says so; the task is then free for the claim below. When it was the last attempt allowed,
+    -- the activity fails for good. Lock order: the run, then its task (one another session holds
+    -- is left to it); runs in key order, so two claimers never wait on each other in a cycle.
     FOR v_lost IN
         SELECT m.* FROM durable.messages m
         WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams) AND m.kind = 'activity'
           AND m.name = ANY (p_activity_names) AND m.lease_token IS NOT NULL AND m.visible_at <= v_now
-          AND m.attempt >= coalesce(m.max_attempts, 2147483647)
-        FOR UPDATE SKIP LOCKED
+        ORDER BY m.workflow_id, m.run_id, m.id
     LOOP
-        PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
-            'attempt', v_lost.attempt, 'maxed', true,
-            'error', jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
-                                        'message', NULL, 'lease_lost', true,
-                                        'detail', format('attempt %s of %s was lost with its worker (lease expired)',
-                                                         v_lost.attempt, v_lost.max_attempts))));
+        PERFORM 1 FROM durable.workflows w
+        WHERE w.namespace = v_lost.namespace AND w.workflow_id = v_lost.workflow_id AND w.run_id = v_lost.run_id
+        FOR UPDATE;
+        SELECT m.* INTO v_lost FROM durable.messages m
+        WHERE m.id = v_lost.id AND m.lease_token = v_lost.lease_token AND m.visible_at <= v_now
+        FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        IF v_lost.attempt >= coalesce(v_lost.max_attempts, 2147483647) THEN
+            PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
+                'attempt', v_lost.attempt, 'maxed', true,
+                'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
+        ELSE
+            PERFORM durable._record_lost_attempt(v_lost, v_lost.attempt);
+            UPDATE durable.messages m SET lease_token = NULL, lease_owner = NULL WHERE m.id = v_lost.id;
+        END IF;
     END LOOP;
-    RETURN QUERY
-    SELECT (c.message).id, (c.message).lease_token, (c.message).attempt, (c.message).name,
-           (c.message).stream, (c.message).workflow_id, (c.message).run_id, (c.message).payload
-    FROM durable._claim(p_namespace, p_streams, p_activity_names, 'activity', p_batch, p_lease, p_owner) c;
+    FOR v_claimed IN
+        SELECT c.message AS msg, c.lost_lease AS lost
+        FROM durable._claim(p_namespace, p_streams, p_activity_names, 'activity', p_batch, p_lease, p_owner) c
+    LOOP
+        v_msg := v_claimed.msg;
+        IF v_claimed.lost THEN
+            -- Its lease expired between the pass above and this claim (a rare race): the same
+            -- bookkeeping, the run locked after its task this once.
+            IF v_msg.attempt - 1 >= coalesce(v_msg.max_attempts, 2147483647) THEN
+                PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
+                    'attempt', v_msg.attempt - 1, 'maxed', true,
+                    'error', durable._lease_expired(v_msg.attempt - 1, v_msg.max_attempts)));
+                CONTINUE;
+            END IF;
+            PERFORM durable._record_lost_attempt(v_msg, v_msg.attempt - 1);
+        END IF;
+        message_id := v_msg.id;
+        lease_token := v_msg.lease_token;
+        attempt := v_msg.attempt;
+        activity_name := v_msg.name;
+        stream := v_msg.stream;
+        workflow_id := v_msg.workflow_id;
+        run_id := v_msg.run_id;
+        payload := v_msg.payload;
+        RETURN NEXT;
+    END LOOP;
 END $$;
 COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text) IS
-    'Leases up to p_batch activity tasks of the named activities. Lost attempts (expired leases) count '
-    'toward maximum_attempts; one that was the last allowed fails the activity instead.';
+    'Leases up to p_batch activity tasks of the named activities. A lost attempt (its lease expired) counts '
+    'toward maximum_attempts and is recorded in the run''s history as a non-inbound activity_failed with '
+    'lease_lost true; one that was the last allowed fails the activity instead.';
 
 CREATE FUNCTION durable.complete_activity_v1(p_message_id bigint, p_lease_token uuid, p_result text,
                                              p_eager jsonb DEFAULT NULL)

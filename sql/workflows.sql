@@ -502,6 +502,36 @@ END $$;
 COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
     'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
 
+-- Withdraws a timer the workflow code abandoned (the timeout of an asyncio.wait_for whose
+-- awaitable finished first, a cancelled sleep): it neither wakes the run nor shows as pending.
+-- A timer being fired right now is skipped, not waited for (fire_timers_v1 locks the timer,
+-- then the run): its timer_fired reaches nobody.
+CREATE FUNCTION durable._cancel_timer(p_wf durable.workflows, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_withdrawn boolean;
+BEGIN
+    IF p_seq IS NULL OR NOT EXISTS (
+        SELECT 1 FROM durable.history h
+        WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
+          AND h.seq = p_seq AND h.event_type = 'timer_started') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
+                             p_seq, p_wf.workflow_id, p_wf.run_id);
+    END IF;
+    DELETE FROM durable.messages m
+    WHERE m.id IN (SELECT x.id FROM durable.messages x
+                   WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
+                     AND x.run_id = p_wf.run_id AND x.kind = 'timer' AND (x.payload->>'seq')::integer = p_seq
+                   FOR UPDATE SKIP LOCKED);
+    v_withdrawn := FOUND;
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_cancelled', p_seq,
+                                  false, jsonb_build_object('withdrawn', v_withdrawn));
+END $$;
+COMMENT ON FUNCTION durable._cancel_timer(durable.workflows, integer) IS
+    'Internal: deletes the timer of durable call p_seq (one the workflow code abandoned) and records '
+    'timer_cancelled (withdrawn false: it had fired already). PD004 if p_seq is no timer of the run.';
+
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -560,6 +590,8 @@ BEGIN
         END IF;
     WHEN 'cancel_wait' THEN
         PERFORM durable._cancel_wait(p_wf, v_seq);
+    WHEN 'cancel_timer' THEN
+        PERFORM durable._cancel_timer(p_wf, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',
@@ -625,7 +657,10 @@ BEGIN
                 MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
         END IF;
         IF v_cmd->>'type' = 'activity' THEN
-            v_id := durable._schedule_activity(v_wf, v_cmd, p_eager);
+            -- Eager dispatch stops at the caller's free capacity: the rest is queued (and NOTIFYed).
+            v_id := durable._schedule_activity(v_wf, v_cmd,
+                CASE WHEN cardinality(v_leased) < coalesce((p_eager->>'capacity')::integer, 2147483647)
+                     THEN p_eager END);
             IF v_id IS NOT NULL THEN
                 v_leased := v_leased || v_id;
             END IF;
@@ -666,11 +701,13 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb) IS
     'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
-    'signal, child, patch, complete, fail, cancelled, continue_as_new) and records that the workflow code '
+    'signal, child, patch, cancel_wait, cancel_timer, complete, fail, cancelled, continue_as_new) and '
+    'records that the workflow code '
     'has seen events up to p_processed_event_id. status: ok, requeued (new events wait), continue (the '
     'caller keeps the task: events holds the new ones), closed or discarded. With p_eager {owner, '
-    'lease_seconds, activity_stream, activity_names}, activities the caller serves come back already '
-    'leased to it (activities).';
+    'lease_seconds, activity_stream, activity_names, capacity}, activities the caller serves come back '
+    'already leased to it (activities), at most capacity of them (no limit without it); the others are '
+    'queued.';
 
 CREATE FUNCTION durable.fail_workflow_task_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
 RETURNS interval

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pgdurable import Durable, RetryPolicy, errors
+from pgdurable import Durable, RetryPolicy, errors, payloads
 from runtime_support import events, timestamp
 
 attempts: Counter[str] = Counter()
@@ -49,7 +49,12 @@ def retry_declined(key: str, kind: str) -> None:
     raise error(f"{kind} {key}")
 
 
-ACTIVITIES = [retry_flaky, retry_always_fails, retry_fatal, retry_declined]
+async def retry_too_large(key: str) -> str:
+    attempts[key] += 1
+    return "x" * payloads.MAX_PAYLOAD_BYTES  # over the limit once JSON-quoted
+
+
+ACTIVITIES = [retry_flaky, retry_always_fails, retry_fatal, retry_declined, retry_too_large]
 
 
 async def flaky_workflow(key: str) -> str:
@@ -99,13 +104,23 @@ async def non_retryable_workflow(key: str, kind: str, by: str) -> dict[str, Any]
     return {"error_type": None}
 
 
+async def too_large_workflow(key: str) -> dict[str, Any]:
+    acts = Durable.workflow.proxy_activities(
+        activities=ACTIVITIES, retry=RetryPolicy(maximum_attempts=3, initial_interval=0.05))
+    try:
+        await acts.retry_too_large(key)
+    except errors.DurableMaxedError as exc:
+        return {"error_type": exc.error_type, "attempts": exc.attempts, "message": exc.message}
+    return {"error_type": None}
+
+
 @pytest.fixture
 async def client(dsn: str) -> AsyncIterator[Durable.Client]:
     connection = Durable.Connection(dsn)
     await Durable.Worker.create(
         connection=connection, task_queue="retries",
         workflows=[flaky_workflow, exhausted_caught_workflow, exhausted_uncaught_workflow, fatal_workflow,
-                   non_retryable_workflow])
+                   non_retryable_workflow, too_large_workflow])
     yield Durable.Client(connection=connection)
     await Durable.shutdown()
 
@@ -201,3 +216,15 @@ async def test_errors_not_listed_as_non_retryable_are_retried(client):
     handle = await run(client, non_retryable_workflow, key, "perm", "class")
     assert await handle.result(timeout=20) == {"error_type": "PermissionError", "attempts": 4}
     assert attempts[key] == 4
+
+
+async def test_an_activity_result_over_the_payload_limit_fails_at_once_and_is_not_retried(client):
+    key = Durable.guid()
+    handle = await run(client, too_large_workflow, key)
+    caught = await handle.result(timeout=30)
+    assert attempts[key] == 1
+    assert caught["error_type"] == "InvalidArgumentError" and caught["attempts"] == 1
+    assert caught["message"].endswith("exceeds the 16777216 byte limit: store large data elsewhere and pass "
+                                      "a reference")
+    failed = await events(handle, "activity_failed")
+    assert [(e["details"]["attempt"], e["details"]["maxed"]) for e in failed] == [(1, True)]

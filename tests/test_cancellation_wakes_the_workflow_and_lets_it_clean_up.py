@@ -47,6 +47,14 @@ async def sleeps_an_hour() -> str:
     return "woke up"
 
 
+async def asyncio_sleeps_an_hour() -> dict:
+    try:
+        await asyncio.sleep(3600)
+    except errors.CancelledFailure as err:
+        return {"cancelled": Durable.workflow.is_cancellation(err), "during": "asyncio.sleep"}
+    return {"cancelled": False}
+
+
 async def catches_cancel_and_cleans_up() -> dict:
     acts = Durable.workflow.proxy_activities(activities=ACTIVITIES)
     caught = []
@@ -192,3 +200,17 @@ async def test_a_cancel_while_an_activity_runs_wakes_the_workflow_and_the_result
     await client.workflow.signal("decide", "compensate")
     assert await handle.result(timeout=20) == {"cancelled": True, "decision": "compensate"}
     await wait_status(handle, "completed")
+
+
+async def test_a_cancel_interrupts_an_asyncio_sleep_as_it_does_a_durable_sleep(
+        connection: Durable.Connection) -> None:
+    _, handle = await start(connection, asyncio_sleeps_an_hour)
+    timer = await wait_pending(handle, "timer")
+    await handle.cancel()
+    assert await handle.result(timeout=20) == {"cancelled": True, "during": "asyncio.sleep"}
+    types = await event_types(handle)
+    assert "timer_fired" not in types
+    assert types.index("cancel_requested") < types.index("timer_cancelled") < types.index(
+        "workflow_completed")
+    cancelled = [e for e in await handle.history() if e["event_type"] == "timer_cancelled"]
+    assert [e["seq"] for e in cancelled] == [timer["seq"]]

@@ -33,8 +33,8 @@ EVENT_TYPES = {
     "workflow_started", "workflow_completed", "workflow_failed", "workflow_cancelled",
     "workflow_interrupted", "workflow_continued_as_new", "workflow_task_failed", "cancel_requested",
     "activity_scheduled", "activity_failed", "activity_completed", "timer_started", "timer_fired",
-    "signal_wait_started", "signal_received", "signal_timed_out", "signal_sent", "child_started",
-    "child_completed", "child_failed", "patch_marker",
+    "timer_cancelled", "signal_wait_started", "signal_received", "signal_timed_out", "signal_sent",
+    "child_started", "child_completed", "child_failed", "patch_marker",
 }
 REFUSED_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
 

@@ -90,6 +90,27 @@ async def test_worker_killed_mid_activity_is_replaced_and_the_result_is_recorded
     assert len(await events(handle, "activity_scheduled")) == 1
 
 
+async def test_an_attempt_lost_with_a_killed_worker_is_recorded_in_the_history(connection, spawn, tmp_path):
+    log = tmp_path / "executions.log"
+    proc = await spawn()
+    client = Durable.Client(connection=connection)
+    handle = await client.workflow.start(args=[str(log), 5], task_queue=QUEUE,
+                                         workflow_name="crash_mid_activity_workflow")
+    await poll(lambda: "start 5 attempt 1" in lines(log), "the first attempt to start")
+    await kill(proc)
+
+    await new_worker(connection)
+    assert await handle.result(timeout=30) == 11
+    history = await handle.history()
+    steps = [(e["event_type"], e["seq"], e["details"].get("attempt")) for e in history
+             if e["event_type"].startswith("activity_")]
+    assert steps == [("activity_scheduled", 1, None), ("activity_failed", 1, 1), ("activity_completed", 1, 2)]
+    [lost] = [e for e in history if e["event_type"] == "activity_failed"]
+    assert lost["details"]["lease_lost"] is True and lost["details"]["maxed"] is False
+    assert lost["details"]["error"]["type"] == "ActivityLeaseExpired"
+    assert "attempt 1 of 3 was lost" in lost["details"]["error"]["message"]
+
+
 async def test_worker_killed_after_an_activity_but_before_its_workflow_task_completed(
         connection, spawn, tmp_path, dsn):
     log, marker = tmp_path / "executions.log", tmp_path / "hanging"

@@ -133,3 +133,14 @@ async def test_database_without_the_schema_raises_schema_version_error_naming_th
             await Durable.Worker.create(connection=connection, task_queue="payloads", workflow=payload_noop)
     finally:
         await Durable.shutdown()
+
+
+def test_a_payload_over_the_limit_raises_invalid_argument_error_with_the_documented_message():
+    from pgdurable import payloads
+
+    size = payloads.MAX_PAYLOAD_BYTES + 1
+    with pytest.raises(errors.InvalidArgumentError) as caught:
+        payloads.dumps("x" * (size - 2))  # the JSON string's quotes make it one byte over
+    assert str(caught.value) == (f"payload of {size} bytes exceeds the 16777216 byte limit: "
+                                 "store large data elsewhere and pass a reference")
+    assert isinstance(caught.value, ValueError)

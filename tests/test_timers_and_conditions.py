@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pgdurable import Durable, errors
-from runtime_support import events, timestamp, wait_event, wait_pending
+from pgdurable._runtime import WorkflowInfo, WorkflowRun
+from runtime_support import events, sql, timestamp, wait_event, wait_pending
 
 
 async def sleep_returns_workflow() -> list[float]:
@@ -63,6 +64,25 @@ async def abandoned_condition_workflow(signal_id: str) -> Any:
     except TimeoutError:
         pass
     return await Durable.workflow.condition(signal_id)
+
+
+async def timer_quick_step() -> str:
+    return "quick"
+
+
+async def abandoned_timeout_workflow(signal_id: str) -> list[Any]:
+    acts = Durable.workflow.proxy_activities(activities=[timer_quick_step])
+    quick = await asyncio.wait_for(acts.timer_quick_step(), timeout=3600)  # its timer is abandoned
+    return [quick, await Durable.workflow.condition(signal_id)]
+
+
+async def abandoned_sleep_workflow(signal_id: str) -> list[Any]:
+    try:
+        await asyncio.wait_for(Durable.workflow.sleep("1 hour"), timeout=0.1)  # the hour is abandoned
+        timed_out = False
+    except TimeoutError:
+        timed_out = True
+    return [timed_out, await Durable.workflow.condition(signal_id)]
 
 
 @pytest.fixture
@@ -200,3 +220,56 @@ async def test_condition_abandoned_by_wait_for_does_not_swallow_a_later_signal(c
     await wait_event(handle, "signal_wait_started", count=2)
     await Durable.Client(connection=connection).workflow.signal("abandoned", "for the live condition")
     assert await handle.result(timeout=2) == "for the live condition"
+
+
+async def durable_timers_of(dsn: str, workflow_id: str) -> list[Any]:
+    return sql(dsn, "SELECT payload->>'seq' FROM durable.messages WHERE workflow_id = %s AND kind = 'timer'",
+               (workflow_id,))
+
+
+@pytest.mark.parametrize("cache", [1000, 0])
+async def test_timeout_abandoned_by_wait_for_cancels_its_durable_timer(connection, dsn, cache):
+    handle = await start(connection, abandoned_timeout_workflow, "after-timeout", cache=cache)
+    await wait_pending(handle, "condition", signal_id="after-timeout")
+    [started] = await events(handle, "timer_started")
+    assert started["details"]["seconds"] == 3600
+    [cancelled] = await events(handle, "timer_cancelled")
+    assert cancelled["seq"] == started["seq"]
+    assert [p["type"] for p in (await handle.state())["pending"]] == ["condition"]
+    assert await durable_timers_of(dsn, handle.workflow_id) == []
+
+    await Durable.Client(connection=connection).workflow.signal("after-timeout", "go")
+    assert await handle.result(timeout=20) == ["quick", "go"]
+    assert await events(handle, "workflow_task_failed") == []
+    assert len(await events(handle, "timer_cancelled")) == 1
+
+
+async def test_durable_sleep_abandoned_by_wait_for_cancels_its_timer(connection, dsn):
+    handle = await start(connection, abandoned_sleep_workflow, "after-sleep", cache=0)
+    await wait_pending(handle, "condition", signal_id="after-sleep")
+    hour = [e for e in await events(handle, "timer_started") if e["details"]["seconds"] == 3600]
+    assert [e["seq"] for e in await events(handle, "timer_cancelled")] == [hour[0]["seq"]]
+    assert [p["type"] for p in (await handle.state())["pending"]] == ["condition"]
+    assert await durable_timers_of(dsn, handle.workflow_id) == []
+    await Durable.Client(connection=connection).workflow.signal("after-sleep", "go")
+    assert await handle.result(timeout=20) == [True, "go"]
+    assert await events(handle, "workflow_task_failed") == []
+
+
+async def test_replaying_a_history_with_a_cancelled_timer_produces_no_new_command(connection, dsn):
+    handle = await start(connection, abandoned_timeout_workflow, "replayed")
+    await wait_pending(handle, "condition", signal_id="replayed")
+    rows = sql(dsn, "SELECT event_id, event_type, seq, inbound, data, created_at "
+                    "FROM durable.run_history_v1('durable', %s, 1)", (handle.workflow_id,))
+    history = [dict(zip(("event_id", "event_type", "seq", "inbound", "data", "created_at"), row, strict=True))
+               for row in rows]
+    assert "timer_cancelled" in [e["event_type"] for e in history]
+    info = WorkflowInfo(workflow_id=handle.workflow_id, workflow_name="abandoned_timeout_workflow",
+                        namespace="durable", task_queue="timers", attempt=1, parent_workflow_id=None,
+                        run_id=1)
+    run = WorkflowRun(info, abandoned_timeout_workflow, ["replayed"], history[0]["created_at"])
+    try:
+        assert run.activate(run.load_history(history)) == []
+        assert run.failure is None
+    finally:
+        run.evict()

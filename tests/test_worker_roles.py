@@ -254,7 +254,7 @@ async def test_revoking_a_role_mid_way_loses_no_work_and_a_new_role_finishes_it(
     await wait_for(slow_charges_running, "the slow charges to start")
     assert (await sessions_by_user(dsn))[old.role_name] > 0
 
-    await Durable.revoke_worker_role(connection=admin, role_name=old.role_name)
+    await revoke_for_good(admin, old.role_name)
 
     with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
         await login(dsn, old.role_name, old.password)
@@ -281,6 +281,47 @@ async def test_revoking_a_role_mid_way_loses_no_work_and_a_new_role_finishes_it(
     assert Counter(CHARGED)["fast-1"] == Counter(CHARGED)["fast-2"] == 1  # finished before the revoke
     assert set(NOTIFIED) == {"fast-1", "fast-2", "slow-1", "slow-2"}  # executed at least once each
     await stopping
+
+
+async def revoke_for_good(admin: Durable.Connection, role_name: str) -> None:
+    """Revokes a role, then again: the second call ends a session that a worker reconnecting at
+    once opened while the first call committed (as the DBA guide says)."""
+    await Durable.revoke_worker_role(connection=admin, role_name=role_name)
+    await Durable.revoke_worker_role(connection=admin, role_name=role_name)
+
+
+async def test_worker_whose_role_is_revoked_logs_the_refused_login_as_an_error_every_30_s(dsn, admin, caplog):
+    caplog.set_level(logging.DEBUG, logger="pgdurable.worker")
+    cred = await Durable.provision_worker_role(connection=admin, stream_names=["orders", "orders-activity"])
+    await Durable.Worker.create(connection=admin, task_queue="orders", workflow=order_workflow,
+                                activities=[charge, notify], worker_credentials=cred)
+    await revoke_for_good(admin, cred.role_name)
+
+    def refused(level: int) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "pgdurable.worker" and r.levelno == level
+                and cred.role_name in r.getMessage() and "not permitted to log in" in r.getMessage()]
+
+    async def error_logged() -> bool:
+        return bool(refused(logging.ERROR))
+
+    await wait_for(error_logged, "an ERROR naming the refused role")
+    # The worker keeps trying (a DBA may restore the login), quietly: the ERROR repeats every 30 s.
+    tried = len(refused(logging.DEBUG))
+
+    async def tried_again() -> bool:
+        return len(refused(logging.DEBUG)) >= tried + 3
+
+    await wait_for(tried_again, "three more refused logins")
+    assert len(refused(logging.ERROR)) == 1, [r.getMessage() for r in refused(logging.ERROR)]
+
+
+async def test_creating_a_worker_with_a_revoked_role_fails_at_once_with_authorization_error(dsn, admin):
+    cred = await Durable.provision_worker_role(connection=admin, stream_names=["orders", "orders-activity"])
+    await Durable.revoke_worker_role(connection=admin, role_name=cred.role_name)
+    with pytest.raises(errors.AuthorizationError, match="not permitted to log in") as caught:
+        await asyncio.wait_for(Durable.Worker.create(connection=admin, task_queue="orders",
+                                                     workflow=order_workflow, worker_credentials=cred), 10)
+    assert cred.role_name in str(caught.value) and "provision" in str(caught.value)
 
 
 # -- rotate (a server that checks passwords) -------------------------------------------------------
@@ -361,7 +402,7 @@ async def test_rotating_a_password_locks_out_the_old_one_and_workers_run_on_the_
         assert listed.rotated_at is not None and listed.revoked_at is None
 
         # A worker given the old password cannot start; one given the new password runs the order.
-        with pytest.raises(ConnectionError, match="password authentication failed"):
+        with pytest.raises(errors.AuthorizationError, match="password authentication failed"):
             await Durable.Worker.create(connection=admin, task_queue="orders", workflow=order_workflow,
                                         worker_credentials=cred)
         await Durable.Worker.create(connection=admin, task_queue="orders", workflow=order_workflow,

@@ -103,7 +103,7 @@ CREATE TABLE durable.history (
         'workflow_started', 'workflow_completed', 'workflow_failed', 'workflow_cancelled',
         'workflow_interrupted', 'workflow_continued_as_new', 'workflow_task_failed',
         'cancel_requested', 'activity_scheduled', 'activity_failed', 'activity_completed',
-        'timer_started', 'timer_fired', 'signal_wait_started', 'signal_received',
+        'timer_started', 'timer_fired', 'timer_cancelled', 'signal_wait_started', 'signal_received',
         'signal_timed_out', 'signal_sent', 'child_started', 'child_completed', 'child_failed',
         'patch_marker')),
     seq integer,
@@ -1287,6 +1287,36 @@ END $$;
 COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
     'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
 
+-- Withdraws a timer the workflow code abandoned (the timeout of an asyncio.wait_for whose
+-- awaitable finished first, a cancelled sleep): it neither wakes the run nor shows as pending.
+-- A timer being fired right now is skipped, not waited for (fire_timers_v1 locks the timer,
+-- then the run): its timer_fired reaches nobody.
+CREATE FUNCTION durable._cancel_timer(p_wf durable.workflows, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_withdrawn boolean;
+BEGIN
+    IF p_seq IS NULL OR NOT EXISTS (
+        SELECT 1 FROM durable.history h
+        WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
+          AND h.seq = p_seq AND h.event_type = 'timer_started') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
+                             p_seq, p_wf.workflow_id, p_wf.run_id);
+    END IF;
+    DELETE FROM durable.messages m
+    WHERE m.id IN (SELECT x.id FROM durable.messages x
+                   WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
+                     AND x.run_id = p_wf.run_id AND x.kind = 'timer' AND (x.payload->>'seq')::integer = p_seq
+                   FOR UPDATE SKIP LOCKED);
+    v_withdrawn := FOUND;
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_cancelled', p_seq,
+                                  false, jsonb_build_object('withdrawn', v_withdrawn));
+END $$;
+COMMENT ON FUNCTION durable._cancel_timer(durable.workflows, integer) IS
+    'Internal: deletes the timer of durable call p_seq (one the workflow code abandoned) and records '
+    'timer_cancelled (withdrawn false: it had fired already). PD004 if p_seq is no timer of the run.';
+
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1345,6 +1375,8 @@ BEGIN
         END IF;
     WHEN 'cancel_wait' THEN
         PERFORM durable._cancel_wait(p_wf, v_seq);
+    WHEN 'cancel_timer' THEN
+        PERFORM durable._cancel_timer(p_wf, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',
@@ -1410,7 +1442,10 @@ BEGIN
                 MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
         END IF;
         IF v_cmd->>'type' = 'activity' THEN
-            v_id := durable._schedule_activity(v_wf, v_cmd, p_eager);
+            -- Eager dispatch stops at the caller's free capacity: the rest is queued (and NOTIFYed).
+            v_id := durable._schedule_activity(v_wf, v_cmd,
+                CASE WHEN cardinality(v_leased) < coalesce((p_eager->>'capacity')::integer, 2147483647)
+                     THEN p_eager END);
             IF v_id IS NOT NULL THEN
                 v_leased := v_leased || v_id;
             END IF;
@@ -1451,11 +1486,13 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb) IS
     'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
-    'signal, child, patch, complete, fail, cancelled, continue_as_new) and records that the workflow code '
+    'signal, child, patch, cancel_wait, cancel_timer, complete, fail, cancelled, continue_as_new) and '
+    'records that the workflow code '
     'has seen events up to p_processed_event_id. status: ok, requeued (new events wait), continue (the '
     'caller keeps the task: events holds the new ones), closed or discarded. With p_eager {owner, '
-    'lease_seconds, activity_stream, activity_names}, activities the caller serves come back already '
-    'leased to it (activities).';
+    'lease_seconds, activity_stream, activity_names, capacity}, activities the caller serves come back '
+    'already leased to it (activities), at most capacity of them (no limit without it); the others are '
+    'queued.';
 
 CREATE FUNCTION durable.fail_workflow_task_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
 RETURNS interval
@@ -1496,7 +1533,8 @@ COMMENT ON FUNCTION durable.fail_workflow_task_v1(bigint, uuid, jsonb) IS
 
 -- >>> activities.sql
 -- activities.sql: activity tasks. Claim (by activity name), complete,
--- fail (retry per policy or record the final failure) and heartbeat.
+-- fail (retry per policy or record the final failure), heartbeat, and the
+-- bookkeeping of attempts lost with their worker.
 -- Writes the 'activity' messages and, through _deliver, the owning run's
 -- history. Execution is at-least-once; recording a result is exactly-once:
 -- the result lands only while its lease is held, in the same transaction
@@ -1535,6 +1573,34 @@ END $$;
 COMMENT ON FUNCTION durable._held_activity(bigint, uuid) IS
     'Internal: locks an activity task''s run then the task, and checks the caller holds its lease (else PD001).';
 
+-- The error of an attempt lost with its worker (its lease expired unrecorded).
+CREATE FUNCTION durable._lease_expired(p_attempt integer, p_max_attempts integer) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
+                              'message', NULL, 'lease_lost', true,
+                              'detail', format('attempt %s of %s was lost with its worker (lease expired)',
+                                               p_attempt, p_max_attempts))
+$$;
+COMMENT ON FUNCTION durable._lease_expired(integer, integer) IS
+    'Internal: the stored error (type ActivityLeaseExpired, lease_lost true) of an activity attempt lost '
+    'with its worker.';
+
+-- Records in the run's history that attempt p_attempt of an activity was lost (as Temporal records a
+-- timed-out attempt): a non-inbound activity_failed, so the workflow code is not woken.
+CREATE FUNCTION durable._record_lost_attempt(p_msg durable.messages, p_attempt integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_msg.workflow_id IS NOT NULL THEN
+        PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, 'activity_failed',
+            (p_msg.payload->>'seq')::integer, false,
+            jsonb_build_object('attempt', p_attempt, 'maxed', false, 'lease_lost', true, 'retry_in_seconds', 0,
+                               'error', durable._lease_expired(p_attempt, p_msg.max_attempts)));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._record_lost_attempt(durable.messages, integer) IS
+    'Internal: appends a non-inbound activity_failed (lease_lost true) for attempt p_attempt of an activity '
+    'task whose lease expired.';
+
 CREATE FUNCTION durable.claim_activity_tasks_v1(
     p_namespace text,
     p_streams text[],
@@ -1548,32 +1614,67 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     v_now timestamptz := durable.now();
     v_lost durable.messages;
+    v_claimed record;
+    v_msg durable.messages;
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
-    -- An attempt whose lease expired was lost with its worker: it counts.
-    -- When it was the last one allowed, the activity fails for good.
+    -- An attempt whose lease expired was lost with its worker: it counts, and the run's history
+    -- says so; the task is then free for the claim below. When it was the last attempt allowed,
+    -- the activity fails for good. Lock order: the run, then its task (one another session holds
+    -- is left to it); runs in key order, so two claimers never wait on each other in a cycle.
     FOR v_lost IN
         SELECT m.* FROM durable.messages m
         WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams) AND m.kind = 'activity'
           AND m.name = ANY (p_activity_names) AND m.lease_token IS NOT NULL AND m.visible_at <= v_now
-          AND m.attempt >= coalesce(m.max_attempts, 2147483647)
-        FOR UPDATE SKIP LOCKED
+        ORDER BY m.workflow_id, m.run_id, m.id
     LOOP
-        PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
-            'attempt', v_lost.attempt, 'maxed', true,
-            'error', jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
-                                        'message', NULL, 'lease_lost', true,
-                                        'detail', format('attempt %s of %s was lost with its worker (lease expired)',
-                                                         v_lost.attempt, v_lost.max_attempts))));
+        PERFORM 1 FROM durable.workflows w
+        WHERE w.namespace = v_lost.namespace AND w.workflow_id = v_lost.workflow_id AND w.run_id = v_lost.run_id
+        FOR UPDATE;
+        SELECT m.* INTO v_lost FROM durable.messages m
+        WHERE m.id = v_lost.id AND m.lease_token = v_lost.lease_token AND m.visible_at <= v_now
+        FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        IF v_lost.attempt >= coalesce(v_lost.max_attempts, 2147483647) THEN
+            PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
+                'attempt', v_lost.attempt, 'maxed', true,
+                'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
+        ELSE
+            PERFORM durable._record_lost_attempt(v_lost, v_lost.attempt);
+            UPDATE durable.messages m SET lease_token = NULL, lease_owner = NULL WHERE m.id = v_lost.id;
+        END IF;
     END LOOP;
-    RETURN QUERY
-    SELECT (c.message).id, (c.message).lease_token, (c.message).attempt, (c.message).name,
-           (c.message).stream, (c.message).workflow_id, (c.message).run_id, (c.message).payload
-    FROM durable._claim(p_namespace, p_streams, p_activity_names, 'activity', p_batch, p_lease, p_owner) c;
+    FOR v_claimed IN
+        SELECT c.message AS msg, c.lost_lease AS lost
+        FROM durable._claim(p_namespace, p_streams, p_activity_names, 'activity', p_batch, p_lease, p_owner) c
+    LOOP
+        v_msg := v_claimed.msg;
+        IF v_claimed.lost THEN
+            -- Its lease expired between the pass above and this claim (a rare race): the same
+            -- bookkeeping, the run locked after its task this once.
+            IF v_msg.attempt - 1 >= coalesce(v_msg.max_attempts, 2147483647) THEN
+                PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
+                    'attempt', v_msg.attempt - 1, 'maxed', true,
+                    'error', durable._lease_expired(v_msg.attempt - 1, v_msg.max_attempts)));
+                CONTINUE;
+            END IF;
+            PERFORM durable._record_lost_attempt(v_msg, v_msg.attempt - 1);
+        END IF;
+        message_id := v_msg.id;
+        lease_token := v_msg.lease_token;
+        attempt := v_msg.attempt;
+        activity_name := v_msg.name;
+        stream := v_msg.stream;
+        workflow_id := v_msg.workflow_id;
+        run_id := v_msg.run_id;
+        payload := v_msg.payload;
+        RETURN NEXT;
+    END LOOP;
 END $$;
 COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text) IS
-    'Leases up to p_batch activity tasks of the named activities. Lost attempts (expired leases) count '
-    'toward maximum_attempts; one that was the last allowed fails the activity instead.';
+    'Leases up to p_batch activity tasks of the named activities. A lost attempt (its lease expired) counts '
+    'toward maximum_attempts and is recorded in the run''s history as a non-inbound activity_failed with '
+    'lease_lost true; one that was the last allowed fails the activity instead.';
 
 CREATE FUNCTION durable.complete_activity_v1(p_message_id bigint, p_lease_token uuid, p_result text,
                                              p_eager jsonb DEFAULT NULL)
@@ -1765,7 +1866,8 @@ BEGIN
            OR (s.event_type = 'child_started' AND (s.data->>'awaited')::boolean))
       AND NOT EXISTS (SELECT 1 FROM durable.history r
                       WHERE r.namespace = s.namespace AND r.workflow_id = s.workflow_id
-                        AND r.run_id = s.run_id AND r.seq = s.seq AND r.inbound);
+                        AND r.run_id = s.run_id AND r.seq = s.seq
+                        AND (r.inbound OR r.event_type = 'timer_cancelled'));
     -- A workflow task nobody has claimed: say which worker it waits for.
     SELECT * INTO v_task FROM durable.messages m
     WHERE m.namespace = v_wf.namespace AND m.workflow_id = v_wf.workflow_id AND m.run_id = v_wf.run_id

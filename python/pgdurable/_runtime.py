@@ -7,6 +7,9 @@ see exactly the same interleaving. Each durable call gets the next sequence
 number; a call whose number history already recorded must match it (else
 :class:`NonDeterminismError`), and is resolved when its outcome event is
 delivered; a new call becomes a command for ``complete_workflow_task_v1``.
+A timer the code abandons before it fires (the timeout of an
+``asyncio.wait_for`` whose awaitable finished first, a cancelled sleep)
+becomes a ``cancel_timer`` command, once: a replay finds it in the history.
 A suspended run stays parked in the worker's cache: the next activation
 only feeds it the new events.
 """
@@ -14,6 +17,7 @@ only feeds it the new events.
 from __future__ import annotations
 
 import asyncio
+import asyncio.futures
 import contextvars
 import hashlib
 import logging
@@ -115,7 +119,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return False
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        pass
+        self.run.timer_handle_cancelled(handle)
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         if self.run.evicted:
@@ -159,6 +163,7 @@ class WorkflowRun:
         self.recorded: dict[int, tuple[str, str | None]] = {}
         self.max_recorded = 0
         self.recorded_patches: set[str] = set()
+        self.cancelled_timers: set[int] = set()  # timers withdrawn (recorded, or commanded in this run)
         self.patch_memo: dict[str, bool] = {}
         self.pending: dict[int, _Call] = {}
         self.resolved: set[int] = set()
@@ -185,6 +190,8 @@ class WorkflowRun:
                 self.max_recorded = max(self.max_recorded, event["seq"])
             elif event["event_type"] == "patch_marker":
                 self.recorded_patches.add(event["data"].get("patch_id"))
+            elif event["event_type"] == "timer_cancelled" and event["seq"] is not None:
+                self.cancelled_timers.add(event["seq"])
             if event["inbound"] and event["seq"] is not None:
                 self.resolved.add(event["seq"])
         return [event for event in events if event["inbound"]]
@@ -363,13 +370,39 @@ class WorkflowRun:
         future.add_done_callback(abandoned)
         return future
 
+    def wait_timer(self, seq: int, seconds: float) -> asyncio.Future[Any]:
+        """A durable sleep's future; abandoning it (cancelling) withdraws its timer durably."""
+        future = self.wait(seq, "timer", seconds=seconds)
+
+        def abandoned(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() and self.pending.pop(seq, None) is not None:
+                self.cancel_timer(seq)
+
+        future.add_done_callback(abandoned)
+        return future
+
     def timer_handle(self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...],
                      context: contextvars.Context | None) -> asyncio.TimerHandle:
         seq = self.next_seq()
         self.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": delay})
         handle = asyncio.TimerHandle(self.loop.time() + delay, callback, args, self.loop, context)
-        self.pending[seq] = _Call(seq, "timer", timer=handle)
+        self.pending[seq] = _Call(seq, "timer", timer=handle, cancellable=not _shielded.get())
         return handle
+
+    def timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        """asyncio cancelled one of its timers (wait_for's timeout, asyncio.sleep's wake-up)."""
+        for seq, call in self.pending.items():
+            if call.timer is handle:
+                del self.pending[seq]
+                self.cancel_timer(seq)
+                return
+
+    def cancel_timer(self, seq: int) -> None:
+        """Withdraws the durable timer of call ``seq``, unless it fired or is withdrawn already."""
+        if seq in self.resolved or seq in self.cancelled_timers or self.evicted or self.failure is not None:
+            return
+        self.cancelled_timers.add(seq)
+        self.commands.append({"type": "cancel_timer", "seq": seq})
 
     def patched(self, patch_id: str, deprecated: bool = False) -> bool:
         if patch_id in self.patch_memo:
@@ -387,15 +420,19 @@ class WorkflowRun:
 
     def _on_cancel(self) -> None:
         self.cancel_requested = True
-        targets = [c for c in self.pending.values()
-                   if c.future is not None and not c.future.done() and c.cancellable]
+        targets = [c for c in self.pending.values() if c.cancellable and _awaited_future(c) is not None]
         if not targets:
             self._cancel_pending = True
             return
         for call in targets:
-            self.pending.pop(call.seq, None)
-            assert call.future is not None
-            call.future.set_exception(errors.CancelledFailure("workflow cancelled"))
+            future = _awaited_future(call)
+            assert future is not None
+            if call.future is not None:
+                self.pending.pop(call.seq, None)
+                if call.kind == "timer":
+                    self.cancel_timer(call.seq)
+            # An asyncio.sleep's timer is withdrawn when the sleep, interrupted, cancels its handle.
+            future.set_exception(errors.CancelledFailure("workflow cancelled"))
 
     def _nondeterminism(self, message: str) -> None:
         self.failure = errors.NonDeterminismError(
@@ -420,6 +457,20 @@ class WorkflowRun:
         finally:
             asyncio.events._set_running_loop(outer)
         self.pending.clear()
+
+
+def _awaited_future(call: _Call) -> asyncio.Future[Any] | None:
+    """The future workflow code awaits on a pending call, when a cancellation can interrupt it: a
+    durable call's, or the one an ``asyncio.sleep`` waits on (its timer's callback sets it). Other
+    asyncio timers (wait_for's timeout) guard an awaitable that is interrupted itself."""
+    if call.future is not None:
+        return None if call.future.done() else call.future
+    timer = call.timer
+    if timer is not None and timer._callback is asyncio.futures._set_result_unless_cancelled:
+        future = timer._args[0]
+        if isinstance(future, asyncio.Future) and not future.done():
+            return future
+    return None
 
 
 def _error(exc: BaseException, non_retryable: bool = False) -> dict[str, Any]:

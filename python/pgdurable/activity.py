@@ -12,7 +12,13 @@ __all__ = ["ActivityContext", "get_context", "heartbeat"]
 
 @dataclass
 class ActivityContext:
-    """What a running activity knows about its call."""
+    """What a running activity knows about its call.
+
+    ``lease_lost`` turns true when the worker finds that it lost this attempt's lease (the lease
+    expired, e.g. the worker could not renew it in time, and another worker took the task over,
+    or the workflow ended): the attempt's outcome will be discarded, so a long activity should
+    check it and stop early.
+    """
 
     activity_name: str
     args: list[Any]
@@ -24,6 +30,7 @@ class ActivityContext:
     namespace: str
     heartbeat_details: Any = None
     _beat: Any = field(default=None, repr=False)
+    lease_lost: bool = False
 
 
 _current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(

@@ -9,8 +9,6 @@ import math
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from . import errors, payloads, store
 from .connection import Connection
 from .retry import RetryPolicy
@@ -59,9 +57,12 @@ class WorkflowClient:
         workflow_id = guid() if workflow_id is None else workflow_id
         _check_text("workflow_id", workflow_id)
         encoded = payloads.dumps(list(args))
-        async with self._client.connection.connect() as conn:
-            await store.start_workflow(conn, self._client.namespace, workflow_id, workflow_name, task_queue,
-                                       encoded, None if retry is None else retry.to_json(), id_reuse)
+        policy = None if retry is None else retry.to_json()
+        # A start whose commit was lost would be refused as a duplicate if made again.
+        await self._client.connection.run(
+            lambda conn: store.start_workflow(conn, self._client.namespace, workflow_id, workflow_name,
+                                              task_queue, encoded, policy, id_reuse),
+            repeatable=id_reuse == "return_existing")
         log.info("workflow %s (%s) started on task queue %r", workflow_id, workflow_name, task_queue)
         return self.get_handle(task_queue, workflow_name, workflow_id)
 
@@ -73,15 +74,17 @@ class WorkflowClient:
         """Sends a signal (namespace-wide id): the oldest waiting condition takes it, else it is buffered."""
         _check_text("signal_id", signal_id)
         encoded = payloads.dumps(data)
-        async with self._client.connection.connect() as conn:
-            await store.send_signal(conn, self._client.namespace, signal_id, encoded)
+        # A signal sent twice would be delivered twice: never repeated.
+        await self._client.connection.run(
+            lambda conn: store.send_signal(conn, self._client.namespace, signal_id, encoded),
+            repeatable=False)
 
     async def list(self, status: str | None = None, workflow_name: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
         """Workflow runs, newest first: workflow_id, workflow_name, task_queue, status,
         created_at, updated_at."""
-        async with self._client.connection.connect() as conn:
-            rows = await store.list_workflows(conn, self._client.namespace, status, workflow_name, limit)
+        rows = await self._client.connection.run(
+            lambda conn: store.list_workflows(conn, self._client.namespace, status, workflow_name, limit))
         return [{k: row[k] for k in ("workflow_id", "workflow_name", "task_queue", "status",
                                      "created_at", "updated_at", "run_id")} for row in rows]
 
@@ -100,8 +103,8 @@ class WorkflowHandle:
         return f"WorkflowHandle(workflow_id={self.workflow_id!r}, workflow_name={self.workflow_name!r})"
 
     async def _outcome(self) -> dict[str, Any]:
-        async with self._client.connection.connect() as conn:
-            row = await store.workflow_outcome(conn, self._client.namespace, self.workflow_id)
+        row = await self._client.connection.run(
+            lambda conn: store.workflow_outcome(conn, self._client.namespace, self.workflow_id))
         if row is None:
             raise errors.WorkflowNotFoundError(
                 f"workflow {self.workflow_id!r} not found in namespace {self._client.namespace!r}")
@@ -124,7 +127,7 @@ class WorkflowHandle:
                 wakeup.clear()
                 try:
                     outcome = await self._outcome()
-                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                except errors.DatabaseUnavailableError as exc:
                     # The database is away for a moment (restart, failover, killed
                     # connection): the workflow goes on, so keep waiting for it.
                     log.debug("workflow %s: result() polls again after: %s", self.workflow_id, exc)
@@ -145,8 +148,8 @@ class WorkflowHandle:
 
     async def state(self) -> dict[str, Any]:
         """Status, result, error, lineage, what the workflow waits on, and its last task failure."""
-        async with self._client.connection.connect() as conn:
-            state = await store.describe_workflow(conn, self._client.namespace, self.workflow_id)
+        state = await self._client.connection.run(
+            lambda conn: store.describe_workflow(conn, self._client.namespace, self.workflow_id))
         if state is None:
             raise errors.WorkflowNotFoundError(
                 f"workflow {self.workflow_id!r} not found in namespace {self._client.namespace!r}")
@@ -167,18 +170,22 @@ class WorkflowHandle:
     async def cancel(self) -> bool:
         """Requests cooperative cancellation (wakes the workflow now). False when the workflow
         was not running or is already being cancelled."""
-        async with self._client.connection.connect() as conn:
-            return await store.cancel_workflow(conn, self._client.namespace, self.workflow_id)
+        return await self._client.connection.run(
+            lambda conn: store.cancel_workflow(conn, self._client.namespace, self.workflow_id),
+            repeatable=False)
 
     async def interrupt(self, reason: str | None = None) -> bool:
         """Stops the workflow hard: nothing of it runs again. False when it was not running."""
-        async with self._client.connection.connect() as conn:
-            return await store.interrupt_workflow(conn, self._client.namespace, self.workflow_id, reason)
+        return await self._client.connection.run(
+            lambda conn: store.interrupt_workflow(conn, self._client.namespace, self.workflow_id, reason),
+            repeatable=False)
 
     async def history(self, all_runs: bool = False) -> list[dict[str, Any]]:
-        """The history as JSON-serialisable dicts: event_id, event_type, timestamp, run_id, details."""
-        async with self._client.connection.connect() as conn:
-            rows = await store.workflow_history(conn, self._client.namespace, self.workflow_id, all_runs)
+        """The history as JSON-serialisable dicts: event_id, event_type, timestamp, run_id, details
+        (payloads decoded: :class:`~pgdurable.errors.PayloadError` when one cannot be, e.g. without
+        the codec it was written with)."""
+        rows = await self._client.connection.run(
+            lambda conn: store.workflow_history(conn, self._client.namespace, self.workflow_id, all_runs))
         if not rows:
             await self._outcome()  # raises for an unknown id
         return [history_event(index, row) for index, row in enumerate(rows, start=1)]

@@ -1,20 +1,32 @@
-"""Connections: a lazy pool per event loop, and one shared LISTEN connection."""
+"""Connections: a lazy pool per event loop, and one shared LISTEN connection.
+
+Every failure of the database reaches callers as a :mod:`pgdurable.errors`
+error (``store.database_error``), and :meth:`Connection.run` is the one place
+that retries a call the database failed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import store
+from . import errors, store
 from ._dsn import resolve_dsn
 
 log = logging.getLogger("pgdurable.connection")
+T = TypeVar("T")
+
+LOGIN_RETRY = 2.0
+"""While the server refuses this login, one new attempt at most every this many seconds: the
+calls in between fail with the refusal at once (the server logs every attempt)."""
 
 _open: set[Connection] = set()
 
@@ -46,6 +58,11 @@ class Connection:
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._listener: Listener | None = None
         self._opening: asyncio.Lock | None = None
+        # Why the last attempt to open a connection failed (None after one succeeds), and the
+        # refusal of the login while it lasts: connect() then decides at once instead of waiting.
+        self._last_failure: errors.DatabaseError | None = None
+        self._refusal: errors.AuthorizationError | None = None
+        self._refused_at = 0.0
 
     @property
     def dsn(self) -> str:
@@ -57,12 +74,60 @@ class Connection:
         """Keyword arguments every connection is opened with."""
         return {"autocommit": True, **self._kwargs}
 
+    @property
+    def role(self) -> str | None:
+        """The role this Connection logs in as, when the DSN or ``user=`` names it."""
+        user = self._kwargs.get("user")
+        if user is None:
+            with contextlib.suppress(ValueError, psycopg.ProgrammingError):
+                user = conninfo_to_dict(self.dsn).get("user")
+        return None if user is None else str(user)
+
     def with_login(self, user: str, password: str | None) -> Connection:
         """The same database, logged in as another role (used by scoped workers)."""
         kwargs = {**self._kwargs, "user": user}
         if password is not None:
             kwargs["password"] = password
         return Connection(self._dsn, pool_size=self._pool_size, **kwargs)
+
+    def _failed(self, exc: BaseException) -> errors.DurableError:
+        """Records why a connection could not be opened; returns it as a pgdurable error."""
+        failure = store.database_error(exc, role=self.role, connecting=True)
+        if isinstance(failure, errors.DatabaseError):
+            self._last_failure = failure
+        if isinstance(failure, errors.AuthorizationError):
+            self._refusal, self._refused_at = failure, time.monotonic()
+        return failure
+
+    def _opened(self) -> None:
+        self._last_failure = self._refusal = None
+
+    async def _open(self) -> store.Conn:
+        """A new connection of its own (not pooled), or the pgdurable error of why not."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.dsn, **self.connect_kwargs)
+        except (psycopg.Error, OSError) as exc:
+            raise self._failed(exc) from exc
+        self._opened()
+        return conn
+
+    def _pool_connection_class(self) -> type[psycopg.AsyncConnection[Any]]:
+        """The pool's connections, opened in the background: their failures are recorded, so a
+        caller waiting for one learns why none comes (a refused login above all)."""
+        owner = self
+
+        class PoolConnection(psycopg.AsyncConnection[Any]):
+            @classmethod
+            async def connect(cls, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+                try:
+                    conn = await super().connect(*args, **kwargs)
+                except (psycopg.Error, OSError) as exc:
+                    owner._failed(exc)
+                    raise
+                owner._opened()
+                return conn
+
+        return PoolConnection
 
     async def _get_pool(self) -> AsyncConnectionPool[Any]:
         loop = asyncio.get_running_loop()
@@ -74,16 +139,14 @@ class Connection:
         async with self._opening:
             if self._pool is None:
                 dsn = self.dsn
-                # Fail fast, with a clear message, on a wrong DSN or schema.
-                try:
-                    first = await psycopg.AsyncConnection.connect(dsn, **self.connect_kwargs)
-                except psycopg.OperationalError as exc:
-                    raise ConnectionError(f"cannot connect to the pgdurable database: {exc}".strip()) from exc
+                # Fail fast, with a clear message, on a wrong DSN, login or schema.
+                first = await self._open()
                 async with first:
                     await store.check_schema(first)
                 pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                     dsn, kwargs=self.connect_kwargs, min_size=1, max_size=self._pool_size, open=False,
                     name="pgdurable", reconnect_timeout=3600,
+                    connection_class=self._pool_connection_class(),
                 )
                 await pool.open()
                 self._pool = pool
@@ -91,12 +154,95 @@ class Connection:
         assert self._pool is not None
         return self._pool
 
+    async def _acquire(self, pool: AsyncConnectionPool[Any]) -> store.Conn:
+        """A pooled connection, waiting at most the pool's timeout; while the server refuses this
+        login, a fresh attempt decides at once (AuthorizationError, or on with the pool)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + pool.timeout
+        while True:
+            refusal = self._refusal
+            if refusal is not None:
+                if time.monotonic() - self._refused_at < LOGIN_RETRY:
+                    raise errors.AuthorizationError(str(refusal), sqlstate=refusal.sqlstate,
+                                                    condition=refusal.condition)
+                probe = await self._open()
+                await probe.close()
+            try:
+                return await pool.getconn(timeout=max(min(deadline - loop.time(), 1.0), 0.001))
+            except PoolTimeout as exc:
+                if loop.time() < deadline:
+                    continue  # look at the login again, then wait on
+                last = self._last_failure
+                if isinstance(last, errors.AuthorizationError):
+                    raise last from exc
+                why = f" (the last attempt failed: {last})" if last is not None else ""
+                raise errors.DatabaseUnavailableError(
+                    f"no connection to the database within {pool.timeout:g} s{why}: check that the "
+                    "server is up, reachable from this machine and accepts more connections") from exc
+            except psycopg.Error as exc:
+                raise store.database_error(exc, role=self.role) from exc
+
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[store.Conn]:
-        """A pooled autocommit connection, for one stored-function call or a few."""
+        """A pooled autocommit connection, for one stored-function call or a few. A failure of
+        the database, here or in the body, is raised as a :mod:`pgdurable.errors` error."""
         pool = await self._get_pool()
-        async with pool.connection() as conn:
-            yield conn
+        conn = await self._acquire(pool)
+        try:
+            async with conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise store.database_error(exc, role=self.role) from exc
+        finally:
+            await pool.putconn(conn)
+
+    async def run(self, call: Callable[[store.Conn], Awaitable[T]], *, repeatable: bool = True,
+                  until: float | None = None) -> T:
+        """Runs one store call on a pooled connection: the one place pgdurable retries a call
+        the database failed.
+
+        A call the database rolled back (:class:`~pgdurable.errors.TransientDatabaseError`)
+        runs again; so does one whose connection was lost
+        (:class:`~pgdurable.errors.DatabaseUnavailableError`) when it is ``repeatable`` (it
+        may have been applied before the connection dropped). Once; or, with ``until`` (an
+        event-loop time), until then: a worker records a result through an outage that way.
+        """
+        loop = asyncio.get_running_loop()
+        tries = 0
+        while True:
+            tries += 1
+            started = False
+            try:
+                async with self.connect() as conn:
+                    started = True
+                    return await call(conn)
+            except errors.DatabaseError as exc:
+                lost = isinstance(exc, errors.DatabaseUnavailableError)
+                rolled_back = isinstance(exc, errors.TransientDatabaseError)
+                again = rolled_back or (lost and (repeatable or not started))
+                if until is None:
+                    again = again and started and tries == 1  # no connection came: the pool waited
+                else:
+                    again = again and loop.time() < until
+                if not again:
+                    if lost and started and not repeatable:
+                        raise errors.DatabaseUnavailableError(
+                            f"{exc}; the call was not retried: it may have been applied before the "
+                            "connection was lost, so check before making it again",
+                            sqlstate=exc.sqlstate, condition=exc.condition) from exc.__cause__
+                    raise
+                log.debug("running a database call again after: %s", exc)
+                if lost and started:
+                    await self._check_pool()
+                await asyncio.sleep(0 if tries == 1 else 0.5 if lost else 0.01)
+
+    async def _check_pool(self) -> None:
+        """After a lost connection, the pool's idle ones may be dead too (a restart, a failover):
+        test them, so the next call gets a live one."""
+        pool = self._pool
+        if pool is not None and self._pool_loop is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await pool.check()
 
     async def listener(self) -> Listener:
         """The one LISTEN connection this Connection shares between its workers and handles."""
@@ -182,9 +328,8 @@ class Listener:
         delay, outage = 0.1, False
         while not self._closed:
             try:
-                conn = await psycopg.AsyncConnection.connect(self._connection.dsn,
-                                                             **self._connection.connect_kwargs)
-            except (psycopg.OperationalError, OSError) as exc:
+                conn = await self._connection._open()
+            except errors.DatabaseError as exc:
                 if not outage:
                     log.warning("LISTEN connection lost (%s); reconnecting, polling meanwhile", exc)
                     outage = True

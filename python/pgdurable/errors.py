@@ -117,7 +117,50 @@ class LeaseLostError(DurableError):
 
 
 class InvalidArgumentError(DurableError, ValueError):
-    """The engine refused an argument (an empty id, a bad interval, ...)."""
+    """The engine refused an argument (an empty id, a bad interval, a payload over the size
+    limit, ...)."""
+
+
+class DatabaseError(DurableError):
+    """The database failed a call for a reason that is not one of the engine's own errors.
+
+    ``sqlstate`` is its SQLSTATE code (``None`` when no server answered), ``condition`` psycopg's
+    name for it (e.g. ``DeadlockDetected``), ``retryable`` whether the same call may succeed when
+    made again. The original psycopg exception is the ``__cause__``. The subclasses sort failures by
+    SQLSTATE class; this class itself is the fallback for any other code.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, condition: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.condition = condition
+
+
+class TransientDatabaseError(DatabaseError):
+    """The database rolled the call back (SQLSTATE class 40: a serialization failure, a deadlock):
+    nothing of it was applied. pgdurable already ran it once more; run it again later."""
+
+    retryable = True
+
+
+class DatabaseUnavailableError(DatabaseError, ConnectionError):
+    """The database could not be reached, or the connection was lost during the call (SQLSTATE
+    classes 08 and 57P, too many connections, no answer at all). A call that is safe to repeat was
+    retried once; check that the server is up and reachable."""
+
+    retryable = True
+
+
+class AuthorizationError(DatabaseError, PermissionError):
+    """The database refused the login or a privilege (SQLSTATE class 28, 42501): a wrong password,
+    a role that may not log in (a revoked worker role), a missing grant."""
+
+
+class EngineError(DatabaseError):
+    """The engine raised an error code of its own (SQLSTATE class PD) that this SDK does not know:
+    the database runs a newer engine; upgrade pgdurable."""
 
 
 class DurableInterrupt(BaseException):  # noqa: N818 - the seed's naming
@@ -171,7 +214,10 @@ def is_cancellation(err: BaseException) -> bool:
 
 
 __all__ = [
+    "AuthorizationError",
     "CancelledFailure",
+    "DatabaseError",
+    "DatabaseUnavailableError",
     "DuplicateWorkflowError",
     "DurableChildError",
     "DurableContinueAsNewError",
@@ -186,11 +232,13 @@ __all__ = [
     "DurableTimeoutError",
     "DurableWaitForAllError",
     "DurableWaitForError",
+    "EngineError",
     "InvalidArgumentError",
     "LeaseLostError",
     "NonDeterminismError",
     "PayloadError",
     "SchemaVersionError",
+    "TransientDatabaseError",
     "WorkerRoleError",
     "WorkflowCancelledError",
     "WorkflowFailedError",

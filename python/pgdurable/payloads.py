@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
-from .errors import PayloadError
+from .errors import InvalidArgumentError, PayloadError
 from .retry import error_type_names
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
@@ -106,12 +106,14 @@ def _hook(obj: dict[str, Any]) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Serialises ``value`` to stored text (JSON, then the codec)."""
+    """Serialises ``value`` to stored text (JSON, then the codec). A value that is no payload is a
+    ``TypeError``; one over :data:`MAX_PAYLOAD_BYTES` once encoded an
+    :class:`~pgdurable.errors.InvalidArgumentError` (a ``ValueError``)."""
     text = json.dumps(_escape(value), default=_default, allow_nan=False, separators=(",", ":"),
                       ensure_ascii=False)
     stored = encode_text(text)
     if len(stored.encode("utf-8")) > MAX_PAYLOAD_BYTES:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"payload of {len(stored.encode('utf-8'))} bytes exceeds the {MAX_PAYLOAD_BYTES} byte limit: "
             "store large data elsewhere and pass a reference"
         )
@@ -119,24 +121,25 @@ def dumps(value: Any) -> str:
 
 
 def loads(stored: str) -> Any:
-    """Reads stored text back into a value (the codec, then JSON)."""
+    """Reads stored text back into a value (the codec, then JSON); :class:`PayloadError` when it
+    cannot be decoded."""
+    return _decoded(stored, _hook)
+
+
+def to_json_value(stored: str | None) -> Any:
+    """A stored payload as plain JSON values (tagged types left as tagged objects);
+    :class:`PayloadError` when it cannot be decoded."""
+    return None if stored is None else _decoded(stored, None)
+
+
+def _decoded(stored: str, hook: Any) -> Any:
     try:
-        return json.loads(decode_text(stored), object_hook=_hook)
+        return json.loads(decode_text(stored), object_hook=hook)
     except PayloadError:
         raise
     except Exception as exc:
         raise PayloadError(f"cannot decode a stored payload ({type(exc).__name__}: {exc}); "
                            "is the same codec registered as when it was written?") from exc
-
-
-def to_json_value(stored: str | None) -> Any:
-    """A stored payload as plain JSON values (tagged types left as tagged objects)."""
-    if stored is None:
-        return None
-    try:
-        return json.loads(decode_text(stored))
-    except Exception:
-        return stored
 
 
 def encode_text(text: str) -> str:

@@ -1,12 +1,14 @@
 """The one module that speaks SQL: a typed async wrapper per stored function.
 
 Every state change is one call of a ``durable.*_vN`` function (one
-transaction). Engine errors (SQLSTATE class PD) become typed errors here.
+transaction). Engine errors (SQLSTATE class PD) become typed errors here, and
+so does every other failure of the database (``database_error``).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -35,19 +37,81 @@ _ERRORS: dict[str, type[errors.DurableError]] = {
 }
 
 
+# A refused login carries no SQLSTATE (libpq reports it as text): recognise the server's words.
+_LOGIN_REFUSED = re.compile(
+    r"is not permitted to log in|password authentication failed|authentication failed for user"
+    r'|role "[^"]*" does not exist|no pg_hba\.conf entry|permission denied for database')
+# Outside class 08: too many connections, and the server shutting down or starting up.
+_UNAVAILABLE = {"53300", "57P01", "57P02", "57P03", "57P05"}
+
+
+def _condition(sqlstate: str | None) -> str | None:
+    """psycopg's name of a SQLSTATE (``DeadlockDetected``), None for a code it does not know."""
+    if not sqlstate:
+        return None
+    try:
+        return psycopg.errors.lookup(sqlstate).__name__
+    except KeyError:
+        return None
+
+
+def database_error(exc: BaseException, *, role: str | None = None,
+                   connecting: bool = False) -> errors.DurableError:
+    """The pgdurable error for a failure psycopg (or the socket under it) raised: the engine's own
+    PD codes by code, any other SQLSTATE by class (:class:`~pgdurable.errors.DatabaseError` as the
+    fallback), a connection that failed or was lost as ``DatabaseUnavailableError`` and a refused
+    login as ``AuthorizationError``. ``role`` names the login in the message; ``connecting`` says
+    the failure came while opening a connection."""
+    if isinstance(exc, errors.DurableError):
+        return exc
+    sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+    primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+    lines = str(exc).strip().splitlines()
+    text = primary or (lines[0] if lines else type(exc).__name__)
+    known = _ERRORS.get(sqlstate or "")
+    if known is not None:
+        return known(text)
+    condition = _condition(sqlstate)
+    code = f"SQLSTATE {sqlstate}" + (f", {condition}" if condition else "")
+    kind = (sqlstate or "")[:2]
+    if kind == "PD":
+        return errors.EngineError(
+            f"the engine raised {code}, an error this pgdurable does not know: {text}; the database "
+            "runs a newer engine: upgrade pgdurable (pip install -U pgdurable)", sqlstate=sqlstate)
+    if kind == "40":
+        return errors.TransientDatabaseError(
+            f"the database rolled the call back ({code}): {text}; nothing of it was applied: run it "
+            "again", sqlstate=sqlstate, condition=condition)
+    if kind == "28" or sqlstate == "42501" or (sqlstate is None and _LOGIN_REFUSED.search(str(exc))):
+        who = f"role {role}" if role else "this login"
+        return errors.AuthorizationError(
+            f"the database refused {who}: {text}; check its user name and password, that it may log "
+            "in (a revoked worker role never can again: provision a new one with "
+            "durable.provision_worker_role) and that it has the grants it needs",
+            sqlstate=sqlstate, condition=condition)
+    no_answer = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
+    if kind == "08" or sqlstate in _UNAVAILABLE or (sqlstate is None and no_answer):
+        if connecting:
+            what, check = "cannot connect to the database", " and that the database exists"
+        else:
+            what, check = "the database is not reachable or the connection was lost", ""
+        return errors.DatabaseUnavailableError(
+            f"{what}: {text}; check that the server is up and reachable from this machine{check}",
+            sqlstate=sqlstate, condition=condition)
+    return errors.DatabaseError(
+        f"the database failed the call ({code}): {text}; pgdurable does not expect this error: check "
+        "the database's log, and report it if the engine raised it", sqlstate=sqlstate, condition=condition)
+
+
 def _mapped(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Turns the engine's PD errors into pgdurable errors."""
+    """Turns every psycopg error of a stored-function call into a pgdurable error."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
         except psycopg.Error as exc:
-            mapped = _ERRORS.get(exc.sqlstate or "")
-            if mapped is None:
-                raise
-            message = exc.diag.message_primary or str(exc)
-            raise mapped(message) from exc
+            raise database_error(exc) from exc
 
     return wrapper
 
@@ -71,6 +135,7 @@ def _json(value: dict[str, Any] | None) -> Jsonb | None:
 
 # -- schema -----------------------------------------------------------------
 
+@_mapped
 async def check_schema(conn: Conn) -> None:
     """Raises :class:`SchemaVersionError` unless the database speaks :data:`SCHEMA_VERSION`."""
     try:

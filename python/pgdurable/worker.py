@@ -20,8 +20,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import psycopg
-
 from . import _faults, errors, interceptors, payloads, registry, store
 from . import activity as activity_api
 from ._runtime import WorkflowInfo, WorkflowRun
@@ -35,6 +33,10 @@ _workers: set[Worker] = set()
 DEFAULT_LEASE = 30.0
 POLL_INTERVAL = 1.0
 UNKNOWN_ACTIVITY_CHECK = 5.0
+LOGIN_RETRY = 2.0
+"""Seconds between a worker's attempts to log in again while the database refuses its role."""
+LOGIN_ERROR_EVERY = 30.0
+"""A refused login is logged as an ERROR at most this often (each retry in between at DEBUG)."""
 
 
 class Worker:
@@ -66,7 +68,9 @@ class Worker:
         self._wf_wakeup = asyncio.Event()
         self._act_wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._reserved = 0  # activity slots held for the claims and completions in flight
         self._outage = False
+        self._login_error_at: float | None = None  # when a refused login was last logged as an ERROR
         self._listener: Any = None
         self._channels: dict[str, str] = {}
         self._next_unknown_check = 0.0
@@ -197,18 +201,21 @@ class Worker:
         assert self.activity_stream is not None
         streams = [self.activity_stream]
         while not self._stopping:
-            free = self.concurrency - len(self._activities)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
             names = registry.names()
             self._act_wakeup.clear()
             if not names:
                 await self._wait(self._act_wakeup, POLL_INTERVAL)
                 continue
-            rows = await self._db(lambda c, names=names, free=free: store.claim_activity_tasks(
-                c, self.namespace, streams, names, free, self._lease, self._owner))
+            free = self._take_slots(self.concurrency)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                rows = await self._db(lambda c, names=names, free=free: store.claim_activity_tasks(
+                    c, self.namespace, streams, names, free, self._lease, self._owner))
+            finally:
+                self._return_slots(free)
             if rows is None:
                 continue
             for row in rows:
@@ -220,16 +227,37 @@ class Worker:
         period = max(self._lease.total_seconds() / 3, 0.05)
         while not self._stopping or self._activities:
             await asyncio.sleep(period)
-            held = list(self._activities.items())
+            held = [(m, h) for m, h in self._activities.items() if not h[2].get("lost")]
             if not held:
                 continue
             for message_id, (_, token, beat) in held:
                 if "details" in beat:
                     details = beat.pop("details")
-                    await self._db(lambda c, m=message_id, t=token, d=details: store.heartbeat_activity(
-                        c, m, t, d, self._lease))
+                    kept = await self._db(lambda c, m=message_id, t=token, d=details:
+                                          store.heartbeat_activity(c, m, t, d, self._lease))
+                    if kept is False:
+                        self._lease_lost(message_id)
             ids, tokens = [m for m, _ in held], [h[1] for _, h in held]
-            await self._db(lambda c, ids=ids, tokens=tokens: store.extend_leases(c, ids, tokens, self._lease))
+            extended = await self._db(lambda c, ids=ids, tokens=tokens: store.extend_leases(
+                c, ids, tokens, self._lease))
+            for message_id in set(ids) - (set(ids) if extended is None else extended):
+                self._lease_lost(message_id)
+
+    def _lease_lost(self, message_id: int) -> None:
+        """A renewal found this activity's lease gone (it expired and another worker took the task
+        over, or the task ended): stop renewing it, tell the activity, record nothing for it."""
+        entry = self._activities.get(message_id)
+        if entry is None or entry[2].get("lost") or entry[2].get("recording"):
+            return  # gone, known, or its own recording call will tell
+        beat = entry[2]
+        beat["lost"] = True
+        ctx = beat.get("ctx")
+        if ctx is not None:
+            ctx.lease_lost = True
+        log.warning("activity %s (workflow %s, attempt %s): lease lost: another worker took the task over "
+                    "or it ended; this worker stops renewing it and will discard its outcome "
+                    "(get_context().lease_lost is now true)", beat.get("name"), beat.get("workflow_id"),
+                    beat.get("attempt"))
 
     async def _idle(self, wakeup: asyncio.Event, streams: list[str], names: list[str]) -> None:
         delay = await self._db(lambda c: store.next_wakeup(c, self.namespace, streams, names))
@@ -242,38 +270,46 @@ class Worker:
             await asyncio.wait_for(event.wait(), timeout)
 
     async def _db(self, call: Callable[[store.Conn], Awaitable[T]]) -> T | None:
-        """Runs one store call; on a connection failure logs once per outage and returns None."""
+        """Runs one store call of a loop; on a database failure logs it (once per outage) and
+        returns None: the loop tries again on its next turn."""
         try:
-            async with self._conn.connect() as conn:
-                result = await call(conn)
-        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+            result = await self._conn.run(call)
+        except errors.AuthorizationError as exc:
+            self._login_refused(exc)
+            await asyncio.sleep(LOGIN_RETRY)
+            return None
+        except errors.DatabaseError as exc:
             if not self._outage:
-                log.warning("worker %s: database unreachable (%s); retrying", self._owner,
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                what = ("database unreachable" if isinstance(exc, errors.DatabaseUnavailableError)
+                        else "database call failed")
+                log.warning("worker %s: %s (%s); retrying", self._owner, what, exc)
                 self._outage = True
             await asyncio.sleep(0.5)
             return None
         if self._outage:
             log.warning("worker %s: database reachable again", self._owner)
             self._outage = False
+        if self._login_error_at is not None:
+            log.warning("worker %s: the database accepts role %s again", self._owner, self._conn.role)
+            self._login_error_at = None
         return result
 
+    def _login_refused(self, exc: errors.AuthorizationError) -> None:
+        """A refused login stops all work: loudly, but once every LOGIN_ERROR_EVERY seconds."""
+        now = asyncio.get_running_loop().time()
+        if self._login_error_at is None or now - self._login_error_at >= LOGIN_ERROR_EVERY:
+            log.error("worker %s cannot work: %s. It claims and records nothing until the database "
+                      "accepts role %s again (trying every %g s; this error repeats every %g s)",
+                      self._owner, exc, self._conn.role, LOGIN_RETRY, LOGIN_ERROR_EVERY)
+            self._login_error_at = now
+        else:
+            log.debug("worker %s: login still refused: %s", self._owner, exc)
+
     async def _record(self, call: Callable[[store.Conn], Awaitable[T]]) -> T:
-        """Runs a recording call, retrying through connection failures for one lease period."""
+        """Runs a recording call, trying through database failures for one lease period (past it,
+        the lease has expired and the task runs again elsewhere)."""
         deadline = asyncio.get_running_loop().time() + self._lease.total_seconds()
-        while True:
-            try:
-                async with self._conn.connect() as conn:
-                    return await call(conn)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                # A deadlock or serialization failure rolled the whole call back: run it again.
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.01)
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
+        return await self._conn.run(call, until=deadline)
 
     # -- workflow tasks ---------------------------------------------------------
     async def _workflow_task(self, row: dict[str, Any]) -> None:
@@ -298,7 +334,11 @@ class Worker:
                 await self._fail_workflow_task(row, failure)
                 return
             _faults.point("workflow_task_ran")
-            call = (row["message_id"], row["lease_token"], run.processed_event_id, commands, self._eager())
+            # Activities this worker may take at once, within its concurrency (eager dispatch).
+            slots = 0 if self._stopping or not self.activity_stream else self._take_slots(
+                sum(1 for command in commands if command["type"] == "activity"))
+            call = (row["message_id"], row["lease_token"], run.processed_event_id, commands,
+                    self._eager(slots))
             try:
                 result = await self._record(lambda c, call=call: store.complete_workflow_task(c, *call))
                 _faults.point("workflow_task_recorded")
@@ -306,13 +346,15 @@ class Worker:
                 log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
                 run.evict()
                 return
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
+            except errors.DatabaseError:
                 run.evict()
                 raise
             except Exception as exc:  # the engine refused the commands: visible, retried with backoff
                 run.evict()
                 await self._fail_workflow_task(row, exc)
                 return
+            finally:
+                self._return_slots(slots)  # the leased activities take them over, with no await between
             for task in result["activities"] or ():
                 self._start_activity(_activity_row(task))
             if result["status"] in ("closed", "discarded"):
@@ -328,14 +370,28 @@ class Worker:
             _, old = self._cache.popitem(last=False)
             old.evict()
 
-    def _eager(self) -> dict[str, Any] | None:
-        """What this worker can take at once from a completing call (eager dispatch)."""
+    def _eager(self, capacity: int = 0) -> dict[str, Any] | None:
+        """What this worker can take at once from a completing call (eager dispatch): the workflow
+        task it wakes, and up to ``capacity`` activities (slots reserved by the caller)."""
         eager: dict[str, Any] = {"owner": self._owner, "lease_seconds": self._lease.total_seconds()}
         if self.workflows and not self._stopping:
             eager.update(task_queue=self.task_queue, workflow_names=list(self.workflows))
-        if self.activity_stream and not self._stopping and len(self._activities) < self.concurrency:
-            eager.update(activity_stream=self.activity_stream, activity_names=registry.names())
+        if capacity > 0 and self.activity_stream:
+            eager.update(activity_stream=self.activity_stream, activity_names=registry.names(),
+                         capacity=capacity)
         return eager if len(eager) > 2 else None
+
+    def _take_slots(self, wanted: int) -> int:
+        """Reserves up to ``wanted`` free activity slots (``concurrency`` minus the activities
+        running and the slots other calls hold); returns how many it got."""
+        taken = max(0, min(wanted, self.concurrency - len(self._activities) - self._reserved))
+        self._reserved += taken
+        return taken
+
+    def _return_slots(self, count: int) -> None:
+        if count:
+            self._reserved -= count
+            self._slot_freed.set()
 
     def _start_activity(self, row: dict[str, Any]) -> None:
         task = asyncio.create_task(self._activity_task(row), name=f"activity {row['activity_name']}")
@@ -380,19 +436,32 @@ class Worker:
         try:
             await self._run_activity(row, name, payload)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await self._record(lambda c: store.release(c, message_id, token))
-            log.info("activity %s released (worker shutting down)", name)
+            await self._release(name, message_id, token)
         finally:
             self._activities.pop(message_id, None)
             self._slot_freed.set()
+
+    async def _release(self, name: str, message_id: int, token: Any) -> None:
+        """Gives back the lease of an activity cut short by shutdown, and logs what really happened."""
+        try:
+            await self._conn.run(lambda c: store.release(c, message_id, token))
+        except errors.LeaseLostError:
+            log.info("activity %s: not released at shutdown: its lease was already lost (another worker "
+                     "took the task over, or it ended)", name)
+        except errors.DurableError as exc:
+            log.warning("activity %s: not released at shutdown (%s); it runs again once its lease "
+                        "expires", name, exc)
+        else:
+            log.info("activity %s released (worker shutting down)", name)
 
     async def _run_activity(self, row: dict[str, Any], name: str, payload: dict[str, Any]) -> None:
         message_id, token = row["message_id"], row["lease_token"]
         _faults.point("activity_claimed")
         fn = registry.get(name)
         beat = self._activities.get(message_id, (None, None, {}))[2]
+        beat.update(name=name, workflow_id=row["workflow_id"], attempt=row["attempt"])
         loop = asyncio.get_running_loop()
+        unstorable = False
         try:
             if fn is None:
                 raise errors.DurableFatalError(f"activity {name!r} is not registered in this process")
@@ -403,27 +472,39 @@ class Worker:
                 workflow_id=row["workflow_id"], workflow_name=payload.get("workflow_name"),
                 task_queue=payload.get("task_queue"), attempt=row["attempt"], namespace=self.namespace,
                 heartbeat_details=None if details is None else payloads.loads(details),
-                _beat=(loop, lambda d: beat.__setitem__("details", payloads.dumps(d))))
+                _beat=(loop, lambda d: beat.__setitem__("details", payloads.dumps(d))),
+                lease_lost=bool(beat.get("lost")))
+            beat["ctx"] = ctx
             token_ctx = activity_api._current.set(ctx)
             try:
                 result = await self._invoke(fn, ctx, payload.get("start_to_close_timeout"))
             finally:
                 activity_api._current.reset(token_ctx)
+            # A result that cannot be stored (too large, not a payload type) fails the same way on
+            # every attempt: it is not retried.
+            unstorable = True
             encoded = payloads.dumps(result)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded
             if not isinstance(exc, Exception):
                 raise
-            fatal = isinstance(exc, errors.DurableFatalError)
-            log.info("activity %s attempt %s failed: %s: %s", name, row["attempt"], type(exc).__name__, exc)
+            fatal = unstorable or isinstance(exc, errors.DurableFatalError)
+            log.info("activity %s attempt %s failed%s: %s: %s", name, row["attempt"],
+                     " (its result cannot be stored: not retried)" if unstorable else "",
+                     type(exc).__name__, exc)
             error = payloads.error_to_json(exc, non_retryable=fatal)
             _faults.point("activity_ran")
+            if self._discard_lost(beat, name, "failure"):
+                return
             try:
                 outcome = await self._record(lambda c: store.fail_activity(
                     c, message_id, token, error, self._eager()))
             except errors.LeaseLostError:
                 log.info("activity %s: lease lost, failure discarded", name)
+                return
+            except errors.DatabaseError as db_exc:
+                _not_recorded(name, row["attempt"], "failure", db_exc)
                 return
             if outcome["outcome"] == "retrying":
                 # Its retry may be due before the loop's next poll: let the loop re-plan its sleep.
@@ -432,6 +513,8 @@ class Worker:
                 self._start_workflow_task(_workflow_row(outcome["workflow_task"]))
             return
         _faults.point("activity_ran")
+        if self._discard_lost(beat, name, "result"):
+            return
         try:
             outcome = await self._record(lambda c: store.complete_activity(
                 c, message_id, token, encoded, self._eager()))
@@ -440,8 +523,21 @@ class Worker:
         except errors.LeaseLostError:
             log.info("activity %s: lease lost, result discarded", name)
             return
+        except errors.DatabaseError as db_exc:
+            _not_recorded(name, row["attempt"], "result", db_exc)
+            return
         if outcome["workflow_task"]:
             self._start_workflow_task(_workflow_row(outcome["workflow_task"]))
+
+    @staticmethod
+    def _discard_lost(beat: dict[str, Any], name: str, what: str) -> bool:
+        """True (and logged) when the attempt's lease is known lost: its outcome belongs to the new
+        holder and is not sent; otherwise the recording call is under way (no more loss warnings)."""
+        if beat.get("lost"):
+            log.info("activity %s: %s discarded: this worker lost its lease", name, what)
+            return True
+        beat["recording"] = True
+        return False
 
     async def _invoke(self, fn: Callable[..., Any], ctx: activity_api.ActivityContext,
                       timeout: float | None) -> Any:
@@ -513,6 +609,11 @@ def _workflow_row(task: dict[str, Any]) -> dict[str, Any]:
     """An eagerly leased workflow task (JSON) as a claim row."""
     return {**task, "lease_token": uuid.UUID(task["lease_token"]),
             "started_at": datetime.fromisoformat(task["started_at"])}
+
+
+def _not_recorded(name: str, attempt: int, what: str, exc: errors.DatabaseError) -> None:
+    log.warning("activity %s attempt %s: its %s was not recorded (%s); the attempt runs again once "
+                "its lease expires", name, attempt, what, exc)
 
 
 def _log_crash(task: asyncio.Task[Any]) -> None:

@@ -96,7 +96,7 @@ async def sleep(duration: Duration) -> float:
     run = current()
     seq = run.next_seq()
     run.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": seconds})
-    return await run.wait(seq, "timer", seconds=seconds)
+    return await run.wait_timer(seq, seconds)
 
 
 async def condition(signal_id: str, timeout: Duration | None = None) -> Any:
