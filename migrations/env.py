@@ -10,7 +10,7 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from pgdurable._dsn import resolve_dsn
 from pgdurable._migrate import (
@@ -40,6 +40,27 @@ def _dsn() -> str:
     )
 
 
+def _lock_out_concurrent_runs(connection: Connection) -> None:
+    """Serialises migrations of one database. Once the engine exists, a row lock on
+    durable.secret does it (worker roles cannot touch that table); the advisory key, which
+    anyone may take, only guards the very first install."""
+    installed = connection.execute(text("SELECT to_regclass('durable.secret') IS NOT NULL")).scalar()
+    if installed:
+        connection.execute(text("SELECT 1 FROM durable.secret FOR UPDATE"))
+    else:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+
+
+def _reassert_grants(connection: Connection) -> None:
+    """Ends every migration run: PUBLIC loses EXECUTE on functions a revision added, and worker
+    roles hold EXECUTE on exactly the worker functions of the new version (sql/grants.sql)."""
+    exists = connection.execute(
+        text("SELECT to_regprocedure('durable._reassert_grants()') IS NOT NULL")
+    ).scalar()
+    if exists:  # not after a downgrade to base
+        connection.execute(text("SELECT durable._reassert_grants()"))
+
+
 def run_migrations_offline() -> None:
     """Write the migration SQL to stdout (``alembic upgrade head --sql``)."""
     context.configure(dialect_name="postgresql", literal_binds=True, **COMMON_OPTIONS)
@@ -54,10 +75,9 @@ def run_migrations_online() -> None:
         with engine.connect() as connection:
             context.configure(connection=connection, **COMMON_OPTIONS)
             with context.begin_transaction():
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
-                )
+                _lock_out_concurrent_runs(connection)
                 context.run_migrations()
+                _reassert_grants(connection)
     finally:
         engine.dispose()
 

@@ -2,7 +2,7 @@
 -- durable is usable by PUBLIC, and every SECURITY DEFINER function pins
 -- its search_path.
 BEGIN;
-SELECT plan(13);
+SELECT plan(18);
 
 SELECT cmp_ok((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'durable'::regnamespace), '>', 40,
               'schema durable holds the engine''s functions (so the checks below are not vacuous)');
@@ -47,6 +47,28 @@ SELECT throws_ok($sql$DO $x$ BEGIN SET LOCAL ROLE pgdurable_tap_nobody;
                  'with USAGE on the schema it still cannot execute an engine function');
 SELECT throws_ok($sql$DO $x$ BEGIN SET LOCAL ROLE pgdurable_tap_nobody; PERFORM durable.advance_clock('1 day'); END $x$$sql$,
                  '42501', NULL, 'nor move the engine clock');
+
+-- A function a later migration adds: PUBLIC gets EXECUTE on it by default ...
+CREATE FUNCTION durable.added_later() RETURNS integer LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;
+SELECT ok(has_function_privilege('public', 'durable.added_later()', 'EXECUTE'),
+          'a function created in schema durable is executable by PUBLIC at first (Postgres'' default)');
+SELECT lives_ok('SELECT durable._reassert_grants()', '_reassert_grants runs (every migration run ends with it)');
+SELECT ok(NOT has_function_privilege('public', 'durable.added_later()', 'EXECUTE'),
+          '... and after it, not any more');
+SELECT role_name AS wr FROM durable.provision_worker_role(ARRAY['g']) \gset
+SELECT format('GRANT EXECUTE ON FUNCTION durable.added_later() TO %I', :'wr') \gexec
+SELECT durable._reassert_grants() IS NULL AS ignored \gset
+SELECT bag_eq(format($$SELECT p.oid::regprocedure FROM pg_proc p
+                       WHERE p.pronamespace = 'durable'::regnamespace
+                         AND has_function_privilege(%L, p.oid, 'EXECUTE')$$, :'wr'),
+              'SELECT f FROM durable.worker_functions() f',
+              '_reassert_grants leaves a worker role EXECUTE on exactly worker_functions()');
+SELECT is_empty($$SELECT p.oid::regprocedure, a.grantee::regrole FROM pg_proc p, aclexplode(p.proacl) a
+                  WHERE p.pronamespace = 'durable'::regnamespace AND a.grantee <> p.proowner
+                    AND NOT (p.oid IN (SELECT f FROM durable.worker_functions() f)
+                             AND a.grantee IN (SELECT c.role_name::regrole FROM durable.worker_credentials c
+                                               WHERE c.revoked_at IS NULL))$$,
+                'every function''s ACL names only its owner, and worker roles on worker functions');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(78);
+SELECT plan(88);
 
 -- ---------------------------------------------------------------------------
 -- Two claimers never get the same message (SKIP LOCKED), namespace 'dbl'.
@@ -132,8 +132,10 @@ SELECT is(octet_length(durable.stream_channel('q', repeat('x', 200))), 38,
           'the channel of a 200-character stream name is 38 bytes (under the 63-byte NOTIFY limit)');
 SELECT is(durable.stream_channel('q', repeat('x', 200)), durable.stream_channel('q', repeat('x', 200)),
           'stream_channel is deterministic');
-SELECT is(durable.stream_channel('q', 'orders'), 'pgd_s_' || md5('q/orders'),
-          'stream_channel is pgd_s_ followed by the md5 of namespace/stream');
+SELECT is(durable.stream_channel('q', 'orders'),
+          'pgd_s_' || md5((SELECT key FROM durable.secret) || '/stream/q/orders'),
+          'stream_channel is pgd_s_ followed by the md5 of namespace/stream salted with durable.secret '
+          '(nobody without the secret computes it)');
 SELECT isnt(durable.stream_channel('q', 'orders'), durable.stream_channel('q2', 'orders'),
             'the same stream in another namespace has another channel');
 SELECT is(octet_length(durable.stream_channel('ns', 'é' || repeat('ß', 300))), 38,
@@ -263,6 +265,30 @@ SELECT durable.advance_clock('6 seconds') IS NOT NULL AS moved \gset
 CREATE TEMP TABLE wk AS SELECT * FROM durable.claim_v1('qw', ARRAY['s'], ARRAY['j'], 2, interval '20 seconds');
 SELECT ok(durable.next_wakeup_v1('qw', ARRAY['s'], ARRAY['j']) BETWEEN 19 AND 20,
           'a leased message wakes the worker at its lease expiry (when it could be reclaimed)');
+
+-- Bounds and channels
+SELECT throws_ok($$SELECT * FROM durable.claim_v1('bq', ARRAY['s'], ARRAY['m'], 1001)$$, 'PD004',
+                 'claim batch 1001 is out of range: give 1 to 1000', 'a claim batch is at most 1000');
+SELECT throws_like($$SELECT * FROM durable.claim_v1('bq', ARRAY['s'], ARRAY['m'], 1, '1000 years')$$,
+                   'lease 1000 years is out of range%', 'a lease is at most 1 hour');
+SELECT lives_ok($$SELECT * FROM durable.claim_v1('bq', ARRAY['s'], ARRAY['m'], 1000, '1 hour')$$,
+                'batch 1000 and a 1 hour lease are allowed');
+SELECT throws_like($$SELECT durable.extend_lease_v1(ARRAY[1]::bigint[], ARRAY[NULL]::uuid[], '2 hours')$$,
+                   'lease 02:00:00 is out of range%', 'extend_lease_v1 is bounded too');
+SELECT throws_like($$SELECT durable.extend_lease_v1(array_fill(1::bigint, ARRAY[1001]), array_fill(NULL::uuid, ARRAY[1001]),
+                                                    '1 minute')$$,
+                   'extend_lease_v1 takes at most 1000 messages%', '...and takes at most 1000 messages');
+SELECT is(durable.stream_channels_v1('bq', ARRAY['b', 'a']),
+          ARRAY[durable.stream_channel('bq', 'b'), durable.stream_channel('bq', 'a')],
+          'stream_channels_v1 returns the channels of the streams, in the order given');
+SELECT lives_ok($$SELECT durable._notify('pgd_tap', 'x')$$, '_notify sends (the queue is empty)');
+
+SELECT throws_like($$SELECT durable._check_eager('{"owner": "w", "lease_seconds": 1e9}')$$, 'lease % is out of range%',
+                   'an eager-dispatch lease is bounded like a claim''s');
+SELECT throws_ok($$SELECT durable._check_eager('{"owner": "w"}')$$, 'PD004', NULL,
+                 'an eager-dispatch request without a numeric lease_seconds is refused');
+SELECT lives_ok($$SELECT durable._check_eager('{"owner": "w", "lease_seconds": 30}'), durable._check_eager(NULL)$$,
+                'a 30 s eager lease (or none) is fine');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -86,7 +86,7 @@ WHERE n.nspname = 'durable' AND p.oid NOT IN (SELECT f FROM durable.worker_funct
 ORDER BY p.oid::regprocedure::text;
 GRANT SELECT ON forbidden TO PUBLIC;
 
-SELECT plan(125 + (SELECT count(*)::integer FROM forbidden));
+SELECT plan(151 + (SELECT count(*)::integer FROM forbidden));
 
 -- ===========================================================================
 -- Part A: a real login as a worker role (committed role, dblink).
@@ -210,8 +210,8 @@ SELECT is_empty($$SELECT p.oid::regprocedure, c FROM pg_proc p, unnest(p.proconf
                                     WHERE s NOT IN ('pg_catalog', 'durable', 'pg_temp')))$$,
                 'every pinned search_path names only pg_catalog, durable and pg_temp, with pg_temp last');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
-                  WHERE p.oid IN ('durable.provision_worker_role(text[], text, text)'::regprocedure,
-                                  'durable.rotate_worker_password(text, text, text)'::regprocedure,
+                  WHERE p.oid IN ('durable.provision_worker_role(text[], text, text, text[], text[], integer, interval, interval, interval)'::regprocedure,
+                                  'durable.rotate_worker_password(text, text, text, boolean)'::regprocedure,
                                   'durable.revoke_worker_role(text, text)'::regprocedure,
                                   'durable.list_worker_roles(text)'::regprocedure)
                     AND NOT ('search_path=pg_catalog, pg_temp' = ANY (coalesce(p.proconfig, '{}')))$$,
@@ -260,8 +260,12 @@ CREATE TEMP TABLE wf_task AS
 SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['orders'], ARRAY['order_workflow'], 1);
 SELECT is((SELECT count(*)::integer FROM wf_task), 1, 'a worker role claims a workflow task of its own stream');
 SELECT is((SELECT count(*)::integer FROM durable.run_history_v1('durable', (SELECT workflow_id FROM wf_task),
-                                                                   (SELECT run_id FROM wf_task))), 1,
-          'a worker role reads the history of a run whose task it holds');
+                                                                   (SELECT run_id FROM wf_task),
+                                                                   (SELECT lease_token FROM wf_task))), 1,
+          'a worker role reads the history of a run whose task it holds, giving that task''s lease token');
+SELECT throws_ok(format($$SELECT durable.run_history_v1('durable', %L, %s, gen_random_uuid())$$,
+                        (SELECT workflow_id FROM wf_task), (SELECT run_id FROM wf_task)),
+                 'PD005', NULL, '...but not with another token: holding the task is not enough, the caller must');
 SELECT is((SELECT c.status FROM durable.complete_workflow_task_v1(
                (SELECT message_id FROM wf_task), (SELECT lease_token FROM wf_task), 1,
                '[{"type": "activity", "seq": 1, "name": "charge", "args": "[\"o\"]"}]') c),
@@ -385,6 +389,104 @@ SELECT c.* FROM durable.complete_activity_v1(
     '{"owner": "w", "lease_seconds": 30, "task_queue": "orders", "workflow_names": ["eager_workflow_2"]}') c;
 SELECT ok((SELECT recorded AND workflow_task IS NOT NULL FROM eager_act_done2),
           '...and the woken workflow task too');
+RESET SESSION AUTHORIZATION;
+
+-- ---------------------------------------------------------------------------
+-- Produce scope: what a role's workflows may target.
+-- ---------------------------------------------------------------------------
+SELECT role_name AS prod FROM durable.provision_worker_role(ARRAY['shop', 'shop-activity']) \gset
+SELECT is((SELECT produce FROM durable.list_worker_roles() WHERE role_name = :'prod'), ARRAY['shop'],
+          'by default a role produces to its own task queues (its streams less -activity)');
+SELECT run_id FROM durable.start_workflow_v1('durable', 's-1', 'shop_wf', 'shop', '[]') \gset
+SELECT run_id FROM durable.start_workflow_v1('durable', 'pay-done', 'pay_wf', 'payments', '["x"]') \gset
+SELECT run_id FROM durable.start_workflow_v1('durable', 'pay-wait', 'pay_wait', 'payments', '[]') \gset
+SELECT c.status AS ignored FROM durable.claim_workflow_tasks_v1('durable', ARRAY['payments'], ARRAY['pay_wf'], 1) t,
+    durable.complete_workflow_task_v1(t.message_id, t.lease_token, 1, '[{"type": "complete", "result": "\"paid\""}]') c \gset
+SELECT c.status AS ignored FROM durable.claim_workflow_tasks_v1('durable', ARRAY['payments'], ARRAY['pay_wait'], 1) t,
+    durable.complete_workflow_task_v1(t.message_id, t.lease_token, 1,
+        '[{"type": "condition", "seq": 1, "signal_id": "shop-paid"}]') c \gset
+SET SESSION AUTHORIZATION :'prod';
+CREATE TEMP TABLE shop_task AS
+SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['shop'], ARRAY['shop_wf'], 1);
+SELECT throws_like(format($$SELECT durable.complete_workflow_task_v1(%s, %L, 1,
+                              '[{"type": "activity", "seq": 1, "name": "refund", "task_queue": "payments", "args": "[]"}]')$$,
+                          (SELECT message_id FROM shop_task), (SELECT lease_token FROM shop_task)),
+                   format('worker role %s may not schedule activity ''refund'' on task queue ''payments''%%', :'prod'),
+                   'an activity on a task queue outside the produce scope is refused, naming the target (PD005)');
+SELECT throws_like(format($$SELECT durable.complete_workflow_task_v1(%s, %L, 1,
+                              '[{"type": "child", "seq": 1, "workflow_id": "c-1", "workflow_name": "pay_wf",
+                                 "task_queue": "payments", "args": "[]", "awaited": true}]')$$,
+                          (SELECT message_id FROM shop_task), (SELECT lease_token FROM shop_task)),
+                   format('worker role %s may not start workflow ''pay_wf'' on task queue ''payments''%%', :'prod'),
+                   '...and so is a child workflow');
+SELECT is((SELECT c.status FROM shop_task t, durable.complete_workflow_task_v1(t.message_id, t.lease_token, 1,
+               '[{"type": "signal", "seq": 1, "signal_id": "shop-paid", "data": "\"forged\""}]') c), 'ok',
+          'a signal command is accepted...');
+RESET SESSION AUTHORIZATION;
+SELECT is_empty($$SELECT 1 FROM durable.messages WHERE name IN ('refund', 'pay_wf') AND stream LIKE 'payments%'
+                  UNION ALL SELECT 1 FROM durable.workflows WHERE workflow_id = 'c-1'$$,
+                'the refused commands left nothing behind');
+SELECT is((SELECT array_agg(event_type::text ORDER BY event_id) FROM durable.history
+           WHERE workflow_id = 'pay-wait' AND inbound), ARRAY['workflow_started'],
+          '...but it does not reach a waiting run of a task queue outside the sender''s produce scope');
+SELECT is((SELECT allowed_queues FROM durable.signals WHERE signal_id = 'shop-paid'), ARRAY['shop'],
+          'it is buffered for the sender''s own task queues only');
+
+SELECT ok((SELECT role_name = :'prod' FROM durable.provision_worker_role(ARRAY['shop', 'shop-activity'],
+              p_produce => ARRAY['shop', 'payments'], p_signal_prefixes => ARRAY['shop-'],
+              p_connection_limit => 3, p_lock_timeout => '5 seconds')),
+          're-provisioning the same streams keeps the role and sets the new scopes and limits');
+SELECT is((SELECT (produce, signal_prefixes)::text FROM durable.list_worker_roles() WHERE role_name = :'prod'),
+          '("{payments,shop}",{shop-})', 'list_worker_roles shows the widened produce scope and the prefixes');
+SELECT run_id FROM durable.start_workflow_v1('durable', 's-2', 'shop_wf', 'shop', '[]') \gset
+SET SESSION AUTHORIZATION :'prod';
+CREATE TEMP TABLE shop_task2 AS
+SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['shop'], ARRAY['shop_wf'], 1);
+SELECT throws_like(format($$SELECT durable.complete_workflow_task_v1(%s, %L, 1,
+                              '[{"type": "condition", "seq": 1, "signal_id": "hr-approve"}]')$$,
+                          (SELECT message_id FROM shop_task2), (SELECT lease_token FROM shop_task2)),
+                   format('worker role %s may not wait on signal ''hr-approve''%%', :'prod'),
+                   'a condition on a signal id outside the role''s prefixes is refused (PD005)');
+SELECT is((SELECT c.status FROM shop_task2 t, durable.complete_workflow_task_v1(t.message_id, t.lease_token, 1,
+               '[{"type": "activity", "seq": 1, "name": "refund", "task_queue": "payments", "args": "[]"},
+                 {"type": "child", "seq": 2, "workflow_id": "pay-done", "workflow_name": "shop_child",
+                  "task_queue": "payments", "args": "[]", "awaited": true},
+                 {"type": "condition", "seq": 3, "signal_id": "shop-ok"}]') c), 'requeued',
+          'with payments in its produce scope, the activity, the child and the condition are accepted (requeued: '
+          'the refused child''s failure came back at once)');
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT count(*)::integer FROM durable.messages WHERE name = 'refund' AND stream = 'payments-activity'), 1,
+          'the activity is scheduled on payments-activity');
+DELETE FROM durable.messages WHERE name = 'refund';  -- the checks below count payments messages
+SELECT results_eq($$SELECT run_id, workflow_name, status, result FROM durable.workflows WHERE workflow_id = 'pay-done'$$,
+                  $$VALUES (1, 'pay_wf', 'completed', '"paid"')$$,
+                  'a child never takes over the id of a closed workflow of another name: its result stays');
+SELECT is((SELECT data->'error'->>'type' FROM durable.history WHERE workflow_id = 's-2' AND event_type = 'child_failed'),
+          'DuplicateWorkflowError', 'the parent is told, as a child failure');
+
+SELECT is((SELECT rolconnlimit FROM pg_roles WHERE rolname = :'prod'), 3, 'the connection limit given is set');
+SELECT ok((SELECT s.setconfig @> ARRAY['statement_timeout=60000ms', 'idle_in_transaction_session_timeout=60000ms',
+                                       'lock_timeout=5000ms']
+           FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+           WHERE s.setrole = :'prod'::regrole AND d.datname = current_database()),
+          'and the timeouts are the role''s session defaults in this database');
+SELECT is((SELECT rolconnlimit FROM pg_roles WHERE rolname = :'wrk'), 50, 'the default connection limit is 50');
+SELECT throws_ok($$SELECT * FROM durable.provision_worker_role(ARRAY['x'], p_connection_limit => 0)$$, 'PD004', NULL,
+                 'a connection limit below 1 is refused');
+SELECT throws_like($$SELECT * FROM durable.provision_worker_role(ARRAY['x'], p_password => 'md5' || md5('secretsecret'))$$,
+                   '%pre-hashed passwords%', 'a pre-hashed md5 password is refused...');
+SELECT throws_like(format($$SELECT durable.rotate_worker_password(%L, 'SCRAM-SHA-256$4096:c2FsdA==$a2V5:c2VydmVy')$$,
+                          :'prod'), '%pre-hashed passwords%', '...and so is a SCRAM verifier, when rotating too');
+SELECT lives_ok(format($$SELECT durable.rotate_worker_password(%L, NULL, NULL, true)$$, :'prod'),
+                'rotate_worker_password can end the role''s live sessions');
+
+-- Membership is no way in: only a worker role's own login is.
+CREATE ROLE pgdurable_tap_member LOGIN INHERIT;
+SELECT format('GRANT %I TO pgdurable_tap_member', :'prod') \gexec
+SET SESSION AUTHORIZATION pgdurable_tap_member;
+SELECT throws_like($$SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['shop'], ARRAY['shop_wf'])$$,
+                   '%is not a pgdurable worker role of this database%',
+                   'a member of a worker role, logged in as itself, may not use the worker functions');
 RESET SESSION AUTHORIZATION;
 
 -- ---------------------------------------------------------------------------
@@ -532,15 +634,28 @@ SELECT isnt((SELECT revoked_at FROM durable.list_worker_roles() WHERE role_name 
 SELECT lives_ok(format('SELECT durable.revoke_worker_role(%L)', :'payer'), 'revoking again is harmless');
 SELECT throws_ok(format('SELECT durable.rotate_worker_password(%L)', :'payer'), 'PD005', NULL,
                  'a revoked role''s password cannot be rotated');
+SELECT is_empty(format($$SELECT p.oid::regprocedure FROM pg_proc p
+                         WHERE p.pronamespace = 'durable'::regnamespace
+                           AND has_function_privilege(%L, p.oid, 'EXECUTE')$$, :'payer'),
+                'a revoked role may execute no function of schema durable any more');
+SELECT ok(NOT has_schema_privilege(:'payer', 'durable', 'USAGE'), '...nor use schema durable');
+SELECT is_empty(format($$SELECT a.privilege_type FROM pg_database d, aclexplode(d.datacl) a
+                         WHERE d.datname = current_database() AND a.grantee = %L::regrole$$, :'payer'),
+                '...and the CONNECT grant provisioning gave it is gone (NOLOGIN keeps it out anyway)');
+SET SESSION AUTHORIZATION :'payer';
+SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['payments'], ARRAY['order_workflow'])$$,
+                 '42501', NULL, 'a revoked role''s claims on its own stream are refused (no grants left)');
+SELECT throws_ok(format($$SELECT durable.ack_v1(%s, %L)$$, :pm_id, :'pm_token'), '42501', NULL,
+                 'a revoked role cannot ack either');
+RESET SESSION AUTHORIZATION;
+-- Defence in depth: grants handed back by mistake do not revive a revoked role.
+SELECT format('GRANT USAGE ON SCHEMA durable TO %I', :'payer') \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', f, :'payer') FROM durable.worker_functions() f \gexec
 SET SESSION AUTHORIZATION :'payer';
 SELECT throws_like($$SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['payments'], ARRAY['order_workflow'])$$,
-                   '%was revoked%', 'a revoked role''s claims on its own stream fail with PD005 (was revoked)');
-SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['payments'], ARRAY['order_workflow'])$$,
-                 'PD005', NULL, '...with SQLSTATE PD005');
-SELECT throws_ok(format($$SELECT durable.ack_v1(%s, %L)$$, :pm_id, :'pm_token'), 'PD005', NULL,
-                 'a revoked role cannot ack either');
+                   '%was revoked%', 'with its grants given back by mistake, a revoked role still fails with PD005 (was revoked)');
 SELECT throws_ok($$SELECT durable.extend_lease_v1(ARRAY[-1]::bigint[], ARRAY[NULL]::uuid[], '1 minute')$$, 'PD005', NULL,
-                 'a revoked role fails with PD005 even for messages that do not exist');
+                 '...even for messages that do not exist');
 SELECT is((SELECT revoked FROM durable.worker_scope_v1()), true, 'worker_scope_v1 tells a revoked role so');
 RESET SESSION AUTHORIZATION;
 

@@ -2,7 +2,7 @@
 -- clock and the schema version (mirrors sql/schema.sql).
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(24);
+SELECT plan(33);
 
 SELECT has_schema('durable', 'the durable schema exists');
 SELECT function_returns(
@@ -47,6 +47,23 @@ SELECT throws_ok($$INSERT INTO durable.history (namespace, workflow_id, run_id, 
                    VALUES ('inv', 'w', 1, 100, 'timer_fired', 7, true, now()),
                           ('inv', 'w', 1, 101, 'timer_fired', 7, true, now())$$, '23505', NULL,
                  'a durable call (seq) is resolved by at most one inbound event');
+
+-- The per-database secret and what is derived from it
+SELECT is((SELECT count(*)::integer FROM durable.secret), 1, 'durable.secret holds one key');
+SELECT cmp_ok(length((SELECT key FROM durable.secret)), '>=', 64, 'the key is at least 64 random hex characters');
+SELECT isnt(durable._lock_key('signal/n/s'), hashtextextended('durable.signal/n/s', 0),
+            '_lock_key is not the unsalted hash a worker could compute from the public source');
+SELECT is(durable._lock_key('signal/n/s'), hashtextextended((SELECT key FROM durable.secret) || '/signal/n/s', 0),
+          '_lock_key hashes the key salted with durable.secret');
+SELECT is(durable._salted_md5('x'), md5((SELECT key FROM durable.secret) || '/x'),
+          '_salted_md5 is the md5 of the text salted with durable.secret');
+SELECT lives_ok($$SELECT durable._check_payload(repeat('x', 16777216))$$, '_check_payload accepts exactly 16 MiB');
+SELECT throws_ok($$SELECT durable._check_payload(repeat('x', 16777217))$$, 'PD004',
+                 'payload of 16777217 bytes exceeds the 16777216 byte limit: store large data elsewhere and pass a reference',
+                 '_check_payload refuses one byte more, with the SDK''s message');
+SELECT throws_like($$SELECT durable._check_payload(repeat('é', 8388609))$$, 'payload of 16777218 bytes%',
+                   '_check_payload counts bytes, not characters');
+SELECT lives_ok($$SELECT durable._check_payload(NULL)$$, '_check_payload lets NULL through (callers check NULLs)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -8,7 +8,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(79);
+SELECT plan(88);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -237,6 +237,37 @@ SELECT is(durable.send_signal_v1('t2', 'f', '"late"'), 'buffered', 'a signal aft
 SELECT is(pg_temp.inbound('t2', 'w'), '{workflow_started,signal_timed_out}'::text[],
           'and the timed-out condition does not receive it');
 SELECT is(durable._condition_timeout('t2', 'f', 'w', 1, 2), false, 'a second timeout of the same condition does nothing');
+
+-- ---------------------------------------------------------------------------
+-- Scoped signals (a worker role's): they reach only runs on allowed queues
+-- ---------------------------------------------------------------------------
+SELECT durable.start_workflow_v1('sc', 'mine', 'mine', 'q', '[]') IS NOT NULL AS ok \gset
+SELECT durable.start_workflow_v1('sc', 'theirs', 'theirs', 'other', '[]') IS NOT NULL AS ok \gset
+SELECT pg_temp.step('sc', 'theirs', '[{"type": "condition", "seq": 1, "signal_id": "x"}]', 'other') AS ignored \gset
+SELECT is(durable._oldest_wait('sc', 'x', ARRAY['q']), NULL::durable.signal_waits,
+          '_oldest_wait finds no wait among the allowed queues when only another queue''s run waits');
+SELECT is((durable._oldest_wait('sc', 'x', NULL)).workflow_id, 'theirs', '...and finds it when unrestricted');
+SELECT is(durable._send_signal('sc', 'x', '"forged"', '7 days', false, ARRAY['q']), 'buffered',
+          'a signal limited to queue q does not reach a run of queue other: it is buffered');
+SELECT is(pg_temp.inbound('sc', 'theirs'), '{workflow_started}'::text[], 'the other queue''s run received nothing');
+SELECT is((SELECT allowed_queues FROM durable.signals WHERE namespace = 'sc'), ARRAY['q'],
+          'the buffered signal keeps the queues it may reach');
+SELECT pg_temp.step('sc', 'mine', '[{"type": "condition", "seq": 1, "signal_id": "x"}]') AS ignored \gset
+SELECT is(pg_temp.inbound('sc', 'mine'), '{workflow_started,signal_received}'::text[],
+          'a condition of a run on an allowed queue takes it');
+SELECT is(durable.send_signal_v1('sc', 'x', '"client"'), 'delivered',
+          'a client''s signal (unrestricted) reaches the other queue''s waiting run');
+
+-- Back to the head of the mailbox: per signal id
+SELECT durable.send_signal_v1('hd', 'a', '"a1"') IS NOT NULL AS ok \gset
+SELECT durable.send_signal_v1('hd', 'b', '"b1"') IS NOT NULL AS ok \gset
+SELECT durable._send_signal('hd', 'a', '"a0"', '7 days', true) IS NOT NULL AS ok \gset
+SELECT durable._send_signal('hd', 'b', '"b0"', '7 days', true) IS NOT NULL AS ok \gset
+SELECT durable._send_signal('hd', 'a', '"a-1"', '7 days', true) IS NOT NULL AS ok \gset
+SELECT is((SELECT array_agg(data ORDER BY position, id) FROM durable.signals WHERE namespace = 'hd' AND signal_id = 'a'),
+          ARRAY['"a-1"', '"a0"', '"a1"'], 'signals put back go to the head of their own mailbox, latest first');
+SELECT is((SELECT array_agg(data ORDER BY position, id) FROM durable.signals WHERE namespace = 'hd' AND signal_id = 'b'),
+          ARRAY['"b0"', '"b1"'], '...whatever happens in another mailbox (no shared id arithmetic)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(159);
+SELECT plan(163);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -116,8 +116,8 @@ END $$;
 -- ---------------------------------------------------------------------------
 -- closed_channel
 -- ---------------------------------------------------------------------------
-SELECT is(durable.closed_channel('n'), 'pgd_c_' || md5('n'),
-          'closed_channel is pgd_c_ followed by the md5 of the namespace');
+SELECT is(durable.closed_channel('n'), 'pgd_c_' || md5((SELECT key FROM durable.secret) || '/closed/n'),
+          'closed_channel is pgd_c_ followed by the md5 of the namespace salted with durable.secret');
 SELECT is(octet_length(durable.closed_channel(repeat('é', 300))), 38,
           'a closed channel is 38 bytes whatever the namespace');
 
@@ -543,6 +543,22 @@ SELECT is((SELECT (parent_workflow_id, parent_seq)::text FROM durable.workflows 
           '(parent,1)', 'the child''s next run keeps its parent link');
 SELECT pg_temp.step('wr', 'kid', '[{"type": "complete", "result": "7"}]') AS ignored \gset
 SELECT is(pg_temp.last_event('wr', 'parent', 'child_completed')->>'result', '7', 'the final run reports to the parent');
+
+-- Bounds on what one workflow task may do
+SELECT pg_temp.start('bnd', 'w') AS ignored \gset
+SELECT throws_like($$SELECT pg_temp.step('bnd', 'w', (SELECT jsonb_agg(jsonb_build_object('type', 'timer', 'seq', i,
+                                                                                          'seconds', 60))
+                                                       FROM generate_series(1, 2001) i))$$,
+                   'a workflow task may complete with at most 2000 commands (got 2001)%',
+                   'a completion with 2001 commands is refused (PD004)');
+SELECT throws_like($$SELECT pg_temp.step('bnd', 'w', jsonb_build_array(jsonb_build_object(
+                         'type', 'complete', 'result', repeat('x', 16777217))))$$,
+                   'payload of 16777217 bytes exceeds the 16777216 byte limit%',
+                   'a command carrying more than 16 MiB is refused (PD004)');
+SELECT is(pg_temp.step('bnd', 'w', (SELECT jsonb_agg(jsonb_build_object('type', 'timer', 'seq', i, 'seconds', 60))
+                                   FROM generate_series(1, 2000) i)), 'ok', '2000 commands are allowed');
+SELECT throws_like($$SELECT durable.fire_timers_v1('bnd', ARRAY['q'], 1001)$$,
+                   'fire_timers_v1 limit 1001 is out of range%', 'fire_timers_v1 fires at most 1000 timers a call');
 
 SELECT * FROM finish();
 ROLLBACK;

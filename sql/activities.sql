@@ -88,10 +88,12 @@ DECLARE
     v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     IF p_result IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
     END IF;
+    PERFORM durable._check_payload(p_result);
     -- When the caller takes the woken workflow task itself, nobody else needs waking.
     v_eager := durable._eager_serves(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
     v_recorded := durable._finish_activity(v_msg, 'activity_completed',
@@ -118,7 +120,9 @@ DECLARE
     v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
+    PERFORM durable._check_payload(p_error::text);
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
                 || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
@@ -155,6 +159,8 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_lease(p_lease);
+    PERFORM durable._check_payload(p_details);
     UPDATE durable.messages
     SET visible_at = durable.now() + p_lease,
         payload = CASE WHEN p_details IS NULL THEN payload
@@ -191,7 +197,7 @@ BEGIN
           AND w.status = 'running' AND w.task_queue = p_task_queue
           AND w.workflow_name = ANY (p_workflow_names)
           AND NOT (w.workflow_id = ANY (coalesce(p_skip_workflow_ids, '{}')))
-        LIMIT greatest(p_limit, 0)
+        LIMIT least(greatest(p_limit, 0), 1000)
     LOOP
         PERFORM durable._ensure_workflow_task(p_namespace, v_run.workflow_id, v_run.run_id, v_run.task_queue,
                                               v_run.workflow_name);

@@ -102,21 +102,24 @@ $$;
 COMMENT ON FUNCTION durable.workflow_history_v1(text, text, boolean) IS
     'The history of the latest run of a workflow id (or of every run), in order.';
 
-CREATE FUNCTION durable.run_history_v1(p_namespace text, p_workflow_id text, p_run_id integer)
+CREATE FUNCTION durable.run_history_v1(p_namespace text, p_workflow_id text, p_run_id integer,
+                                       p_lease_token uuid DEFAULT NULL)
 RETURNS TABLE (event_id integer, event_type text, seq integer, inbound boolean, data jsonb, created_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_task durable.messages;
 BEGIN
-    IF EXISTS (SELECT 1 FROM durable.worker_credentials c WHERE c.role_name = session_user) THEN
-        -- A worker role reads only the history of a run whose workflow task it holds.
+    PERFORM durable._authorize(p_namespace, '{}'::text[]);
+    IF NOT durable._is_engine_admin() THEN
+        -- A worker role reads only the history of a run whose workflow task it
+        -- holds itself: p_lease_token must be that task's live lease.
         SELECT * INTO v_task FROM durable.messages m
         WHERE m.namespace = p_namespace AND m.workflow_id = p_workflow_id AND m.run_id = p_run_id
-          AND m.kind = 'workflow' AND m.lease_token IS NOT NULL AND m.visible_at > durable.now();
+          AND m.kind = 'workflow' AND m.lease_token = p_lease_token AND m.visible_at > durable.now();
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'PD005',
-                MESSAGE = format('role %s holds no workflow task of %L run %s: it may not read that history',
-                                 session_user, p_workflow_id, p_run_id);
+                MESSAGE = format('role %s holds no lease on a workflow task of %L run %s: it may not read that '
+                                 'history', session_user, p_workflow_id, p_run_id);
         END IF;
         PERFORM durable._authorize(p_namespace, ARRAY[v_task.stream]);
     END IF;
@@ -126,8 +129,9 @@ BEGIN
     WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
     ORDER BY h.event_id;
 END $$;
-COMMENT ON FUNCTION durable.run_history_v1(text, text, integer) IS
-    'The whole history of one run, in order: what a worker replays after a cache miss.';
+COMMENT ON FUNCTION durable.run_history_v1(text, text, integer, uuid) IS
+    'The whole history of one run, in order: what a worker replays after a cache miss. A worker role '
+    'passes the lease token of the run''s workflow task it holds.';
 
 CREATE FUNCTION durable.list_workflows_v1(p_namespace text, p_status text DEFAULT NULL,
                                           p_workflow_name text DEFAULT NULL, p_limit integer DEFAULT 100)

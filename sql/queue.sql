@@ -3,21 +3,46 @@
 -- durable.messages only. Timers are messages of kind 'timer' whose
 -- visible_at lies in the future (see workflows.sql for how they fire).
 
--- NOTIFY channel names are at most 63 bytes: hash the stream name.
+-- NOTIFY channel names are at most 63 bytes: hash the stream name, salted
+-- with durable.secret so that no role can compute another namespace's
+-- channels (worker roles ask stream_channels_v1 for their own).
 CREATE FUNCTION durable.stream_channel(p_namespace text, p_stream text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT 'pgd_s_' || md5(p_namespace || '/' || p_stream)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'pgd_s_' || durable._salted_md5('stream/' || p_namespace || '/' || p_stream)
 $$;
 COMMENT ON FUNCTION durable.stream_channel(text, text) IS
-    'The LISTEN channel a stream''s enqueues NOTIFY (always 38 bytes, whatever the stream name).';
+    'The LISTEN channel a stream''s enqueues NOTIFY (38 bytes, salted: only the owner computes it).';
+
+CREATE FUNCTION durable.stream_channels_v1(p_namespace text, p_streams text[]) RETURNS text[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM durable._authorize(p_namespace, p_streams);
+    RETURN (SELECT pg_catalog.array_agg(durable.stream_channel(p_namespace, s) ORDER BY o)
+            FROM pg_catalog.unnest(p_streams) WITH ORDINALITY AS u(s, o));
+END $$;
+COMMENT ON FUNCTION durable.stream_channels_v1(text, text[]) IS
+    'The LISTEN channels of streams the caller may consume, in the order given (PD005 outside its scope).';
+
+-- NOTIFY is a hint: workers poll as a backstop. When the server's queue is
+-- filling up (a listener stuck in a transaction holds its tail), skip it:
+-- a NOTIFY that did not fit would fail the whole transaction at commit.
+CREATE FUNCTION durable._notify(p_channel text, p_payload text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_catalog.pg_notify(p_channel, p_payload);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._notify(text, text) IS
+    'Internal: NOTIFY, unless the server''s notification queue is half full (then workers poll).';
 
 CREATE FUNCTION durable._notify_stream(p_namespace text, p_stream text) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     -- Postgres folds identical notifications of one transaction into one.
-    SELECT pg_notify(durable.stream_channel(p_namespace, p_stream), '')
+    SELECT durable._notify(durable.stream_channel(p_namespace, p_stream), '')
 $$;
 COMMENT ON FUNCTION durable._notify_stream(text, text) IS
-    'Internal: wakes the listeners of a stream (coalesced per transaction).';
+    'Internal: wakes the listeners of a stream (coalesced per transaction; skipped when the queue is full).';
 
 CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -86,6 +111,36 @@ END $$;
 COMMENT ON FUNCTION durable.enqueue_batch_v1(text, text, jsonb) IS
     'Enqueues many plain messages in one statement and one NOTIFY; returns their ids in input order.';
 
+CREATE FUNCTION durable._check_lease(p_lease interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_lease IS NULL OR p_lease <= interval '0' OR p_lease > interval '1 hour' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('lease %s is out of range: give more than 0 and at most 1 hour (heartbeat to '
+                             'hold a task longer)', p_lease);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_lease(interval) IS
+    'Internal: PD004 unless 0 < lease <= 1 hour (a task held longer is heartbeated).';
+
+-- What a completing worker says it can take at once (eager dispatch): the
+-- lease it asks for is bounded like a claim's, its owner label like a name.
+CREATE FUNCTION durable._check_eager(p_eager jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_eager IS NULL THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(p_eager) IS DISTINCT FROM 'object' OR jsonb_typeof(p_eager->'lease_seconds') IS DISTINCT FROM 'number'
+       OR length(p_eager->>'owner') > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'p_eager must be an object with a numeric lease_seconds and an owner of at most 1000 characters';
+    END IF;
+    PERFORM durable._check_lease(make_interval(secs => (p_eager->>'lease_seconds')::float8));
+END $$;
+COMMENT ON FUNCTION durable._check_eager(jsonb) IS
+    'Internal: PD004 unless an eager-dispatch request asks for a lease a claim could get (at most 1 hour).';
+
 -- The claim every consumer shares: the first p_batch visible messages of
 -- the given streams, kinds and names, by priority then visible_at, leased
 -- to p_owner. SKIP LOCKED lets concurrent claimers pass each other.
@@ -97,10 +152,11 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    IF p_batch IS NULL OR p_batch < 1 OR p_lease IS NULL OR p_lease <= interval '0' THEN
+    IF p_batch IS NULL OR p_batch < 1 OR p_batch > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('claim needs a batch >= 1 and a positive lease (got %s, %s)', p_batch, p_lease);
+            MESSAGE = format('claim batch %s is out of range: give 1 to 1000', p_batch);
     END IF;
+    PERFORM durable._check_lease(p_lease);
     RETURN QUERY
     WITH picked AS (
         SELECT m.id, m.lease_token AS old_token
@@ -184,6 +240,11 @@ DECLARE
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._authorize_messages(p_message_ids);
+    PERFORM durable._check_lease(p_lease);
+    IF cardinality(p_message_ids) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('extend_lease_v1 takes at most 1000 messages (got %s)', cardinality(p_message_ids));
+    END IF;
     RETURN QUERY
     UPDATE durable.messages m
     SET visible_at = v_now + p_lease

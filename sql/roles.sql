@@ -2,8 +2,10 @@
 -- streams from psql; the role has no table privileges at all and may only
 -- EXECUTE the worker functions, which are SECURITY DEFINER and check
 -- session_user against durable.worker_credentials (never a GUC the caller
--- could SET). A role's scope is the streams it may consume; what it
--- produces is derived from the task it holds a lease on.
+-- could SET). A role has two scopes: the streams it may *consume* (claim),
+-- and the task queues its workflows' commands may *produce* to (activities,
+-- children, signals to other workflows); by default its own queues. The DBA
+-- may also limit the signal ids its conditions wait on.
 -- Writes durable.worker_credentials and cluster roles.
 
 CREATE TABLE durable.worker_credentials (
@@ -11,13 +13,36 @@ CREATE TABLE durable.worker_credentials (
     namespace text NOT NULL,
     database_name text NOT NULL,
     stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
+    produce text[] NOT NULL,
+    signal_prefixes text[],
     created_at timestamptz NOT NULL,
     rotated_at timestamptz,
     revoked_at timestamptz
 );
 COMMENT ON TABLE durable.worker_credentials IS
-    'Provisioned worker roles and their scope (streams they may consume). Revoked rows stay for audit; '
+    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
+    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
     'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+
+-- Is session_user the engine's owner (or a member of it, or a superuser)?
+-- Only such a caller runs worker functions without a worker role's scope.
+CREATE FUNCTION durable._is_engine_admin() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.pg_has_role(session_user, n.nspowner, 'MEMBER')
+    FROM pg_catalog.pg_namespace n WHERE n.nspname = 'durable'
+$$;
+COMMENT ON FUNCTION durable._is_engine_admin() IS
+    'Internal: whether session_user is a member of the role owning schema durable (superusers are).';
+
+CREATE FUNCTION durable._not_a_worker() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'PD005',
+        MESSAGE = format('role %s is not a pgdurable worker role of this database (nor the engine''s owner): '
+                         'log in as the role durable.provision_worker_role made', session_user);
+END $$;
+COMMENT ON FUNCTION durable._not_a_worker() IS
+    'Internal: PD005 for a caller that is neither a provisioned worker role nor the engine owner.';
 
 -- Scope check used by every worker function. A caller that is not a
 -- provisioned worker role is trusted: EXECUTE is granted to nobody else.
@@ -29,6 +54,10 @@ DECLARE
 BEGIN
     SELECT * INTO v_cred FROM durable.worker_credentials c WHERE c.role_name = session_user;
     IF NOT FOUND THEN
+        -- Membership in a worker role is no way in: only its own login is.
+        IF NOT durable._is_engine_admin() THEN
+            PERFORM durable._not_a_worker();
+        END IF;
         RETURN;
     END IF;
     IF v_cred.revoked_at IS NOT NULL THEN
@@ -56,13 +85,15 @@ BEGIN
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._authorize(text, text[]) IS
-    'Internal: PD005 unless session_user may consume these streams (engine admins always may).';
+    'Internal: PD005 unless session_user is a live worker role that may consume these streams, or the '
+    'engine owner.';
 
 CREATE FUNCTION durable._may_consume(p_namespace text, p_stream text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((SELECT c.revoked_at IS NULL AND c.namespace = p_namespace AND p_stream = ANY (c.stream_names)
                             AND c.database_name = current_database()
-                     FROM durable.worker_credentials c WHERE c.role_name = session_user), true)
+                     FROM durable.worker_credentials c WHERE c.role_name = session_user),
+                    durable._is_engine_admin())
 $$;
 COMMENT ON FUNCTION durable._may_consume(text, text) IS
     'Internal: whether session_user may consume p_stream (engine admins always may).';
@@ -70,27 +101,77 @@ COMMENT ON FUNCTION durable._may_consume(text, text) IS
 CREATE FUNCTION durable._authorize_messages(p_message_ids bigint[]) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_scope record;
+    v_cred durable.worker_credentials;
+    v_outside bigint;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM durable.worker_credentials c WHERE c.role_name = session_user) THEN
-        RETURN;
+    SELECT * INTO v_cred FROM durable.worker_credentials c WHERE c.role_name = session_user;
+    -- The role itself must be valid (live, of this database), even when the messages are gone.
+    PERFORM durable._authorize(v_cred.namespace, '{}'::text[]);
+    IF v_cred.role_name IS NULL THEN
+        RETURN;  -- the engine owner
     END IF;
-    FOR v_scope IN SELECT m.namespace, array_agg(DISTINCT m.stream) AS streams
-                   FROM durable.messages m WHERE m.id = ANY (p_message_ids) GROUP BY m.namespace LOOP
-        PERFORM durable._authorize(v_scope.namespace, v_scope.streams);
-    END LOOP;
-    -- A worker role must still be valid even when the messages are gone.
-    PERFORM durable._authorize((SELECT c.namespace FROM durable.worker_credentials c
-                                WHERE c.role_name = session_user), '{}'::text[]);
+    SELECT m.id INTO v_outside FROM durable.messages m
+    WHERE m.id = ANY (p_message_ids)
+      AND (m.namespace <> v_cred.namespace OR NOT (m.stream = ANY (v_cred.stream_names)))
+    LIMIT 1;
+    IF FOUND THEN
+        -- Say nothing of where that message is: other namespaces stay unseen.
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('worker role %s may not touch message %s: it is not on a stream the role may '
+                             'consume', v_cred.role_name, v_outside);
+    END IF;
 END $$;
 COMMENT ON FUNCTION durable._authorize_messages(bigint[]) IS
-    'Internal: PD005 unless session_user may consume the streams these messages are on.';
+    'Internal: PD005 unless session_user may consume the streams these messages are on (the error never '
+    'names another scope''s streams or namespace).';
+
+-- The produce scope of session_user in a namespace: NULL for the engine
+-- owner (unrestricted), else the task queues the DBA allowed.
+CREATE FUNCTION durable._produce_scope(p_namespace text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.produce FROM durable.worker_credentials c WHERE c.role_name = session_user
+$$;
+COMMENT ON FUNCTION durable._produce_scope(text) IS
+    'Internal: the task queues session_user may produce to (NULL: the engine owner, unrestricted).';
+
+CREATE FUNCTION durable._check_produce(p_namespace text, p_what text, p_name text, p_task_queue text)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_produce text[] := durable._produce_scope(p_namespace);
+BEGIN
+    IF v_produce IS NOT NULL AND NOT (p_task_queue = ANY (v_produce)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('worker role %s may not %s %L on task queue %L: it may produce to %s only (the '
+                             'DBA widens that with provision_worker_role(..., p_produce => ...))',
+                             session_user, p_what, p_name, p_task_queue, array_to_string(v_produce, ', '));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_produce(text, text, text, text) IS
+    'Internal: PD005 unless session_user may produce to p_task_queue (schedule an activity, start a child).';
+
+CREATE FUNCTION durable._check_signal_scope(p_signal_id text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_prefixes text[];
+BEGIN
+    SELECT c.signal_prefixes INTO v_prefixes FROM durable.worker_credentials c WHERE c.role_name = session_user;
+    IF v_prefixes IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM unnest(v_prefixes) x WHERE starts_with(p_signal_id, x)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('worker role %s may not wait on signal %L: its conditions may wait only on signal '
+                             'ids starting with %s', session_user, p_signal_id, array_to_string(v_prefixes, ', '));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_signal_scope(text) IS
+    'Internal: PD005 when session_user''s conditions may not wait on this signal id (the DBA''s prefixes).';
 
 CREATE FUNCTION durable.worker_scope_v1()
 RETURNS TABLE (role_name text, namespace text, stream_names text[], revoked boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.role_name, c.namespace, c.stream_names, c.revoked_at IS NOT NULL
-    FROM durable.worker_credentials c WHERE c.role_name = session_user
+    FROM durable.worker_credentials c
+    WHERE c.role_name = session_user AND c.database_name = current_database()
 $$;
 COMMENT ON FUNCTION durable.worker_scope_v1() IS
     'The calling worker role''s scope (no row for a role that is not a provisioned worker).';
@@ -106,7 +187,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb)',
         'durable.fail_workflow_task_v1(bigint, uuid, jsonb)',
         'durable.fire_timers_v1(text, text[], integer)',
-        'durable.run_history_v1(text, text, integer)',
+        'durable.run_history_v1(text, text, integer, uuid)',
+        'durable.stream_channels_v1(text, text[])',
         'durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text)',
         'durable.complete_activity_v1(bigint, uuid, text, jsonb)',
         'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',
@@ -136,8 +218,16 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'a worker password must have 12 to 1000 characters (or pass NULL for a random one)';
     END IF;
+    -- Postgres would store a pre-hashed password as given: refuse it, so every
+    -- worker password is a SCRAM verifier made here from the clear text.
+    IF p_password ~ '^md5[0-9a-f]{32}$' OR starts_with(p_password, 'SCRAM-SHA-256$') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'give the worker password in clear text: pre-hashed passwords (md5..., SCRAM-SHA-256$...) '
+                      'are refused, so that each is stored as a SCRAM verifier';
+    END IF;
 END $$;
-COMMENT ON FUNCTION durable._check_password(text) IS 'Internal: rejects too short or absurd passwords.';
+COMMENT ON FUNCTION durable._check_password(text) IS
+    'Internal: rejects too short, absurd or pre-hashed passwords.';
 
 CREATE FUNCTION durable._grant_worker(p_role text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -159,6 +249,45 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._grant_worker(text) IS
     'Internal: a worker role gets CONNECT, USAGE on the schema and EXECUTE on worker_functions() only.';
+
+CREATE FUNCTION durable._revoke_grants(p_role text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM %I', p_role);
+    EXECUTE format('REVOKE ALL ON SCHEMA durable FROM %I', p_role);
+    EXECUTE format('REVOKE ALL ON DATABASE %I FROM %I', current_database(), p_role);
+END $$;
+COMMENT ON FUNCTION durable._revoke_grants(text) IS
+    'Internal: takes back every grant a worker role had (EXECUTE, USAGE, CONNECT).';
+
+-- Per-role limits: a connection limit (enforced by the server) and session
+-- defaults for the timeouts (a session of the role may still SET its own).
+CREATE FUNCTION durable._limit_role(p_role text, p_connection_limit integer, p_statement_timeout interval,
+                                    p_idle_in_transaction_timeout interval, p_lock_timeout interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_connection_limit IS NULL OR p_connection_limit < 1 OR p_connection_limit > 10000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('connection limit %s is out of range: give 1 to 10000', p_connection_limit);
+    END IF;
+    IF p_statement_timeout IS NULL OR p_statement_timeout <= interval '0'
+       OR p_idle_in_transaction_timeout IS NULL OR p_idle_in_transaction_timeout <= interval '0'
+       OR p_lock_timeout IS NULL OR p_lock_timeout <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'worker role timeouts must be positive intervals (statement, idle in transaction, lock)';
+    END IF;
+    EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', p_role, p_connection_limit);
+    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = %L', p_role, current_database(),
+                   (extract(epoch FROM p_statement_timeout) * 1000)::bigint || 'ms');
+    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET idle_in_transaction_session_timeout = %L', p_role,
+                   current_database(), (extract(epoch FROM p_idle_in_transaction_timeout) * 1000)::bigint || 'ms');
+    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET lock_timeout = %L', p_role, current_database(),
+                   (extract(epoch FROM p_lock_timeout) * 1000)::bigint || 'ms');
+END $$;
+COMMENT ON FUNCTION durable._limit_role(text, integer, interval, interval, interval) IS
+    'Internal: sets a worker role''s connection limit and its session defaults for statement, '
+    'idle-in-transaction and lock timeouts (in this database).';
 
 -- CREATE/ALTER ROLE with a password. When such a statement fails (a
 -- password-check module rejecting it, a role dropped by hand), Postgres
@@ -189,19 +318,27 @@ END $$;
 COMMENT ON FUNCTION durable._set_role_password(text, text, boolean) IS
     'Internal: creates a worker login role, or sets its password, never leaking the password into an error.';
 
--- The DBA functions below pin search_path like the worker functions: they
--- run with the DBA's rights (CREATEROLE, often superuser), so an object
--- someone planted earlier on the DBA's search_path (public.unnest(text[]),
--- a lower(name), an operator) must never be picked over pg_catalog's.
--- password_encryption is pinned too: worker passwords are always stored as
--- SCRAM verifiers, whatever the server's default.
+-- The DBA functions below run with the DBA's rights (CREATEROLE, often
+-- superuser): their pinned search_path means an object someone planted
+-- earlier on the DBA's search_path (public.unnest(text[]), a lower(name), an
+-- operator) is never picked over pg_catalog's. password_encryption is pinned
+-- too: worker passwords are always stored as SCRAM verifiers, whatever the
+-- server's default.
 CREATE FUNCTION durable.provision_worker_role(p_stream_names text[], p_namespace text DEFAULT 'durable',
-                                              p_password text DEFAULT NULL)
+                                              p_password text DEFAULT NULL,
+                                              p_produce text[] DEFAULT NULL,
+                                              p_signal_prefixes text[] DEFAULT NULL,
+                                              p_connection_limit integer DEFAULT 50,
+                                              p_statement_timeout interval DEFAULT interval '1 minute',
+                                              p_idle_in_transaction_timeout interval DEFAULT interval '1 minute',
+                                              p_lock_timeout interval DEFAULT interval '30 seconds')
 RETURNS TABLE (role_name text, password text)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp SET password_encryption = 'scram-sha-256' AS $$
 DECLARE
     v_streams text[];
+    v_produce text[];
+    v_prefixes text[];
     v_role text;
     v_password text := coalesce(p_password, durable._random_password());
     v_now timestamptz := durable.now();
@@ -215,36 +352,62 @@ BEGIN
     FOR i IN 1 .. cardinality(v_streams) LOOP
         PERFORM durable._check_stream(v_streams[i]);
     END LOOP;
+    -- By default a role produces to its own task queues (a stream named
+    -- <queue>-activity is queue <queue>'s activity stream).
+    SELECT array_agg(DISTINCT q ORDER BY q) INTO v_produce
+    FROM unnest(coalesce(p_produce, ARRAY(SELECT regexp_replace(s, '-activity$', '') FROM unnest(v_streams) s))) q;
+    IF v_produce IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'p_produce must name at least one task queue (or be NULL for the role''s own queues)';
+    END IF;
+    FOR i IN 1 .. cardinality(v_produce) LOOP
+        PERFORM durable._check_name('task queue', v_produce[i]);
+    END LOOP;
+    IF p_signal_prefixes IS NOT NULL THEN
+        SELECT array_agg(DISTINCT x ORDER BY x) INTO v_prefixes FROM unnest(p_signal_prefixes) x;
+        IF v_prefixes IS NULL OR EXISTS (SELECT 1 FROM unnest(v_prefixes) x WHERE x IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD004',
+                MESSAGE = 'p_signal_prefixes must list signal id prefixes (or be NULL: any signal id)';
+        END IF;
+    END IF;
     PERFORM durable._check_name('namespace', p_namespace);
     PERFORM durable._check_password(p_password);
     -- Two DBAs provisioning the same streams at once get one role, not two.
-    PERFORM pg_advisory_xact_lock(hashtextextended(
-        'durable.worker_role/' || current_database() || '/' || p_namespace, 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock(durable._lock_key(
+        'worker_role/' || current_database() || '/' || p_namespace));
     SELECT c.role_name INTO v_role FROM durable.worker_credentials c
     WHERE c.namespace = p_namespace AND c.stream_names = v_streams
       AND c.database_name = current_database() AND c.revoked_at IS NULL
       AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = c.role_name);  -- not dropped by hand
     IF FOUND THEN
-        -- Idempotent: the same streams get the same role, with a new password
-        -- (and the grants of functions a later schema version added).
+        -- Idempotent: the same streams get the same role, with a new password,
+        -- the scopes and limits given now (and the grants of functions a later
+        -- schema version added).
         PERFORM durable._set_role_password(v_role, v_password, false);
         PERFORM durable._grant_worker(v_role);
-        UPDATE durable.worker_credentials c SET rotated_at = v_now WHERE c.role_name = v_role;
+        UPDATE durable.worker_credentials c
+        SET rotated_at = v_now, produce = v_produce, signal_prefixes = v_prefixes
+        WHERE c.role_name = v_role;
     ELSE
         v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16) || '_'
                   || left(regexp_replace(lower(p_namespace), '[^a-z0-9]+', '', 'g'), 16);
         v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 10);
         PERFORM durable._set_role_password(v_role, v_password, true);
         PERFORM durable._grant_worker(v_role);
-        INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, created_at)
-        VALUES (v_role, p_namespace, current_database(), v_streams, v_now);
+        INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, produce,
+                                                signal_prefixes, created_at)
+        VALUES (v_role, p_namespace, current_database(), v_streams, v_produce, v_prefixes, v_now);
     END IF;
+    PERFORM durable._limit_role(v_role, p_connection_limit, p_statement_timeout, p_idle_in_transaction_timeout,
+                                p_lock_timeout);
     RETURN QUERY SELECT v_role, v_password;
 END $$;
-COMMENT ON FUNCTION durable.provision_worker_role(text[], text, text) IS
+COMMENT ON FUNCTION durable.provision_worker_role(text[], text, text, text[], text[], integer, interval, interval, interval) IS
     'DBA: creates (or, for the same streams, re-keys) a login role that may only consume these streams '
-    'through the worker functions. Returns its name and password (random unless given); the password '
-    'is not stored by pgdurable.';
+    'through the worker functions, and whose workflows may produce only to p_produce (default: its own '
+    'task queues) and wait only on signal ids starting with p_signal_prefixes (default: any). The role '
+    'gets a connection limit and session defaults for statement, idle-in-transaction and lock timeouts. '
+    'Returns its name and password (random unless given); the password is not stored by pgdurable.';
 
 CREATE FUNCTION durable._worker_role(p_role text, p_namespace text) RETURNS durable.worker_credentials
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -265,7 +428,8 @@ END $$;
 COMMENT ON FUNCTION durable._worker_role(text, text) IS 'Internal: a provisioned worker role, or PD003.';
 
 CREATE FUNCTION durable.rotate_worker_password(p_role_name text, p_new_password text DEFAULT NULL,
-                                               p_namespace text DEFAULT NULL)
+                                               p_namespace text DEFAULT NULL,
+                                               p_end_sessions boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp SET password_encryption = 'scram-sha-256' AS $$
@@ -286,11 +450,17 @@ BEGIN
     PERFORM durable._check_password(p_new_password);
     PERFORM durable._set_role_password(v_cred.role_name, v_password, false);
     UPDATE durable.worker_credentials c SET rotated_at = durable.now() WHERE c.role_name = v_cred.role_name;
+    IF p_end_sessions THEN
+        -- A live session can ALTER ROLE its own password back: end them all.
+        PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
+        WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
+    END IF;
     RETURN v_password;
 END $$;
-COMMENT ON FUNCTION durable.rotate_worker_password(text, text, text) IS
+COMMENT ON FUNCTION durable.rotate_worker_password(text, text, text, boolean) IS
     'DBA: sets a new password (random unless given) on a worker role and returns it. Live sessions keep '
-    'running: restart the workers with the new password, or revoke the role if the old one leaked.';
+    'running unless p_end_sessions (a live session of a leaked role could set its old password back): '
+    'restart the workers with the new password.';
 
 CREATE FUNCTION durable.revoke_worker_role(p_role_name text, p_namespace text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -303,22 +473,28 @@ BEGIN
     END IF;
     UPDATE durable.worker_credentials c SET revoked_at = coalesce(c.revoked_at, durable.now())
     WHERE c.role_name = v_cred.role_name;
+    IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
+        PERFORM durable._revoke_grants(v_cred.role_name);
+    END IF;
     PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
     WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
 END $$;
 COMMENT ON FUNCTION durable.revoke_worker_role(text, text) IS
-    'DBA: disables a worker role''s login and ends its live sessions; the audit row is kept with revoked_at. '
+    'DBA: disables a worker role''s login, takes back its grants and ends its live sessions; the audit row '
+    'is kept with revoked_at. '
     'Idempotent: calling it again ends any session that logged in while the first call committed.';
 
 CREATE FUNCTION durable.list_worker_roles(p_namespace text DEFAULT NULL)
 RETURNS TABLE (role_name text, namespace text, stream_names text[], created_at timestamptz,
-               rotated_at timestamptz, revoked_at timestamptz)
+               rotated_at timestamptz, revoked_at timestamptz, produce text[], signal_prefixes text[])
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.role_name, c.namespace, c.stream_names, c.created_at, c.rotated_at, c.revoked_at
+    SELECT c.role_name, c.namespace, c.stream_names, c.created_at, c.rotated_at, c.revoked_at, c.produce,
+           c.signal_prefixes
     FROM durable.worker_credentials c
     WHERE (p_namespace IS NULL OR c.namespace = p_namespace)
       AND c.database_name = current_database()
     ORDER BY c.created_at, c.role_name
 $$;
 COMMENT ON FUNCTION durable.list_worker_roles(text) IS
-    'DBA: the worker roles of this database (of one namespace, or all), revoked ones included.';
+    'DBA: the worker roles of this database (of one namespace, or all), revoked ones included, with the '
+    'streams they consume, the task queues they produce to and their signal id prefixes.';

@@ -114,17 +114,23 @@ COMMENT ON TABLE durable.history IS
 CREATE UNIQUE INDEX history_one_resolution ON durable.history (namespace, workflow_id, run_id, seq)
     WHERE inbound AND seq IS NOT NULL;
 
--- Signals: a namespace-wide mailbox. Buffered signals wait here (FIFO) for
--- a condition; waiting conditions wait in signal_waits (oldest first).
+-- Signals: a namespace-wide mailbox. Buffered signals wait here (FIFO by
+-- position, then id: a signal put back at the head of its mailbox gets a
+-- position below the others of its id) for a condition; waiting conditions
+-- wait in signal_waits (oldest first). allowed_queues: a signal a worker
+-- role sent may reach only runs on the task queues of its produce scope
+-- (NULL: any run, as for signals a client sent).
 CREATE TABLE durable.signals (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     namespace text NOT NULL,
     signal_id text NOT NULL,
     data text NOT NULL,
+    position bigint NOT NULL DEFAULT 0,
+    allowed_queues text[],
     created_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL
 );
-CREATE INDEX signals_fifo ON durable.signals (namespace, signal_id, id);
+CREATE INDEX signals_fifo ON durable.signals (namespace, signal_id, position, id);
 
 CREATE TABLE durable.signal_waits (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -137,6 +143,44 @@ CREATE TABLE durable.signal_waits (
     UNIQUE (namespace, workflow_id, run_id, seq)
 );
 CREATE INDEX signal_waits_fifo ON durable.signal_waits (namespace, signal_id, id);
+
+-- A per-database secret no worker role can read: engine lock keys and NOTIFY
+-- channel names are derived from it, so nobody can compute them from the
+-- public source to block the engine's locks or listen to other namespaces.
+CREATE TABLE durable.secret (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    key text NOT NULL DEFAULT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+);
+INSERT INTO durable.secret DEFAULT VALUES;
+COMMENT ON TABLE durable.secret IS
+    'A random key made at install: salts engine lock keys and NOTIFY channel names (owner only).';
+
+CREATE FUNCTION durable._lock_key(p_key text) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.hashtextextended((SELECT s.key FROM durable.secret s) || '/' || p_key, 0::bigint)
+$$;
+COMMENT ON FUNCTION durable._lock_key(text) IS
+    'Internal: the advisory lock key of an engine object, salted with durable.secret (underivable by workers).';
+
+CREATE FUNCTION durable._salted_md5(p_text text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.md5((SELECT s.key FROM durable.secret s) || '/' || p_text)
+$$;
+COMMENT ON FUNCTION durable._salted_md5(text) IS
+    'Internal: md5 of p_text salted with durable.secret (NOTIFY channel names).';
+
+CREATE FUNCTION durable._check_payload(p_payload text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- The SDK checks the same limit with the same message (payloads.MAX_PAYLOAD_BYTES).
+    IF pg_catalog.octet_length(p_payload) > 16777216 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('payload of %s bytes exceeds the 16777216 byte limit: store large data '
+                                        'elsewhere and pass a reference', pg_catalog.octet_length(p_payload));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_payload(text) IS
+    'Internal: PD004 for a payload (args, result, signal data, details, error) over 16 MiB.';
 
 CREATE FUNCTION durable.schema_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;

@@ -1,16 +1,24 @@
 -- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
 -- (buffered signals, FIFO, with an expiry) and durable.signal_waits
--- (conditions waiting, oldest first). Every operation on one signal id runs
--- under one transaction-scoped advisory lock, so a signal and a condition
--- never miss each other, and a condition's timeout and a signal race with
--- exactly one winner (the loser's signal stays buffered).
+-- (conditions waiting, oldest first).
+--
+-- Lock order, everywhere: the waiting run first, then the signal id's lock
+-- (a transaction-scoped advisory lock keyed with durable.secret). A sender
+-- finds the oldest wait without locks, locks that run, then the signal id,
+-- and checks the wait is still the oldest; if another went first, it lets
+-- go of the signal lock (a rolled-back block) and tries again. A condition
+-- registers under its own run's lock, then the signal lock. So a signal and
+-- a condition never miss each other, and no two calls lock in opposite
+-- orders. A run's own waits change only under that run's lock (a condition
+-- timing out or abandoned, the run closing), which needs no signal lock.
 
 CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_advisory_xact_lock(hashtextextended('durable.signal/' || p_namespace || '/' || p_signal_id, 0))
+    SELECT pg_catalog.pg_advisory_xact_lock(durable._lock_key('signal/' || p_namespace || '/' || p_signal_id))
 $$;
 COMMENT ON FUNCTION durable._lock_signal(text, text) IS
-    'Internal: serialises every mailbox operation on one signal id for the rest of the transaction.';
+    'Internal: serialises the mailbox of one signal id for the rest of the transaction (take it after '
+    'any run lock, never before).';
 
 CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -23,96 +31,126 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty or oversized signal ids.';
 
--- Delivers to the oldest waiting condition, else buffers. Returns
--- 'delivered' or 'buffered'.
+-- The oldest condition waiting on a signal id that a signal may reach
+-- (p_allowed_queues NULL: any run; else runs on those task queues).
+CREATE FUNCTION durable._oldest_wait(p_namespace text, p_signal_id text, p_allowed_queues text[])
+RETURNS durable.signal_waits
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT x.* FROM durable.signal_waits x
+    WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
+      AND (p_allowed_queues IS NULL
+           OR EXISTS (SELECT 1 FROM durable.workflows w
+                      WHERE w.namespace = x.namespace AND w.workflow_id = x.workflow_id
+                        AND w.run_id = x.run_id AND w.task_queue = ANY (p_allowed_queues)))
+    ORDER BY x.id LIMIT 1
+$$;
+COMMENT ON FUNCTION durable._oldest_wait(text, text, text[]) IS
+    'Internal: the oldest waiting condition on a signal id among the runs a signal may reach.';
+
+-- Delivers to the oldest waiting condition it may reach, else buffers.
+-- Returns 'delivered' or 'buffered'. p_front puts a buffered signal back at
+-- the head of its mailbox; p_allowed_queues limits whom it may reach.
 CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
                                      p_ttl interval DEFAULT interval '7 days',
-                                     p_front boolean DEFAULT false) RETURNS text
+                                     p_front boolean DEFAULT false,
+                                     p_allowed_queues text[] DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wait durable.signal_waits;
+    v_locked durable.signal_waits[] := '{}';
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._check_signal_id(p_signal_id);
     IF p_data IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
     END IF;
+    PERFORM durable._check_payload(p_data);
     IF p_ttl IS NULL OR p_ttl <= interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('invalid signal expiry %s: give a positive interval', p_ttl);
     END IF;
-    PERFORM durable._lock_signal(p_namespace, p_signal_id);
     LOOP
-        SELECT x.* INTO v_wait FROM durable.signal_waits x
-        WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
-        ORDER BY x.id LIMIT 1;
-        EXIT WHEN NOT FOUND;
-        -- Lock the waiter's run before its wait: _close_run drops a closing
-        -- run's waits while holding the run, so the other order deadlocks.
-        PERFORM 1 FROM durable.workflows w
-        WHERE w.namespace = p_namespace AND w.workflow_id = v_wait.workflow_id AND w.run_id = v_wait.run_id
-        FOR UPDATE;
+        -- The run first: find the oldest wait without locks and lock its run.
+        v_wait := durable._oldest_wait(p_namespace, p_signal_id, p_allowed_queues);
+        IF v_wait.id IS NOT NULL THEN
+            PERFORM 1 FROM durable.workflows w
+            WHERE w.namespace = p_namespace AND w.workflow_id = v_wait.workflow_id AND w.run_id = v_wait.run_id
+            FOR UPDATE;
+            v_locked := v_locked || v_wait;
+        END IF;
+        -- Then the signal id. If the oldest wait is now one whose run we do not
+        -- hold, the block rolls back (releasing the signal lock) and we go again.
+        BEGIN
+            PERFORM durable._lock_signal(p_namespace, p_signal_id);
+            v_wait := durable._oldest_wait(p_namespace, p_signal_id, p_allowed_queues);
+            IF v_wait.id IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM unnest(v_locked) l
+                    WHERE l.workflow_id = v_wait.workflow_id AND l.run_id = v_wait.run_id) THEN
+                RAISE EXCEPTION USING ERRCODE = 'PDR01';
+            END IF;
+        EXCEPTION WHEN SQLSTATE 'PDR01' THEN
+            CONTINUE;
+        END;
+        EXIT WHEN v_wait.id IS NULL;
         DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
-        IF FOUND AND durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received',
-                                      v_wait.seq, jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
+        IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
+                            jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
             RETURN 'delivered';
         END IF;
-        -- That wait went with its closing run, or its run has ended: try the next one.
+        -- That call was resolved already (a stale wait): the next one, still
+        -- holding the signal lock, may only be one whose run we hold.
     END LOOP;
-    IF p_front THEN
-        -- Back to the head of its mailbox (a signal an abandoned condition took).
-        INSERT INTO durable.signals (id, namespace, signal_id, data, created_at, expires_at)
-        OVERRIDING SYSTEM VALUE
-        VALUES ((SELECT coalesce(min(x.id), 1) - 1 FROM durable.signals x), p_namespace, p_signal_id, p_data,
-                v_now, v_now + p_ttl);
-    ELSE
-        INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
-        VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
-    END IF;
+    INSERT INTO durable.signals (namespace, signal_id, data, position, allowed_queues, created_at, expires_at)
+    VALUES (p_namespace, p_signal_id, p_data,
+            CASE WHEN p_front
+                 THEN (SELECT least(coalesce(min(x.position), 0), 0) - 1 FROM durable.signals x
+                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id)
+                 ELSE 0 END,
+            p_allowed_queues, v_now, v_now + p_ttl);
     RETURN 'buffered';
 END $$;
-COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean) IS
-    'Internal: hands a signal to the oldest waiting condition on its id, or buffers it (FIFO, expiring).';
+COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean, text[]) IS
+    'Internal: hands a signal to the oldest waiting condition it may reach, or buffers it (FIFO, expiring; '
+    'p_front: at the head of its mailbox).';
 
--- Registers a condition: takes the oldest unexpired buffered signal at
--- once, or waits. Returns true when a buffered signal was consumed.
-CREATE FUNCTION durable._wait_signal(p_namespace text, p_workflow_id text, p_run_id integer,
-                                     p_seq integer, p_signal_id text) RETURNS boolean
+-- Registers a condition of a run the caller holds locked: takes the oldest
+-- unexpired buffered signal the run may receive at once, or waits.
+-- Returns true when a buffered signal was consumed.
+CREATE FUNCTION durable._wait_signal(p_wf durable.workflows, p_seq integer, p_signal_id text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_signal durable.signals;
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._check_signal_id(p_signal_id);
-    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    PERFORM durable._lock_signal(p_wf.namespace, p_signal_id);
     DELETE FROM durable.signals s
     WHERE s.id = (SELECT x.id FROM durable.signals x
-                  WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id AND x.expires_at > v_now
-                  ORDER BY x.id LIMIT 1)
+                  WHERE x.namespace = p_wf.namespace AND x.signal_id = p_signal_id AND x.expires_at > v_now
+                    AND (x.allowed_queues IS NULL OR p_wf.task_queue = ANY (x.allowed_queues))
+                  ORDER BY x.position, x.id LIMIT 1)
     RETURNING s.* INTO v_signal;
     IF FOUND THEN
-        PERFORM durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_received', p_seq,
+        PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_received', p_seq,
                                  jsonb_build_object('signal_id', p_signal_id, 'data', v_signal.data));
         RETURN true;
     END IF;
     INSERT INTO durable.signal_waits (namespace, signal_id, workflow_id, run_id, seq, created_at)
-    VALUES (p_namespace, p_signal_id, p_workflow_id, p_run_id, p_seq, v_now);
+    VALUES (p_wf.namespace, p_signal_id, p_wf.workflow_id, p_wf.run_id, p_seq, v_now);
     RETURN false;
 END $$;
-COMMENT ON FUNCTION durable._wait_signal(text, text, integer, integer, text) IS
-    'Internal: a condition consumes the oldest buffered signal of its id, or starts waiting for one.';
+COMMENT ON FUNCTION durable._wait_signal(durable.workflows, integer, text) IS
+    'Internal: a condition consumes the oldest buffered signal of its id it may receive, or starts waiting.';
 
 -- A condition's timeout fired: it wins only if its wait is still there.
 CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p_workflow_id text,
                                            p_run_id integer, p_seq integer) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    -- The run first, then the signal lock: the order complete_workflow_task_v1
-    -- takes them in when a condition starts waiting.
+    -- Under the run's lock its waits change only here (a sender locks the run first).
     PERFORM 1 FROM durable.workflows
     WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id
     FOR UPDATE;
-    PERFORM durable._lock_signal(p_namespace, p_signal_id);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
     IF NOT FOUND THEN
@@ -125,30 +163,28 @@ COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, intege
     'Internal: resolves a waiting condition as timed out, unless a signal already took it.';
 
 -- Workflow code abandoned a condition (asyncio.wait_for timed out, its task
--- was cancelled). Its wait goes, resolved as timed out; a signal that
--- reached it first goes back to the head of the mailbox, not lost.
-CREATE FUNCTION durable._cancel_wait(p_namespace text, p_signal_id text, p_workflow_id text,
-                                     p_run_id integer, p_seq integer) RETURNS void
+-- was cancelled); the caller holds the run. Its wait goes, resolved as timed
+-- out; a signal that reached it first goes back to the head of the mailbox.
+CREATE FUNCTION durable._cancel_wait(p_wf durable.workflows, p_signal_id text, p_seq integer) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_data text;
 BEGIN
-    PERFORM durable._lock_signal(p_namespace, p_signal_id);
     DELETE FROM durable.signal_waits
-    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
+    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id AND seq = p_seq;
     IF FOUND THEN
-        PERFORM durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_timed_out', p_seq,
+        PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_timed_out', p_seq,
                                  jsonb_build_object('signal_id', p_signal_id, 'abandoned', true));
         RETURN;
     END IF;
     SELECT h.data->>'data' INTO v_data FROM durable.history h
-    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+    WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
       AND h.seq = p_seq AND h.event_type = 'signal_received';
     IF FOUND THEN
-        PERFORM durable._send_signal(p_namespace, p_signal_id, v_data, interval '7 days', true);
+        PERFORM durable._send_signal(p_wf.namespace, p_signal_id, v_data, interval '7 days', true);
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._cancel_wait(text, text, text, integer, integer) IS
+COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, text, integer) IS
     'Internal: drops an abandoned condition''s wait, or returns the signal it already took to the head '
     'of its mailbox.';
 

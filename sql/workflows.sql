@@ -9,12 +9,12 @@
 -- Lock order, everywhere: the workflow row first, then its messages.
 
 CREATE FUNCTION durable.closed_channel(p_namespace text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT 'pgd_c_' || md5(p_namespace)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'pgd_c_' || durable._salted_md5('closed/' || p_namespace)
 $$;
 COMMENT ON FUNCTION durable.closed_channel(text) IS
     'The LISTEN channel NOTIFYed, with the workflow id as payload, when a run of the namespace closes '
-    '(handle.result() waits on it: one LISTEN serves every handle).';
+    '(handle.result() waits on it: one LISTEN serves every handle). Salted: only the owner computes it.';
 
 CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -153,14 +153,24 @@ BEGIN
     IF p_args IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'workflow args must not be NULL: pass a JSON payload';
     END IF;
+    PERFORM durable._check_payload(p_args);
     IF p_id_reuse NOT IN ('reject', 'return_existing') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtextextended('durable.workflow/' || p_namespace || '/' || p_workflow_id, 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock(durable._lock_key('workflow/' || p_namespace || '/' || p_workflow_id));
     SELECT * INTO v_latest FROM durable.workflows w
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
     ORDER BY w.run_id DESC LIMIT 1;
+    -- A child never takes over the id of another workflow (another name or
+    -- task queue): a worker must not rewrite what that id's handle returns.
+    IF FOUND AND p_parent_workflow_id IS NOT NULL
+       AND (v_latest.workflow_name <> p_workflow_name OR v_latest.task_queue <> p_task_queue) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD002',
+            MESSAGE = format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
+                             'task queue %L cannot take it over; pick another id', p_workflow_id,
+                             v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
+    END IF;
     IF FOUND AND p_id_reuse = 'return_existing' THEN
         RETURN QUERY SELECT v_latest.run_id, false;
         RETURN;
@@ -229,7 +239,7 @@ BEGIN
                    FOR UPDATE SKIP LOCKED);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
-    PERFORM pg_notify(durable.closed_channel(p_wf.namespace), p_wf.workflow_id);
+    PERFORM durable._notify(durable.closed_channel(p_wf.namespace), p_wf.workflow_id);
 
     IF v_type = 'continue_as_new' OR v_retrying THEN
         PERFORM durable._new_run(p_wf.namespace, p_wf.workflow_id, p_wf.run_id + 1, p_wf.workflow_name,
@@ -363,6 +373,10 @@ DECLARE
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._authorize(p_namespace, p_task_queues);
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
+    END IF;
     FOR v_timer IN
         DELETE FROM durable.messages d
         WHERE d.id IN (SELECT t.id FROM durable.messages t
@@ -433,6 +447,7 @@ DECLARE
 BEGIN
     PERFORM durable._check_name('activity name', p_cmd->>'name');
     PERFORM durable._check_name('task queue', v_queue);
+    PERFORM durable._check_produce(p_wf.namespace, 'schedule activity', p_cmd->>'name', v_queue);
     -- Eager dispatch: when the completing worker serves this activity itself,
     -- the task is born leased to it (no claim, no NOTIFY, no wait).
     v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
@@ -492,6 +507,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_seq integer := (p_cmd->>'seq')::integer;
     v_child_run integer;
+    v_refusal text;
 BEGIN
     CASE p_cmd->>'type'
     WHEN 'activity' THEN
@@ -501,10 +517,11 @@ BEGIN
                                       false, jsonb_build_object('seconds', p_cmd->'seconds'));
         PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'seconds')::float8, '{"timer": "sleep"}'::jsonb);
     WHEN 'condition' THEN
+        PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_wait_started',
                                       v_seq, false,
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'timeout', p_cmd->'timeout'));
-        IF NOT durable._wait_signal(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, v_seq, p_cmd->>'signal_id')
+        IF NOT durable._wait_signal(p_wf, v_seq, p_cmd->>'signal_id')
            AND jsonb_typeof(p_cmd->'timeout') = 'number' THEN
             PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'timeout')::float8,
                 jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
@@ -512,10 +529,14 @@ BEGIN
     WHEN 'signal' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
-        PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data');
+        -- A worker role's signal reaches only runs on the task queues it may produce to.
+        PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data', interval '7 days',
+                                     false, durable._produce_scope(p_wf.namespace));
     WHEN 'child' THEN
         -- A child id that is running already is refused (the parent sees a
         -- child failure); a closed one gets a new run, as client starts do.
+        PERFORM durable._check_produce(p_wf.namespace, 'start workflow', p_cmd->>'workflow_name',
+                                       coalesce(p_cmd->>'task_queue', p_wf.task_queue));
         BEGIN
             SELECT c.run_id INTO v_child_run
             FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
@@ -524,6 +545,7 @@ BEGIN
                                          CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END) c;
         EXCEPTION WHEN SQLSTATE 'PD002' THEN
             v_child_run := NULL;
+            v_refusal := SQLERRM;
         END;
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_started', v_seq, false,
             jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
@@ -534,10 +556,10 @@ BEGIN
             PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_failed', v_seq,
                 jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'status', 'failed',
                                    'error', jsonb_build_object('type', 'DuplicateWorkflowError',
-                                       'detail', format('workflow id %L is already running', p_cmd->>'workflow_id'))));
+                                                               'detail', v_refusal)));
         END IF;
     WHEN 'cancel_wait' THEN
-        PERFORM durable._cancel_wait(p_wf.namespace, p_cmd->>'signal_id', p_wf.workflow_id, p_wf.run_id, v_seq);
+        PERFORM durable._cancel_wait(p_wf, p_cmd->>'signal_id', v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',
@@ -572,6 +594,7 @@ DECLARE
     v_id bigint;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     SELECT * INTO v_peek FROM durable.messages m WHERE m.id = p_message_id AND m.kind = 'workflow';
     IF NOT FOUND THEN
         PERFORM durable._held_message(p_message_id, p_lease_token);  -- raises PD001
@@ -588,7 +611,15 @@ BEGIN
     IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'p_commands must be a JSON array of commands';
     END IF;
+    IF jsonb_array_length(p_commands) > 2000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('a workflow task may complete with at most 2000 commands (got %s): start fewer '
+                             'activities, timers or children per step', jsonb_array_length(p_commands));
+    END IF;
     FOR v_cmd IN SELECT value FROM jsonb_array_elements(p_commands) LOOP
+        PERFORM durable._check_payload(v_cmd->>k) FROM unnest(ARRAY['args', 'result', 'data']) k
+        WHERE jsonb_typeof(v_cmd->k) = 'string';
+        PERFORM durable._check_payload((v_cmd->'error')::text);
         IF v_closed THEN
             RAISE EXCEPTION USING ERRCODE = 'PD004',
                 MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
@@ -658,6 +689,7 @@ BEGIN
     WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
     FOR UPDATE;
     PERFORM durable._held_message(p_message_id, p_lease_token);
+    PERFORM durable._check_payload(p_error::text);
     v_delay := durable.task_retry_delay_v1(v_wf.task_failures + 1);
     PERFORM durable._append_event(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, 'workflow_task_failed',
                                   NULL, false, coalesce(p_error, '{}'::jsonb)

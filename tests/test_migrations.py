@@ -11,12 +11,13 @@ import difflib
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from pgdurable._migrate import current, downgrade, head, migrate
+from pgdurable._migrate import ADVISORY_LOCK_KEY, current, downgrade, head, migrate
 from pgdurable._resources import engine_sql, migrations_dir
 
 pytestmark = pytest.mark.sql
@@ -122,6 +123,18 @@ def test_migrate_twice_is_a_no_op(empty_dsn, pg_bin_dir):
     before = schema_dump(pg_bin_dir, empty_dsn)
     migrate(empty_dsn)
     assert schema_dump(pg_bin_dir, empty_dsn) == before
+
+
+def test_a_session_holding_the_public_migration_lock_key_does_not_block_an_upgrade(empty_dsn):
+    # Any role may take any advisory lock, and this key is in the public source: once the engine
+    # exists, migrations serialise on a row of durable.secret instead, which no worker can lock.
+    migrate(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as squatter:
+        squatter.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        upgrade = threading.Thread(target=migrate, args=(empty_dsn,), daemon=True)
+        upgrade.start()
+        upgrade.join(30)
+        assert not upgrade.is_alive(), "the upgrade waited on the squatted advisory lock"
 
 
 def test_version_table_lives_in_public_under_its_own_name(empty_dsn):

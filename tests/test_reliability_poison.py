@@ -84,7 +84,8 @@ async def test_a_workflow_task_that_always_fails_backs_off_visibly_without_burni
     client = Durable.Client(connection=connection)
     handle = await client.workflow.start(args=["poison-pill"], task_queue="rel-undecodable",
                                          workflow_name="rel_undecodable")
-    channel = store.stream_channel("durable", "rel-undecodable")
+    [(channel,)] = await asyncio.to_thread(
+        sql, dsn, "SELECT durable.stream_channel('durable', 'rel-undecodable')")
     expected = [1, 2, 4, 8, 16, 32, 60, 60]
     for n in range(1, len(expected) + 1):
         await wait_event(handle, "workflow_task_failed", count=n)

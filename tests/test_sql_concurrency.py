@@ -11,8 +11,6 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from pgdurable import store
-
 pytestmark = pytest.mark.sql
 
 NAMESPACE = "conc"
@@ -89,16 +87,15 @@ NAMES = [
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_python_and_sql_name_the_same_notify_channels(dsn: str, name: str) -> None:
+def test_notify_channels_fit_in_63_bytes_and_are_salted_per_database(dsn: str, name: str) -> None:
+    query = ("SELECT durable.stream_channel(%s, %s), durable.stream_channel(%s, %s),"
+             " durable.closed_channel(%s)")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT durable.stream_channel(%s, %s), durable.stream_channel(%s, %s),"
-            " durable.closed_channel(%s)",
-            ["durable", name, name, "jobs", name],
-        ).fetchone()
-    assert row == (
-        store.stream_channel("durable", name),
-        store.stream_channel(name, "jobs"),
-        store.closed_channel(name),
-    )
+        row = conn.execute(query, ["durable", name, name, "jobs", name]).fetchone()
+        assert row is not None
+        # Another database gets another secret, so other channel names.
+        conn.execute("UPDATE durable.secret SET key = 'another-secret'")
+        other = conn.execute(query, ["durable", name, name, "jobs", name]).fetchone()
+    assert len(set(row)) == 3, "a stream's, another stream's and the closings' channels differ"
     assert all(len(channel.encode()) <= 63 for channel in row), "NOTIFY channel names are at most 63 bytes"
+    assert set(row).isdisjoint(other or ())

@@ -118,17 +118,23 @@ COMMENT ON TABLE durable.history IS
 CREATE UNIQUE INDEX history_one_resolution ON durable.history (namespace, workflow_id, run_id, seq)
     WHERE inbound AND seq IS NOT NULL;
 
--- Signals: a namespace-wide mailbox. Buffered signals wait here (FIFO) for
--- a condition; waiting conditions wait in signal_waits (oldest first).
+-- Signals: a namespace-wide mailbox. Buffered signals wait here (FIFO by
+-- position, then id: a signal put back at the head of its mailbox gets a
+-- position below the others of its id) for a condition; waiting conditions
+-- wait in signal_waits (oldest first). allowed_queues: a signal a worker
+-- role sent may reach only runs on the task queues of its produce scope
+-- (NULL: any run, as for signals a client sent).
 CREATE TABLE durable.signals (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     namespace text NOT NULL,
     signal_id text NOT NULL,
     data text NOT NULL,
+    position bigint NOT NULL DEFAULT 0,
+    allowed_queues text[],
     created_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL
 );
-CREATE INDEX signals_fifo ON durable.signals (namespace, signal_id, id);
+CREATE INDEX signals_fifo ON durable.signals (namespace, signal_id, position, id);
 
 CREATE TABLE durable.signal_waits (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -141,6 +147,44 @@ CREATE TABLE durable.signal_waits (
     UNIQUE (namespace, workflow_id, run_id, seq)
 );
 CREATE INDEX signal_waits_fifo ON durable.signal_waits (namespace, signal_id, id);
+
+-- A per-database secret no worker role can read: engine lock keys and NOTIFY
+-- channel names are derived from it, so nobody can compute them from the
+-- public source to block the engine's locks or listen to other namespaces.
+CREATE TABLE durable.secret (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    key text NOT NULL DEFAULT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+);
+INSERT INTO durable.secret DEFAULT VALUES;
+COMMENT ON TABLE durable.secret IS
+    'A random key made at install: salts engine lock keys and NOTIFY channel names (owner only).';
+
+CREATE FUNCTION durable._lock_key(p_key text) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.hashtextextended((SELECT s.key FROM durable.secret s) || '/' || p_key, 0::bigint)
+$$;
+COMMENT ON FUNCTION durable._lock_key(text) IS
+    'Internal: the advisory lock key of an engine object, salted with durable.secret (underivable by workers).';
+
+CREATE FUNCTION durable._salted_md5(p_text text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.md5((SELECT s.key FROM durable.secret s) || '/' || p_text)
+$$;
+COMMENT ON FUNCTION durable._salted_md5(text) IS
+    'Internal: md5 of p_text salted with durable.secret (NOTIFY channel names).';
+
+CREATE FUNCTION durable._check_payload(p_payload text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- The SDK checks the same limit with the same message (payloads.MAX_PAYLOAD_BYTES).
+    IF pg_catalog.octet_length(p_payload) > 16777216 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('payload of %s bytes exceeds the 16777216 byte limit: store large data '
+                                        'elsewhere and pass a reference', pg_catalog.octet_length(p_payload));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_payload(text) IS
+    'Internal: PD004 for a payload (args, result, signal data, details, error) over 16 MiB.';
 
 CREATE FUNCTION durable.schema_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;
@@ -176,21 +220,46 @@ COMMENT ON FUNCTION durable.advance_clock(interval) IS
 -- durable.messages only. Timers are messages of kind 'timer' whose
 -- visible_at lies in the future (see workflows.sql for how they fire).
 
--- NOTIFY channel names are at most 63 bytes: hash the stream name.
+-- NOTIFY channel names are at most 63 bytes: hash the stream name, salted
+-- with durable.secret so that no role can compute another namespace's
+-- channels (worker roles ask stream_channels_v1 for their own).
 CREATE FUNCTION durable.stream_channel(p_namespace text, p_stream text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT 'pgd_s_' || md5(p_namespace || '/' || p_stream)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'pgd_s_' || durable._salted_md5('stream/' || p_namespace || '/' || p_stream)
 $$;
 COMMENT ON FUNCTION durable.stream_channel(text, text) IS
-    'The LISTEN channel a stream''s enqueues NOTIFY (always 38 bytes, whatever the stream name).';
+    'The LISTEN channel a stream''s enqueues NOTIFY (38 bytes, salted: only the owner computes it).';
+
+CREATE FUNCTION durable.stream_channels_v1(p_namespace text, p_streams text[]) RETURNS text[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM durable._authorize(p_namespace, p_streams);
+    RETURN (SELECT pg_catalog.array_agg(durable.stream_channel(p_namespace, s) ORDER BY o)
+            FROM pg_catalog.unnest(p_streams) WITH ORDINALITY AS u(s, o));
+END $$;
+COMMENT ON FUNCTION durable.stream_channels_v1(text, text[]) IS
+    'The LISTEN channels of streams the caller may consume, in the order given (PD005 outside its scope).';
+
+-- NOTIFY is a hint: workers poll as a backstop. When the server's queue is
+-- filling up (a listener stuck in a transaction holds its tail), skip it:
+-- a NOTIFY that did not fit would fail the whole transaction at commit.
+CREATE FUNCTION durable._notify(p_channel text, p_payload text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_catalog.pg_notify(p_channel, p_payload);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._notify(text, text) IS
+    'Internal: NOTIFY, unless the server''s notification queue is half full (then workers poll).';
 
 CREATE FUNCTION durable._notify_stream(p_namespace text, p_stream text) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     -- Postgres folds identical notifications of one transaction into one.
-    SELECT pg_notify(durable.stream_channel(p_namespace, p_stream), '')
+    SELECT durable._notify(durable.stream_channel(p_namespace, p_stream), '')
 $$;
 COMMENT ON FUNCTION durable._notify_stream(text, text) IS
-    'Internal: wakes the listeners of a stream (coalesced per transaction).';
+    'Internal: wakes the listeners of a stream (coalesced per transaction; skipped when the queue is full).';
 
 CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -259,6 +328,36 @@ END $$;
 COMMENT ON FUNCTION durable.enqueue_batch_v1(text, text, jsonb) IS
     'Enqueues many plain messages in one statement and one NOTIFY; returns their ids in input order.';
 
+CREATE FUNCTION durable._check_lease(p_lease interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_lease IS NULL OR p_lease <= interval '0' OR p_lease > interval '1 hour' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('lease %s is out of range: give more than 0 and at most 1 hour (heartbeat to '
+                             'hold a task longer)', p_lease);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_lease(interval) IS
+    'Internal: PD004 unless 0 < lease <= 1 hour (a task held longer is heartbeated).';
+
+-- What a completing worker says it can take at once (eager dispatch): the
+-- lease it asks for is bounded like a claim's, its owner label like a name.
+CREATE FUNCTION durable._check_eager(p_eager jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_eager IS NULL THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(p_eager) IS DISTINCT FROM 'object' OR jsonb_typeof(p_eager->'lease_seconds') IS DISTINCT FROM 'number'
+       OR length(p_eager->>'owner') > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'p_eager must be an object with a numeric lease_seconds and an owner of at most 1000 characters';
+    END IF;
+    PERFORM durable._check_lease(make_interval(secs => (p_eager->>'lease_seconds')::float8));
+END $$;
+COMMENT ON FUNCTION durable._check_eager(jsonb) IS
+    'Internal: PD004 unless an eager-dispatch request asks for a lease a claim could get (at most 1 hour).';
+
 -- The claim every consumer shares: the first p_batch visible messages of
 -- the given streams, kinds and names, by priority then visible_at, leased
 -- to p_owner. SKIP LOCKED lets concurrent claimers pass each other.
@@ -270,10 +369,11 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    IF p_batch IS NULL OR p_batch < 1 OR p_lease IS NULL OR p_lease <= interval '0' THEN
+    IF p_batch IS NULL OR p_batch < 1 OR p_batch > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('claim needs a batch >= 1 and a positive lease (got %s, %s)', p_batch, p_lease);
+            MESSAGE = format('claim batch %s is out of range: give 1 to 1000', p_batch);
     END IF;
+    PERFORM durable._check_lease(p_lease);
     RETURN QUERY
     WITH picked AS (
         SELECT m.id, m.lease_token AS old_token
@@ -357,6 +457,11 @@ DECLARE
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._authorize_messages(p_message_ids);
+    PERFORM durable._check_lease(p_lease);
+    IF cardinality(p_message_ids) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('extend_lease_v1 takes at most 1000 messages (got %s)', cardinality(p_message_ids));
+    END IF;
     RETURN QUERY
     UPDATE durable.messages m
     SET visible_at = v_now + p_lease
@@ -458,17 +563,25 @@ COMMENT ON FUNCTION durable.task_retry_delay_v1(integer) IS
 -- >>> signals.sql
 -- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
 -- (buffered signals, FIFO, with an expiry) and durable.signal_waits
--- (conditions waiting, oldest first). Every operation on one signal id runs
--- under one transaction-scoped advisory lock, so a signal and a condition
--- never miss each other, and a condition's timeout and a signal race with
--- exactly one winner (the loser's signal stays buffered).
+-- (conditions waiting, oldest first).
+--
+-- Lock order, everywhere: the waiting run first, then the signal id's lock
+-- (a transaction-scoped advisory lock keyed with durable.secret). A sender
+-- finds the oldest wait without locks, locks that run, then the signal id,
+-- and checks the wait is still the oldest; if another went first, it lets
+-- go of the signal lock (a rolled-back block) and tries again. A condition
+-- registers under its own run's lock, then the signal lock. So a signal and
+-- a condition never miss each other, and no two calls lock in opposite
+-- orders. A run's own waits change only under that run's lock (a condition
+-- timing out or abandoned, the run closing), which needs no signal lock.
 
 CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_advisory_xact_lock(hashtextextended('durable.signal/' || p_namespace || '/' || p_signal_id, 0))
+    SELECT pg_catalog.pg_advisory_xact_lock(durable._lock_key('signal/' || p_namespace || '/' || p_signal_id))
 $$;
 COMMENT ON FUNCTION durable._lock_signal(text, text) IS
-    'Internal: serialises every mailbox operation on one signal id for the rest of the transaction.';
+    'Internal: serialises the mailbox of one signal id for the rest of the transaction (take it after '
+    'any run lock, never before).';
 
 CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -481,96 +594,126 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty or oversized signal ids.';
 
--- Delivers to the oldest waiting condition, else buffers. Returns
--- 'delivered' or 'buffered'.
+-- The oldest condition waiting on a signal id that a signal may reach
+-- (p_allowed_queues NULL: any run; else runs on those task queues).
+CREATE FUNCTION durable._oldest_wait(p_namespace text, p_signal_id text, p_allowed_queues text[])
+RETURNS durable.signal_waits
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT x.* FROM durable.signal_waits x
+    WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
+      AND (p_allowed_queues IS NULL
+           OR EXISTS (SELECT 1 FROM durable.workflows w
+                      WHERE w.namespace = x.namespace AND w.workflow_id = x.workflow_id
+                        AND w.run_id = x.run_id AND w.task_queue = ANY (p_allowed_queues)))
+    ORDER BY x.id LIMIT 1
+$$;
+COMMENT ON FUNCTION durable._oldest_wait(text, text, text[]) IS
+    'Internal: the oldest waiting condition on a signal id among the runs a signal may reach.';
+
+-- Delivers to the oldest waiting condition it may reach, else buffers.
+-- Returns 'delivered' or 'buffered'. p_front puts a buffered signal back at
+-- the head of its mailbox; p_allowed_queues limits whom it may reach.
 CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
                                      p_ttl interval DEFAULT interval '7 days',
-                                     p_front boolean DEFAULT false) RETURNS text
+                                     p_front boolean DEFAULT false,
+                                     p_allowed_queues text[] DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wait durable.signal_waits;
+    v_locked durable.signal_waits[] := '{}';
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._check_signal_id(p_signal_id);
     IF p_data IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
     END IF;
+    PERFORM durable._check_payload(p_data);
     IF p_ttl IS NULL OR p_ttl <= interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('invalid signal expiry %s: give a positive interval', p_ttl);
     END IF;
-    PERFORM durable._lock_signal(p_namespace, p_signal_id);
     LOOP
-        SELECT x.* INTO v_wait FROM durable.signal_waits x
-        WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id
-        ORDER BY x.id LIMIT 1;
-        EXIT WHEN NOT FOUND;
-        -- Lock the waiter's run before its wait: _close_run drops a closing
-        -- run's waits while holding the run, so the other order deadlocks.
-        PERFORM 1 FROM durable.workflows w
-        WHERE w.namespace = p_namespace AND w.workflow_id = v_wait.workflow_id AND w.run_id = v_wait.run_id
-        FOR UPDATE;
+        -- The run first: find the oldest wait without locks and lock its run.
+        v_wait := durable._oldest_wait(p_namespace, p_signal_id, p_allowed_queues);
+        IF v_wait.id IS NOT NULL THEN
+            PERFORM 1 FROM durable.workflows w
+            WHERE w.namespace = p_namespace AND w.workflow_id = v_wait.workflow_id AND w.run_id = v_wait.run_id
+            FOR UPDATE;
+            v_locked := v_locked || v_wait;
+        END IF;
+        -- Then the signal id. If the oldest wait is now one whose run we do not
+        -- hold, the block rolls back (releasing the signal lock) and we go again.
+        BEGIN
+            PERFORM durable._lock_signal(p_namespace, p_signal_id);
+            v_wait := durable._oldest_wait(p_namespace, p_signal_id, p_allowed_queues);
+            IF v_wait.id IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM unnest(v_locked) l
+                    WHERE l.workflow_id = v_wait.workflow_id AND l.run_id = v_wait.run_id) THEN
+                RAISE EXCEPTION USING ERRCODE = 'PDR01';
+            END IF;
+        EXCEPTION WHEN SQLSTATE 'PDR01' THEN
+            CONTINUE;
+        END;
+        EXIT WHEN v_wait.id IS NULL;
         DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
-        IF FOUND AND durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received',
-                                      v_wait.seq, jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
+        IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
+                            jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
             RETURN 'delivered';
         END IF;
-        -- That wait went with its closing run, or its run has ended: try the next one.
+        -- That call was resolved already (a stale wait): the next one, still
+        -- holding the signal lock, may only be one whose run we hold.
     END LOOP;
-    IF p_front THEN
-        -- Back to the head of its mailbox (a signal an abandoned condition took).
-        INSERT INTO durable.signals (id, namespace, signal_id, data, created_at, expires_at)
-        OVERRIDING SYSTEM VALUE
-        VALUES ((SELECT coalesce(min(x.id), 1) - 1 FROM durable.signals x), p_namespace, p_signal_id, p_data,
-                v_now, v_now + p_ttl);
-    ELSE
-        INSERT INTO durable.signals (namespace, signal_id, data, created_at, expires_at)
-        VALUES (p_namespace, p_signal_id, p_data, v_now, v_now + p_ttl);
-    END IF;
+    INSERT INTO durable.signals (namespace, signal_id, data, position, allowed_queues, created_at, expires_at)
+    VALUES (p_namespace, p_signal_id, p_data,
+            CASE WHEN p_front
+                 THEN (SELECT least(coalesce(min(x.position), 0), 0) - 1 FROM durable.signals x
+                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id)
+                 ELSE 0 END,
+            p_allowed_queues, v_now, v_now + p_ttl);
     RETURN 'buffered';
 END $$;
-COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean) IS
-    'Internal: hands a signal to the oldest waiting condition on its id, or buffers it (FIFO, expiring).';
+COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean, text[]) IS
+    'Internal: hands a signal to the oldest waiting condition it may reach, or buffers it (FIFO, expiring; '
+    'p_front: at the head of its mailbox).';
 
--- Registers a condition: takes the oldest unexpired buffered signal at
--- once, or waits. Returns true when a buffered signal was consumed.
-CREATE FUNCTION durable._wait_signal(p_namespace text, p_workflow_id text, p_run_id integer,
-                                     p_seq integer, p_signal_id text) RETURNS boolean
+-- Registers a condition of a run the caller holds locked: takes the oldest
+-- unexpired buffered signal the run may receive at once, or waits.
+-- Returns true when a buffered signal was consumed.
+CREATE FUNCTION durable._wait_signal(p_wf durable.workflows, p_seq integer, p_signal_id text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_signal durable.signals;
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._check_signal_id(p_signal_id);
-    PERFORM durable._lock_signal(p_namespace, p_signal_id);
+    PERFORM durable._lock_signal(p_wf.namespace, p_signal_id);
     DELETE FROM durable.signals s
     WHERE s.id = (SELECT x.id FROM durable.signals x
-                  WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id AND x.expires_at > v_now
-                  ORDER BY x.id LIMIT 1)
+                  WHERE x.namespace = p_wf.namespace AND x.signal_id = p_signal_id AND x.expires_at > v_now
+                    AND (x.allowed_queues IS NULL OR p_wf.task_queue = ANY (x.allowed_queues))
+                  ORDER BY x.position, x.id LIMIT 1)
     RETURNING s.* INTO v_signal;
     IF FOUND THEN
-        PERFORM durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_received', p_seq,
+        PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_received', p_seq,
                                  jsonb_build_object('signal_id', p_signal_id, 'data', v_signal.data));
         RETURN true;
     END IF;
     INSERT INTO durable.signal_waits (namespace, signal_id, workflow_id, run_id, seq, created_at)
-    VALUES (p_namespace, p_signal_id, p_workflow_id, p_run_id, p_seq, v_now);
+    VALUES (p_wf.namespace, p_signal_id, p_wf.workflow_id, p_wf.run_id, p_seq, v_now);
     RETURN false;
 END $$;
-COMMENT ON FUNCTION durable._wait_signal(text, text, integer, integer, text) IS
-    'Internal: a condition consumes the oldest buffered signal of its id, or starts waiting for one.';
+COMMENT ON FUNCTION durable._wait_signal(durable.workflows, integer, text) IS
+    'Internal: a condition consumes the oldest buffered signal of its id it may receive, or starts waiting.';
 
 -- A condition's timeout fired: it wins only if its wait is still there.
 CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p_workflow_id text,
                                            p_run_id integer, p_seq integer) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    -- The run first, then the signal lock: the order complete_workflow_task_v1
-    -- takes them in when a condition starts waiting.
+    -- Under the run's lock its waits change only here (a sender locks the run first).
     PERFORM 1 FROM durable.workflows
     WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id
     FOR UPDATE;
-    PERFORM durable._lock_signal(p_namespace, p_signal_id);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
     IF NOT FOUND THEN
@@ -583,30 +726,28 @@ COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, intege
     'Internal: resolves a waiting condition as timed out, unless a signal already took it.';
 
 -- Workflow code abandoned a condition (asyncio.wait_for timed out, its task
--- was cancelled). Its wait goes, resolved as timed out; a signal that
--- reached it first goes back to the head of the mailbox, not lost.
-CREATE FUNCTION durable._cancel_wait(p_namespace text, p_signal_id text, p_workflow_id text,
-                                     p_run_id integer, p_seq integer) RETURNS void
+-- was cancelled); the caller holds the run. Its wait goes, resolved as timed
+-- out; a signal that reached it first goes back to the head of the mailbox.
+CREATE FUNCTION durable._cancel_wait(p_wf durable.workflows, p_signal_id text, p_seq integer) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_data text;
 BEGIN
-    PERFORM durable._lock_signal(p_namespace, p_signal_id);
     DELETE FROM durable.signal_waits
-    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND run_id = p_run_id AND seq = p_seq;
+    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id AND seq = p_seq;
     IF FOUND THEN
-        PERFORM durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_timed_out', p_seq,
+        PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_timed_out', p_seq,
                                  jsonb_build_object('signal_id', p_signal_id, 'abandoned', true));
         RETURN;
     END IF;
     SELECT h.data->>'data' INTO v_data FROM durable.history h
-    WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
+    WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
       AND h.seq = p_seq AND h.event_type = 'signal_received';
     IF FOUND THEN
-        PERFORM durable._send_signal(p_namespace, p_signal_id, v_data, interval '7 days', true);
+        PERFORM durable._send_signal(p_wf.namespace, p_signal_id, v_data, interval '7 days', true);
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._cancel_wait(text, text, text, integer, integer) IS
+COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, text, integer) IS
     'Internal: drops an abandoned condition''s wait, or returns the signal it already took to the head '
     'of its mailbox.';
 
@@ -631,12 +772,12 @@ COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
 -- Lock order, everywhere: the workflow row first, then its messages.
 
 CREATE FUNCTION durable.closed_channel(p_namespace text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT 'pgd_c_' || md5(p_namespace)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'pgd_c_' || durable._salted_md5('closed/' || p_namespace)
 $$;
 COMMENT ON FUNCTION durable.closed_channel(text) IS
     'The LISTEN channel NOTIFYed, with the workflow id as payload, when a run of the namespace closes '
-    '(handle.result() waits on it: one LISTEN serves every handle).';
+    '(handle.result() waits on it: one LISTEN serves every handle). Salted: only the owner computes it.';
 
 CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -775,14 +916,24 @@ BEGIN
     IF p_args IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'workflow args must not be NULL: pass a JSON payload';
     END IF;
+    PERFORM durable._check_payload(p_args);
     IF p_id_reuse NOT IN ('reject', 'return_existing') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtextextended('durable.workflow/' || p_namespace || '/' || p_workflow_id, 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock(durable._lock_key('workflow/' || p_namespace || '/' || p_workflow_id));
     SELECT * INTO v_latest FROM durable.workflows w
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
     ORDER BY w.run_id DESC LIMIT 1;
+    -- A child never takes over the id of another workflow (another name or
+    -- task queue): a worker must not rewrite what that id's handle returns.
+    IF FOUND AND p_parent_workflow_id IS NOT NULL
+       AND (v_latest.workflow_name <> p_workflow_name OR v_latest.task_queue <> p_task_queue) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD002',
+            MESSAGE = format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
+                             'task queue %L cannot take it over; pick another id', p_workflow_id,
+                             v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
+    END IF;
     IF FOUND AND p_id_reuse = 'return_existing' THEN
         RETURN QUERY SELECT v_latest.run_id, false;
         RETURN;
@@ -851,7 +1002,7 @@ BEGIN
                    FOR UPDATE SKIP LOCKED);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
-    PERFORM pg_notify(durable.closed_channel(p_wf.namespace), p_wf.workflow_id);
+    PERFORM durable._notify(durable.closed_channel(p_wf.namespace), p_wf.workflow_id);
 
     IF v_type = 'continue_as_new' OR v_retrying THEN
         PERFORM durable._new_run(p_wf.namespace, p_wf.workflow_id, p_wf.run_id + 1, p_wf.workflow_name,
@@ -985,6 +1136,10 @@ DECLARE
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._authorize(p_namespace, p_task_queues);
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
+    END IF;
     FOR v_timer IN
         DELETE FROM durable.messages d
         WHERE d.id IN (SELECT t.id FROM durable.messages t
@@ -1055,6 +1210,7 @@ DECLARE
 BEGIN
     PERFORM durable._check_name('activity name', p_cmd->>'name');
     PERFORM durable._check_name('task queue', v_queue);
+    PERFORM durable._check_produce(p_wf.namespace, 'schedule activity', p_cmd->>'name', v_queue);
     -- Eager dispatch: when the completing worker serves this activity itself,
     -- the task is born leased to it (no claim, no NOTIFY, no wait).
     v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
@@ -1114,6 +1270,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_seq integer := (p_cmd->>'seq')::integer;
     v_child_run integer;
+    v_refusal text;
 BEGIN
     CASE p_cmd->>'type'
     WHEN 'activity' THEN
@@ -1123,10 +1280,11 @@ BEGIN
                                       false, jsonb_build_object('seconds', p_cmd->'seconds'));
         PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'seconds')::float8, '{"timer": "sleep"}'::jsonb);
     WHEN 'condition' THEN
+        PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_wait_started',
                                       v_seq, false,
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'timeout', p_cmd->'timeout'));
-        IF NOT durable._wait_signal(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, v_seq, p_cmd->>'signal_id')
+        IF NOT durable._wait_signal(p_wf, v_seq, p_cmd->>'signal_id')
            AND jsonb_typeof(p_cmd->'timeout') = 'number' THEN
             PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'timeout')::float8,
                 jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
@@ -1134,10 +1292,14 @@ BEGIN
     WHEN 'signal' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
-        PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data');
+        -- A worker role's signal reaches only runs on the task queues it may produce to.
+        PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data', interval '7 days',
+                                     false, durable._produce_scope(p_wf.namespace));
     WHEN 'child' THEN
         -- A child id that is running already is refused (the parent sees a
         -- child failure); a closed one gets a new run, as client starts do.
+        PERFORM durable._check_produce(p_wf.namespace, 'start workflow', p_cmd->>'workflow_name',
+                                       coalesce(p_cmd->>'task_queue', p_wf.task_queue));
         BEGIN
             SELECT c.run_id INTO v_child_run
             FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
@@ -1146,6 +1308,7 @@ BEGIN
                                          CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END) c;
         EXCEPTION WHEN SQLSTATE 'PD002' THEN
             v_child_run := NULL;
+            v_refusal := SQLERRM;
         END;
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_started', v_seq, false,
             jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
@@ -1156,10 +1319,10 @@ BEGIN
             PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_failed', v_seq,
                 jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'status', 'failed',
                                    'error', jsonb_build_object('type', 'DuplicateWorkflowError',
-                                       'detail', format('workflow id %L is already running', p_cmd->>'workflow_id'))));
+                                                               'detail', v_refusal)));
         END IF;
     WHEN 'cancel_wait' THEN
-        PERFORM durable._cancel_wait(p_wf.namespace, p_cmd->>'signal_id', p_wf.workflow_id, p_wf.run_id, v_seq);
+        PERFORM durable._cancel_wait(p_wf, p_cmd->>'signal_id', v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',
@@ -1194,6 +1357,7 @@ DECLARE
     v_id bigint;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     SELECT * INTO v_peek FROM durable.messages m WHERE m.id = p_message_id AND m.kind = 'workflow';
     IF NOT FOUND THEN
         PERFORM durable._held_message(p_message_id, p_lease_token);  -- raises PD001
@@ -1210,7 +1374,15 @@ BEGIN
     IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'p_commands must be a JSON array of commands';
     END IF;
+    IF jsonb_array_length(p_commands) > 2000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('a workflow task may complete with at most 2000 commands (got %s): start fewer '
+                             'activities, timers or children per step', jsonb_array_length(p_commands));
+    END IF;
     FOR v_cmd IN SELECT value FROM jsonb_array_elements(p_commands) LOOP
+        PERFORM durable._check_payload(v_cmd->>k) FROM unnest(ARRAY['args', 'result', 'data']) k
+        WHERE jsonb_typeof(v_cmd->k) = 'string';
+        PERFORM durable._check_payload((v_cmd->'error')::text);
         IF v_closed THEN
             RAISE EXCEPTION USING ERRCODE = 'PD004',
                 MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
@@ -1280,6 +1452,7 @@ BEGIN
     WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
     FOR UPDATE;
     PERFORM durable._held_message(p_message_id, p_lease_token);
+    PERFORM durable._check_payload(p_error::text);
     v_delay := durable.task_retry_delay_v1(v_wf.task_failures + 1);
     PERFORM durable._append_event(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, 'workflow_task_failed',
                                   NULL, false, coalesce(p_error, '{}'::jsonb)
@@ -1390,10 +1563,12 @@ DECLARE
     v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     IF p_result IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
     END IF;
+    PERFORM durable._check_payload(p_result);
     -- When the caller takes the woken workflow task itself, nobody else needs waking.
     v_eager := durable._eager_serves(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
     v_recorded := durable._finish_activity(v_msg, 'activity_completed',
@@ -1420,7 +1595,9 @@ DECLARE
     v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_eager(p_eager);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
+    PERFORM durable._check_payload(p_error::text);
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
                 || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
@@ -1457,6 +1634,8 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._check_lease(p_lease);
+    PERFORM durable._check_payload(p_details);
     UPDATE durable.messages
     SET visible_at = durable.now() + p_lease,
         payload = CASE WHEN p_details IS NULL THEN payload
@@ -1493,7 +1672,7 @@ BEGIN
           AND w.status = 'running' AND w.task_queue = p_task_queue
           AND w.workflow_name = ANY (p_workflow_names)
           AND NOT (w.workflow_id = ANY (coalesce(p_skip_workflow_ids, '{}')))
-        LIMIT greatest(p_limit, 0)
+        LIMIT least(greatest(p_limit, 0), 1000)
     LOOP
         PERFORM durable._ensure_workflow_task(p_namespace, v_run.workflow_id, v_run.run_id, v_run.task_queue,
                                               v_run.workflow_name);
@@ -1612,21 +1791,24 @@ $$;
 COMMENT ON FUNCTION durable.workflow_history_v1(text, text, boolean) IS
     'The history of the latest run of a workflow id (or of every run), in order.';
 
-CREATE FUNCTION durable.run_history_v1(p_namespace text, p_workflow_id text, p_run_id integer)
+CREATE FUNCTION durable.run_history_v1(p_namespace text, p_workflow_id text, p_run_id integer,
+                                       p_lease_token uuid DEFAULT NULL)
 RETURNS TABLE (event_id integer, event_type text, seq integer, inbound boolean, data jsonb, created_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_task durable.messages;
 BEGIN
-    IF EXISTS (SELECT 1 FROM durable.worker_credentials c WHERE c.role_name = session_user) THEN
-        -- A worker role reads only the history of a run whose workflow task it holds.
+    PERFORM durable._authorize(p_namespace, '{}'::text[]);
+    IF NOT durable._is_engine_admin() THEN
+        -- A worker role reads only the history of a run whose workflow task it
+        -- holds itself: p_lease_token must be that task's live lease.
         SELECT * INTO v_task FROM durable.messages m
         WHERE m.namespace = p_namespace AND m.workflow_id = p_workflow_id AND m.run_id = p_run_id
-          AND m.kind = 'workflow' AND m.lease_token IS NOT NULL AND m.visible_at > durable.now();
+          AND m.kind = 'workflow' AND m.lease_token = p_lease_token AND m.visible_at > durable.now();
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'PD005',
-                MESSAGE = format('role %s holds no workflow task of %L run %s: it may not read that history',
-                                 session_user, p_workflow_id, p_run_id);
+                MESSAGE = format('role %s holds no lease on a workflow task of %L run %s: it may not read that '
+                                 'history', session_user, p_workflow_id, p_run_id);
         END IF;
         PERFORM durable._authorize(p_namespace, ARRAY[v_task.stream]);
     END IF;
@@ -1636,8 +1818,9 @@ BEGIN
     WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id AND h.run_id = p_run_id
     ORDER BY h.event_id;
 END $$;
-COMMENT ON FUNCTION durable.run_history_v1(text, text, integer) IS
-    'The whole history of one run, in order: what a worker replays after a cache miss.';
+COMMENT ON FUNCTION durable.run_history_v1(text, text, integer, uuid) IS
+    'The whole history of one run, in order: what a worker replays after a cache miss. A worker role '
+    'passes the lease token of the run''s workflow task it holds.';
 
 CREATE FUNCTION durable.list_workflows_v1(p_namespace text, p_status text DEFAULT NULL,
                                           p_workflow_name text DEFAULT NULL, p_limit integer DEFAULT 100)
@@ -1719,8 +1902,10 @@ COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS
 -- streams from psql; the role has no table privileges at all and may only
 -- EXECUTE the worker functions, which are SECURITY DEFINER and check
 -- session_user against durable.worker_credentials (never a GUC the caller
--- could SET). A role's scope is the streams it may consume; what it
--- produces is derived from the task it holds a lease on.
+-- could SET). A role has two scopes: the streams it may *consume* (claim),
+-- and the task queues its workflows' commands may *produce* to (activities,
+-- children, signals to other workflows); by default its own queues. The DBA
+-- may also limit the signal ids its conditions wait on.
 -- Writes durable.worker_credentials and cluster roles.
 
 CREATE TABLE durable.worker_credentials (
@@ -1728,13 +1913,36 @@ CREATE TABLE durable.worker_credentials (
     namespace text NOT NULL,
     database_name text NOT NULL,
     stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
+    produce text[] NOT NULL,
+    signal_prefixes text[],
     created_at timestamptz NOT NULL,
     rotated_at timestamptz,
     revoked_at timestamptz
 );
 COMMENT ON TABLE durable.worker_credentials IS
-    'Provisioned worker roles and their scope (streams they may consume). Revoked rows stay for audit; '
+    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
+    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
     'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+
+-- Is session_user the engine's owner (or a member of it, or a superuser)?
+-- Only such a caller runs worker functions without a worker role's scope.
+CREATE FUNCTION durable._is_engine_admin() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.pg_has_role(session_user, n.nspowner, 'MEMBER')
+    FROM pg_catalog.pg_namespace n WHERE n.nspname = 'durable'
+$$;
+COMMENT ON FUNCTION durable._is_engine_admin() IS
+    'Internal: whether session_user is a member of the role owning schema durable (superusers are).';
+
+CREATE FUNCTION durable._not_a_worker() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'PD005',
+        MESSAGE = format('role %s is not a pgdurable worker role of this database (nor the engine''s owner): '
+                         'log in as the role durable.provision_worker_role made', session_user);
+END $$;
+COMMENT ON FUNCTION durable._not_a_worker() IS
+    'Internal: PD005 for a caller that is neither a provisioned worker role nor the engine owner.';
 
 -- Scope check used by every worker function. A caller that is not a
 -- provisioned worker role is trusted: EXECUTE is granted to nobody else.
@@ -1746,6 +1954,10 @@ DECLARE
 BEGIN
     SELECT * INTO v_cred FROM durable.worker_credentials c WHERE c.role_name = session_user;
     IF NOT FOUND THEN
+        -- Membership in a worker role is no way in: only its own login is.
+        IF NOT durable._is_engine_admin() THEN
+            PERFORM durable._not_a_worker();
+        END IF;
         RETURN;
     END IF;
     IF v_cred.revoked_at IS NOT NULL THEN
@@ -1773,13 +1985,15 @@ BEGIN
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._authorize(text, text[]) IS
-    'Internal: PD005 unless session_user may consume these streams (engine admins always may).';
+    'Internal: PD005 unless session_user is a live worker role that may consume these streams, or the '
+    'engine owner.';
 
 CREATE FUNCTION durable._may_consume(p_namespace text, p_stream text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((SELECT c.revoked_at IS NULL AND c.namespace = p_namespace AND p_stream = ANY (c.stream_names)
                             AND c.database_name = current_database()
-                     FROM durable.worker_credentials c WHERE c.role_name = session_user), true)
+                     FROM durable.worker_credentials c WHERE c.role_name = session_user),
+                    durable._is_engine_admin())
 $$;
 COMMENT ON FUNCTION durable._may_consume(text, text) IS
     'Internal: whether session_user may consume p_stream (engine admins always may).';
@@ -1787,27 +2001,77 @@ COMMENT ON FUNCTION durable._may_consume(text, text) IS
 CREATE FUNCTION durable._authorize_messages(p_message_ids bigint[]) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_scope record;
+    v_cred durable.worker_credentials;
+    v_outside bigint;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM durable.worker_credentials c WHERE c.role_name = session_user) THEN
-        RETURN;
+    SELECT * INTO v_cred FROM durable.worker_credentials c WHERE c.role_name = session_user;
+    -- The role itself must be valid (live, of this database), even when the messages are gone.
+    PERFORM durable._authorize(v_cred.namespace, '{}'::text[]);
+    IF v_cred.role_name IS NULL THEN
+        RETURN;  -- the engine owner
     END IF;
-    FOR v_scope IN SELECT m.namespace, array_agg(DISTINCT m.stream) AS streams
-                   FROM durable.messages m WHERE m.id = ANY (p_message_ids) GROUP BY m.namespace LOOP
-        PERFORM durable._authorize(v_scope.namespace, v_scope.streams);
-    END LOOP;
-    -- A worker role must still be valid even when the messages are gone.
-    PERFORM durable._authorize((SELECT c.namespace FROM durable.worker_credentials c
-                                WHERE c.role_name = session_user), '{}'::text[]);
+    SELECT m.id INTO v_outside FROM durable.messages m
+    WHERE m.id = ANY (p_message_ids)
+      AND (m.namespace <> v_cred.namespace OR NOT (m.stream = ANY (v_cred.stream_names)))
+    LIMIT 1;
+    IF FOUND THEN
+        -- Say nothing of where that message is: other namespaces stay unseen.
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('worker role %s may not touch message %s: it is not on a stream the role may '
+                             'consume', v_cred.role_name, v_outside);
+    END IF;
 END $$;
 COMMENT ON FUNCTION durable._authorize_messages(bigint[]) IS
-    'Internal: PD005 unless session_user may consume the streams these messages are on.';
+    'Internal: PD005 unless session_user may consume the streams these messages are on (the error never '
+    'names another scope''s streams or namespace).';
+
+-- The produce scope of session_user in a namespace: NULL for the engine
+-- owner (unrestricted), else the task queues the DBA allowed.
+CREATE FUNCTION durable._produce_scope(p_namespace text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.produce FROM durable.worker_credentials c WHERE c.role_name = session_user
+$$;
+COMMENT ON FUNCTION durable._produce_scope(text) IS
+    'Internal: the task queues session_user may produce to (NULL: the engine owner, unrestricted).';
+
+CREATE FUNCTION durable._check_produce(p_namespace text, p_what text, p_name text, p_task_queue text)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_produce text[] := durable._produce_scope(p_namespace);
+BEGIN
+    IF v_produce IS NOT NULL AND NOT (p_task_queue = ANY (v_produce)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('worker role %s may not %s %L on task queue %L: it may produce to %s only (the '
+                             'DBA widens that with provision_worker_role(..., p_produce => ...))',
+                             session_user, p_what, p_name, p_task_queue, array_to_string(v_produce, ', '));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_produce(text, text, text, text) IS
+    'Internal: PD005 unless session_user may produce to p_task_queue (schedule an activity, start a child).';
+
+CREATE FUNCTION durable._check_signal_scope(p_signal_id text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_prefixes text[];
+BEGIN
+    SELECT c.signal_prefixes INTO v_prefixes FROM durable.worker_credentials c WHERE c.role_name = session_user;
+    IF v_prefixes IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM unnest(v_prefixes) x WHERE starts_with(p_signal_id, x)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('worker role %s may not wait on signal %L: its conditions may wait only on signal '
+                             'ids starting with %s', session_user, p_signal_id, array_to_string(v_prefixes, ', '));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_signal_scope(text) IS
+    'Internal: PD005 when session_user''s conditions may not wait on this signal id (the DBA''s prefixes).';
 
 CREATE FUNCTION durable.worker_scope_v1()
 RETURNS TABLE (role_name text, namespace text, stream_names text[], revoked boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.role_name, c.namespace, c.stream_names, c.revoked_at IS NOT NULL
-    FROM durable.worker_credentials c WHERE c.role_name = session_user
+    FROM durable.worker_credentials c
+    WHERE c.role_name = session_user AND c.database_name = current_database()
 $$;
 COMMENT ON FUNCTION durable.worker_scope_v1() IS
     'The calling worker role''s scope (no row for a role that is not a provisioned worker).';
@@ -1823,7 +2087,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb)',
         'durable.fail_workflow_task_v1(bigint, uuid, jsonb)',
         'durable.fire_timers_v1(text, text[], integer)',
-        'durable.run_history_v1(text, text, integer)',
+        'durable.run_history_v1(text, text, integer, uuid)',
+        'durable.stream_channels_v1(text, text[])',
         'durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text)',
         'durable.complete_activity_v1(bigint, uuid, text, jsonb)',
         'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',
@@ -1853,8 +2118,16 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'a worker password must have 12 to 1000 characters (or pass NULL for a random one)';
     END IF;
+    -- Postgres would store a pre-hashed password as given: refuse it, so every
+    -- worker password is a SCRAM verifier made here from the clear text.
+    IF p_password ~ '^md5[0-9a-f]{32}$' OR starts_with(p_password, 'SCRAM-SHA-256$') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'give the worker password in clear text: pre-hashed passwords (md5..., SCRAM-SHA-256$...) '
+                      'are refused, so that each is stored as a SCRAM verifier';
+    END IF;
 END $$;
-COMMENT ON FUNCTION durable._check_password(text) IS 'Internal: rejects too short or absurd passwords.';
+COMMENT ON FUNCTION durable._check_password(text) IS
+    'Internal: rejects too short, absurd or pre-hashed passwords.';
 
 CREATE FUNCTION durable._grant_worker(p_role text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -1876,6 +2149,45 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._grant_worker(text) IS
     'Internal: a worker role gets CONNECT, USAGE on the schema and EXECUTE on worker_functions() only.';
+
+CREATE FUNCTION durable._revoke_grants(p_role text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM %I', p_role);
+    EXECUTE format('REVOKE ALL ON SCHEMA durable FROM %I', p_role);
+    EXECUTE format('REVOKE ALL ON DATABASE %I FROM %I', current_database(), p_role);
+END $$;
+COMMENT ON FUNCTION durable._revoke_grants(text) IS
+    'Internal: takes back every grant a worker role had (EXECUTE, USAGE, CONNECT).';
+
+-- Per-role limits: a connection limit (enforced by the server) and session
+-- defaults for the timeouts (a session of the role may still SET its own).
+CREATE FUNCTION durable._limit_role(p_role text, p_connection_limit integer, p_statement_timeout interval,
+                                    p_idle_in_transaction_timeout interval, p_lock_timeout interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_connection_limit IS NULL OR p_connection_limit < 1 OR p_connection_limit > 10000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('connection limit %s is out of range: give 1 to 10000', p_connection_limit);
+    END IF;
+    IF p_statement_timeout IS NULL OR p_statement_timeout <= interval '0'
+       OR p_idle_in_transaction_timeout IS NULL OR p_idle_in_transaction_timeout <= interval '0'
+       OR p_lock_timeout IS NULL OR p_lock_timeout <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'worker role timeouts must be positive intervals (statement, idle in transaction, lock)';
+    END IF;
+    EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', p_role, p_connection_limit);
+    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = %L', p_role, current_database(),
+                   (extract(epoch FROM p_statement_timeout) * 1000)::bigint || 'ms');
+    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET idle_in_transaction_session_timeout = %L', p_role,
+                   current_database(), (extract(epoch FROM p_idle_in_transaction_timeout) * 1000)::bigint || 'ms');
+    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET lock_timeout = %L', p_role, current_database(),
+                   (extract(epoch FROM p_lock_timeout) * 1000)::bigint || 'ms');
+END $$;
+COMMENT ON FUNCTION durable._limit_role(text, integer, interval, interval, interval) IS
+    'Internal: sets a worker role''s connection limit and its session defaults for statement, '
+    'idle-in-transaction and lock timeouts (in this database).';
 
 -- CREATE/ALTER ROLE with a password. When such a statement fails (a
 -- password-check module rejecting it, a role dropped by hand), Postgres
@@ -1906,19 +2218,27 @@ END $$;
 COMMENT ON FUNCTION durable._set_role_password(text, text, boolean) IS
     'Internal: creates a worker login role, or sets its password, never leaking the password into an error.';
 
--- The DBA functions below pin search_path like the worker functions: they
--- run with the DBA's rights (CREATEROLE, often superuser), so an object
--- someone planted earlier on the DBA's search_path (public.unnest(text[]),
--- a lower(name), an operator) must never be picked over pg_catalog's.
--- password_encryption is pinned too: worker passwords are always stored as
--- SCRAM verifiers, whatever the server's default.
+-- The DBA functions below run with the DBA's rights (CREATEROLE, often
+-- superuser): their pinned search_path means an object someone planted
+-- earlier on the DBA's search_path (public.unnest(text[]), a lower(name), an
+-- operator) is never picked over pg_catalog's. password_encryption is pinned
+-- too: worker passwords are always stored as SCRAM verifiers, whatever the
+-- server's default.
 CREATE FUNCTION durable.provision_worker_role(p_stream_names text[], p_namespace text DEFAULT 'durable',
-                                              p_password text DEFAULT NULL)
+                                              p_password text DEFAULT NULL,
+                                              p_produce text[] DEFAULT NULL,
+                                              p_signal_prefixes text[] DEFAULT NULL,
+                                              p_connection_limit integer DEFAULT 50,
+                                              p_statement_timeout interval DEFAULT interval '1 minute',
+                                              p_idle_in_transaction_timeout interval DEFAULT interval '1 minute',
+                                              p_lock_timeout interval DEFAULT interval '30 seconds')
 RETURNS TABLE (role_name text, password text)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp SET password_encryption = 'scram-sha-256' AS $$
 DECLARE
     v_streams text[];
+    v_produce text[];
+    v_prefixes text[];
     v_role text;
     v_password text := coalesce(p_password, durable._random_password());
     v_now timestamptz := durable.now();
@@ -1932,36 +2252,62 @@ BEGIN
     FOR i IN 1 .. cardinality(v_streams) LOOP
         PERFORM durable._check_stream(v_streams[i]);
     END LOOP;
+    -- By default a role produces to its own task queues (a stream named
+    -- <queue>-activity is queue <queue>'s activity stream).
+    SELECT array_agg(DISTINCT q ORDER BY q) INTO v_produce
+    FROM unnest(coalesce(p_produce, ARRAY(SELECT regexp_replace(s, '-activity$', '') FROM unnest(v_streams) s))) q;
+    IF v_produce IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'p_produce must name at least one task queue (or be NULL for the role''s own queues)';
+    END IF;
+    FOR i IN 1 .. cardinality(v_produce) LOOP
+        PERFORM durable._check_name('task queue', v_produce[i]);
+    END LOOP;
+    IF p_signal_prefixes IS NOT NULL THEN
+        SELECT array_agg(DISTINCT x ORDER BY x) INTO v_prefixes FROM unnest(p_signal_prefixes) x;
+        IF v_prefixes IS NULL OR EXISTS (SELECT 1 FROM unnest(v_prefixes) x WHERE x IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD004',
+                MESSAGE = 'p_signal_prefixes must list signal id prefixes (or be NULL: any signal id)';
+        END IF;
+    END IF;
     PERFORM durable._check_name('namespace', p_namespace);
     PERFORM durable._check_password(p_password);
     -- Two DBAs provisioning the same streams at once get one role, not two.
-    PERFORM pg_advisory_xact_lock(hashtextextended(
-        'durable.worker_role/' || current_database() || '/' || p_namespace, 0));
+    PERFORM pg_catalog.pg_advisory_xact_lock(durable._lock_key(
+        'worker_role/' || current_database() || '/' || p_namespace));
     SELECT c.role_name INTO v_role FROM durable.worker_credentials c
     WHERE c.namespace = p_namespace AND c.stream_names = v_streams
       AND c.database_name = current_database() AND c.revoked_at IS NULL
       AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = c.role_name);  -- not dropped by hand
     IF FOUND THEN
-        -- Idempotent: the same streams get the same role, with a new password
-        -- (and the grants of functions a later schema version added).
+        -- Idempotent: the same streams get the same role, with a new password,
+        -- the scopes and limits given now (and the grants of functions a later
+        -- schema version added).
         PERFORM durable._set_role_password(v_role, v_password, false);
         PERFORM durable._grant_worker(v_role);
-        UPDATE durable.worker_credentials c SET rotated_at = v_now WHERE c.role_name = v_role;
+        UPDATE durable.worker_credentials c
+        SET rotated_at = v_now, produce = v_produce, signal_prefixes = v_prefixes
+        WHERE c.role_name = v_role;
     ELSE
         v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16) || '_'
                   || left(regexp_replace(lower(p_namespace), '[^a-z0-9]+', '', 'g'), 16);
         v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 10);
         PERFORM durable._set_role_password(v_role, v_password, true);
         PERFORM durable._grant_worker(v_role);
-        INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, created_at)
-        VALUES (v_role, p_namespace, current_database(), v_streams, v_now);
+        INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, produce,
+                                                signal_prefixes, created_at)
+        VALUES (v_role, p_namespace, current_database(), v_streams, v_produce, v_prefixes, v_now);
     END IF;
+    PERFORM durable._limit_role(v_role, p_connection_limit, p_statement_timeout, p_idle_in_transaction_timeout,
+                                p_lock_timeout);
     RETURN QUERY SELECT v_role, v_password;
 END $$;
-COMMENT ON FUNCTION durable.provision_worker_role(text[], text, text) IS
+COMMENT ON FUNCTION durable.provision_worker_role(text[], text, text, text[], text[], integer, interval, interval, interval) IS
     'DBA: creates (or, for the same streams, re-keys) a login role that may only consume these streams '
-    'through the worker functions. Returns its name and password (random unless given); the password '
-    'is not stored by pgdurable.';
+    'through the worker functions, and whose workflows may produce only to p_produce (default: its own '
+    'task queues) and wait only on signal ids starting with p_signal_prefixes (default: any). The role '
+    'gets a connection limit and session defaults for statement, idle-in-transaction and lock timeouts. '
+    'Returns its name and password (random unless given); the password is not stored by pgdurable.';
 
 CREATE FUNCTION durable._worker_role(p_role text, p_namespace text) RETURNS durable.worker_credentials
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -1982,7 +2328,8 @@ END $$;
 COMMENT ON FUNCTION durable._worker_role(text, text) IS 'Internal: a provisioned worker role, or PD003.';
 
 CREATE FUNCTION durable.rotate_worker_password(p_role_name text, p_new_password text DEFAULT NULL,
-                                               p_namespace text DEFAULT NULL)
+                                               p_namespace text DEFAULT NULL,
+                                               p_end_sessions boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp SET password_encryption = 'scram-sha-256' AS $$
@@ -2003,11 +2350,17 @@ BEGIN
     PERFORM durable._check_password(p_new_password);
     PERFORM durable._set_role_password(v_cred.role_name, v_password, false);
     UPDATE durable.worker_credentials c SET rotated_at = durable.now() WHERE c.role_name = v_cred.role_name;
+    IF p_end_sessions THEN
+        -- A live session can ALTER ROLE its own password back: end them all.
+        PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
+        WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
+    END IF;
     RETURN v_password;
 END $$;
-COMMENT ON FUNCTION durable.rotate_worker_password(text, text, text) IS
+COMMENT ON FUNCTION durable.rotate_worker_password(text, text, text, boolean) IS
     'DBA: sets a new password (random unless given) on a worker role and returns it. Live sessions keep '
-    'running: restart the workers with the new password, or revoke the role if the old one leaked.';
+    'running unless p_end_sessions (a live session of a leaked role could set its old password back): '
+    'restart the workers with the new password.';
 
 CREATE FUNCTION durable.revoke_worker_role(p_role_name text, p_namespace text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -2020,25 +2373,31 @@ BEGIN
     END IF;
     UPDATE durable.worker_credentials c SET revoked_at = coalesce(c.revoked_at, durable.now())
     WHERE c.role_name = v_cred.role_name;
+    IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
+        PERFORM durable._revoke_grants(v_cred.role_name);
+    END IF;
     PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
     WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
 END $$;
 COMMENT ON FUNCTION durable.revoke_worker_role(text, text) IS
-    'DBA: disables a worker role''s login and ends its live sessions; the audit row is kept with revoked_at. '
+    'DBA: disables a worker role''s login, takes back its grants and ends its live sessions; the audit row '
+    'is kept with revoked_at. '
     'Idempotent: calling it again ends any session that logged in while the first call committed.';
 
 CREATE FUNCTION durable.list_worker_roles(p_namespace text DEFAULT NULL)
 RETURNS TABLE (role_name text, namespace text, stream_names text[], created_at timestamptz,
-               rotated_at timestamptz, revoked_at timestamptz)
+               rotated_at timestamptz, revoked_at timestamptz, produce text[], signal_prefixes text[])
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.role_name, c.namespace, c.stream_names, c.created_at, c.rotated_at, c.revoked_at
+    SELECT c.role_name, c.namespace, c.stream_names, c.created_at, c.rotated_at, c.revoked_at, c.produce,
+           c.signal_prefixes
     FROM durable.worker_credentials c
     WHERE (p_namespace IS NULL OR c.namespace = p_namespace)
       AND c.database_name = current_database()
     ORDER BY c.created_at, c.role_name
 $$;
 COMMENT ON FUNCTION durable.list_worker_roles(text) IS
-    'DBA: the worker roles of this database (of one namespace, or all), revoked ones included.';
+    'DBA: the worker roles of this database (of one namespace, or all), revoked ones included, with the '
+    'streams they consume, the task queues they produce to and their signal id prefixes.';
 
 -- >>> admin.sql
 -- admin.sql: what an operator runs from psql: retention (prune).
@@ -2084,7 +2443,34 @@ COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
 -- grants.sql: loaded last. Nothing in schema durable is callable by PUBLIC:
 -- the owner (and roles it grants to) run the engine; worker roles get
 -- EXECUTE on their SECURITY DEFINER functions only (roles.sql).
-REVOKE ALL ON SCHEMA durable FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA durable FROM PUBLIC;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA durable FROM PUBLIC;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM PUBLIC;
+--
+-- Postgres gives PUBLIC EXECUTE on every new function, and a per-schema
+-- ALTER DEFAULT PRIVILEGES cannot take that back. So every migration run
+-- ends with durable._reassert_grants() (migrations/env.py): a function a
+-- later revision adds is never executable by PUBLIC, and worker roles hold
+-- EXECUTE on exactly durable.worker_functions() of that version.
+
+CREATE FUNCTION durable._reassert_grants() RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_role text;
+BEGIN
+    REVOKE ALL ON SCHEMA durable FROM PUBLIC;
+    REVOKE ALL ON ALL TABLES IN SCHEMA durable FROM PUBLIC;
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA durable FROM PUBLIC;
+    REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM PUBLIC;
+    FOR v_role IN SELECT c.role_name FROM durable.worker_credentials c
+                  WHERE c.database_name = current_database()
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = c.role_name)
+                  ORDER BY c.role_name LOOP
+        PERFORM durable._revoke_grants(v_role);
+        IF (SELECT c.revoked_at IS NULL FROM durable.worker_credentials c WHERE c.role_name = v_role) THEN
+            PERFORM durable._grant_worker(v_role);
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION durable._reassert_grants() IS
+    'Owner: takes PUBLIC''s privileges off everything in schema durable (functions added later included) '
+    'and gives each live worker role EXECUTE on exactly worker_functions(). Every migration run ends with it.';
+
+SELECT durable._reassert_grants();

@@ -113,27 +113,52 @@ def roles_provision(
     ],
     namespace: NamespaceOption = "durable",
     password: PasswordOption = None,
+    produce: Annotated[
+        list[str] | None,
+        typer.Option("--produce", metavar="TASK_QUEUE",
+                     help="A task queue its workflows may schedule activities and children on and signal "
+                          "workflows of (repeat it; default: the role's own task queues)."),
+    ] = None,
+    signal_prefix: Annotated[
+        list[str] | None,
+        typer.Option("--signal-prefix", metavar="PREFIX",
+                     help="Its conditions may wait only on signal ids starting with PREFIX (repeat it; "
+                          "default: any signal id)."),
+    ] = None,
+    connection_limit: Annotated[
+        int, typer.Option("--connection-limit", help="Connections the role may hold at once.")
+    ] = 50,
     as_json: JsonOption = False,
     dsn: DsnOption = None,
 ) -> None:
     """Create a worker role that may consume only STREAM... and print its name and password.
 
-    The same streams again give the same role a new password. pgdurable does not keep passwords.
+    The same streams again give the same role a new password (and the scopes given now). pgdurable
+    does not keep passwords.
     """
-    from pgdurable.roles import provision_worker_role
+    from pgdurable.roles import RoleLimits, list_worker_roles, provision_worker_role
 
-    cred = _run(dsn, lambda connection: provision_worker_role(
-        connection=connection, stream_names=streams, namespace=namespace, password=password))
-    scope = sorted(set(streams))
+    async def provision(connection: Connection) -> tuple[Any, Any]:
+        cred = await provision_worker_role(
+            connection=connection, stream_names=streams, namespace=namespace, password=password,
+            produce=produce or None, signal_prefixes=signal_prefix or None,
+            limits=RoleLimits(connection_limit=connection_limit))
+        [info] = [r for r in await list_worker_roles(connection=connection, namespace=namespace)
+                  if r.role_name == cred.role_name]
+        return cred, info
+
+    cred, info = _run(dsn, provision)
     if as_json:
         _print_json({"role_name": cred.role_name, "password": cred.password, "namespace": namespace,
-                     "stream_names": scope})
+                     "stream_names": info.stream_names, "produce": info.produce,
+                     "signal_prefixes": info.signal_prefixes})
         return
     typer.echo(f"role: {cred.role_name}")
     typer.echo(f"password: {cred.password}")
-    _hint(f"worker role {escape(cred.role_name)} may consume {escape(', '.join(scope))} in namespace "
-          f"{escape(repr(namespace))}. Keep the password now: pgdurable does not store it. Run a worker "
-          "with worker_credentials={'user': <role>, 'password': <password>}.")
+    _hint(f"worker role {escape(cred.role_name)} may consume {escape(', '.join(info.stream_names))} and "
+          f"produce to {escape(', '.join(info.produce))} in namespace {escape(repr(namespace))}. Keep the "
+          "password now: pgdurable does not store it. Run a worker with "
+          "worker_credentials={'user': <role>, 'password': <password>}.")
 
 
 @roles_app.command("list")
@@ -157,12 +182,13 @@ def roles_list(
 
     table = Table()
     table.add_column("role", no_wrap=True)  # copied into rotate/revoke: never folded
-    for column in ("streams", "created", "password rotated", "revoked"):
+    for column in ("streams", "produces to", "created", "password rotated", "revoked"):
         table.add_column(column, overflow="fold")
     for role in roles:
         revoked = f"[red]{cli._time(role.revoked_at)}[/red]" if role.revoked_at else ""
         table.add_row(escape(role.role_name), escape(", ".join(role.stream_names)),
-                      cli._time(role.created_at), cli._time(role.rotated_at), revoked)
+                      escape(", ".join(role.produce)), cli._time(role.created_at), cli._time(role.rotated_at),
+                      revoked)
     cli.console.print(table)
 
 
@@ -172,17 +198,23 @@ def roles_rotate(
     role: RoleArgument,
     password: PasswordOption = None,
     namespace: NamespaceOption = "durable",
+    end_sessions: Annotated[
+        bool, typer.Option("--end-sessions",
+                           help="End the role's live sessions too (a live session could set the old "
+                                "password back).")
+    ] = False,
     as_json: JsonOption = False,
     dsn: DsnOption = None,
 ) -> None:
     """Give ROLE a new password (random unless --password) and print it.
 
-    Live sessions keep running: restart the workers with it (or revoke the role if the old one leaked).
+    Live sessions keep running unless --end-sessions: restart the workers with the new password.
     """
     from pgdurable.roles import rotate_worker_password
 
     rotated = _run(dsn, lambda connection: rotate_worker_password(
-        connection=connection, role_name=role, new_password=password, namespace=namespace))
+        connection=connection, role_name=role, new_password=password, namespace=namespace,
+        end_sessions=end_sessions))
     if as_json:
         _print_json({"role_name": role, "password": rotated["password"]})
         return

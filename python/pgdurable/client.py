@@ -27,6 +27,14 @@ class Client:
         self.connection = connection
         self.namespace = namespace
         self.workflow = WorkflowClient(self)
+        self._closed_channel: str | None = None
+
+    async def closed_channel(self) -> str:
+        """The channel the engine NOTIFYs when a run of this namespace closes (asked once)."""
+        if self._closed_channel is None:
+            async with self.connection.connect() as conn:
+                self._closed_channel = await store.closed_channel(conn, self.namespace)
+        return self._closed_channel
 
 
 class WorkflowClient:
@@ -107,7 +115,7 @@ class WorkflowHandle:
         if timeout is not None and math.isnan(timeout):
             raise ValueError("timeout must be a number of seconds or None, got NaN")
         listener = await self._client.connection.listener()
-        channel = store.closed_channel(self._client.namespace)
+        channel = await self._client.closed_channel()
         wakeup = await listener.subscribe(channel, payload=self.workflow_id)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout

@@ -7,7 +7,6 @@ transaction). Engine errors (SQLSTATE class PD) become typed errors here.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -135,9 +134,10 @@ async def workflow_history(conn: Conn, namespace: str, workflow_id: str, all_run
 
 
 @_mapped
-async def run_history(conn: Conn, namespace: str, workflow_id: str, run_id: int) -> list[Row]:
-    return await _rows(conn, "SELECT * FROM durable.run_history_v1(%s, %s, %s)",
-                       (namespace, workflow_id, run_id))
+async def run_history(conn: Conn, namespace: str, workflow_id: str, run_id: int,
+                      lease_token: Any) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.run_history_v1(%s, %s, %s, %s)",
+                       (namespace, workflow_id, run_id, lease_token))
 
 
 @_mapped
@@ -251,14 +251,16 @@ def as_utc(value: datetime | str) -> datetime:
     return (value if isinstance(value, datetime) else datetime.fromisoformat(value)).astimezone(UTC)
 
 
-def stream_channel(namespace: str, stream: str) -> str:
-    """The NOTIFY channel of a stream (the same as ``durable.stream_channel``)."""
-    return "pgd_s_" + hashlib.md5(f"{namespace}/{stream}".encode()).hexdigest()
+@_mapped
+async def stream_channels(conn: Conn, namespace: str, streams: list[str]) -> list[str]:
+    """The NOTIFY channels of streams the caller may consume (names are salted in the database)."""
+    return await _value(conn, "SELECT durable.stream_channels_v1(%s, %s)", (namespace, streams))
 
 
-def closed_channel(namespace: str) -> str:
-    """The NOTIFY channel of run closings, payload the workflow id (``durable.closed_channel``)."""
-    return "pgd_c_" + hashlib.md5(namespace.encode()).hexdigest()
+@_mapped
+async def closed_channel(conn: Conn, namespace: str) -> str:
+    """The NOTIFY channel of run closings, payload the workflow id (the engine owner's)."""
+    return await _value(conn, "SELECT durable.closed_channel(%s)", (namespace,))
 
 
 # -- retention ---------------------------------------------------------------------
@@ -271,10 +273,13 @@ async def prune(conn: Conn, older_than: timedelta, namespace: str | None, batch:
 # -- worker roles -----------------------------------------------------------------
 
 @_mapped
-async def provision_worker_role(conn: Conn, stream_names: list[str], namespace: str,
-                                password: str | None) -> Row:
-    rows = await _rows(conn, "SELECT * FROM durable.provision_worker_role(%s, %s, %s)",
-                       (stream_names, namespace, password))
+async def provision_worker_role(conn: Conn, stream_names: list[str], namespace: str, password: str | None,
+                                produce: list[str] | None, signal_prefixes: list[str] | None,
+                                limits: Any) -> Row:
+    rows = await _rows(conn,
+                       "SELECT * FROM durable.provision_worker_role(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                       (stream_names, namespace, password, produce, signal_prefixes, limits.connection_limit,
+                        limits.statement_timeout, limits.idle_in_transaction_timeout, limits.lock_timeout))
     return rows[0]
 
 
@@ -285,9 +290,9 @@ async def list_worker_roles(conn: Conn, namespace: str | None) -> list[Row]:
 
 @_mapped
 async def rotate_worker_password(conn: Conn, role_name: str, new_password: str | None,
-                                 namespace: str | None) -> str:
-    return await _value(conn, "SELECT durable.rotate_worker_password(%s, %s, %s)",
-                        (role_name, new_password, namespace))
+                                 namespace: str | None, end_sessions: bool) -> str:
+    return await _value(conn, "SELECT durable.rotate_worker_password(%s, %s, %s, %s)",
+                        (role_name, new_password, namespace, end_sessions))
 
 
 @_mapped

@@ -68,6 +68,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._outage = False
         self._listener: Any = None
+        self._channels: dict[str, str] = {}
         self._next_unknown_check = 0.0
         self._woken_for_activities: set[str] = set()
 
@@ -102,14 +103,18 @@ class Worker:
             except BaseException:
                 await self._conn.close()  # a refused worker keeps no connection open
                 raise
+        streams = ([self.task_queue] if self.workflows else []) + (
+            [self.activity_stream] if self.activity_stream else [])
+        async with self._conn.connect() as conn:
+            # Channel names are salted in the database: only it can tell a worker its own.
+            self._channels = dict(zip(streams, await store.stream_channels(conn, self.namespace, streams),
+                                      strict=True))
         self._listener = await self._conn.listener()
         if self.workflows:
-            await self._listener.subscribe(store.stream_channel(self.namespace, self.task_queue),
-                                           self._wf_wakeup)
+            await self._listener.subscribe(self._channels[self.task_queue], self._wf_wakeup)
             self._loops.append(asyncio.create_task(self._workflow_loop(), name="pgdurable-workflows"))
         if self.activity_stream:
-            await self._listener.subscribe(store.stream_channel(self.namespace, self.activity_stream),
-                                           self._act_wakeup)
+            await self._listener.subscribe(self._channels[self.activity_stream], self._act_wakeup)
             registry.on_change(self._act_wakeup.set)
             self._loops.append(asyncio.create_task(self._activity_loop(), name="pgdurable-activities"))
             self._loops.append(asyncio.create_task(self._heartbeat_loop(), name="pgdurable-heartbeats"))
@@ -348,7 +353,7 @@ class Worker:
             history = [{**event, "inbound": True} for event in row["events"]]
         else:
             history = await self._record(lambda c: store.run_history(
-                c, self.namespace, row["workflow_id"], row["run_id"]))
+                c, self.namespace, row["workflow_id"], row["run_id"], row["lease_token"]))
         info = WorkflowInfo(workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
                             namespace=self.namespace, task_queue=row["task_queue"], attempt=row["attempt"],
                             parent_workflow_id=row["parent_workflow_id"], run_id=row["run_id"])
@@ -489,10 +494,10 @@ class Worker:
             run.evict()
         self._cache.clear()
         if self._listener is not None:
-            self._listener.unsubscribe(store.stream_channel(self.namespace, self.task_queue), self._wf_wakeup)
-            if self.activity_stream:
-                self._listener.unsubscribe(store.stream_channel(self.namespace, self.activity_stream),
-                                           self._act_wakeup)
+            if self.task_queue in self._channels:
+                self._listener.unsubscribe(self._channels[self.task_queue], self._wf_wakeup)
+            if self.activity_stream in self._channels:
+                self._listener.unsubscribe(self._channels[self.activity_stream], self._act_wakeup)
         if self._owns_connection:
             await self._conn.close()
         _workers.discard(self)
