@@ -94,11 +94,9 @@ def test_a_lease_extension_beyond_an_hour_is_refused(owner, worker):
                           [task.message_id, task.lease_token]).fetchone() == (True,)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spec hole: the bounds cover claims, extend_lease_v1 and heartbeat_activity_v1 but not p_eager's "
-    "lease_seconds, which complete_workflow_task_v1 / complete_activity_v1 / fail_activity_v1 turn into "
-    "leases of any length"))
 def test_no_lease_longer_than_an_hour_can_be_had_through_eager_dispatch(owner, worker):
+    """The spec bounds claims, extend_lease_v1 and heartbeat_activity_v1; p_eager's lease_seconds
+    (complete_workflow_task_v1, complete_activity_v1, fail_activity_v1) is a lease request too."""
     owner.start("o-1", task_queue="orders", workflow_name="order_workflow")
     task = claim_workflow_task(worker, "orders", "order_workflow")
     eager = {"owner": "w", "lease_seconds": 1000 * 365 * 86400, "activity_stream": "orders-activity",

@@ -164,12 +164,18 @@ def test_an_error_on_a_message_outside_the_roles_scope_names_no_namespace_or_str
     assert owner.rows("SELECT id, visible_at, lease_token FROM durable.messages ORDER BY id") == before
 
 
-def test_run_history_of_another_namespace_names_none_of_its_streams(foreign, spy):
+def test_run_history_of_another_namespace_names_none_of_its_streams_nor_tells_what_exists(foreign, spy):
+    """The caller names the namespace itself here, so the error may echo it; it must name none of
+    that namespace's streams, and read the same whether the workflow exists there or not."""
     task = foreign["workflow"]
-    history = "SELECT * FROM durable.run_history_v1('hidden-ns', 'h-1', 1"
-    for call, params in ((history + ")", []), (history + ", %s)", [None]),
-                         (history + ", %s)", [task.lease_token])):
-        with refused("PD005") as refusal:
-            spy.execute(call, params)
-        text = _full_text(refusal.error)
-        assert not [secret for secret in SECRETS if secret in text], text
+    texts = []
+    for workflow_id in ("h-1", "no-such-workflow"):
+        history = f"SELECT * FROM durable.run_history_v1('hidden-ns', '{workflow_id}', 1"
+        for call, params in ((history + ")", []), (history + ", %s)", [None]),
+                             (history + ", %s)", [task.lease_token])):
+            with refused("PD005") as refusal:
+                spy.execute(call, params)
+            text = _full_text(refusal.error)
+            assert not [secret for secret in ("hidden-queue", "secret-payments") if secret in text], text
+            texts.append(refusal.message.replace(workflow_id, "<id>"))
+    assert texts[:3] == texts[3:]

@@ -7,6 +7,7 @@ unrestricted."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from .support import (
@@ -129,3 +130,46 @@ def test_a_role_whose_produce_list_covers_payments_may_signal_payments_workflows
         complete_workflow_task(session, task, [signal(1, "payments.approved", '"from orders"')])
 
     assert _received(owner, "p-1") == ['"from orders"']
+
+
+# -- laundering through an abandoned condition ----------------------------------------------------
+
+def _cancel_wait(seq: int, signal_id: str) -> dict[str, object]:
+    return {"type": "cancel_wait", "seq": seq, "signal_id": signal_id}
+
+
+def test_abandoning_a_condition_cannot_re_send_its_signal_to_another_teams_workflow(owner):
+    """A condition abandoned after it took its signal gives the signal back to the head of the
+    mailbox. The signal id of that give-back comes from the command: a worker role must not use
+    it to re-send data it received (here: its own signal, on its own prefix) to any other id,
+    nor to strip a forged signal of its produce-list tag."""
+    role = owner.provision(["orders"], signal_prefixes=["orders."])
+    _wait_as_owner(owner, "p-1", "payments", "payment_workflow", "payments.approved")
+    owner.start("o-1", task_queue="orders", workflow_name="order_workflow")
+
+    with role.login() as session:
+        task = claim_workflow_task(session, "orders", "order_workflow")
+        try:
+            complete_workflow_task(session, task, [signal(1, "orders.x", '"forged"'),
+                                                   condition(2, "orders.x"),
+                                                   _cancel_wait(2, "payments.approved")])
+        except psycopg.Error as exc:  # refusing the give-back is as good as keeping it in scope
+            assert exc.sqlstate in ("PD004", "PD005"), exc
+
+    assert _received(owner, "p-1") == []
+    _wait_as_owner(owner, "p-2", "payments", "payment_workflow", "payments.approved")
+    assert _received(owner, "p-2") == []
+
+
+def test_abandoning_a_condition_keeps_a_forged_signal_tagged(owner):
+    role = owner.provision(["orders"])  # no signal prefixes: it may wait on any id
+    _wait_as_owner(owner, "p-1", "payments", "payment_workflow", "payments.approved")
+    owner.start("o-1", task_queue="orders", workflow_name="order_workflow")
+
+    with role.login() as session:
+        task = claim_workflow_task(session, "orders", "order_workflow")
+        complete_workflow_task(session, task, [signal(1, "payments.approved", '"forged"'),
+                                               condition(2, "payments.approved"),
+                                               _cancel_wait(2, "payments.approved")])
+
+    assert _received(owner, "p-1") == []
