@@ -179,3 +179,17 @@ def test_run_history_of_another_namespace_names_none_of_its_streams_nor_tells_wh
             assert not [secret for secret in ("hidden-queue", "secret-payments") if secret in text], text
             texts.append(refusal.message.replace(workflow_id, "<id>"))
     assert texts[:3] == texts[3:]
+
+
+# -- beyond the contract ---------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason=(
+    "spec hole: worker role names are pgdw_<database>_<namespace>_<random> and pg_roles is readable by "
+    "every role, so any worker role lists the namespaces (and databases) that have worker roles"))
+def test_a_worker_role_cannot_learn_other_namespaces_from_the_role_catalog(owner):
+    owner.provision(["invoices"], namespace="billingsecret")
+    role = owner.provision(["orders"])
+    with role.login() as spy:
+        names = [row[0] for row in spy.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgdw%'")]
+    assert len(names) >= 2, names  # it does see the other role...
+    assert not [name for name in names if "billingsecret" in name], names  # ...but not its namespace
