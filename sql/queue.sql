@@ -157,6 +157,9 @@ BEGIN
             MESSAGE = format('claim batch %s is out of range: give 1 to 1000', p_batch);
     END IF;
     PERFORM durable._check_lease(p_lease);
+    IF length(p_owner) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
+    END IF;
     RETURN QUERY
     WITH picked AS (
         SELECT m.id, m.lease_token AS old_token
