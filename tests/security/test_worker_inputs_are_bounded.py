@@ -172,7 +172,8 @@ def test_a_workflow_task_failure_over_16_mib_is_refused(owner, worker):
     assert ANY_PAYLOAD_MESSAGE.match(refusal.message), refusal.message
 
 
-@pytest.mark.parametrize("command", ["activity args", "child args", "signal data", "result"])
+@pytest.mark.parametrize("command", ["activity args", "child args", "signal data", "result",
+                                     "continue_as_new args", "fail error"])
 def test_a_command_carrying_a_payload_over_16_mib_is_refused(command, owner, worker):
     owner.start("o-1", task_queue="orders", workflow_name="order_workflow")
     task = claim_workflow_task(worker, "orders", "order_workflow")
@@ -182,6 +183,8 @@ def test_a_command_carrying_a_payload_over_16_mib_is_refused(command, owner, wor
                         "args": OVERSIZED_JSON, "awaited": True}],
         "signal data": [signal(1, "orders.big", OVERSIZED_JSON)],
         "result": [{"type": "complete", "result": OVERSIZED_JSON}],
+        "continue_as_new args": [{"type": "continue_as_new", "args": OVERSIZED_JSON}],
+        "fail error": [{"type": "fail", "error": {"type": "Boom", "message": OVERSIZED}}],
     }[command]
     with refused("PD004") as refusal:
         complete_workflow_task(worker, task, commands)
