@@ -9,9 +9,10 @@ directly, as an attacker holding the role's password would.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,18 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = DEADLIN
         if last:
             return last
         time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+async def wait_async(predicate: Callable[[], Awaitable[Any]], what: str, timeout: float = DEADLINE) -> Any:
+    """``wait_until`` for async predicates, sleeping on the event loop (workers keep running)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 

@@ -6,8 +6,12 @@ can still complete it legitimately)."""
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
+
+from pgdurable import Durable
 
 from .support import (
     Owner,
@@ -16,6 +20,7 @@ from .support import (
     claim_workflow_task,
     complete_workflow_task,
     refused,
+    wait_async,
 )
 
 pytestmark = pytest.mark.sql
@@ -154,3 +159,35 @@ def test_a_worker_role_cannot_call_the_internal_command_functions_directly(held,
                  "'reject', NULL, NULL, NULL)"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             session.execute(call)
+
+
+# -- through the SDK --------------------------------------------------------------------------------
+
+async def refund_elsewhere_workflow(order_id: str) -> str:
+    payments = Durable.workflow.proxy_activities(task_queue="payments")
+    return await payments.refund(order_id)
+
+
+async def test_an_sdk_worker_whose_workflow_reaches_outside_its_scope_fails_the_task_and_applies_nothing(
+        owner, dsn):
+    role = owner.provision(["orders", "orders-activity"])
+    connection = Durable.Connection(dsn)
+    try:
+        await Durable.Worker.create(connection=connection, task_queue="orders",
+                                    workflow=refund_elsewhere_workflow,
+                                    worker_credentials={"user": role.name, "password": role.password})
+        client = Durable.Client(connection=connection)
+        handle = await client.workflow.start(args=["o-9"], task_queue="orders",
+                                             workflow_name="refund_elsewhere_workflow", workflow_id="o-9")
+
+        async def task_failure() -> object:
+            return (await handle.state()).get("last_task_failure")
+
+        failure = await wait_async(task_failure, "the refused completion to fail the workflow task")
+        assert "refund" in json.dumps(failure) and "payments" in json.dumps(failure), failure
+        assert await handle.status() == "running"
+        assert owner.messages("payments-activity") == []
+        assert "activity_scheduled" not in owner.event_types("o-9")
+    finally:
+        await Durable.shutdown(grace=1)
+        await connection.close()
