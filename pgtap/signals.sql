@@ -8,7 +8,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(88);
+SELECT plan(90);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -257,6 +257,13 @@ SELECT is(pg_temp.inbound('sc', 'mine'), '{workflow_started,signal_received}'::t
           'a condition of a run on an allowed queue takes it');
 SELECT is(durable.send_signal_v1('sc', 'x', '"client"'), 'delivered',
           'a client''s signal (unrestricted) reaches the other queue''s waiting run');
+SELECT is(pg_temp.last_event('sc', 'mine', 'signal_received'), '{"signal_id": "x", "data": "\"forged\"", "allowed_queues": ["q"]}'::jsonb,
+          'the delivery records the queues the scoped signal may reach');
+SELECT pg_temp.step('sc', 'mine', '[{"type": "cancel_wait", "seq": 1, "signal_id": "elsewhere"}]') AS ignored \gset
+SELECT results_eq($$SELECT signal_id, data, allowed_queues FROM durable.signals WHERE namespace = 'sc'$$,
+                  $$VALUES ('x', '"forged"', ARRAY['q'])$$,
+                  'an abandoned condition gives its signal back to the mailbox it came from (not the id the command '
+                  'names), with the reach it had');
 
 -- Back to the head of the mailbox: per signal id
 SELECT durable.send_signal_v1('hd', 'a', '"a1"') IS NOT NULL AS ok \gset

@@ -389,9 +389,11 @@ BEGIN
         SET rotated_at = v_now, produce = v_produce, signal_prefixes = v_prefixes
         WHERE c.role_name = v_role;
     ELSE
-        v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16) || '_'
-                  || left(regexp_replace(lower(p_namespace), '[^a-z0-9]+', '', 'g'), 16);
-        v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 10);
+        -- Role names are cluster-wide and every role may read pg_roles: the
+        -- name carries the database (pg_database is public anyway), never the
+        -- namespace.
+        v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16);
+        v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 12);
         PERFORM durable._set_role_password(v_role, v_password, true);
         PERFORM durable._grant_worker(v_role);
         INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, produce,

@@ -94,7 +94,7 @@ BEGIN
         EXIT WHEN v_wait.id IS NULL;
         DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
         IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
-                            jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
+                            durable._received(p_signal_id, p_data, p_allowed_queues)) THEN
             RETURN 'delivered';
         END IF;
         -- That call was resolved already (a stale wait): the next one, still
@@ -132,7 +132,7 @@ BEGIN
     RETURNING s.* INTO v_signal;
     IF FOUND THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_received', p_seq,
-                                 jsonb_build_object('signal_id', p_signal_id, 'data', v_signal.data));
+                                 durable._received(p_signal_id, v_signal.data, v_signal.allowed_queues));
         RETURN true;
     END IF;
     INSERT INTO durable.signal_waits (namespace, signal_id, workflow_id, run_id, seq, created_at)
@@ -164,29 +164,48 @@ COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, intege
 
 -- Workflow code abandoned a condition (asyncio.wait_for timed out, its task
 -- was cancelled); the caller holds the run. Its wait goes, resolved as timed
--- out; a signal that reached it first goes back to the head of the mailbox.
-CREATE FUNCTION durable._cancel_wait(p_wf durable.workflows, p_signal_id text, p_seq integer) RETURNS void
+-- out; a signal that reached it first goes back to the head of the mailbox
+-- it came from, with the reach it had: the signal id and the allowed queues
+-- come from the recorded delivery, never from the command, so a worker
+-- cannot re-send what it received to another id or strip a signal's scope.
+CREATE FUNCTION durable._cancel_wait(p_wf durable.workflows, p_seq integer) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_data text;
+    v_wait durable.signal_waits;
+    v_received jsonb;
 BEGIN
     DELETE FROM durable.signal_waits
-    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id AND seq = p_seq;
+    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id AND seq = p_seq
+    RETURNING * INTO v_wait;
     IF FOUND THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_timed_out', p_seq,
-                                 jsonb_build_object('signal_id', p_signal_id, 'abandoned', true));
+                                 jsonb_build_object('signal_id', v_wait.signal_id, 'abandoned', true));
         RETURN;
     END IF;
-    SELECT h.data->>'data' INTO v_data FROM durable.history h
+    SELECT h.data INTO v_received FROM durable.history h
     WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
       AND h.seq = p_seq AND h.event_type = 'signal_received';
     IF FOUND THEN
-        PERFORM durable._send_signal(p_wf.namespace, p_signal_id, v_data, interval '7 days', true);
+        PERFORM durable._send_signal(p_wf.namespace, v_received->>'signal_id', v_received->>'data',
+            interval '7 days', true,
+            CASE WHEN v_received ? 'allowed_queues'
+                 THEN ARRAY(SELECT jsonb_array_elements_text(v_received->'allowed_queues')) END);
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, text, integer) IS
+COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, integer) IS
     'Internal: drops an abandoned condition''s wait, or returns the signal it already took to the head '
-    'of its mailbox.';
+    'of its own mailbox, with the reach it had.';
+
+-- The data of a signal_received event: the signal, and (for a signal a
+-- worker role sent) the task queues it may reach, kept for a give-back.
+CREATE FUNCTION durable._received(p_signal_id text, p_data text, p_allowed_queues text[]) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('signal_id', p_signal_id, 'data', p_data)
+           || CASE WHEN p_allowed_queues IS NULL THEN '{}'::jsonb
+                   ELSE jsonb_build_object('allowed_queues', to_jsonb(p_allowed_queues)) END
+$$;
+COMMENT ON FUNCTION durable._received(text, text, text[]) IS
+    'Internal: a signal_received event''s data (signal id, data, and the queues a scoped signal may reach).';
 
 CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
                                        p_ttl interval DEFAULT interval '7 days') RETURNS text

@@ -559,7 +559,7 @@ BEGIN
                                                                'detail', v_refusal)));
         END IF;
     WHEN 'cancel_wait' THEN
-        PERFORM durable._cancel_wait(p_wf, p_cmd->>'signal_id', v_seq);
+        PERFORM durable._cancel_wait(p_wf, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',

@@ -660,7 +660,7 @@ BEGIN
         EXIT WHEN v_wait.id IS NULL;
         DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
         IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
-                            jsonb_build_object('signal_id', p_signal_id, 'data', p_data)) THEN
+                            durable._received(p_signal_id, p_data, p_allowed_queues)) THEN
             RETURN 'delivered';
         END IF;
         -- That call was resolved already (a stale wait): the next one, still
@@ -698,7 +698,7 @@ BEGIN
     RETURNING s.* INTO v_signal;
     IF FOUND THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_received', p_seq,
-                                 jsonb_build_object('signal_id', p_signal_id, 'data', v_signal.data));
+                                 durable._received(p_signal_id, v_signal.data, v_signal.allowed_queues));
         RETURN true;
     END IF;
     INSERT INTO durable.signal_waits (namespace, signal_id, workflow_id, run_id, seq, created_at)
@@ -730,29 +730,48 @@ COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, intege
 
 -- Workflow code abandoned a condition (asyncio.wait_for timed out, its task
 -- was cancelled); the caller holds the run. Its wait goes, resolved as timed
--- out; a signal that reached it first goes back to the head of the mailbox.
-CREATE FUNCTION durable._cancel_wait(p_wf durable.workflows, p_signal_id text, p_seq integer) RETURNS void
+-- out; a signal that reached it first goes back to the head of the mailbox
+-- it came from, with the reach it had: the signal id and the allowed queues
+-- come from the recorded delivery, never from the command, so a worker
+-- cannot re-send what it received to another id or strip a signal's scope.
+CREATE FUNCTION durable._cancel_wait(p_wf durable.workflows, p_seq integer) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_data text;
+    v_wait durable.signal_waits;
+    v_received jsonb;
 BEGIN
     DELETE FROM durable.signal_waits
-    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id AND seq = p_seq;
+    WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id AND seq = p_seq
+    RETURNING * INTO v_wait;
     IF FOUND THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_timed_out', p_seq,
-                                 jsonb_build_object('signal_id', p_signal_id, 'abandoned', true));
+                                 jsonb_build_object('signal_id', v_wait.signal_id, 'abandoned', true));
         RETURN;
     END IF;
-    SELECT h.data->>'data' INTO v_data FROM durable.history h
+    SELECT h.data INTO v_received FROM durable.history h
     WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
       AND h.seq = p_seq AND h.event_type = 'signal_received';
     IF FOUND THEN
-        PERFORM durable._send_signal(p_wf.namespace, p_signal_id, v_data, interval '7 days', true);
+        PERFORM durable._send_signal(p_wf.namespace, v_received->>'signal_id', v_received->>'data',
+            interval '7 days', true,
+            CASE WHEN v_received ? 'allowed_queues'
+                 THEN ARRAY(SELECT jsonb_array_elements_text(v_received->'allowed_queues')) END);
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, text, integer) IS
+COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, integer) IS
     'Internal: drops an abandoned condition''s wait, or returns the signal it already took to the head '
-    'of its mailbox.';
+    'of its own mailbox, with the reach it had.';
+
+-- The data of a signal_received event: the signal, and (for a signal a
+-- worker role sent) the task queues it may reach, kept for a give-back.
+CREATE FUNCTION durable._received(p_signal_id text, p_data text, p_allowed_queues text[]) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('signal_id', p_signal_id, 'data', p_data)
+           || CASE WHEN p_allowed_queues IS NULL THEN '{}'::jsonb
+                   ELSE jsonb_build_object('allowed_queues', to_jsonb(p_allowed_queues)) END
+$$;
+COMMENT ON FUNCTION durable._received(text, text, text[]) IS
+    'Internal: a signal_received event''s data (signal id, data, and the queues a scoped signal may reach).';
 
 CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
                                        p_ttl interval DEFAULT interval '7 days') RETURNS text
@@ -1325,7 +1344,7 @@ BEGIN
                                                                'detail', v_refusal)));
         END IF;
     WHEN 'cancel_wait' THEN
-        PERFORM durable._cancel_wait(p_wf, p_cmd->>'signal_id', v_seq);
+        PERFORM durable._cancel_wait(p_wf, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
                                       jsonb_build_object('patch_id', p_cmd->>'patch_id',
@@ -2292,9 +2311,11 @@ BEGIN
         SET rotated_at = v_now, produce = v_produce, signal_prefixes = v_prefixes
         WHERE c.role_name = v_role;
     ELSE
-        v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16) || '_'
-                  || left(regexp_replace(lower(p_namespace), '[^a-z0-9]+', '', 'g'), 16);
-        v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 10);
+        -- Role names are cluster-wide and every role may read pg_roles: the
+        -- name carries the database (pg_database is public anyway), never the
+        -- namespace.
+        v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16);
+        v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 12);
         PERFORM durable._set_role_password(v_role, v_password, true);
         PERFORM durable._grant_worker(v_role);
         INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, produce,
