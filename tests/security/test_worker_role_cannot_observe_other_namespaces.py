@@ -181,12 +181,10 @@ def test_run_history_of_another_namespace_names_none_of_its_streams_nor_tells_wh
     assert texts[:3] == texts[3:]
 
 
-# -- beyond the contract ---------------------------------------------------------------------------
+# -- the role catalog ------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spec hole: worker role names are pgdw_<database>_<namespace>_<random> and pg_roles is readable by "
-    "every role, so any worker role lists the namespaces (and databases) that have worker roles"))
 def test_a_worker_role_cannot_learn_other_namespaces_from_the_role_catalog(owner):
+    """pg_roles is readable by every role: worker role names must not carry their namespace."""
     owner.provision(["invoices"], namespace="billingsecret")
     role = owner.provision(["orders"])
     with role.login() as spy:
