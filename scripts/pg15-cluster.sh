@@ -5,7 +5,9 @@
 #   scripts/pg15-cluster.sh dsn DIR     print the DSN of the cluster in DIR
 #   scripts/pg15-cluster.sh stop DIR    stop it and remove DIR
 #
-# Listens on 127.0.0.1 with trust auth (superuser "postgres"), socket in DIR.
+# Listens on 127.0.0.1, socket in DIR. pg_hba.conf trusts the Unix socket and
+# the superuser "postgres" on TCP; every other role must give its password on
+# TCP (scram-sha-256), so tests that log in as a worker role really check it.
 # As root the server runs as the system user "postgres" (Debian's server
 # refuses root). Environment:
 #   PG15_BIN         server binaries   (default /usr/lib/postgresql/15/bin)
@@ -53,6 +55,14 @@ start)
         as_owner "$PG_BIN/initdb" -D "$dir/data" --auth=trust -U postgres --encoding=UTF8 \
             --locale=C --no-instructions >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }
+        printf '%s\n' \
+            '# TYPE  DATABASE  USER      ADDRESS       METHOD' \
+            'local   all       all                     trust' \
+            'host    all       postgres  127.0.0.1/32  trust' \
+            'host    all       postgres  ::1/128       trust' \
+            'host    all       all       127.0.0.1/32  scram-sha-256' \
+            'host    all       all       ::1/128       scram-sha-256' \
+            | as_owner tee "$dir/data/pg_hba.conf" >/dev/null
     fi
     port=${PG15_PORT:-$(free_port)}
     echo "$port" >"$dir/port"
