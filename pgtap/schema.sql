@@ -2,7 +2,7 @@
 -- clock and the schema version (mirrors sql/schema.sql).
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(34);
+SELECT plan(32);
 
 SELECT has_schema('durable', 'the durable schema exists');
 SELECT function_returns(
@@ -51,10 +51,6 @@ SELECT throws_ok($$INSERT INTO durable.history (namespace, workflow_id, run_id, 
 -- The per-database secret and what is derived from it
 SELECT is((SELECT count(*)::integer FROM durable.secret), 1, 'durable.secret holds one key');
 SELECT cmp_ok(length((SELECT key FROM durable.secret)), '>=', 64, 'the key is at least 64 random hex characters');
-SELECT isnt(durable._lock_key('signal/n/s'), hashtextextended('durable.signal/n/s', 0),
-            '_lock_key is not the unsalted hash a worker could compute from the public source');
-SELECT is(durable._lock_key('signal/n/s'), hashtextextended((SELECT key FROM durable.secret) || '/signal/n/s', 0),
-          '_lock_key hashes the key salted with durable.secret');
 SELECT is(durable._salted_md5('x'), md5((SELECT key FROM durable.secret) || '/x'),
           '_salted_md5 is the md5 of the text salted with durable.secret');
 SELECT lives_ok($$SELECT durable._check_payload(repeat('x', 16777216))$$, '_check_payload accepts exactly 16 MiB');

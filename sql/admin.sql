@@ -1,5 +1,6 @@
 -- admin.sql: what an operator runs from psql: retention (prune).
--- Deletes closed runs with their history, and expired buffered signals.
+-- Deletes closed runs with their history, expired buffered signals, and the
+-- mailboxes of signal ids nobody uses any more.
 
 CREATE FUNCTION durable.prune(p_older_than interval, p_namespace text DEFAULT NULL,
                               p_batch integer DEFAULT 1000)
@@ -31,8 +32,18 @@ BEGIN
     WHERE s.id IN (SELECT x.id FROM durable.signals x WHERE x.expires_at < durable.now()
                      AND (p_namespace IS NULL OR x.namespace = p_namespace)
                    LIMIT greatest(p_batch, 1));
+    DELETE FROM durable.mailboxes b
+    WHERE (b.namespace, b.signal_id) IN (
+        SELECT x.namespace, x.signal_id FROM durable.mailboxes x
+        WHERE x.created_at < v_cutoff AND (p_namespace IS NULL OR x.namespace = p_namespace)
+          AND NOT EXISTS (SELECT 1 FROM durable.signals s WHERE s.namespace = x.namespace AND s.signal_id = x.signal_id)
+          AND NOT EXISTS (SELECT 1 FROM durable.signal_waits w
+                          WHERE w.namespace = x.namespace AND w.signal_id = x.signal_id)
+        LIMIT greatest(p_batch, 1)
+        FOR UPDATE SKIP LOCKED);
     RETURN v_deleted;
 END $$;
 COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
     'Retention: deletes up to p_batch runs closed more than p_older_than ago (with their history) and '
-    'expired buffered signals, skipping rows in use. Returns how many runs went; call again until 0.';
+    'expired buffered signals and the mailboxes (signal ids) unused since then, skipping rows in use. '
+    'Returns how many runs went; call again until 0.';

@@ -159,12 +159,14 @@ BEGIN
     IF v_prefixes IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM unnest(v_prefixes) x WHERE starts_with(p_signal_id, x)) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not wait on signal %L: its conditions may wait only on signal '
-                             'ids starting with %s', session_user, p_signal_id, array_to_string(v_prefixes, ', '));
+            MESSAGE = format('worker role %s may not wait on signal %L nor send it: its workflows may use only '
+                             'signal ids starting with %s', session_user, p_signal_id,
+                             array_to_string(v_prefixes, ', '));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._check_signal_scope(text) IS
-    'Internal: PD005 when session_user''s conditions may not wait on this signal id (the DBA''s prefixes).';
+    'Internal: PD005 when session_user''s workflows may not wait on or send this signal id (the DBA''s '
+    'prefixes).';
 
 CREATE FUNCTION durable.worker_scope_v1()
 RETURNS TABLE (role_name text, namespace text, stream_names text[], revoked boolean)
@@ -372,9 +374,9 @@ BEGIN
     END IF;
     PERFORM durable._check_name('namespace', p_namespace);
     PERFORM durable._check_password(p_password);
-    -- Two DBAs provisioning the same streams at once get one role, not two.
-    PERFORM pg_catalog.pg_advisory_xact_lock(durable._lock_key(
-        'worker_role/' || current_database() || '/' || p_namespace));
+    -- Two DBAs provisioning the same streams at once get one role, not two
+    -- (a row lock: no worker role can take it).
+    PERFORM 1 FROM durable.secret FOR UPDATE;
     SELECT c.role_name INTO v_role FROM durable.worker_credentials c
     WHERE c.namespace = p_namespace AND c.stream_names = v_streams
       AND c.database_name = current_database() AND c.revoked_at IS NULL

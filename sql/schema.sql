@@ -144,23 +144,26 @@ CREATE TABLE durable.signal_waits (
 );
 CREATE INDEX signal_waits_fifo ON durable.signal_waits (namespace, signal_id, id);
 
--- A per-database secret no worker role can read: engine lock keys and NOTIFY
--- channel names are derived from it, so nobody can compute them from the
--- public source to block the engine's locks or listen to other namespaces.
+-- One row per signal id ever used: its row lock serialises that id's
+-- mailbox (a sender and a condition never miss each other). A row lock, not
+-- an advisory one: no other role can take it, nor learn it from pg_locks.
+CREATE TABLE durable.mailboxes (
+    namespace text NOT NULL,
+    signal_id text NOT NULL,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, signal_id)
+);
+
+-- A per-database secret no worker role can read: NOTIFY channel names are
+-- derived from it, so nobody computes another namespace's channels from the
+-- public source. (The engine's own locks are row locks on engine tables.)
 CREATE TABLE durable.secret (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     key text NOT NULL DEFAULT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
 );
 INSERT INTO durable.secret DEFAULT VALUES;
 COMMENT ON TABLE durable.secret IS
-    'A random key made at install: salts engine lock keys and NOTIFY channel names (owner only).';
-
-CREATE FUNCTION durable._lock_key(p_key text) RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.hashtextextended((SELECT s.key FROM durable.secret s) || '/' || p_key, 0::bigint)
-$$;
-COMMENT ON FUNCTION durable._lock_key(text) IS
-    'Internal: the advisory lock key of an engine object, salted with durable.secret (underivable by workers).';
+    'A random key made at install: salts NOTIFY channel names (owner only).';
 
 CREATE FUNCTION durable._salted_md5(p_text text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$

@@ -3,7 +3,7 @@
 -- (conditions waiting, oldest first).
 --
 -- Lock order, everywhere: the waiting run first, then the signal id's lock
--- (a transaction-scoped advisory lock keyed with durable.secret). A sender
+-- (the row lock of its durable.mailboxes row). A sender
 -- finds the oldest wait without locks, locks that run, then the signal id,
 -- and checks the wait is still the oldest; if another went first, it lets
 -- go of the signal lock (a rolled-back block) and tries again. A condition
@@ -13,9 +13,21 @@
 -- timing out or abandoned, the run closing), which needs no signal lock.
 
 CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.pg_advisory_xact_lock(durable._lock_key('signal/' || p_namespace || '/' || p_signal_id))
-$$;
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Two first users of an id: the second insert waits for the first, then
+    -- does nothing and waits for its row lock like everyone else. (Again if
+    -- prune removed the row in between.)
+    LOOP
+        INSERT INTO durable.mailboxes (namespace, signal_id, created_at)
+        VALUES (p_namespace, p_signal_id, durable.now())
+        ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM durable.mailboxes m
+        WHERE m.namespace = p_namespace AND m.signal_id = p_signal_id
+        FOR UPDATE;
+        EXIT WHEN FOUND;
+    END LOOP;
+END $$;
 COMMENT ON FUNCTION durable._lock_signal(text, text) IS
     'Internal: serialises the mailbox of one signal id for the rest of the transaction (take it after '
     'any run lock, never before).';

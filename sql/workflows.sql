@@ -116,24 +116,32 @@ CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id 
                                  p_workflow_name text, p_task_queue text, p_args text,
                                  p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
                                  p_parent_run_id integer, p_parent_seq integer,
-                                 p_delay interval DEFAULT interval '0') RETURNS void
+                                 p_delay interval DEFAULT interval '0') RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
+    -- A concurrent start of the same id (the run id, or a second running run)
+    -- wins the unique index: this one then does nothing and says so.
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
                                    attempt, retry, parent_workflow_id, parent_run_id, parent_seq,
                                    created_at, updated_at)
     VALUES (p_namespace, p_workflow_id, p_run_id, p_workflow_name, p_task_queue, 'running', p_args,
-            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now);
+            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, 'workflow_started', NULL, true,
         jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
                            'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id));
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
                                           p_workflow_name, p_delay);
+    RETURN true;
 END $$;
 COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval) IS
-    'Internal: creates a running run with its workflow_started event and first workflow task.';
+    'Internal: creates a running run with its workflow_started event and first workflow task; false '
+    '(nothing done) when a concurrent start of the id got there first.';
 
 -- Starts a workflow. p_id_reuse: 'reject' (a running workflow with this id
 -- is an error; a closed one gets a new run) or 'return_existing' (the
@@ -158,33 +166,39 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock(durable._lock_key('workflow/' || p_namespace || '/' || p_workflow_id));
-    SELECT * INTO v_latest FROM durable.workflows w
-    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
-    ORDER BY w.run_id DESC LIMIT 1;
-    -- A child never takes over the id of another workflow (another name or
-    -- task queue): a worker must not rewrite what that id's handle returns.
-    IF FOUND AND p_parent_workflow_id IS NOT NULL
-       AND (v_latest.workflow_name <> p_workflow_name OR v_latest.task_queue <> p_task_queue) THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD002',
-            MESSAGE = format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
-                             'task queue %L cannot take it over; pick another id', p_workflow_id,
-                             v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
-    END IF;
-    IF FOUND AND p_id_reuse = 'return_existing' THEN
-        RETURN QUERY SELECT v_latest.run_id, false;
-        RETURN;
-    END IF;
-    IF FOUND AND v_latest.status = 'running' THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD002',
-            MESSAGE = format('workflow id %L is already running in namespace %L (run %s); '
-                             'wait for it, pick another id, or start with id_reuse="return_existing"',
-                             p_workflow_id, p_namespace, v_latest.run_id);
-    END IF;
-    PERFORM durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
-                             p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
-                             p_parent_seq);
-    RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
+    -- No lock: two starts of one id race on the unique index (_new_run), and
+    -- the loser reads the id again. (An advisory lock would be one a worker
+    -- role could learn from pg_locks and hold.)
+    LOOP
+        SELECT * INTO v_latest FROM durable.workflows w
+        WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+        ORDER BY w.run_id DESC LIMIT 1;
+        -- A child never takes over the id of another workflow (another name or
+        -- task queue): a worker must not rewrite what that id's handle returns.
+        IF FOUND AND p_parent_workflow_id IS NOT NULL
+           AND (v_latest.workflow_name <> p_workflow_name OR v_latest.task_queue <> p_task_queue) THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD002',
+                MESSAGE = format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
+                                 'task queue %L cannot take it over; pick another id', p_workflow_id,
+                                 v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
+        END IF;
+        IF FOUND AND p_id_reuse = 'return_existing' THEN
+            RETURN QUERY SELECT v_latest.run_id, false;
+            RETURN;
+        END IF;
+        IF FOUND AND v_latest.status = 'running' THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD002',
+                MESSAGE = format('workflow id %L is already running in namespace %L (run %s); '
+                                 'wait for it, pick another id, or start with id_reuse="return_existing"',
+                                 p_workflow_id, p_namespace, v_latest.run_id);
+        END IF;
+        IF durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
+                            p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
+                            p_parent_seq) THEN
+            RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
+            RETURN;
+        END IF;
+    END LOOP;
 END $$;
 COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer) IS
     'Internal: starts a run (a workflow or a child) under the id_reuse rule.';
@@ -557,6 +571,7 @@ BEGIN
                 jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
         END IF;
     WHEN 'signal' THEN
+        PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
         -- A worker role's signal reaches only runs on the task queues it may produce to.

@@ -148,23 +148,26 @@ CREATE TABLE durable.signal_waits (
 );
 CREATE INDEX signal_waits_fifo ON durable.signal_waits (namespace, signal_id, id);
 
--- A per-database secret no worker role can read: engine lock keys and NOTIFY
--- channel names are derived from it, so nobody can compute them from the
--- public source to block the engine's locks or listen to other namespaces.
+-- One row per signal id ever used: its row lock serialises that id's
+-- mailbox (a sender and a condition never miss each other). A row lock, not
+-- an advisory one: no other role can take it, nor learn it from pg_locks.
+CREATE TABLE durable.mailboxes (
+    namespace text NOT NULL,
+    signal_id text NOT NULL,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, signal_id)
+);
+
+-- A per-database secret no worker role can read: NOTIFY channel names are
+-- derived from it, so nobody computes another namespace's channels from the
+-- public source. (The engine's own locks are row locks on engine tables.)
 CREATE TABLE durable.secret (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     key text NOT NULL DEFAULT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
 );
 INSERT INTO durable.secret DEFAULT VALUES;
 COMMENT ON TABLE durable.secret IS
-    'A random key made at install: salts engine lock keys and NOTIFY channel names (owner only).';
-
-CREATE FUNCTION durable._lock_key(p_key text) RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.hashtextextended((SELECT s.key FROM durable.secret s) || '/' || p_key, 0::bigint)
-$$;
-COMMENT ON FUNCTION durable._lock_key(text) IS
-    'Internal: the advisory lock key of an engine object, salted with durable.secret (underivable by workers).';
+    'A random key made at install: salts NOTIFY channel names (owner only).';
 
 CREATE FUNCTION durable._salted_md5(p_text text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -569,7 +572,7 @@ COMMENT ON FUNCTION durable.task_retry_delay_v1(integer) IS
 -- (conditions waiting, oldest first).
 --
 -- Lock order, everywhere: the waiting run first, then the signal id's lock
--- (a transaction-scoped advisory lock keyed with durable.secret). A sender
+-- (the row lock of its durable.mailboxes row). A sender
 -- finds the oldest wait without locks, locks that run, then the signal id,
 -- and checks the wait is still the oldest; if another went first, it lets
 -- go of the signal lock (a rolled-back block) and tries again. A condition
@@ -579,9 +582,21 @@ COMMENT ON FUNCTION durable.task_retry_delay_v1(integer) IS
 -- timing out or abandoned, the run closing), which needs no signal lock.
 
 CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.pg_advisory_xact_lock(durable._lock_key('signal/' || p_namespace || '/' || p_signal_id))
-$$;
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Two first users of an id: the second insert waits for the first, then
+    -- does nothing and waits for its row lock like everyone else. (Again if
+    -- prune removed the row in between.)
+    LOOP
+        INSERT INTO durable.mailboxes (namespace, signal_id, created_at)
+        VALUES (p_namespace, p_signal_id, durable.now())
+        ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM durable.mailboxes m
+        WHERE m.namespace = p_namespace AND m.signal_id = p_signal_id
+        FOR UPDATE;
+        EXIT WHEN FOUND;
+    END LOOP;
+END $$;
 COMMENT ON FUNCTION durable._lock_signal(text, text) IS
     'Internal: serialises the mailbox of one signal id for the rest of the transaction (take it after '
     'any run lock, never before).';
@@ -901,24 +916,32 @@ CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id 
                                  p_workflow_name text, p_task_queue text, p_args text,
                                  p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
                                  p_parent_run_id integer, p_parent_seq integer,
-                                 p_delay interval DEFAULT interval '0') RETURNS void
+                                 p_delay interval DEFAULT interval '0') RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
+    -- A concurrent start of the same id (the run id, or a second running run)
+    -- wins the unique index: this one then does nothing and says so.
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
                                    attempt, retry, parent_workflow_id, parent_run_id, parent_seq,
                                    created_at, updated_at)
     VALUES (p_namespace, p_workflow_id, p_run_id, p_workflow_name, p_task_queue, 'running', p_args,
-            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now);
+            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, 'workflow_started', NULL, true,
         jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
                            'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id));
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
                                           p_workflow_name, p_delay);
+    RETURN true;
 END $$;
 COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval) IS
-    'Internal: creates a running run with its workflow_started event and first workflow task.';
+    'Internal: creates a running run with its workflow_started event and first workflow task; false '
+    '(nothing done) when a concurrent start of the id got there first.';
 
 -- Starts a workflow. p_id_reuse: 'reject' (a running workflow with this id
 -- is an error; a closed one gets a new run) or 'return_existing' (the
@@ -943,33 +966,39 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
     END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock(durable._lock_key('workflow/' || p_namespace || '/' || p_workflow_id));
-    SELECT * INTO v_latest FROM durable.workflows w
-    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
-    ORDER BY w.run_id DESC LIMIT 1;
-    -- A child never takes over the id of another workflow (another name or
-    -- task queue): a worker must not rewrite what that id's handle returns.
-    IF FOUND AND p_parent_workflow_id IS NOT NULL
-       AND (v_latest.workflow_name <> p_workflow_name OR v_latest.task_queue <> p_task_queue) THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD002',
-            MESSAGE = format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
-                             'task queue %L cannot take it over; pick another id', p_workflow_id,
-                             v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
-    END IF;
-    IF FOUND AND p_id_reuse = 'return_existing' THEN
-        RETURN QUERY SELECT v_latest.run_id, false;
-        RETURN;
-    END IF;
-    IF FOUND AND v_latest.status = 'running' THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD002',
-            MESSAGE = format('workflow id %L is already running in namespace %L (run %s); '
-                             'wait for it, pick another id, or start with id_reuse="return_existing"',
-                             p_workflow_id, p_namespace, v_latest.run_id);
-    END IF;
-    PERFORM durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
-                             p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
-                             p_parent_seq);
-    RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
+    -- No lock: two starts of one id race on the unique index (_new_run), and
+    -- the loser reads the id again. (An advisory lock would be one a worker
+    -- role could learn from pg_locks and hold.)
+    LOOP
+        SELECT * INTO v_latest FROM durable.workflows w
+        WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+        ORDER BY w.run_id DESC LIMIT 1;
+        -- A child never takes over the id of another workflow (another name or
+        -- task queue): a worker must not rewrite what that id's handle returns.
+        IF FOUND AND p_parent_workflow_id IS NOT NULL
+           AND (v_latest.workflow_name <> p_workflow_name OR v_latest.task_queue <> p_task_queue) THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD002',
+                MESSAGE = format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
+                                 'task queue %L cannot take it over; pick another id', p_workflow_id,
+                                 v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
+        END IF;
+        IF FOUND AND p_id_reuse = 'return_existing' THEN
+            RETURN QUERY SELECT v_latest.run_id, false;
+            RETURN;
+        END IF;
+        IF FOUND AND v_latest.status = 'running' THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD002',
+                MESSAGE = format('workflow id %L is already running in namespace %L (run %s); '
+                                 'wait for it, pick another id, or start with id_reuse="return_existing"',
+                                 p_workflow_id, p_namespace, v_latest.run_id);
+        END IF;
+        IF durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
+                            p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
+                            p_parent_seq) THEN
+            RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
+            RETURN;
+        END IF;
+    END LOOP;
 END $$;
 COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer) IS
     'Internal: starts a run (a workflow or a child) under the id_reuse rule.';
@@ -1342,6 +1371,7 @@ BEGIN
                 jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
         END IF;
     WHEN 'signal' THEN
+        PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
         -- A worker role's signal reaches only runs on the task queues it may produce to.
@@ -2183,12 +2213,14 @@ BEGIN
     IF v_prefixes IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM unnest(v_prefixes) x WHERE starts_with(p_signal_id, x)) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not wait on signal %L: its conditions may wait only on signal '
-                             'ids starting with %s', session_user, p_signal_id, array_to_string(v_prefixes, ', '));
+            MESSAGE = format('worker role %s may not wait on signal %L nor send it: its workflows may use only '
+                             'signal ids starting with %s', session_user, p_signal_id,
+                             array_to_string(v_prefixes, ', '));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._check_signal_scope(text) IS
-    'Internal: PD005 when session_user''s conditions may not wait on this signal id (the DBA''s prefixes).';
+    'Internal: PD005 when session_user''s workflows may not wait on or send this signal id (the DBA''s '
+    'prefixes).';
 
 CREATE FUNCTION durable.worker_scope_v1()
 RETURNS TABLE (role_name text, namespace text, stream_names text[], revoked boolean)
@@ -2396,9 +2428,9 @@ BEGIN
     END IF;
     PERFORM durable._check_name('namespace', p_namespace);
     PERFORM durable._check_password(p_password);
-    -- Two DBAs provisioning the same streams at once get one role, not two.
-    PERFORM pg_catalog.pg_advisory_xact_lock(durable._lock_key(
-        'worker_role/' || current_database() || '/' || p_namespace));
+    -- Two DBAs provisioning the same streams at once get one role, not two
+    -- (a row lock: no worker role can take it).
+    PERFORM 1 FROM durable.secret FOR UPDATE;
     SELECT c.role_name INTO v_role FROM durable.worker_credentials c
     WHERE c.namespace = p_namespace AND c.stream_names = v_streams
       AND c.database_name = current_database() AND c.revoked_at IS NULL
@@ -2527,7 +2559,8 @@ COMMENT ON FUNCTION durable.list_worker_roles(text) IS
 
 -- >>> admin.sql
 -- admin.sql: what an operator runs from psql: retention (prune).
--- Deletes closed runs with their history, and expired buffered signals.
+-- Deletes closed runs with their history, expired buffered signals, and the
+-- mailboxes of signal ids nobody uses any more.
 
 CREATE FUNCTION durable.prune(p_older_than interval, p_namespace text DEFAULT NULL,
                               p_batch integer DEFAULT 1000)
@@ -2559,11 +2592,21 @@ BEGIN
     WHERE s.id IN (SELECT x.id FROM durable.signals x WHERE x.expires_at < durable.now()
                      AND (p_namespace IS NULL OR x.namespace = p_namespace)
                    LIMIT greatest(p_batch, 1));
+    DELETE FROM durable.mailboxes b
+    WHERE (b.namespace, b.signal_id) IN (
+        SELECT x.namespace, x.signal_id FROM durable.mailboxes x
+        WHERE x.created_at < v_cutoff AND (p_namespace IS NULL OR x.namespace = p_namespace)
+          AND NOT EXISTS (SELECT 1 FROM durable.signals s WHERE s.namespace = x.namespace AND s.signal_id = x.signal_id)
+          AND NOT EXISTS (SELECT 1 FROM durable.signal_waits w
+                          WHERE w.namespace = x.namespace AND w.signal_id = x.signal_id)
+        LIMIT greatest(p_batch, 1)
+        FOR UPDATE SKIP LOCKED);
     RETURN v_deleted;
 END $$;
 COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
     'Retention: deletes up to p_batch runs closed more than p_older_than ago (with their history) and '
-    'expired buffered signals, skipping rows in use. Returns how many runs went; call again until 0.';
+    'expired buffered signals and the mailboxes (signal ids) unused since then, skipping rows in use. '
+    'Returns how many runs went; call again until 0.';
 
 -- >>> grants.sql
 -- grants.sql: loaded last. Nothing in schema durable is callable by PUBLIC:

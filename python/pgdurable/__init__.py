@@ -13,7 +13,7 @@ from .durable import Durable, guid, migrate, shutdown
 from .errors import did_interrupt, is_cancellation
 from .payloads import register_codec
 from .retry import RetryPolicy
-from .roles import RoleLimits, WorkerCredential, WorkerCredentialInfo
+from .roles import WorkerCredential, WorkerCredentialInfo
 from .worker import Worker, register_activity_worker
 from .workflow import CancellationScope, WorkflowInfo
 
@@ -24,7 +24,6 @@ __all__ = [
     "Connection",
     "Durable",
     "RetryPolicy",
-    "RoleLimits",
     "Worker",
     "WorkerCredential",
     "WorkerCredentialInfo",

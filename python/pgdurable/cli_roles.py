@@ -136,13 +136,13 @@ def roles_provision(
     The same streams again give the same role a new password (and the scopes given now). pgdurable
     does not keep passwords.
     """
-    from pgdurable.roles import RoleLimits, list_worker_roles, provision_worker_role
+    from pgdurable.roles import list_worker_roles, provision_worker_role
 
     async def provision(connection: Connection) -> tuple[Any, Any]:
         cred = await provision_worker_role(
             connection=connection, stream_names=streams, namespace=namespace, password=password,
             produce=produce or None, signal_prefixes=signal_prefix or None,
-            limits=RoleLimits(connection_limit=connection_limit))
+            connection_limit=connection_limit)
         [info] = [r for r in await list_worker_roles(connection=connection, namespace=namespace)
                   if r.role_name == cred.role_name]
         return cred, info

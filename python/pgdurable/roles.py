@@ -50,17 +50,6 @@ class WorkerCredentialInfo:
     signal_prefixes: list[str] | None
 
 
-@dataclass(frozen=True)
-class RoleLimits:
-    """What provisioning sets on a worker role: a connection limit the server enforces, and
-    session defaults for its timeouts (a session of the role can still change its own)."""
-
-    connection_limit: int = 50
-    statement_timeout: timedelta = timedelta(minutes=1)
-    idle_in_transaction_timeout: timedelta = timedelta(minutes=1)
-    lock_timeout: timedelta = timedelta(seconds=30)
-
-
 def _names(what: str, values: Sequence[str] | None) -> list[str] | None:
     if values is None:
         return None
@@ -73,18 +62,23 @@ async def provision_worker_role(*, connection: Connection, stream_names: Sequenc
                                 namespace: str = "durable", password: str | None = None,
                                 produce: Sequence[str] | None = None,
                                 signal_prefixes: Sequence[str] | None = None,
-                                limits: RoleLimits | None = None) -> WorkerCredential:
+                                connection_limit: int = 50,
+                                statement_timeout: timedelta = timedelta(minutes=1),
+                                idle_in_transaction_timeout: timedelta = timedelta(minutes=1),
+                                lock_timeout: timedelta = timedelta(seconds=30)) -> WorkerCredential:
     """Creates a login role that may consume only ``stream_names`` (or, for the same streams,
     gives the existing role a new password and the scopes and limits given now). The password
     is random unless given. ``produce`` widens the task queues its workflows may target
-    (default: its own); ``signal_prefixes`` limits the signal ids its conditions may wait on."""
+    (default: its own); ``signal_prefixes`` limits the signal ids its workflows may wait on
+    and send (default: any). The server refuses more than ``connection_limit`` sessions of the
+    role; its sessions start with the three timeouts set (defaults they may change)."""
     streams = _names("stream_names", stream_names)
     assert streams is not None
     async with connection.connect() as conn:
-        row = await store.provision_worker_role(conn, streams, namespace, password,
-                                                _names("produce", produce),
-                                                _names("signal_prefixes", signal_prefixes),
-                                                limits or RoleLimits())
+        row = await store.provision_worker_role(
+            conn, streams, namespace, password, _names("produce", produce),
+            _names("signal_prefixes", signal_prefixes), connection_limit, statement_timeout,
+            idle_in_transaction_timeout, lock_timeout)
     return WorkerCredential(row["role_name"], row["password"])
 
 

@@ -340,11 +340,12 @@ async def prune(conn: Conn, older_than: timedelta, namespace: str | None, batch:
 @_mapped
 async def provision_worker_role(conn: Conn, stream_names: list[str], namespace: str, password: str | None,
                                 produce: list[str] | None, signal_prefixes: list[str] | None,
-                                limits: Any) -> Row:
+                                connection_limit: int, statement_timeout: timedelta,
+                                idle_in_transaction_timeout: timedelta, lock_timeout: timedelta) -> Row:
     rows = await _rows(conn,
                        "SELECT * FROM durable.provision_worker_role(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                       (stream_names, namespace, password, produce, signal_prefixes, limits.connection_limit,
-                        limits.statement_timeout, limits.idle_in_transaction_timeout, limits.lock_timeout))
+                       (stream_names, namespace, password, produce, signal_prefixes, connection_limit,
+                        statement_timeout, idle_in_transaction_timeout, lock_timeout))
     return rows[0]
 
 

@@ -1,9 +1,11 @@
 """Issue 11, finding 5: the engine's advisory lock keys were derived from public source
 (``hashtextextended('durable.signal/<ns>/<id>', 0)`` and the like), so any role could take them
 first and hold them: every signal of an id, every start of a workflow id, every provisioning of
-a namespace then waited forever. Now the keys are salted with a per-database secret. The engine
-calls below run with a short lock_timeout: they must succeed while a worker role holds every
-lock derivable from public source."""
+a namespace then waited forever. Now the engine takes no advisory lock at all: a signal id's
+mailbox is a row lock on durable.mailboxes, starts race on a unique index, provisioning locks a
+row of durable.secret, and no worker role can lock rows of those tables. The engine calls below
+run with a short lock_timeout: they must succeed while a worker role holds every lock derivable
+from public source, or any lock it saw the engine take."""
 
 from __future__ import annotations
 
@@ -79,39 +81,43 @@ def test_a_worker_role_cannot_read_the_lock_salt(owner, squatter):
         squatter.execute("SELECT * FROM durable.secret")
 
 
-# -- beyond the contract: keys a worker can still learn or hold ------------------------------------
+# -- keys a worker could learn from pg_locks, and locks it could hold through its own calls ----------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spec hole: salted advisory keys are still visible to every role in pg_locks while the engine "
-    "holds them (objid/classid), so a worker that watches pg_locks learns the key of a signal id "
-    "and squats it; row locks on an engine table would not leak"))
-def test_a_worker_role_cannot_squat_a_lock_key_it_saw_in_pg_locks(owner, squatter):
+def test_a_worker_role_cannot_squat_a_lock_it_saw_the_engine_take(owner, squatter):
     with owner.connect() as engine:
         engine.execute("BEGIN")
         engine.execute("SELECT durable.send_signal_v1(%s, %s, %s)", [NS, "approve-o-1", '"first"'])
+        engine.execute("SELECT * FROM durable.start_workflow_v1(%s, %s, %s, %s, %s)",
+                       [NS, "o-5", "order_workflow", "orders", "[]"])
         pid = engine.info.backend_pid
         seen = squatter.execute(
             "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
-            "WHERE locktype = 'advisory' AND objsubid = 1 AND pid = %s", [pid]).fetchall()
+            "WHERE locktype = 'advisory' AND pid = %s", [pid]).fetchall()
         engine.execute("COMMIT")
-    assert seen, "the engine took no advisory lock that pg_locks shows"
-    for (key,) in seen:
-        squatter.execute("SELECT pg_advisory_lock(%s)", [key])
-
+    assert seen == [], "the engine took an advisory lock that pg_locks shows to every role"
+    # What a worker can see there are row locks of tables it may not touch.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        squatter.execute("SELECT 1 FROM durable.mailboxes FOR UPDATE")
     _as_owner(owner, "SELECT durable.send_signal_v1(%s, %s, %s)", [NS, "approve-o-1", '"second"'])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spec hole: a worker role may send a signal to any id; completing its task inside a transaction "
-    "it keeps open (it may SET idle_in_transaction_session_timeout = 0) holds that id's signal lock, "
-    "so every client signal of the id waits"))
-def test_a_worker_role_keeping_its_completion_open_does_not_block_another_teams_signal(owner):
-    role: WorkerRole = owner.provision(["orders"])
+def test_a_worker_role_confined_by_signal_prefixes_keeping_its_completion_open_blocks_no_other_signal(
+        owner):
+    # A worker's own calls lock what they touch until it commits, and it may keep its transaction
+    # open (it can SET idle_in_transaction_session_timeout = 0). With signal prefixes it touches
+    # only its own signal ids, so another team's signals never wait on it. (Without prefixes it
+    # may use any signal id: the README's threat model says so.)
+    role: WorkerRole = owner.provision(["orders"], signal_prefixes=["orders."])
     owner.start("o-1", task_queue="orders", workflow_name="order_workflow")
     with role.login(idle_in_transaction_session_timeout="0") as session:
         task = claim_workflow_task(session, "orders", "order_workflow")
         session.execute("BEGIN")
-        complete_workflow_task(session, task, [signal(1, "payments.approved", '"forged"')])
+        with pytest.raises(psycopg.Error) as refused:
+            complete_workflow_task(session, task, [signal(1, "payments.approved", '"forged"')])
+        assert refused.value.sqlstate == "PD005"
+        session.execute("ROLLBACK")
+        session.execute("BEGIN")
+        complete_workflow_task(session, task, [signal(1, "orders.shipped", '"ours"')])
         # ...and the worker never commits.
         _as_owner(owner, "SELECT durable.send_signal_v1(%s, %s, %s)", [NS, "payments.approved", '"genuine"'])
         session.execute("ROLLBACK")
