@@ -107,3 +107,15 @@ def test_the_tour_prints_the_history_it_promises(empty_dsn):
     for event in ("workflow_started", "activity_scheduled", "timer_started", "timer_fired",
                   "workflow_completed"):
         assert event in printed
+
+
+def test_every_test_the_threat_model_names_exists_in_the_security_suite() -> None:
+    text = README.read_text(encoding="utf-8")
+    start, end = text.index("### What a scoped worker can and cannot do"), text.index("### Hardening checklist")
+    section = text[start:end]
+    named = set(re.findall(r"`(test_\w+)`", section))
+    defined: set[str] = set()
+    for path in (REPO_ROOT / "tests" / "security").glob("test_*.py"):
+        defined |= set(re.findall(r"^(?:async )?def (test_\w+)", path.read_text(encoding="utf-8"), re.M))
+    assert len(named) >= 30, "the threat model names the tests behind its claims"
+    assert sorted(named - defined) == []
