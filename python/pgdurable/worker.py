@@ -69,6 +69,7 @@ class Worker:
         self._act_wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._reserved = 0  # activity slots held for the claims and completions in flight
+        self._wf_slots = asyncio.Semaphore(concurrency)  # workflow tasks running, claimed or handed over
         self._outage = False
         self._login_error_at: float | None = None  # when a refused login was last logged as an ERROR
         self._listener: Any = None
@@ -162,7 +163,7 @@ class Worker:
     async def _workflow_loop(self) -> None:
         names = list(self.workflows)
         queues = [self.task_queue]
-        slots = asyncio.Semaphore(self.concurrency)
+        slots = self._wf_slots
         batch = max(self.concurrency, 1)
         while not self._stopping:
             self._wf_wakeup.clear()
@@ -399,7 +400,13 @@ class Worker:
         self._activities[row["message_id"]] = (task, row["lease_token"], {})
 
     def _start_workflow_task(self, row: dict[str, Any]) -> None:
-        task = asyncio.create_task(self._workflow_task(row), name=f"workflow task {row['workflow_id']}")
+        """Runs a workflow task a completing call handed over (eager continuation), within the
+        same ``concurrency`` bound as the claimed ones."""
+        async def bounded() -> None:
+            async with self._wf_slots:
+                await self._workflow_task(row)
+
+        task = asyncio.create_task(bounded(), name=f"workflow task {row['workflow_id']}")
         self._workflow_tasks.add(task)
         task.add_done_callback(lambda t: (self._workflow_tasks.discard(t), _log_crash(t)))
 
