@@ -93,6 +93,7 @@ BEGIN
         WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams) AND m.kind = 'activity'
           AND m.name = ANY (p_activity_names) AND m.lease_token IS NOT NULL AND m.visible_at <= v_now
         ORDER BY m.workflow_id, m.run_id, m.id
+        LIMIT 1000  -- a bounded transaction; the next claims take the rest
     LOOP
         PERFORM 1 FROM durable.workflows w
         WHERE w.namespace = v_lost.namespace AND w.workflow_id = v_lost.workflow_id AND w.run_id = v_lost.run_id
