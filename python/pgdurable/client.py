@@ -30,8 +30,8 @@ class Client:
     async def closed_channel(self) -> str:
         """The channel the engine NOTIFYs when a run of this namespace closes (asked once)."""
         if self._closed_channel is None:
-            async with self.connection.connect() as conn:
-                self._closed_channel = await store.closed_channel(conn, self.namespace)
+            self._closed_channel = await self.connection.run(
+                lambda conn: store.closed_channel(conn, self.namespace))
         return self._closed_channel
 
 
@@ -118,14 +118,17 @@ class WorkflowHandle:
         if timeout is not None and math.isnan(timeout):
             raise ValueError("timeout must be a number of seconds or None, got NaN")
         listener = await self._client.connection.listener()
-        channel = await self._client.closed_channel()
-        wakeup = await listener.subscribe(channel, payload=self.workflow_id)
+        wakeup = asyncio.Event()
+        channel: str | None = None
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
             while True:
                 wakeup.clear()
                 try:
+                    if channel is None:
+                        channel = await self._client.closed_channel()
+                        await listener.subscribe(channel, wakeup, payload=self.workflow_id)
                     outcome = await self._outcome()
                 except errors.DatabaseUnavailableError as exc:
                     # The database is away for a moment (restart, failover, killed
@@ -140,7 +143,8 @@ class WorkflowHandle:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), remaining)
         finally:
-            listener.unsubscribe(channel, wakeup, payload=self.workflow_id)
+            if channel is not None:
+                listener.unsubscribe(channel, wakeup, payload=self.workflow_id)
 
     async def status(self) -> str:
         """running, completed, failed, cancelled or interrupted (of the latest run)."""
