@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from . import _faults, errors, interceptors, payloads, registry, store
-from . import activity as activity_api
-from ._runtime import WorkflowInfo, WorkflowRun
-from .connection import Connection
+from .. import _faults, errors, interceptors, payloads, registry, store
+from .. import activity as activity_api
+from .._runtime import WorkflowInfo, WorkflowRun
+from ..connection import Connection
 
 log = logging.getLogger("pgdurable.worker")
 T = TypeVar("T")
