@@ -4,10 +4,9 @@ The package splits a worker the way Temporal's SDK does: ``_worker`` composes a
 workflow-task worker and an activity worker over one connection.
 """
 
+from ._calls import LOGIN_ERROR_EVERY, LOGIN_RETRY
 from ._worker import (
     DEFAULT_LEASE,
-    LOGIN_ERROR_EVERY,
-    LOGIN_RETRY,
     POLL_INTERVAL,
     UNKNOWN_ACTIVITY_CHECK,
     Worker,

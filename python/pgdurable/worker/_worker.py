@@ -16,27 +16,23 @@ import os
 import socket
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from .. import _faults, errors, interceptors, payloads, registry, store
 from .. import activity as activity_api
 from .._runtime import WorkflowInfo, WorkflowRun
 from ..connection import Connection
+from ._calls import Calls
 
 log = logging.getLogger("pgdurable.worker")
-T = TypeVar("T")
 
 _workers: set[Worker] = set()
 
 DEFAULT_LEASE = 30.0
 POLL_INTERVAL = 1.0
 UNKNOWN_ACTIVITY_CHECK = 5.0
-LOGIN_RETRY = 2.0
-"""Seconds between a worker's attempts to log in again while the database refuses its role."""
-LOGIN_ERROR_EVERY = 30.0
-"""A refused login is logged as an ERROR at most this often (each retry in between at DEBUG)."""
 
 
 class Worker:
@@ -59,6 +55,7 @@ class Worker:
         self._owns_connection = owns_connection
         self._lease = timedelta(seconds=lease_seconds)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._calls = Calls(connection, self._owner, self._lease)
         self._cache: OrderedDict[tuple[str, int], WorkflowRun] = OrderedDict()
         self._max_cached = max_cached_workflows
         self._stopping = False
@@ -70,8 +67,6 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._reserved = 0  # activity slots held for the claims and completions in flight
         self._wf_slots = asyncio.Semaphore(concurrency)  # workflow tasks running, claimed or handed over
-        self._outage = False
-        self._login_error_at: float | None = None  # when a refused login was last logged as an ERROR
         self._listener: Any = None
         self._channels: dict[str, str] = {}
         self._next_unknown_check = 0.0
@@ -167,7 +162,7 @@ class Worker:
         batch = max(self.concurrency, 1)
         while not self._stopping:
             self._wf_wakeup.clear()
-            rows = await self._db(lambda c: store.claim_workflow_tasks(
+            rows = await self._calls.poll(lambda c: store.claim_workflow_tasks(
                 c, self.namespace, queues, names, batch, self._lease, self._owner))
             if rows is None:
                 continue
@@ -191,7 +186,7 @@ class Worker:
             return
         self._next_unknown_check = now + UNKNOWN_ACTIVITY_CHECK
         skip = sorted(self._woken_for_activities)
-        woken = await self._db(lambda c: store.wake_for_unknown_activities(
+        woken = await self._calls.poll(lambda c: store.wake_for_unknown_activities(
             c, self.namespace, self.task_queue, list(self.workflows), registry.names(), skip))
         for row in woken or ():
             self._woken_for_activities.add(row["workflow_id"])
@@ -213,7 +208,7 @@ class Worker:
                 await self._slot_freed.wait()
                 continue
             try:
-                rows = await self._db(lambda c, names=names, free=free: store.claim_activity_tasks(
+                rows = await self._calls.poll(lambda c, names=names, free=free: store.claim_activity_tasks(
                     c, self.namespace, streams, names, free, self._lease, self._owner))
             finally:
                 self._return_slots(free)
@@ -234,12 +229,12 @@ class Worker:
             for message_id, (_, token, beat) in held:
                 if "details" in beat:
                     details = beat.pop("details")
-                    kept = await self._db(lambda c, m=message_id, t=token, d=details:
+                    kept = await self._calls.poll(lambda c, m=message_id, t=token, d=details:
                                           store.heartbeat_activity(c, m, t, d, self._lease))
                     if kept is False:
                         self._lease_lost(message_id)
             ids, tokens = [m for m, _ in held], [h[1] for _, h in held]
-            extended = await self._db(lambda c, ids=ids, tokens=tokens: store.extend_leases(
+            extended = await self._calls.poll(lambda c, ids=ids, tokens=tokens: store.extend_leases(
                 c, ids, tokens, self._lease))
             for message_id in set(ids) - (set(ids) if extended is None else extended):
                 self._lease_lost(message_id)
@@ -261,7 +256,7 @@ class Worker:
                     beat.get("attempt"))
 
     async def _idle(self, wakeup: asyncio.Event, streams: list[str], names: list[str]) -> None:
-        delay = await self._db(lambda c: store.next_wakeup(c, self.namespace, streams, names))
+        delay = await self._calls.poll(lambda c: store.next_wakeup(c, self.namespace, streams, names))
         timeout = POLL_INTERVAL if delay is None else min(float(delay), POLL_INTERVAL)
         if timeout > 0:
             await self._wait(wakeup, timeout)
@@ -269,48 +264,6 @@ class Worker:
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
-
-    async def _db(self, call: Callable[[store.Conn], Awaitable[T]]) -> T | None:
-        """Runs one store call of a loop; on a database failure logs it (once per outage) and
-        returns None: the loop tries again on its next turn."""
-        try:
-            result = await self._conn.run(call)
-        except errors.AuthorizationError as exc:
-            self._login_refused(exc)
-            await asyncio.sleep(LOGIN_RETRY)
-            return None
-        except errors.DatabaseError as exc:
-            if not self._outage:
-                what = ("database unreachable" if isinstance(exc, errors.DatabaseUnavailableError)
-                        else "database call failed")
-                log.warning("worker %s: %s (%s); retrying", self._owner, what, exc)
-                self._outage = True
-            await asyncio.sleep(0.5)
-            return None
-        if self._outage:
-            log.warning("worker %s: database reachable again", self._owner)
-            self._outage = False
-        if self._login_error_at is not None:
-            log.warning("worker %s: the database accepts role %s again", self._owner, self._conn.role)
-            self._login_error_at = None
-        return result
-
-    def _login_refused(self, exc: errors.AuthorizationError) -> None:
-        """A refused login stops all work: loudly, but once every LOGIN_ERROR_EVERY seconds."""
-        now = asyncio.get_running_loop().time()
-        if self._login_error_at is None or now - self._login_error_at >= LOGIN_ERROR_EVERY:
-            log.error("worker %s cannot work: %s. It claims and records nothing until the database "
-                      "accepts role %s again (trying every %g s; this error repeats every %g s)",
-                      self._owner, exc, self._conn.role, LOGIN_RETRY, LOGIN_ERROR_EVERY)
-            self._login_error_at = now
-        else:
-            log.debug("worker %s: login still refused: %s", self._owner, exc)
-
-    async def _record(self, call: Callable[[store.Conn], Awaitable[T]]) -> T:
-        """Runs a recording call, trying through database failures for one lease period (past it,
-        the lease has expired and the task runs again elsewhere)."""
-        deadline = asyncio.get_running_loop().time() + self._lease.total_seconds()
-        return await self._conn.run(call, until=deadline)
 
     # -- workflow tasks ---------------------------------------------------------
     async def _workflow_task(self, row: dict[str, Any]) -> None:
@@ -341,7 +294,7 @@ class Worker:
             call = (row["message_id"], row["lease_token"], run.processed_event_id, commands,
                     self._eager(slots))
             try:
-                result = await self._record(lambda c, call=call: store.complete_workflow_task(c, *call))
+                result = await self._calls.record(lambda c, call=call: store.complete_workflow_task(c, *call))
                 _faults.point("workflow_task_recorded")
             except errors.LeaseLostError:
                 log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
@@ -415,7 +368,7 @@ class Worker:
             # Nothing was ever recorded for this run: the task's events are its whole history.
             history = [{**event, "inbound": True} for event in row["events"]]
         else:
-            history = await self._record(lambda c: store.run_history(
+            history = await self._calls.record(lambda c: store.run_history(
                 c, self.namespace, row["workflow_id"], row["run_id"], row["lease_token"]))
         info = WorkflowInfo(workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
                             namespace=self.namespace, task_queue=row["task_queue"], attempt=row["attempt"],
@@ -429,7 +382,7 @@ class Worker:
                     row["workflow_name"], type(exc).__name__, exc)
         error = {"type": type(exc).__name__, "message": str(exc)}
         with contextlib.suppress(errors.LeaseLostError):
-            await self._record(lambda c: store.fail_workflow_task(
+            await self._calls.record(lambda c: store.fail_workflow_task(
                 c, row["message_id"], row["lease_token"], error))
 
     def _log_close(self, row: dict[str, Any], commands: list[dict[str, Any]]) -> None:
@@ -451,7 +404,7 @@ class Worker:
     async def _release(self, name: str, message_id: int, token: Any) -> None:
         """Gives back the lease of an activity cut short by shutdown, and logs what really happened."""
         try:
-            await self._conn.run(lambda c: store.release(c, message_id, token))
+            await self._calls.once(lambda c: store.release(c, message_id, token))
         except errors.LeaseLostError:
             log.info("activity %s: not released at shutdown: its lease was already lost (another worker "
                      "took the task over, or it ended)", name)
@@ -505,7 +458,7 @@ class Worker:
             if self._discard_lost(beat, name, "failure"):
                 return
             try:
-                outcome = await self._record(lambda c: store.fail_activity(
+                outcome = await self._calls.record(lambda c: store.fail_activity(
                     c, message_id, token, error, self._eager()))
             except errors.LeaseLostError:
                 log.info("activity %s: lease lost, failure discarded", name)
@@ -523,7 +476,7 @@ class Worker:
         if self._discard_lost(beat, name, "result"):
             return
         try:
-            outcome = await self._record(lambda c: store.complete_activity(
+            outcome = await self._calls.record(lambda c: store.complete_activity(
                 c, message_id, token, encoded, self._eager()))
             _faults.point("activity_recorded")
             log.info("activity %s completed (attempt %s)", name, row["attempt"])
