@@ -1,0 +1,225 @@
+"""The workflow-task worker: claims the workflow tasks of one task queue, replays each run (from
+its cache of runs when the cached one is current), records the commands the run produced, and runs
+the workflow tasks a completing call hands over (eager continuation) — all within ``concurrency``
+tasks at once. The activities a completion leases at once go to the activity worker.
+
+It also wakes, every few seconds, the runs that wait on an activity this process does not know
+yet: their replay registers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .. import _faults, errors, payloads, registry, store
+from .._runtime import WorkflowInfo, WorkflowRun
+from ._calls import Calls, log_crash
+
+if TYPE_CHECKING:
+    from ._activity import ActivityWorker
+
+log = logging.getLogger("pgdurable.worker.workflow")
+
+UNKNOWN_ACTIVITY_CHECK = 5.0
+"""Seconds between two looks for runs waiting on an activity this process does not know."""
+
+
+class WorkflowWorker:
+    """Serves the workflow tasks of ``task_queue`` for the workflow functions in ``workflows``."""
+
+    def __init__(self, *, calls: Calls, namespace: str, task_queue: str,
+                 workflows: dict[str, Callable[..., Any]], concurrency: int, max_cached: int,
+                 eager: Callable[[int], dict[str, Any] | None]) -> None:
+        self.activities: ActivityWorker | None = None  # where eagerly leased activities go
+        self.claimer: asyncio.Task[None] | None = None
+        self._calls = calls
+        self._namespace = namespace
+        self._queue = task_queue
+        self._workflows = workflows
+        self._batch = concurrency
+        self._eager = eager
+        self._cache: OrderedDict[tuple[str, int], WorkflowRun] = OrderedDict()
+        self._max_cached = max_cached
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(concurrency)  # workflow tasks running, claimed or handed over
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._listener: Any = None
+        self._channel = ""
+        self._next_unknown_check = 0.0
+        self._woken_for_activities: set[str] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self, listener: Any, channel: str) -> None:
+        """Listens on the task queue's channel and starts the claim loop."""
+        self._listener, self._channel = listener, channel
+        await listener.subscribe(channel, self._wakeup)
+        self.claimer = asyncio.create_task(self._claim_loop(), name="pgdurable-workflows")
+
+    def stop(self) -> None:
+        """Stops claiming (the claim loop ends at its next turn)."""
+        self._stopping = True
+        self._wakeup.set()
+
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks)
+
+    async def close(self) -> None:
+        """After :meth:`stop` and the in-flight tasks: ends the loop, empties the cache, stops
+        listening."""
+        if self.claimer is not None:
+            self.claimer.cancel()
+            await asyncio.gather(self.claimer, return_exceptions=True)
+        for run in self._cache.values():
+            run.evict()
+        self._cache.clear()
+        if self._listener is not None:
+            self._listener.unsubscribe(self._channel, self._wakeup)
+
+    # -- claiming -----------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        names = list(self._workflows)
+        queues = [self._queue]
+        batch = max(self._batch, 1)
+        while not self._stopping:
+            self._wakeup.clear()
+            rows = await self._calls.poll(lambda c: store.claim_workflow_tasks(
+                c, self._namespace, queues, names, batch, self._calls.lease, self._calls.owner))
+            if rows is None:
+                continue
+            for row in rows:
+                await self._slots.acquire()
+                self._spawn(self._workflow_task(row), row, self._slots.release)
+            if len(rows) < batch:
+                await self._wake_for_unknown_activities()
+                await self._calls.idle(self._wakeup, self._namespace, queues, names)
+
+    def start_handed_over(self, task: dict[str, Any]) -> None:
+        """Runs a workflow task a completing call handed over (eager continuation, as JSON),
+        within the same ``concurrency`` bound as the claimed ones."""
+        row = {**task, "lease_token": uuid.UUID(task["lease_token"]),
+               "started_at": datetime.fromisoformat(task["started_at"])}
+
+        async def bounded() -> None:
+            async with self._slots:
+                await self._workflow_task(row)
+
+        self._spawn(bounded(), row, lambda: None)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], row: dict[str, Any],
+               release: Callable[[], None]) -> None:
+        task = asyncio.create_task(coro, name=f"workflow task {row['workflow_id']}")
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: (self._tasks.discard(t), release(), log_crash(t)))
+
+    async def _wake_for_unknown_activities(self) -> None:
+        """Activities register when workflow code calls ``proxy_activities(activities=...)``: a
+        worker that started after its predecessor died knows none of those its workflows wait on.
+        Waking such a run once makes its replay register them (checked every few seconds)."""
+        now = asyncio.get_running_loop().time()
+        if self.activities is None or now < self._next_unknown_check:
+            return  # the runs' activities are served elsewhere
+        self._next_unknown_check = now + UNKNOWN_ACTIVITY_CHECK
+        skip = sorted(self._woken_for_activities)
+        woken = await self._calls.poll(lambda c: store.wake_for_unknown_activities(
+            c, self._namespace, self._queue, list(self._workflows), registry.names(), skip))
+        for row in woken or ():
+            self._woken_for_activities.add(row["workflow_id"])
+            log.info("workflow %s waits on an activity this process does not know yet: replaying it "
+                     "to register its activities", row["workflow_id"])
+
+    # -- one workflow task ------------------------------------------------------------------
+    async def _workflow_task(self, row: dict[str, Any]) -> None:
+        _faults.point("workflow_task_claimed")
+        key = (row["workflow_id"], row["run_id"])
+        run = self._cache.pop(key, None)
+        while True:
+            try:
+                if run is None or run.processed_event_id != row["processed_event_id"]:
+                    if run is not None:
+                        run.evict()
+                    run, events = await self._replay(row)
+                else:
+                    events = row["events"]
+                commands = run.activate(events)
+                failure: BaseException | None = run.failure
+            except Exception as exc:  # an undecodable payload, a broken replay
+                failure = exc
+            if failure is not None:
+                if run is not None:
+                    run.evict()
+                await self._fail_workflow_task(row, failure)
+                return
+            _faults.point("workflow_task_ran")
+            # Activities this worker may take at once, within its concurrency (eager dispatch).
+            activities = self.activities
+            slots = 0 if self._stopping or activities is None else activities.take_slots(
+                sum(1 for command in commands if command["type"] == "activity"))
+            call = (row["message_id"], row["lease_token"], run.processed_event_id, commands,
+                    self._eager(slots))
+            try:
+                result = await self._calls.record(lambda c, call=call: store.complete_workflow_task(c, *call))
+                _faults.point("workflow_task_recorded")
+            except errors.LeaseLostError:
+                log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
+                run.evict()
+                return
+            except errors.DatabaseError:
+                run.evict()
+                raise
+            except Exception as exc:  # the engine refused the commands: visible, retried with backoff
+                run.evict()
+                await self._fail_workflow_task(row, exc)
+                return
+            finally:
+                if activities is not None:  # the leased activities take them over, with no await between
+                    activities.return_slots(slots)
+            for task in result["activities"] or ():
+                assert activities is not None  # none is leased without slots
+                activities.start_leased(task)
+            if result["status"] in ("closed", "discarded"):
+                run.evict()
+                self._log_close(row, commands)
+                return
+            if result["status"] != "continue":
+                break
+            # New events arrived while this task ran: they came back with our lease kept.
+            row = {**row, "processed_event_id": run.processed_event_id, "events": result["events"]}
+        self._cache[key] = run
+        while len(self._cache) > self._max_cached:
+            _, old = self._cache.popitem(last=False)
+            old.evict()
+
+    async def _replay(self, row: dict[str, Any]) -> tuple[WorkflowRun, list[dict[str, Any]]]:
+        if row["processed_event_id"] == 0:
+            # Nothing was ever recorded for this run: the task's events are its whole history.
+            history = [{**event, "inbound": True} for event in row["events"]]
+        else:
+            history = await self._calls.record(lambda c: store.run_history(
+                c, self._namespace, row["workflow_id"], row["run_id"], row["lease_token"]))
+        info = WorkflowInfo(workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
+                            namespace=self._namespace, task_queue=row["task_queue"], attempt=row["attempt"],
+                            parent_workflow_id=row["parent_workflow_id"], run_id=row["run_id"])
+        args = payloads.loads(row["args"])
+        run = WorkflowRun(info, self._workflows[row["workflow_name"]], list(args), row["started_at"])
+        return run, run.load_history(history)
+
+    async def _fail_workflow_task(self, row: dict[str, Any], exc: BaseException) -> None:
+        log.warning("workflow %s (%s): workflow task failed, will retry: %s: %s", row["workflow_id"],
+                    row["workflow_name"], type(exc).__name__, exc)
+        error = {"type": type(exc).__name__, "message": str(exc)}
+        with contextlib.suppress(errors.LeaseLostError):
+            await self._calls.record(lambda c: store.fail_workflow_task(
+                c, row["message_id"], row["lease_token"], error))
+
+    @staticmethod
+    def _log_close(row: dict[str, Any], commands: list[dict[str, Any]]) -> None:
+        last = commands[-1]["type"] if commands else "closed"
+        log.info("workflow %s (%s) run %s: %s", row["workflow_id"], row["workflow_name"], row["run_id"], last)
