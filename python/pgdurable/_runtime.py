@@ -27,7 +27,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from . import errors, interceptors, payloads
@@ -173,7 +173,6 @@ class WorkflowRun:
         self.closing: dict[str, Any] | None = None
         self.failure: BaseException | None = None
         self.evicted = False
-        self.cancel_requested = False
         self._cancel_pending = False
         seed = hashlib.sha256(f"{info.namespace}/{info.workflow_id}/{info.run_id}".encode()).digest()
         self.rng = _random.Random(int.from_bytes(seed[:16], "big"))
@@ -419,7 +418,6 @@ class WorkflowRun:
         return value
 
     def _on_cancel(self) -> None:
-        self.cancel_requested = True
         targets = [c for c in self.pending.values() if c.cancellable and _awaited_future(c) is not None]
         if not targets:
             self._cancel_pending = True
@@ -483,16 +481,6 @@ def current() -> WorkflowRun:
     if isinstance(loop, WorkflowLoop):
         return loop.run
     raise RuntimeError("this Durable.workflow function can only be called inside a workflow function")
-
-
-def in_workflow() -> bool:
-    """True while workflow code is executing."""
-    return isinstance(asyncio.events._get_running_loop(), WorkflowLoop)
-
-
-def utcnow() -> datetime:
-    """Current time (aware UTC)."""
-    return datetime.now(UTC)
 
 
 def random_uuid(rng: _random.Random) -> uuid.UUID:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Any
 
 from . import activity as _activity
 from . import interceptors as _interceptors
@@ -69,7 +68,3 @@ class Durable:
 
     def __init__(self) -> None:
         raise TypeError("Durable is a namespace: use Durable.Client, Durable.Worker, ...")
-
-    @staticmethod
-    def _all() -> dict[str, Any]:
-        return {name: getattr(Durable, name) for name in dir(Durable) if not name.startswith("_")}

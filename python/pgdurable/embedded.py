@@ -33,7 +33,6 @@ __all__ = [
     "EmbeddedPostgresError",
     "default_data_dir",
     "dev_server",
-    "get_dev_server",
 ]
 
 logger = logging.getLogger("pgdurable.embedded")
@@ -426,16 +425,6 @@ def _ensure_traversable(path: Path) -> None:
         if not mode & stat.S_IXOTH:
             logger.info("granting o+x on %s so the server user can reach its files", ancestor)
             ancestor.chmod(mode | stat.S_IXOTH)
-
-
-def get_dev_server(data_dir: Path | None = None, port: int | None = None) -> EmbeddedPostgres:
-    """The developer's embedded server (``default_data_dir()``), started if it was not running.
-
-    The directory, and so the data and the port, are reused across runs. The
-    server is left running; call ``stop()`` when done.
-    """
-    server = EmbeddedPostgres(data_dir or default_data_dir(), port)
-    return server.start()
 
 
 @contextlib.contextmanager
