@@ -154,6 +154,24 @@ CREATE TABLE durable.mailboxes (
     PRIMARY KEY (namespace, signal_id)
 );
 
+-- Worker roles a DBA provisioned (roles.sql): the functions a worker role
+-- may EXECUTE check session_user against this table.
+CREATE TABLE durable.worker_credentials (
+    role_name text PRIMARY KEY,
+    namespace text NOT NULL,
+    database_name text NOT NULL,
+    stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
+    produce text[] NOT NULL,
+    signal_prefixes text[],
+    created_at timestamptz NOT NULL,
+    rotated_at timestamptz,
+    revoked_at timestamptz
+);
+COMMENT ON TABLE durable.worker_credentials IS
+    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
+    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
+    'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+
 -- A per-database secret no worker role can read: NOTIFY channel names are
 -- derived from it, so nobody computes another namespace's channels from the
 -- public source. (The engine's own locks are row locks on engine tables.)

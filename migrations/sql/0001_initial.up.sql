@@ -158,6 +158,24 @@ CREATE TABLE durable.mailboxes (
     PRIMARY KEY (namespace, signal_id)
 );
 
+-- Worker roles a DBA provisioned (roles.sql): the functions a worker role
+-- may EXECUTE check session_user against this table.
+CREATE TABLE durable.worker_credentials (
+    role_name text PRIMARY KEY,
+    namespace text NOT NULL,
+    database_name text NOT NULL,
+    stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
+    produce text[] NOT NULL,
+    signal_prefixes text[],
+    created_at timestamptz NOT NULL,
+    rotated_at timestamptz,
+    revoked_at timestamptz
+);
+COMMENT ON TABLE durable.worker_credentials IS
+    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
+    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
+    'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+
 -- A per-database secret no worker role can read: NOTIFY channel names are
 -- derived from it, so nobody computes another namespace's channels from the
 -- public source. (The engine's own locks are row locks on engine tables.)
@@ -2061,23 +2079,7 @@ COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS
 -- and the task queues its workflows' commands may *produce* to (activities,
 -- children, signals to other workflows); by default its own queues. The DBA
 -- may also limit the signal ids its conditions wait on.
--- Writes durable.worker_credentials and cluster roles.
-
-CREATE TABLE durable.worker_credentials (
-    role_name text PRIMARY KEY,
-    namespace text NOT NULL,
-    database_name text NOT NULL,
-    stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
-    produce text[] NOT NULL,
-    signal_prefixes text[],
-    created_at timestamptz NOT NULL,
-    rotated_at timestamptz,
-    revoked_at timestamptz
-);
-COMMENT ON TABLE durable.worker_credentials IS
-    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
-    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
-    'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+-- Writes durable.worker_credentials (a table of schema.sql) and cluster roles.
 
 -- Is session_user the engine's owner (or a member of it, or a superuser)?
 -- Only such a caller runs worker functions without a worker role's scope.
