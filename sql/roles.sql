@@ -336,7 +336,7 @@ BEGIN
             MESSAGE = 'give at least one stream name, e.g. ARRAY[''orders'', ''orders-activity'']';
     END IF;
     FOR i IN 1 .. cardinality(v_streams) LOOP
-        PERFORM durable._check_stream(v_streams[i]);
+        PERFORM durable._check_name('stream name', v_streams[i]);
     END LOOP;
     -- By default a role produces to its own task queues (a stream named
     -- <queue>-activity is queue <queue>'s activity stream).

@@ -203,6 +203,19 @@ END $$;
 COMMENT ON FUNCTION durable._check_payload(text) IS
     'Internal: PD004 for a payload (args, result, signal data, details, error) over 16 MiB.';
 
+CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
+                             p_what, left(p_value, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_name(text, text) IS
+    'Internal: the one name validator. PD004 "invalid <p_what> <value>" for a NULL, empty or over-1000-character '
+    'name: workflow id and name, task queue, activity name, stream name, signal id, namespace.';
+
 CREATE FUNCTION durable.schema_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;
 COMMENT ON FUNCTION durable.schema_version() IS

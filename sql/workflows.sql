@@ -16,18 +16,6 @@ COMMENT ON FUNCTION durable.closed_channel(text) IS
     'The LISTEN channel NOTIFYed, with the workflow id as payload, when a run of the namespace closes '
     '(handle.result() waits on it: one LISTEN serves every handle). Salted: only the owner computes it.';
 
-CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
-                             p_what, left(p_value, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_name(text, text) IS
-    'Internal: rejects empty or oversized workflow ids, names and task queues.';
-
 CREATE FUNCTION durable._append_event(p_namespace text, p_workflow_id text, p_run_id integer,
                                       p_event_type text, p_seq integer, p_inbound boolean,
                                       p_data jsonb DEFAULT '{}'::jsonb) RETURNS integer

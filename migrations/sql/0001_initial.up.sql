@@ -207,6 +207,19 @@ END $$;
 COMMENT ON FUNCTION durable._check_payload(text) IS
     'Internal: PD004 for a payload (args, result, signal data, details, error) over 16 MiB.';
 
+CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
+                             p_what, left(p_value, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_name(text, text) IS
+    'Internal: the one name validator. PD004 "invalid <p_what> <value>" for a NULL, empty or over-1000-character '
+    'name: workflow id and name, task queue, activity name, stream name, signal id, namespace.';
+
 CREATE FUNCTION durable.schema_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;
 COMMENT ON FUNCTION durable.schema_version() IS
@@ -282,17 +295,6 @@ $$;
 COMMENT ON FUNCTION durable._notify_stream(text, text) IS
     'Internal: wakes the listeners of a stream (coalesced per transaction; skipped when the queue is full).';
 
-CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_stream IS NULL OR p_stream = '' OR length(p_stream) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid stream name %L: give a non-empty name of at most 1000 characters',
-                             left(p_stream, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_stream(text) IS 'Internal: rejects empty or oversized stream names.';
-
 CREATE FUNCTION durable.enqueue_v1(
     p_namespace text,
     p_stream text,
@@ -307,7 +309,7 @@ DECLARE
     v_now timestamptz := durable.now();
     v_id bigint;
 BEGIN
-    PERFORM durable._check_stream(p_stream);
+    PERFORM durable._check_name('stream name', p_stream);
     IF p_delay < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('negative delay %s: give a delay of zero or more', p_delay);
@@ -329,7 +331,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_stream(p_stream);
+    PERFORM durable._check_name('stream name', p_stream);
     IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'enqueue_batch_v1 takes a JSON array of {"name", "payload", "priority", "delay_seconds"}';
@@ -619,17 +621,6 @@ COMMENT ON FUNCTION durable._lock_signal(text, text) IS
     'Internal: serialises the mailbox of one signal id for the rest of the transaction (take it after '
     'any run lock, never before).';
 
-CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_signal_id IS NULL OR p_signal_id = '' OR length(p_signal_id) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid signal id %L: give a non-empty id of at most 1000 characters',
-                             left(p_signal_id, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty or oversized signal ids.';
-
 -- The oldest condition waiting on a signal id that a signal may reach
 -- (p_allowed_queues NULL: any run; else runs on those task queues).
 CREATE FUNCTION durable._oldest_wait(p_namespace text, p_signal_id text, p_allowed_queues text[])
@@ -659,7 +650,7 @@ DECLARE
     v_locked durable.signal_waits[] := '{}';
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_signal_id(p_signal_id);
+    PERFORM durable._check_name('signal id', p_signal_id);
     IF p_data IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
     END IF;
@@ -721,7 +712,7 @@ DECLARE
     v_signal durable.signals;
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_signal_id(p_signal_id);
+    PERFORM durable._check_name('signal id', p_signal_id);
     PERFORM durable._lock_signal(p_wf.namespace, p_signal_id);
     DELETE FROM durable.signals s
     WHERE s.id = (SELECT x.id FROM durable.signals x
@@ -833,18 +824,6 @@ $$;
 COMMENT ON FUNCTION durable.closed_channel(text) IS
     'The LISTEN channel NOTIFYed, with the workflow id as payload, when a run of the namespace closes '
     '(handle.result() waits on it: one LISTEN serves every handle). Salted: only the owner computes it.';
-
-CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
-                             p_what, left(p_value, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_name(text, text) IS
-    'Internal: rejects empty or oversized workflow ids, names and task queues.';
 
 CREATE FUNCTION durable._append_event(p_namespace text, p_workflow_id text, p_run_id integer,
                                       p_event_type text, p_seq integer, p_inbound boolean,
@@ -2409,7 +2388,7 @@ BEGIN
             MESSAGE = 'give at least one stream name, e.g. ARRAY[''orders'', ''orders-activity'']';
     END IF;
     FOR i IN 1 .. cardinality(v_streams) LOOP
-        PERFORM durable._check_stream(v_streams[i]);
+        PERFORM durable._check_name('stream name', v_streams[i]);
     END LOOP;
     -- By default a role produces to its own task queues (a stream named
     -- <queue>-activity is queue <queue>'s activity stream).
