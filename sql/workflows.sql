@@ -423,12 +423,7 @@ BEGIN
     SELECT c.id, c.lease_token, c.attempt, w.workflow_id, w.run_id,
            w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
            w.processed_event_id, w.cancel_requested,
-           (SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
-                                                         'seq', h.seq, 'data', h.data, 'at', h.created_at)
-                                      ORDER BY h.event_id), '[]'::jsonb)
-            FROM durable.history h
-            WHERE h.namespace = w.namespace AND h.workflow_id = w.workflow_id AND h.run_id = w.run_id
-              AND h.inbound AND h.event_id > w.processed_event_id)
+           durable._inbound_events(w.namespace, w.workflow_id, w.run_id, w.processed_event_id)
     FROM unnest(v_claimed) c
     JOIN durable.workflows w
       ON w.namespace = p_namespace AND w.workflow_id = c.workflow_id AND w.run_id = c.run_id;
