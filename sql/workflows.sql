@@ -536,9 +536,9 @@ DECLARE
     v_child_run integer;
     v_refusal text;
 BEGIN
+    -- No 'activity' here: complete_workflow_task_v1 hands those to _schedule_activity
+    -- itself (eager dispatch needs its count of activities leased so far).
     CASE p_cmd->>'type'
-    WHEN 'activity' THEN
-        PERFORM durable._schedule_activity(p_wf, p_cmd, NULL);
     WHEN 'timer' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_started', v_seq,
                                       false, jsonb_build_object('seconds', p_cmd->'seconds'));
@@ -604,7 +604,8 @@ BEGIN
     RETURN false;
 END $$;
 COMMENT ON FUNCTION durable._apply_command(durable.workflows, jsonb) IS
-    'Internal: applies one command of a workflow task; returns true when it closed the run.';
+    'Internal: applies one command of a workflow task other than activity (complete_workflow_task_v1 '
+    'schedules those); returns true when it closed the run.';
 
 CREATE FUNCTION durable.complete_workflow_task_v1(
     p_message_id bigint,
