@@ -1,7 +1,7 @@
 -- queue.sql: streams. Enqueue (single, batch), claim by name with a lease,
 -- ack, heartbeat, release, wakeup channels and next_wakeup. Writes
 -- durable.messages only. Timers are messages of kind 'timer' whose
--- visible_at lies in the future (see workflows.sql for how they fire).
+-- visible_at lies in the future (see timers.sql for how they fire).
 
 -- NOTIFY channel names are at most 63 bytes: hash the stream name, salted
 -- with durable.secret so that no role can compute another namespace's
