@@ -1,3 +1,4 @@
+-- (Over 450 lines: provisioning, scope checks and grants of worker roles are one security boundary.)
 -- roles.sql: scoped worker roles. A DBA provisions a login role per set of
 -- streams from psql; the role has no table privileges at all and may only
 -- EXECUTE the worker functions, which are SECURITY DEFINER and check

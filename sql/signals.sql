@@ -1,6 +1,7 @@
 -- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
--- (buffered signals, FIFO, with an expiry) and durable.signal_waits
--- (conditions waiting, oldest first).
+-- (buffered signals, FIFO, with an expiry), durable.signal_waits
+-- (conditions waiting, oldest first) and durable.mailboxes (one row per
+-- signal id, whose row lock serialises it).
 --
 -- Lock order, everywhere: the waiting run first, then the signal id's lock
 -- (the row lock of its durable.mailboxes row). A sender

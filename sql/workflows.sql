@@ -1,3 +1,4 @@
+-- (Over 450 lines: a run's lifecycle and the workflow task protocol share one lock order.)
 -- workflows.sql: workflow runs, their history and their workflow tasks.
 -- Writes durable.workflows, durable.history and the 'workflow' messages
 -- (and drops a closed run's pending messages). A workflow task is the

@@ -588,8 +588,9 @@ COMMENT ON FUNCTION durable.task_retry_delay_v1(integer) IS
 
 -- >>> signals.sql
 -- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
--- (buffered signals, FIFO, with an expiry) and durable.signal_waits
--- (conditions waiting, oldest first).
+-- (buffered signals, FIFO, with an expiry), durable.signal_waits
+-- (conditions waiting, oldest first) and durable.mailboxes (one row per
+-- signal id, whose row lock serialises it).
 --
 -- Lock order, everywhere: the waiting run first, then the signal id's lock
 -- (the row lock of its durable.mailboxes row). A sender
@@ -807,6 +808,7 @@ COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
     'until p_ttl passes. Returns ''delivered'' or ''buffered''.';
 
 -- >>> workflows.sql
+-- (Over 450 lines: a run's lifecycle and the workflow task protocol share one lock order.)
 -- workflows.sql: workflow runs, their history and their workflow tasks.
 -- Writes durable.workflows, durable.history and the 'workflow' messages
 -- (and drops a closed run's pending messages). A workflow task is the
@@ -1856,7 +1858,8 @@ COMMENT ON FUNCTION durable.wake_for_unknown_activities_v1(text, text, text[], t
 -- client.sql: what a client does to workflows from outside: read their
 -- outcome, state and history, list them, cancel and interrupt them.
 -- (Starting is start_workflow_v1 in workflows.sql; signals are
--- send_signal_v1 in signals.sql.) Writes only through _deliver/_close_run.
+-- send_signal_v1 in signals.sql.) Writes durable.workflows.cancel_requested;
+-- everything else only through _deliver/_close_run.
 
 CREATE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
 RETURNS TABLE (run_id integer, status text, result text, error jsonb)
@@ -2065,6 +2068,7 @@ COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS
     'refused. Returns false if it was not running; PD003 for an unknown id.';
 
 -- >>> roles.sql
+-- (Over 450 lines: provisioning, scope checks and grants of worker roles are one security boundary.)
 -- roles.sql: scoped worker roles. A DBA provisions a login role per set of
 -- streams from psql; the role has no table privileges at all and may only
 -- EXECUTE the worker functions, which are SECURITY DEFINER and check
@@ -2608,7 +2612,8 @@ COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
 -- >>> grants.sql
 -- grants.sql: loaded last. Nothing in schema durable is callable by PUBLIC:
 -- the owner (and roles it grants to) run the engine; worker roles get
--- EXECUTE on their SECURITY DEFINER functions only (roles.sql).
+-- EXECUTE on their SECURITY DEFINER functions only (roles.sql). Writes no
+-- table: only privileges.
 --
 -- Postgres gives PUBLIC EXECUTE on every new function, and a per-schema
 -- ALTER DEFAULT PRIVILEGES cannot take that back. So every migration run
