@@ -1,5 +1,5 @@
--- Frozen from sql/ (manifest order) by scripts/freeze_sql.py. Do not edit:
--- released migrations never change; later revisions add deltas.
+-- Generated from sql/ (manifest order) by scripts/freeze_sql.py: edit sql/,
+-- then regenerate with `python scripts/freeze_sql.py` (see migrations/README).
 
 -- >>> schema.sql
 -- schema.sql: the `durable` schema, its tables, the engine clock and the
