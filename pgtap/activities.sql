@@ -1,14 +1,15 @@
--- activities.sql: activity tasks (mirrors sql/activities.sql): claim by
--- name, complete exactly once, fail and retry per policy, lost leases
--- counting as attempts, heartbeats, late results for closed runs, and two
--- sessions completing or claiming at once (dblink).
+-- activities.sql: activity tasks (mirrors sql/activities.sql): scheduling
+-- (eager dispatch to the completing worker included), claim by name,
+-- complete exactly once, fail and retry per policy, lost leases counting as
+-- attempts, heartbeats, late results for closed runs, and two sessions
+-- completing or claiming at once (dblink).
 --
 -- The dblink part needs committed fixtures, so it runs first, outside any
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(78);
+SELECT plan(89);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -73,6 +74,77 @@ DO $$ BEGIN PERFORM dblink_disconnect('b'); PERFORM dblink_disconnect('c'); END 
 RESET lock_timeout;
 
 BEGIN;
+-- ---------------------------------------------------------------------------
+-- Scheduling: a workflow task's activity commands (_schedule_activity)
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('sch', 'w') AS ignored \gset
+SELECT pg_temp.step('sch', 'w', $$[
+    {"type": "activity", "seq": 1, "name": "charge", "args": "[9]", "retry": {"maximum_attempts": 3},
+     "headers": {"trace": "t1"}},
+    {"type": "activity", "seq": 2, "name": "render", "args": "[]", "task_queue": "gpu"}]$$) AS ignored \gset
+SELECT is(pg_temp.last_event('sch', 'w', 'activity_scheduled') - 'retry' - 'start_to_close_timeout',
+          '{"activity_name": "render", "task_queue": "gpu", "args": "[]"}'::jsonb,
+          'activity_scheduled records the activity name, task queue and args');
+SELECT is((SELECT (stream, kind, name, workflow_id, run_id, max_attempts, attempt, payload->>'seq', payload->>'args',
+                   payload->'headers'->>'trace', payload->>'workflow_name')::text
+           FROM durable.messages WHERE namespace = 'sch' AND name = 'charge'),
+          '(q-activity,activity,charge,w,1,3,0,1,[9],t1,w)',
+          'an activity task is queued on <task_queue>-activity with its seq, args, headers and maximum_attempts');
+SELECT is((SELECT (stream, max_attempts)::text FROM durable.messages WHERE namespace = 'sch' AND name = 'render'),
+          '(gpu-activity,5)', 'an activity on another task queue goes to that queue''s stream; 5 attempts by default');
+
+-- ---------------------------------------------------------------------------
+-- Eager dispatch: complete_workflow_task_v1 hands back the activities the caller serves
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('eg', 'w') AS ignored \gset
+CREATE TEMP TABLE eg1 AS SELECT * FROM durable.claim_workflow_tasks_v1('eg', ARRAY['q'], ARRAY['w']);
+CREATE TEMP TABLE eg1_done AS
+SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM eg1), (SELECT lease_token FROM eg1), 1,
+    '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"},
+      {"type": "activity", "seq": 2, "name": "email", "args": "[2]"},
+      {"type": "activity", "seq": 3, "name": "charge", "args": "[3]", "task_queue": "other"}]',
+    '{"owner": "wk-e", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"]}');
+SELECT is((SELECT (status, jsonb_array_length(activities), events IS NULL)::text FROM eg1_done), '(ok,1,t)',
+          'with p_eager the completion hands back the activities the caller serves');
+SELECT is((SELECT a - '{message_id,lease_token}'::text[] FROM eg1_done, jsonb_array_elements(activities) a),
+          '{"attempt": 1, "activity_name": "charge", "stream": "q-activity", "workflow_id": "w", "run_id": 1,
+            "payload": {"seq": 1, "args": "[1]", "retry": null, "headers": {}, "start_to_close_timeout": null,
+                        "workflow_name": "w", "task_queue": "q"}}'::jsonb,
+          'shaped like a claim_activity_tasks_v1 row, as attempt 1');
+SELECT is((SELECT (m.lease_owner, m.lease_token = (a->>'lease_token')::uuid, m.attempt,
+                   m.visible_at - durable.now() BETWEEN interval '44 seconds' AND interval '45 seconds')::text
+           FROM eg1_done, jsonb_array_elements(activities) a JOIN durable.messages m ON m.id = (a->>'message_id')::bigint),
+          '(wk-e,t,1,t)', 'the activity task is born leased to the caller for lease_seconds');
+SELECT is((SELECT array_agg(name || '@' || stream || ':' || attempt || ':' || (lease_token IS NULL) ORDER BY id)
+           FROM durable.messages WHERE namespace = 'eg' AND kind = 'activity' AND lease_token IS NULL),
+          '{email@q-activity:0:true,charge@other-activity:0:true}'::text[],
+          'activities of other names or other streams are queued as usual');
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('eg', ARRAY['q-activity'], ARRAY['charge'])$$,
+                'no other worker can claim the eagerly leased activity');
+-- Eager dispatch stops at the caller's free capacity.
+SELECT pg_temp.start('egc', 'w') AS ignored \gset
+CREATE TEMP TABLE egc1 AS SELECT * FROM durable.claim_workflow_tasks_v1('egc', ARRAY['q'], ARRAY['w']);
+CREATE TEMP TABLE egc1_done AS
+SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM egc1), (SELECT lease_token FROM egc1), 1,
+    '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"},
+      {"type": "activity", "seq": 2, "name": "charge", "args": "[2]"},
+      {"type": "activity", "seq": 3, "name": "charge", "args": "[3]"}]',
+    '{"owner": "wk-c", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"],
+      "capacity": 2}');
+SELECT is((SELECT jsonb_path_query_array(activities, '$[*].payload.seq') FROM egc1_done), '[1, 2]'::jsonb,
+          'with p_eager capacity 2, only the first two activities come back leased to the caller');
+SELECT is((SELECT array_agg((payload->>'seq') || ':' || (lease_token IS NULL) || ':' || (visible_at <= durable.now())
+                            ORDER BY id)
+           FROM durable.messages WHERE namespace = 'egc' AND kind = 'activity' AND lease_owner IS DISTINCT FROM 'wk-c'),
+          '{3:true:true}'::text[], 'the third is queued, claimable at once by any worker');
+SELECT pg_temp.start('egc', 'z') AS ignored \gset
+CREATE TEMP TABLE egc2 AS SELECT * FROM durable.claim_workflow_tasks_v1('egc', ARRAY['q'], ARRAY['z']);
+SELECT is((SELECT jsonb_array_length(activities) FROM durable.complete_workflow_task_v1(
+               (SELECT message_id FROM egc2), (SELECT lease_token FROM egc2), 1,
+               '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]',
+               '{"owner": "wk-c", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"],
+                 "capacity": 0}')), 0,
+          'a caller without free capacity gets no activity eagerly');
 -- ---------------------------------------------------------------------------
 -- claim_activity_tasks_v1
 -- ---------------------------------------------------------------------------

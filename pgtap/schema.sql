@@ -2,7 +2,7 @@
 -- clock and the schema version (mirrors sql/schema.sql).
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(32);
+SELECT plan(38);
 
 SELECT has_schema('durable', 'the durable schema exists');
 SELECT function_returns(
@@ -60,6 +60,22 @@ SELECT throws_ok($$SELECT durable._check_payload(repeat('x', 16777217))$$, 'PD00
 SELECT throws_like($$SELECT durable._check_payload(repeat('é', 8388609))$$, 'payload of 16777218 bytes%',
                    '_check_payload counts bytes, not characters');
 SELECT lives_ok($$SELECT durable._check_payload(NULL)$$, '_check_payload lets NULL through (callers check NULLs)');
+-- The one name validator (workflow ids and names, task queues, streams, signal ids, namespaces)
+SELECT lives_ok($$SELECT durable._check_name('stream name', repeat('s', 1000))$$,
+                '_check_name accepts a name of 1000 characters');
+SELECT throws_ok($$SELECT durable._check_name('stream name', repeat('s', 1001))$$, 'PD004',
+                 format('invalid stream name %L: give a non-empty value of at most 1000 characters', repeat('s', 80)),
+                 '_check_name refuses 1001 characters, naming what it checked and the first 80 of them');
+SELECT throws_ok($$SELECT durable._check_name('signal id', '')$$, 'PD004',
+                 'invalid signal id '''': give a non-empty value of at most 1000 characters',
+                 '_check_name refuses an empty name');
+SELECT throws_ok($$SELECT durable._check_name('workflow id', NULL)$$, 'PD004',
+                 'invalid workflow id NULL: give a non-empty value of at most 1000 characters',
+                 '_check_name refuses NULL');
+SELECT throws_like($$SELECT durable.enqueue_v1('inv', '', 'm')$$, 'invalid stream name%',
+                   'enqueue_v1 validates its stream with it');
+SELECT throws_like($$SELECT durable.send_signal_v1('inv', repeat('x', 1001), '1')$$, 'invalid signal id%',
+                   'send_signal_v1 validates its signal id with it');
 SELECT lives_ok($$INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, created_at)
                   VALUES ('inv', 'w', 1, 102, 'timer_cancelled', 8, false, now())$$,
                 'timer_cancelled is a history event type');

@@ -1,12 +1,13 @@
 -- workflows.sql: workflow runs, history and workflow tasks (mirrors
 -- sql/workflows.sql): start, claim, complete with every command type,
--- requeue, fencing, task failure backoff, timers, workflow retry, children.
+-- requeue, fencing, task failure backoff, workflow retry, children
+-- (timers: pgtap/timers.sql).
 --
 -- The dblink part needs committed fixtures, so it runs first, outside any
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(172);
+SELECT plan(139);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -213,23 +214,6 @@ SELECT is(pg_temp.events('cmd', 'w'),
           'each command appends its event, in command order');
 SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'cmd' AND workflow_id = 'w' AND inbound), 1,
           'commands append outbound events only (nothing new for the workflow code to see)');
--- activity
-SELECT is(pg_temp.last_event('cmd', 'w', 'activity_scheduled') - 'retry' - 'start_to_close_timeout',
-          '{"activity_name": "render", "task_queue": "gpu", "args": "[]"}'::jsonb,
-          'activity_scheduled records the activity name, task queue and args');
-SELECT is((SELECT (stream, kind, name, workflow_id, run_id, max_attempts, attempt, payload->>'seq', payload->>'args',
-                   payload->'headers'->>'trace', payload->>'workflow_name')::text
-           FROM durable.messages WHERE namespace = 'cmd' AND name = 'charge'),
-          '(q-activity,activity,charge,w,1,3,0,1,[9],t1,w)',
-          'an activity task is queued on <task_queue>-activity with its seq, args, headers and maximum_attempts');
-SELECT is((SELECT (stream, max_attempts)::text FROM durable.messages WHERE namespace = 'cmd' AND name = 'render'),
-          '(gpu-activity,5)', 'an activity on another task queue goes to that queue''s stream; 5 attempts by default');
--- timer
-SELECT is((SELECT (stream, kind, payload->>'timer', (payload->>'seq')::int,
-                   visible_at - created_at, (payload->>'due_at')::timestamptz = visible_at)::text
-           FROM durable.messages WHERE namespace = 'cmd' AND kind = 'timer' AND payload->>'timer' = 'sleep'),
-          '(q,timer,sleep,3,00:01:00,t)', 'a timer is a message due in its seconds on the run''s task queue');
-SELECT is(pg_temp.last_event('cmd', 'w', 'timer_started'), '{"seconds": 60}'::jsonb, 'timer_started records its duration');
 -- conditions
 SELECT is((SELECT array_agg(seq ORDER BY seq) FROM durable.signal_waits WHERE namespace = 'cmd' AND workflow_id = 'w'),
           '{4,5}'::int[], 'both conditions wait for their signals');
@@ -350,69 +334,14 @@ SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s
 SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
                         (SELECT lease_token FROM bad), '{"type": "complete"}'),
                  'PD004', NULL, 'commands that are not a JSON array are rejected with PD004');
-SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, %L)', (SELECT message_id FROM bad),
-                        (SELECT lease_token FROM bad), '[{"type": "timer", "seq": 1, "seconds": -1}]'),
-                 'PD004', NULL, 'a negative timer duration is rejected with PD004');
 SELECT is(pg_temp.status('cmd', 'bad'), 'running', 'a rejected completion changes nothing');
 
--- ---------------------------------------------------------------------------
--- Timers fire after their time
--- ---------------------------------------------------------------------------
-SELECT pg_temp.start('tm', 'w') AS ignored \gset
-SELECT pg_temp.step('tm', 'w', '[{"type": "timer", "seq": 1, "seconds": 60}]') AS ignored \gset
-SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 0, 'a timer does not fire before it is due');
-SELECT durable.advance_clock('59 seconds') IS NOT NULL AS moved \gset
-SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 0, 'nor a second before');
-SELECT is(durable.fire_timers_v1('tm', ARRAY['other']), 0, 'fire_timers_v1 only fires timers of its task queues');
-SELECT durable.advance_clock('2 seconds') IS NOT NULL AS moved \gset
-SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 1, 'after advance_clock past its due time it fires');
-SELECT is((SELECT (seq, inbound, data ? 'due_at')::text FROM durable.history WHERE namespace = 'tm' AND event_type = 'timer_fired'),
-          '(1,t,t)', 'timer_fired is an inbound event resolving the sleep''s seq');
-SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'tm' AND kind = 'timer'$$, 'a fired timer is gone');
-SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 0, 'a timer fires once');
-SELECT isnt_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'tm' AND kind = 'workflow'$$,
-                  'the run is woken by a workflow task');
-SELECT pg_temp.step('tm', 'w', '[{"type": "timer", "seq": 2, "seconds": 1}, {"type": "timer", "seq": 3, "seconds": 1}]') AS ignored \gset
-SELECT durable.advance_clock('2 seconds') IS NOT NULL AS moved \gset
-SELECT is(durable.fire_timers_v1('tm', ARRAY['q'], 1), 1, 'fire_timers_v1 fires at most p_limit timers');
-SELECT is((SELECT jsonb_path_query_array(events, '$[*].seq') FROM durable.claim_workflow_tasks_v1('tm', ARRAY['q'], ARRAY['w'])),
-          '[2, 3]'::jsonb, 'claim_workflow_tasks_v1 fires the due timers first, so the task carries them all');
-SELECT pg_temp.start('tm', 'cw') AS ignored \gset
-SELECT pg_temp.step('tm', 'cw', '[{"type": "condition", "seq": 1, "signal_id": "never", "timeout": 5}]') AS ignored \gset
-SELECT durable.advance_clock('6 seconds') IS NOT NULL AS moved \gset
-SELECT is(durable.fire_timers_v1('tm', ARRAY['q']), 1, 'a condition''s timeout timer fires');
-SELECT is(pg_temp.inbound('tm', 'cw'), '{workflow_started,signal_timed_out}'::text[], 'and times the condition out');
-
--- cancel_timer: a timer the workflow code abandoned is withdrawn.
-SELECT pg_temp.start('tc', 'w') AS ignored \gset
-SELECT pg_temp.step('tc', 'w', '[{"type": "timer", "seq": 1, "seconds": 3600}, {"type": "timer", "seq": 2, "seconds": 1}]') AS ignored \gset
-SELECT durable.advance_clock('2 seconds') IS NOT NULL AS moved \gset
-CREATE TEMP TABLE tc1 AS SELECT * FROM durable.claim_workflow_tasks_v1('tc', ARRAY['q'], ARRAY['w']);
-SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_id FROM tc1), (SELECT lease_token FROM tc1),
-           (SELECT max((e->>'event_id')::int) FROM tc1, jsonb_array_elements(events) e),
-           '[{"type": "cancel_timer", "seq": 1}, {"type": "cancel_timer", "seq": 2}]')), 'ok',
-          'complete_workflow_task_v1 takes cancel_timer commands');
-SELECT is_empty($$SELECT 1 FROM durable.messages WHERE namespace = 'tc' AND kind = 'timer'$$,
-                'the cancelled timer''s message is gone: it will not wake the run');
-SELECT is((SELECT array_agg(seq || ':' || inbound || ':' || (data->>'withdrawn') ORDER BY event_id) FROM durable.history
-           WHERE namespace = 'tc' AND event_type = 'timer_cancelled'), '{1:false:true,2:false:false}'::text[],
-          'each cancel records a non-inbound timer_cancelled; withdrawn false for the timer that had fired already');
-SELECT is((SELECT last_inbound_event_id < last_event_id FROM durable.workflows WHERE namespace = 'tc'), true,
-          'a cancel wakes nobody (no inbound event)');
-SELECT durable.advance_clock('1 hour') IS NOT NULL AS moved \gset
-SELECT is(durable.fire_timers_v1('tc', ARRAY['q']), 0, 'past its due time the cancelled timer fires nothing');
-SELECT pg_temp.start('tc', 'x') AS ignored \gset
-CREATE TEMP TABLE tc2 AS SELECT * FROM durable.claim_workflow_tasks_v1('tc', ARRAY['q'], ARRAY['x']);
-SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s, %L, 1, ''[{"type": "cancel_timer", "seq": 9}]'')',
-                        (SELECT message_id FROM tc2), (SELECT lease_token FROM tc2)),
-                 'PD004', NULL, 'cancel_timer of a seq that is no timer of the run is rejected with PD004');
-
 -- A durable call resolves once: a second outcome is refused, as is one for a closed run.
-SELECT is(durable._deliver('tm', 'w', 1, 'timer_fired', 1, '{}'), false,
+SELECT is(durable._deliver('cl', 'w', 1, 'activity_completed', 1, '{}'), false,
           '_deliver refuses a second outcome for an already resolved durable call');
-SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'tm' AND workflow_id = 'w' AND seq = 1 AND inbound), 1,
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'cl' AND workflow_id = 'w' AND seq = 1 AND inbound), 1,
           'the call keeps its single outcome');
-SELECT is(durable._deliver('tm', 'w', 1, 'signal_received', NULL, '{}'), true,
+SELECT is(durable._deliver('cl', 'w', 1, 'signal_received', NULL, '{}'), true,
           '_deliver records an event that resolves no call (seq NULL) on a running run');
 SELECT is(durable._deliver('st', 'w', 1, 'signal_received', 9, '{}'), false, '_deliver records nothing on a closed run');
 
@@ -437,59 +366,9 @@ SELECT is((SELECT status FROM durable.complete_workflow_task_v1((SELECT message_
           'a task that saw every event completes ok');
 
 -- ---------------------------------------------------------------------------
--- Eager dispatch from complete_workflow_task_v1
+-- Eager continuation: events that arrive during an eager worker's task
 -- ---------------------------------------------------------------------------
 SELECT pg_temp.start('eg', 'w') AS ignored \gset
-CREATE TEMP TABLE eg1 AS SELECT * FROM durable.claim_workflow_tasks_v1('eg', ARRAY['q'], ARRAY['w']);
-CREATE TEMP TABLE eg1_done AS
-SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM eg1), (SELECT lease_token FROM eg1), 1,
-    '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"},
-      {"type": "activity", "seq": 2, "name": "email", "args": "[2]"},
-      {"type": "activity", "seq": 3, "name": "charge", "args": "[3]", "task_queue": "other"}]',
-    '{"owner": "wk-e", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"]}');
-SELECT is((SELECT (status, jsonb_array_length(activities), events IS NULL)::text FROM eg1_done), '(ok,1,t)',
-          'with p_eager the completion hands back the activities the caller serves');
-SELECT is((SELECT a - '{message_id,lease_token}'::text[] FROM eg1_done, jsonb_array_elements(activities) a),
-          '{"attempt": 1, "activity_name": "charge", "stream": "q-activity", "workflow_id": "w", "run_id": 1,
-            "payload": {"seq": 1, "args": "[1]", "retry": null, "headers": {}, "start_to_close_timeout": null,
-                        "workflow_name": "w", "task_queue": "q"}}'::jsonb,
-          'shaped like a claim_activity_tasks_v1 row, as attempt 1');
-SELECT is((SELECT (m.lease_owner, m.lease_token = (a->>'lease_token')::uuid, m.attempt,
-                   m.visible_at - durable.now() BETWEEN interval '44 seconds' AND interval '45 seconds')::text
-           FROM eg1_done, jsonb_array_elements(activities) a JOIN durable.messages m ON m.id = (a->>'message_id')::bigint),
-          '(wk-e,t,1,t)', 'the activity task is born leased to the caller for lease_seconds');
-SELECT is((SELECT array_agg(name || '@' || stream || ':' || attempt || ':' || (lease_token IS NULL) ORDER BY id)
-           FROM durable.messages WHERE namespace = 'eg' AND kind = 'activity' AND lease_token IS NULL),
-          '{email@q-activity:0:true,charge@other-activity:0:true}'::text[],
-          'activities of other names or other streams are queued as usual');
-SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('eg', ARRAY['q-activity'], ARRAY['charge'])$$,
-                'no other worker can claim the eagerly leased activity');
--- Eager dispatch stops at the caller's free capacity.
-SELECT pg_temp.start('egc', 'w') AS ignored \gset
-CREATE TEMP TABLE egc1 AS SELECT * FROM durable.claim_workflow_tasks_v1('egc', ARRAY['q'], ARRAY['w']);
-CREATE TEMP TABLE egc1_done AS
-SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM egc1), (SELECT lease_token FROM egc1), 1,
-    '[{"type": "activity", "seq": 1, "name": "charge", "args": "[1]"},
-      {"type": "activity", "seq": 2, "name": "charge", "args": "[2]"},
-      {"type": "activity", "seq": 3, "name": "charge", "args": "[3]"}]',
-    '{"owner": "wk-c", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"],
-      "capacity": 2}');
-SELECT is((SELECT jsonb_path_query_array(activities, '$[*].payload.seq') FROM egc1_done), '[1, 2]'::jsonb,
-          'with p_eager capacity 2, only the first two activities come back leased to the caller');
-SELECT is((SELECT array_agg((payload->>'seq') || ':' || (lease_token IS NULL) || ':' || (visible_at <= durable.now())
-                            ORDER BY id)
-           FROM durable.messages WHERE namespace = 'egc' AND kind = 'activity' AND lease_owner IS DISTINCT FROM 'wk-c'),
-          '{3:true:true}'::text[], 'the third is queued, claimable at once by any worker');
-SELECT pg_temp.start('egc', 'z') AS ignored \gset
-CREATE TEMP TABLE egc2 AS SELECT * FROM durable.claim_workflow_tasks_v1('egc', ARRAY['q'], ARRAY['z']);
-SELECT is((SELECT jsonb_array_length(activities) FROM durable.complete_workflow_task_v1(
-               (SELECT message_id FROM egc2), (SELECT lease_token FROM egc2), 1,
-               '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]',
-               '{"owner": "wk-c", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"],
-                 "capacity": 0}')), 0,
-          'a caller without free capacity gets no activity eagerly');
--- Events that arrive during an eager worker's task: it keeps the task and gets them.
-SELECT durable.cancel_workflow_v1('eg', 'w') AS ignored \gset
 CREATE TEMP TABLE eg2 AS SELECT * FROM durable.claim_workflow_tasks_v1('eg', ARRAY['q'], ARRAY['w']);
 SELECT ok(durable._deliver('eg', 'w', 1, 'signal_received', NULL, '{"note": "late"}'), 'an event arrives during the next task');
 CREATE TEMP TABLE eg2_done AS
@@ -605,8 +484,6 @@ SELECT throws_like($$SELECT pg_temp.step('bnd', 'w', jsonb_build_array(jsonb_bui
                    'a command carrying more than 16 MiB is refused (PD004)');
 SELECT is(pg_temp.step('bnd', 'w', (SELECT jsonb_agg(jsonb_build_object('type', 'timer', 'seq', i, 'seconds', 60))
                                    FROM generate_series(1, 2000) i)), 'ok', '2000 commands are allowed');
-SELECT throws_like($$SELECT durable.fire_timers_v1('bnd', ARRAY['q'], 1001)$$,
-                   'fire_timers_v1 limit 1001 is out of range%', 'fire_timers_v1 fires at most 1000 timers a call');
 
 SELECT * FROM finish();
 ROLLBACK;

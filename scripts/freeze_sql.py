@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Freeze the engine in sql/ into a migration's SQL file.
+"""Generate the initial migration's SQL file from the engine in sql/.
 
-Run once per release for the initial revision:
+Until the first release, run it after every change to sql/:
 
     python scripts/freeze_sql.py            # writes migrations/sql/0001_initial.up.sql
     python scripts/freeze_sql.py --check    # exit 1 if that file differs from sql/
 
-Later revisions hold hand-written deltas; tests/test_migrations.py proves that
-sql/ and the migrations still build identical schemas.
+At the first release 0001 is frozen and later revisions hold hand-written
+deltas (migrations/README); tests/test_migrations.py proves that sql/ and the
+migrations still build identical schemas.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ sys.path.insert(0, str(REPO / "python"))
 from pgdurable._resources import engine_sql  # noqa: E402
 
 HEADER = (
-    "-- Frozen from sql/ (manifest order) by scripts/freeze_sql.py. Do not edit:\n"
-    "-- released migrations never change; later revisions add deltas.\n\n"
+    "-- Generated from sql/ (manifest order) by scripts/freeze_sql.py: edit sql/,\n"
+    "-- then regenerate with `python scripts/freeze_sql.py` (see migrations/README).\n\n"
 )
 
 

@@ -1,10 +1,71 @@
--- activities.sql: activity tasks. Claim (by activity name), complete,
--- fail (retry per policy or record the final failure), heartbeat, and the
--- bookkeeping of attempts lost with their worker.
--- Writes the 'activity' messages and, through _deliver, the owning run's
--- history. Execution is at-least-once; recording a result is exactly-once:
--- the result lands only while its lease is held, in the same transaction
--- that removes the task.
+-- activities.sql: activity tasks. Scheduling (a workflow task's activity
+-- commands, eagerly leased to the completing worker when it serves them),
+-- claim (by activity name), complete, fail (retry per policy or record the
+-- final failure), heartbeat, and the bookkeeping of attempts lost with
+-- their worker.
+-- Writes the 'activity' messages and, through _append_event and _deliver,
+-- the owning run's history. Execution is at-least-once; recording a result
+-- is exactly-once: the result lands only while its lease is held, in the
+-- same transaction that removes the task.
+
+-- Scheduling: complete_workflow_task_v1 (workflows.sql) calls these with the run locked.
+CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb, p_eager jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_queue text := coalesce(p_cmd->>'task_queue', p_wf.task_queue);
+    v_stream text := coalesce(p_cmd->>'task_queue', p_wf.task_queue) || '-activity';
+    v_eager boolean;
+    v_id bigint;
+BEGIN
+    PERFORM durable._check_name('activity name', p_cmd->>'name');
+    PERFORM durable._check_name('task queue', v_queue);
+    PERFORM durable._check_produce(p_wf.namespace, 'schedule activity', p_cmd->>'name', v_queue);
+    -- Eager dispatch: when the completing worker serves this activity itself,
+    -- the task is born leased to it (no claim, no NOTIFY, no wait).
+    v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
+               AND (p_eager->'activity_names') ? (p_cmd->>'name')
+               AND durable._may_consume(p_wf.namespace, v_stream);
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
+        (p_cmd->>'seq')::integer, false,
+        jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
+                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
+                                  attempt, max_attempts, lease_owner, lease_token, created_at)
+    VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
+            jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
+                               'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
+                               'start_to_close_timeout', p_cmd->'start_to_close_timeout',
+                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue),
+            CASE WHEN v_eager THEN v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+                 ELSE v_now END,
+            CASE WHEN v_eager THEN 1 ELSE 0 END,
+            coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
+            CASE WHEN v_eager THEN p_eager->>'owner' END,
+            CASE WHEN v_eager THEN gen_random_uuid() END,
+            v_now)
+    RETURNING id INTO v_id;
+    IF v_eager THEN
+        RETURN v_id;
+    END IF;
+    PERFORM durable._notify_stream(p_wf.namespace, v_stream);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
+    'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
+    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id).';
+
+CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'message_id', m.id, 'lease_token', m.lease_token, 'attempt', m.attempt,
+               'activity_name', m.name, 'stream', m.stream, 'workflow_id', m.workflow_id,
+               'run_id', m.run_id, 'payload', m.payload) ORDER BY m.id), '[]'::jsonb)
+    FROM durable.messages m WHERE m.id = ANY (p_ids)
+$$;
+COMMENT ON FUNCTION durable._activity_tasks(bigint[]) IS
+    'Internal: held activity tasks as JSON, shaped like claim_activity_tasks_v1 rows.';
 
 -- Ends an activity for good: its final outcome is an inbound event.
 CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb,

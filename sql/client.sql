@@ -1,7 +1,8 @@
 -- client.sql: what a client does to workflows from outside: read their
 -- outcome, state and history, list them, cancel and interrupt them.
 -- (Starting is start_workflow_v1 in workflows.sql; signals are
--- send_signal_v1 in signals.sql.) Writes only through _deliver/_close_run.
+-- send_signal_v1 in signals.sql.) Writes durable.workflows.cancel_requested;
+-- everything else only through _deliver/_close_run.
 
 CREATE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
 RETURNS TABLE (run_id integer, status text, result text, error jsonb)

@@ -1,6 +1,7 @@
 -- grants.sql: loaded last. Nothing in schema durable is callable by PUBLIC:
 -- the owner (and roles it grants to) run the engine; worker roles get
--- EXECUTE on their SECURITY DEFINER functions only (roles.sql).
+-- EXECUTE on their SECURITY DEFINER functions only (roles.sql). Writes no
+-- table: only privileges.
 --
 -- Postgres gives PUBLIC EXECUTE on every new function, and a per-schema
 -- ALTER DEFAULT PRIVILEGES cannot take that back. So every migration run

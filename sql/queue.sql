@@ -1,7 +1,7 @@
 -- queue.sql: streams. Enqueue (single, batch), claim by name with a lease,
 -- ack, heartbeat, release, wakeup channels and next_wakeup. Writes
 -- durable.messages only. Timers are messages of kind 'timer' whose
--- visible_at lies in the future (see workflows.sql for how they fire).
+-- visible_at lies in the future (see timers.sql for how they fire).
 
 -- NOTIFY channel names are at most 63 bytes: hash the stream name, salted
 -- with durable.secret so that no role can compute another namespace's
@@ -44,17 +44,6 @@ $$;
 COMMENT ON FUNCTION durable._notify_stream(text, text) IS
     'Internal: wakes the listeners of a stream (coalesced per transaction; skipped when the queue is full).';
 
-CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_stream IS NULL OR p_stream = '' OR length(p_stream) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid stream name %L: give a non-empty name of at most 1000 characters',
-                             left(p_stream, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_stream(text) IS 'Internal: rejects empty or oversized stream names.';
-
 CREATE FUNCTION durable.enqueue_v1(
     p_namespace text,
     p_stream text,
@@ -69,7 +58,7 @@ DECLARE
     v_now timestamptz := durable.now();
     v_id bigint;
 BEGIN
-    PERFORM durable._check_stream(p_stream);
+    PERFORM durable._check_name('stream name', p_stream);
     IF p_delay < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('negative delay %s: give a delay of zero or more', p_delay);
@@ -91,7 +80,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_stream(p_stream);
+    PERFORM durable._check_name('stream name', p_stream);
     IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'enqueue_batch_v1 takes a JSON array of {"name", "payload", "priority", "delay_seconds"}';

@@ -1,3 +1,4 @@
+-- (Over 450 lines: provisioning, scope checks and grants of worker roles are one security boundary.)
 -- roles.sql: scoped worker roles. A DBA provisions a login role per set of
 -- streams from psql; the role has no table privileges at all and may only
 -- EXECUTE the worker functions, which are SECURITY DEFINER and check
@@ -6,23 +7,7 @@
 -- and the task queues its workflows' commands may *produce* to (activities,
 -- children, signals to other workflows); by default its own queues. The DBA
 -- may also limit the signal ids its conditions wait on.
--- Writes durable.worker_credentials and cluster roles.
-
-CREATE TABLE durable.worker_credentials (
-    role_name text PRIMARY KEY,
-    namespace text NOT NULL,
-    database_name text NOT NULL,
-    stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
-    produce text[] NOT NULL,
-    signal_prefixes text[],
-    created_at timestamptz NOT NULL,
-    rotated_at timestamptz,
-    revoked_at timestamptz
-);
-COMMENT ON TABLE durable.worker_credentials IS
-    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
-    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
-    'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+-- Writes durable.worker_credentials (a table of schema.sql) and cluster roles.
 
 -- Is session_user the engine's owner (or a member of it, or a superuser)?
 -- Only such a caller runs worker functions without a worker role's scope.
@@ -352,7 +337,7 @@ BEGIN
             MESSAGE = 'give at least one stream name, e.g. ARRAY[''orders'', ''orders-activity'']';
     END IF;
     FOR i IN 1 .. cardinality(v_streams) LOOP
-        PERFORM durable._check_stream(v_streams[i]);
+        PERFORM durable._check_name('stream name', v_streams[i]);
     END LOOP;
     -- By default a role produces to its own task queues (a stream named
     -- <queue>-activity is queue <queue>'s activity stream).

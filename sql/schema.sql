@@ -154,6 +154,24 @@ CREATE TABLE durable.mailboxes (
     PRIMARY KEY (namespace, signal_id)
 );
 
+-- Worker roles a DBA provisioned (roles.sql): the functions a worker role
+-- may EXECUTE check session_user against this table.
+CREATE TABLE durable.worker_credentials (
+    role_name text PRIMARY KEY,
+    namespace text NOT NULL,
+    database_name text NOT NULL,
+    stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
+    produce text[] NOT NULL,
+    signal_prefixes text[],
+    created_at timestamptz NOT NULL,
+    rotated_at timestamptz,
+    revoked_at timestamptz
+);
+COMMENT ON TABLE durable.worker_credentials IS
+    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
+    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
+    'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+
 -- A per-database secret no worker role can read: NOTIFY channel names are
 -- derived from it, so nobody computes another namespace's channels from the
 -- public source. (The engine's own locks are row locks on engine tables.)
@@ -184,6 +202,19 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._check_payload(text) IS
     'Internal: PD004 for a payload (args, result, signal data, details, error) over 16 MiB.';
+
+CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
+                             p_what, left(p_value, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_name(text, text) IS
+    'Internal: the one name validator. PD004 "invalid <p_what> <value>" for a NULL, empty or over-1000-character '
+    'name: workflow id and name, task queue, activity name, stream name, signal id, namespace.';
 
 CREATE FUNCTION durable.schema_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;

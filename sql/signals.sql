@@ -1,6 +1,7 @@
 -- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
--- (buffered signals, FIFO, with an expiry) and durable.signal_waits
--- (conditions waiting, oldest first).
+-- (buffered signals, FIFO, with an expiry), durable.signal_waits
+-- (conditions waiting, oldest first) and durable.mailboxes (one row per
+-- signal id, whose row lock serialises it).
 --
 -- Lock order, everywhere: the waiting run first, then the signal id's lock
 -- (the row lock of its durable.mailboxes row). A sender
@@ -32,17 +33,6 @@ COMMENT ON FUNCTION durable._lock_signal(text, text) IS
     'Internal: serialises the mailbox of one signal id for the rest of the transaction (take it after '
     'any run lock, never before).';
 
-CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_signal_id IS NULL OR p_signal_id = '' OR length(p_signal_id) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid signal id %L: give a non-empty id of at most 1000 characters',
-                             left(p_signal_id, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty or oversized signal ids.';
-
 -- The oldest condition waiting on a signal id that a signal may reach
 -- (p_allowed_queues NULL: any run; else runs on those task queues).
 CREATE FUNCTION durable._oldest_wait(p_namespace text, p_signal_id text, p_allowed_queues text[])
@@ -72,7 +62,7 @@ DECLARE
     v_locked durable.signal_waits[] := '{}';
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_signal_id(p_signal_id);
+    PERFORM durable._check_name('signal id', p_signal_id);
     IF p_data IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
     END IF;
@@ -134,7 +124,7 @@ DECLARE
     v_signal durable.signals;
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_signal_id(p_signal_id);
+    PERFORM durable._check_name('signal id', p_signal_id);
     PERFORM durable._lock_signal(p_wf.namespace, p_signal_id);
     DELETE FROM durable.signals s
     WHERE s.id = (SELECT x.id FROM durable.signals x

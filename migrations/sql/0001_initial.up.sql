@@ -1,5 +1,5 @@
--- Frozen from sql/ (manifest order) by scripts/freeze_sql.py. Do not edit:
--- released migrations never change; later revisions add deltas.
+-- Generated from sql/ (manifest order) by scripts/freeze_sql.py: edit sql/,
+-- then regenerate with `python scripts/freeze_sql.py` (see migrations/README).
 
 -- >>> schema.sql
 -- schema.sql: the `durable` schema, its tables, the engine clock and the
@@ -158,6 +158,24 @@ CREATE TABLE durable.mailboxes (
     PRIMARY KEY (namespace, signal_id)
 );
 
+-- Worker roles a DBA provisioned (roles.sql): the functions a worker role
+-- may EXECUTE check session_user against this table.
+CREATE TABLE durable.worker_credentials (
+    role_name text PRIMARY KEY,
+    namespace text NOT NULL,
+    database_name text NOT NULL,
+    stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
+    produce text[] NOT NULL,
+    signal_prefixes text[],
+    created_at timestamptz NOT NULL,
+    rotated_at timestamptz,
+    revoked_at timestamptz
+);
+COMMENT ON TABLE durable.worker_credentials IS
+    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
+    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
+    'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+
 -- A per-database secret no worker role can read: NOTIFY channel names are
 -- derived from it, so nobody computes another namespace's channels from the
 -- public source. (The engine's own locks are row locks on engine tables.)
@@ -188,6 +206,19 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._check_payload(text) IS
     'Internal: PD004 for a payload (args, result, signal data, details, error) over 16 MiB.';
+
+CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
+                             p_what, left(p_value, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_name(text, text) IS
+    'Internal: the one name validator. PD004 "invalid <p_what> <value>" for a NULL, empty or over-1000-character '
+    'name: workflow id and name, task queue, activity name, stream name, signal id, namespace.';
 
 CREATE FUNCTION durable.schema_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$;
@@ -221,7 +252,7 @@ COMMENT ON FUNCTION durable.advance_clock(interval) IS
 -- queue.sql: streams. Enqueue (single, batch), claim by name with a lease,
 -- ack, heartbeat, release, wakeup channels and next_wakeup. Writes
 -- durable.messages only. Timers are messages of kind 'timer' whose
--- visible_at lies in the future (see workflows.sql for how they fire).
+-- visible_at lies in the future (see timers.sql for how they fire).
 
 -- NOTIFY channel names are at most 63 bytes: hash the stream name, salted
 -- with durable.secret so that no role can compute another namespace's
@@ -264,17 +295,6 @@ $$;
 COMMENT ON FUNCTION durable._notify_stream(text, text) IS
     'Internal: wakes the listeners of a stream (coalesced per transaction; skipped when the queue is full).';
 
-CREATE FUNCTION durable._check_stream(p_stream text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_stream IS NULL OR p_stream = '' OR length(p_stream) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid stream name %L: give a non-empty name of at most 1000 characters',
-                             left(p_stream, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_stream(text) IS 'Internal: rejects empty or oversized stream names.';
-
 CREATE FUNCTION durable.enqueue_v1(
     p_namespace text,
     p_stream text,
@@ -289,7 +309,7 @@ DECLARE
     v_now timestamptz := durable.now();
     v_id bigint;
 BEGIN
-    PERFORM durable._check_stream(p_stream);
+    PERFORM durable._check_name('stream name', p_stream);
     IF p_delay < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('negative delay %s: give a delay of zero or more', p_delay);
@@ -311,7 +331,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_stream(p_stream);
+    PERFORM durable._check_name('stream name', p_stream);
     IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'enqueue_batch_v1 takes a JSON array of {"name", "payload", "priority", "delay_seconds"}';
@@ -568,8 +588,9 @@ COMMENT ON FUNCTION durable.task_retry_delay_v1(integer) IS
 
 -- >>> signals.sql
 -- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
--- (buffered signals, FIFO, with an expiry) and durable.signal_waits
--- (conditions waiting, oldest first).
+-- (buffered signals, FIFO, with an expiry), durable.signal_waits
+-- (conditions waiting, oldest first) and durable.mailboxes (one row per
+-- signal id, whose row lock serialises it).
 --
 -- Lock order, everywhere: the waiting run first, then the signal id's lock
 -- (the row lock of its durable.mailboxes row). A sender
@@ -601,17 +622,6 @@ COMMENT ON FUNCTION durable._lock_signal(text, text) IS
     'Internal: serialises the mailbox of one signal id for the rest of the transaction (take it after '
     'any run lock, never before).';
 
-CREATE FUNCTION durable._check_signal_id(p_signal_id text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_signal_id IS NULL OR p_signal_id = '' OR length(p_signal_id) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid signal id %L: give a non-empty id of at most 1000 characters',
-                             left(p_signal_id, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_signal_id(text) IS 'Internal: rejects empty or oversized signal ids.';
-
 -- The oldest condition waiting on a signal id that a signal may reach
 -- (p_allowed_queues NULL: any run; else runs on those task queues).
 CREATE FUNCTION durable._oldest_wait(p_namespace text, p_signal_id text, p_allowed_queues text[])
@@ -641,7 +651,7 @@ DECLARE
     v_locked durable.signal_waits[] := '{}';
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_signal_id(p_signal_id);
+    PERFORM durable._check_name('signal id', p_signal_id);
     IF p_data IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
     END IF;
@@ -703,7 +713,7 @@ DECLARE
     v_signal durable.signals;
     v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_signal_id(p_signal_id);
+    PERFORM durable._check_name('signal id', p_signal_id);
     PERFORM durable._lock_signal(p_wf.namespace, p_signal_id);
     DELETE FROM durable.signals s
     WHERE s.id = (SELECT x.id FROM durable.signals x
@@ -798,15 +808,18 @@ COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
     'until p_ttl passes. Returns ''delivered'' or ''buffered''.';
 
 -- >>> workflows.sql
+-- (Over 450 lines: a run's lifecycle and the workflow task protocol share one lock order.)
 -- workflows.sql: workflow runs, their history and their workflow tasks.
--- Writes durable.workflows, durable.history and the 'workflow' and 'timer'
--- messages. A workflow task is the message that says "this run has new
--- inbound events": at most one per workflow, claimed by a worker that
--- replays the run and answers with complete_workflow_task_v1 — one call
--- that appends the commands' events, schedules activities, timers, waits
--- and children, and closes or continues the run.
+-- Writes durable.workflows, durable.history and the 'workflow' messages
+-- (and drops a closed run's pending messages). A workflow task is the
+-- message that says "this run has new inbound events": at most one per
+-- workflow, claimed by a worker that replays the run and answers with
+-- complete_workflow_task_v1 — one call that appends the commands' events,
+-- schedules activities (activities.sql), timers (timers.sql), waits
+-- (signals.sql) and children, and closes or continues the run.
 --
--- Lock order, everywhere: the workflow row first, then its messages.
+-- Lock order: the workflow row first, then its messages (the one exception,
+-- a due timer being fired, is explained in timers.sql).
 
 CREATE FUNCTION durable.closed_channel(p_namespace text) RETURNS text
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
@@ -815,18 +828,6 @@ $$;
 COMMENT ON FUNCTION durable.closed_channel(text) IS
     'The LISTEN channel NOTIFYed, with the workflow id as payload, when a run of the namespace closes '
     '(handle.result() waits on it: one LISTEN serves every handle). Salted: only the owner computes it.';
-
-CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
-                             p_what, left(p_value, 80));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._check_name(text, text) IS
-    'Internal: rejects empty or oversized workflow ids, names and task queues.';
 
 CREATE FUNCTION durable._append_event(p_namespace text, p_workflow_id text, p_run_id integer,
                                       p_event_type text, p_seq integer, p_inbound boolean,
@@ -1075,21 +1076,6 @@ COMMENT ON FUNCTION durable._close_run(durable.workflows, jsonb) IS
     'Internal: ends a run (completed, failed, cancelled, interrupted or continued), drops its pending work, '
     'NOTIFYs result() waiters, then continues as new, retries per the workflow policy, or tells the parent.';
 
-CREATE FUNCTION durable._fire_timer(p_timer durable.messages) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_timer.payload->>'timer' = 'condition_timeout' THEN
-        PERFORM durable._condition_timeout(p_timer.namespace, p_timer.payload->>'signal_id',
-                                           p_timer.workflow_id, p_timer.run_id, (p_timer.payload->>'seq')::integer);
-    ELSE
-        PERFORM durable._deliver(p_timer.namespace, p_timer.workflow_id, p_timer.run_id, 'timer_fired',
-                                 (p_timer.payload->>'seq')::integer,
-                                 jsonb_build_object('due_at', p_timer.payload->'due_at'));
-    END IF;
-END $$;
-COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
-    'Internal: a due timer resolves its sleep, or times out its condition unless a signal won.';
-
 CREATE FUNCTION durable._inbound_events(p_namespace text, p_workflow_id text, p_run_id integer,
                                         p_after integer) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -1102,17 +1088,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION durable._inbound_events(text, text, integer, integer) IS
     'Internal: the inbound events of a run after event p_after, oldest first, as JSON.';
-
-CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'message_id', m.id, 'lease_token', m.lease_token, 'attempt', m.attempt,
-               'activity_name', m.name, 'stream', m.stream, 'workflow_id', m.workflow_id,
-               'run_id', m.run_id, 'payload', m.payload) ORDER BY m.id), '[]'::jsonb)
-    FROM durable.messages m WHERE m.id = ANY (p_ids)
-$$;
-COMMENT ON FUNCTION durable._activity_tasks(bigint[]) IS
-    'Internal: held activity tasks as JSON, shaped like claim_activity_tasks_v1 rows.';
 
 CREATE FUNCTION durable._workflow_task_json(p_msg durable.messages, p_wf durable.workflows) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -1178,37 +1153,6 @@ COMMENT ON FUNCTION durable._lease_workflow_task(text, text, integer, jsonb) IS
     'Internal: leases a run''s visible workflow task to the worker described by p_eager, if it serves '
     'that workflow; returns it as JSON (NULL otherwise).';
 
-CREATE FUNCTION durable.fire_timers_v1(p_namespace text, p_task_queues text[], p_limit integer DEFAULT 500)
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_timer durable.messages;
-    v_fired integer := 0;
-    v_now timestamptz := durable.now();
-BEGIN
-    PERFORM durable._authorize(p_namespace, p_task_queues);
-    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
-    END IF;
-    FOR v_timer IN
-        DELETE FROM durable.messages d
-        WHERE d.id IN (SELECT t.id FROM durable.messages t
-                       WHERE t.namespace = p_namespace AND t.stream = ANY (p_task_queues)
-                         AND t.kind = 'timer' AND t.visible_at <= v_now
-                       ORDER BY t.visible_at, t.id
-                       LIMIT p_limit
-                       FOR UPDATE SKIP LOCKED)
-        RETURNING d.*
-    LOOP
-        PERFORM durable._fire_timer(v_timer);
-        v_fired := v_fired + 1;
-    END LOOP;
-    RETURN v_fired;
-END $$;
-COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
-    'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
-
 CREATE FUNCTION durable.claim_workflow_tasks_v1(
     p_namespace text,
     p_task_queues text[],
@@ -1235,12 +1179,7 @@ BEGIN
     SELECT c.id, c.lease_token, c.attempt, w.workflow_id, w.run_id,
            w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
            w.processed_event_id, w.cancel_requested,
-           (SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
-                                                         'seq', h.seq, 'data', h.data, 'at', h.created_at)
-                                      ORDER BY h.event_id), '[]'::jsonb)
-            FROM durable.history h
-            WHERE h.namespace = w.namespace AND h.workflow_id = w.workflow_id AND h.run_id = w.run_id
-              AND h.inbound AND h.event_id > w.processed_event_id)
+           durable._inbound_events(w.namespace, w.workflow_id, w.run_id, w.processed_event_id)
     FROM unnest(v_claimed) c
     JOIN durable.workflows w
       ON w.namespace = p_namespace AND w.workflow_id = c.workflow_id AND w.run_id = c.run_id;
@@ -1249,103 +1188,6 @@ COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], intege
     'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '
     'run''s inbound events the workflow code has not yet seen (events after processed_event_id).';
 
-CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb, p_eager jsonb DEFAULT NULL)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_now timestamptz := durable.now();
-    v_queue text := coalesce(p_cmd->>'task_queue', p_wf.task_queue);
-    v_stream text := coalesce(p_cmd->>'task_queue', p_wf.task_queue) || '-activity';
-    v_eager boolean;
-    v_id bigint;
-BEGIN
-    PERFORM durable._check_name('activity name', p_cmd->>'name');
-    PERFORM durable._check_name('task queue', v_queue);
-    PERFORM durable._check_produce(p_wf.namespace, 'schedule activity', p_cmd->>'name', v_queue);
-    -- Eager dispatch: when the completing worker serves this activity itself,
-    -- the task is born leased to it (no claim, no NOTIFY, no wait).
-    v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
-               AND (p_eager->'activity_names') ? (p_cmd->>'name')
-               AND durable._may_consume(p_wf.namespace, v_stream);
-    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
-        (p_cmd->>'seq')::integer, false,
-        jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
-                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
-    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
-                                  attempt, max_attempts, lease_owner, lease_token, created_at)
-    VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
-            jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
-                               'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
-                               'start_to_close_timeout', p_cmd->'start_to_close_timeout',
-                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue),
-            CASE WHEN v_eager THEN v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
-                 ELSE v_now END,
-            CASE WHEN v_eager THEN 1 ELSE 0 END,
-            coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
-            CASE WHEN v_eager THEN p_eager->>'owner' END,
-            CASE WHEN v_eager THEN gen_random_uuid() END,
-            v_now)
-    RETURNING id INTO v_id;
-    IF v_eager THEN
-        RETURN v_id;
-    END IF;
-    PERFORM durable._notify_stream(p_wf.namespace, v_stream);
-    RETURN NULL;
-END $$;
-COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
-    'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
-    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id).';
-
-CREATE FUNCTION durable._start_timer(p_wf durable.workflows, p_seq integer, p_seconds double precision,
-                                     p_payload jsonb) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_now timestamptz := durable.now();
-    v_due timestamptz;
-BEGIN
-    IF p_seconds IS NULL OR p_seconds < 0 OR p_seconds > 100 * 365 * 86400.0 THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
-    END IF;
-    v_due := v_now + make_interval(secs => p_seconds);
-    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at, created_at)
-    VALUES (p_wf.namespace, p_wf.task_queue, 'timer', p_wf.workflow_name, p_wf.workflow_id, p_wf.run_id,
-            p_payload || jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
-    PERFORM durable._notify_stream(p_wf.namespace, p_wf.task_queue);
-END $$;
-COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
-    'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
-
--- Withdraws a timer the workflow code abandoned (the timeout of an asyncio.wait_for whose
--- awaitable finished first, a cancelled sleep): it neither wakes the run nor shows as pending.
--- A timer being fired right now is skipped, not waited for (fire_timers_v1 locks the timer,
--- then the run): its timer_fired reaches nobody.
-CREATE FUNCTION durable._cancel_timer(p_wf durable.workflows, p_seq integer) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_withdrawn boolean;
-BEGIN
-    IF p_seq IS NULL OR NOT EXISTS (
-        SELECT 1 FROM durable.history h
-        WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
-          AND h.seq = p_seq AND h.event_type = 'timer_started') THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
-                             p_seq, p_wf.workflow_id, p_wf.run_id);
-    END IF;
-    DELETE FROM durable.messages m
-    WHERE m.id IN (SELECT x.id FROM durable.messages x
-                   WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
-                     AND x.run_id = p_wf.run_id AND x.kind = 'timer' AND (x.payload->>'seq')::integer = p_seq
-                   FOR UPDATE SKIP LOCKED);
-    v_withdrawn := FOUND;
-    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_cancelled', p_seq,
-                                  false, jsonb_build_object('withdrawn', v_withdrawn));
-END $$;
-COMMENT ON FUNCTION durable._cancel_timer(durable.workflows, integer) IS
-    'Internal: deletes the timer of durable call p_seq (one the workflow code abandoned) and records '
-    'timer_cancelled (withdrawn false: it had fired already). PD004 if p_seq is no timer of the run.';
-
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1353,9 +1195,9 @@ DECLARE
     v_child_run integer;
     v_refusal text;
 BEGIN
+    -- No 'activity' here: complete_workflow_task_v1 hands those to _schedule_activity
+    -- itself (eager dispatch needs its count of activities leased so far).
     CASE p_cmd->>'type'
-    WHEN 'activity' THEN
-        PERFORM durable._schedule_activity(p_wf, p_cmd, NULL);
     WHEN 'timer' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_started', v_seq,
                                       false, jsonb_build_object('seconds', p_cmd->'seconds'));
@@ -1421,7 +1263,8 @@ BEGIN
     RETURN false;
 END $$;
 COMMENT ON FUNCTION durable._apply_command(durable.workflows, jsonb) IS
-    'Internal: applies one command of a workflow task; returns true when it closed the run.';
+    'Internal: applies one command of a workflow task other than activity (complete_workflow_task_v1 '
+    'schedules those); returns true when it closed the run.';
 
 CREATE FUNCTION durable.complete_workflow_task_v1(
     p_message_id bigint,
@@ -1561,14 +1404,185 @@ COMMENT ON FUNCTION durable.fail_workflow_task_v1(bigint, uuid, jsonb) IS
     'Records that a workflow task failed inside the engine (non-determinism, undecodable payload) and '
     'retries it after a backoff capped at 60 s. History is never rewritten. Returns the delay.';
 
+-- >>> timers.sql
+-- timers.sql: durable timers. A timer is a message of kind 'timer' on its
+-- run's task queue, due when its visible_at passes: a sleep, or the timeout
+-- of a condition. _start_timer enqueues one, _cancel_timer withdraws one the
+-- workflow code abandoned, fire_timers_v1 (run by every workflow task claim)
+-- turns the due ones into inbound events: timer_fired, or signal_timed_out
+-- unless a signal won (signals.sql).
+-- Writes the 'timer' messages and, through _append_event and _deliver, the
+-- run's history.
+--
+-- Lock order: fire_timers_v1 locks a due timer, then its run (_deliver).
+-- Whoever holds a run first (closing it, cancelling a timer) skips a timer
+-- locked by a firing, so the two never wait on each other in a cycle.
+
+CREATE FUNCTION durable._start_timer(p_wf durable.workflows, p_seq integer, p_seconds double precision,
+                                     p_payload jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_due timestamptz;
+BEGIN
+    IF p_seconds IS NULL OR p_seconds < 0 OR p_seconds > 100 * 365 * 86400.0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
+    END IF;
+    v_due := v_now + make_interval(secs => p_seconds);
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at, created_at)
+    VALUES (p_wf.namespace, p_wf.task_queue, 'timer', p_wf.workflow_name, p_wf.workflow_id, p_wf.run_id,
+            p_payload || jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
+    PERFORM durable._notify_stream(p_wf.namespace, p_wf.task_queue);
+END $$;
+COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
+    'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
+
+-- Withdraws a timer the workflow code abandoned (the timeout of an asyncio.wait_for whose
+-- awaitable finished first, a cancelled sleep): it neither wakes the run nor shows as pending.
+-- A timer being fired right now is skipped, not waited for (fire_timers_v1 locks the timer,
+-- then the run): its timer_fired reaches nobody.
+CREATE FUNCTION durable._cancel_timer(p_wf durable.workflows, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_withdrawn boolean;
+BEGIN
+    IF p_seq IS NULL OR NOT EXISTS (
+        SELECT 1 FROM durable.history h
+        WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
+          AND h.seq = p_seq AND h.event_type = 'timer_started') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
+                             p_seq, p_wf.workflow_id, p_wf.run_id);
+    END IF;
+    DELETE FROM durable.messages m
+    WHERE m.id IN (SELECT x.id FROM durable.messages x
+                   WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
+                     AND x.run_id = p_wf.run_id AND x.kind = 'timer' AND (x.payload->>'seq')::integer = p_seq
+                   FOR UPDATE SKIP LOCKED);
+    v_withdrawn := FOUND;
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_cancelled', p_seq,
+                                  false, jsonb_build_object('withdrawn', v_withdrawn));
+END $$;
+COMMENT ON FUNCTION durable._cancel_timer(durable.workflows, integer) IS
+    'Internal: deletes the timer of durable call p_seq (one the workflow code abandoned) and records '
+    'timer_cancelled (withdrawn false: it had fired already). PD004 if p_seq is no timer of the run.';
+
+CREATE FUNCTION durable._fire_timer(p_timer durable.messages) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_timer.payload->>'timer' = 'condition_timeout' THEN
+        PERFORM durable._condition_timeout(p_timer.namespace, p_timer.payload->>'signal_id',
+                                           p_timer.workflow_id, p_timer.run_id, (p_timer.payload->>'seq')::integer);
+    ELSE
+        PERFORM durable._deliver(p_timer.namespace, p_timer.workflow_id, p_timer.run_id, 'timer_fired',
+                                 (p_timer.payload->>'seq')::integer,
+                                 jsonb_build_object('due_at', p_timer.payload->'due_at'));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
+    'Internal: a due timer resolves its sleep, or times out its condition unless a signal won.';
+
+CREATE FUNCTION durable.fire_timers_v1(p_namespace text, p_task_queues text[], p_limit integer DEFAULT 500)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_timer durable.messages;
+    v_fired integer := 0;
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._authorize(p_namespace, p_task_queues);
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
+    END IF;
+    FOR v_timer IN
+        DELETE FROM durable.messages d
+        WHERE d.id IN (SELECT t.id FROM durable.messages t
+                       WHERE t.namespace = p_namespace AND t.stream = ANY (p_task_queues)
+                         AND t.kind = 'timer' AND t.visible_at <= v_now
+                       ORDER BY t.visible_at, t.id
+                       LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED)
+        RETURNING d.*
+    LOOP
+        PERFORM durable._fire_timer(v_timer);
+        v_fired := v_fired + 1;
+    END LOOP;
+    RETURN v_fired;
+END $$;
+COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
+    'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
+
 -- >>> activities.sql
--- activities.sql: activity tasks. Claim (by activity name), complete,
--- fail (retry per policy or record the final failure), heartbeat, and the
--- bookkeeping of attempts lost with their worker.
--- Writes the 'activity' messages and, through _deliver, the owning run's
--- history. Execution is at-least-once; recording a result is exactly-once:
--- the result lands only while its lease is held, in the same transaction
--- that removes the task.
+-- activities.sql: activity tasks. Scheduling (a workflow task's activity
+-- commands, eagerly leased to the completing worker when it serves them),
+-- claim (by activity name), complete, fail (retry per policy or record the
+-- final failure), heartbeat, and the bookkeeping of attempts lost with
+-- their worker.
+-- Writes the 'activity' messages and, through _append_event and _deliver,
+-- the owning run's history. Execution is at-least-once; recording a result
+-- is exactly-once: the result lands only while its lease is held, in the
+-- same transaction that removes the task.
+
+-- Scheduling: complete_workflow_task_v1 (workflows.sql) calls these with the run locked.
+CREATE FUNCTION durable._schedule_activity(p_wf durable.workflows, p_cmd jsonb, p_eager jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_queue text := coalesce(p_cmd->>'task_queue', p_wf.task_queue);
+    v_stream text := coalesce(p_cmd->>'task_queue', p_wf.task_queue) || '-activity';
+    v_eager boolean;
+    v_id bigint;
+BEGIN
+    PERFORM durable._check_name('activity name', p_cmd->>'name');
+    PERFORM durable._check_name('task queue', v_queue);
+    PERFORM durable._check_produce(p_wf.namespace, 'schedule activity', p_cmd->>'name', v_queue);
+    -- Eager dispatch: when the completing worker serves this activity itself,
+    -- the task is born leased to it (no claim, no NOTIFY, no wait).
+    v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
+               AND (p_eager->'activity_names') ? (p_cmd->>'name')
+               AND durable._may_consume(p_wf.namespace, v_stream);
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
+        (p_cmd->>'seq')::integer, false,
+        jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
+                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
+                                  attempt, max_attempts, lease_owner, lease_token, created_at)
+    VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
+            jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
+                               'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
+                               'start_to_close_timeout', p_cmd->'start_to_close_timeout',
+                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue),
+            CASE WHEN v_eager THEN v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+                 ELSE v_now END,
+            CASE WHEN v_eager THEN 1 ELSE 0 END,
+            coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
+            CASE WHEN v_eager THEN p_eager->>'owner' END,
+            CASE WHEN v_eager THEN gen_random_uuid() END,
+            v_now)
+    RETURNING id INTO v_id;
+    IF v_eager THEN
+        RETURN v_id;
+    END IF;
+    PERFORM durable._notify_stream(p_wf.namespace, v_stream);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
+    'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
+    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id).';
+
+CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'message_id', m.id, 'lease_token', m.lease_token, 'attempt', m.attempt,
+               'activity_name', m.name, 'stream', m.stream, 'workflow_id', m.workflow_id,
+               'run_id', m.run_id, 'payload', m.payload) ORDER BY m.id), '[]'::jsonb)
+    FROM durable.messages m WHERE m.id = ANY (p_ids)
+$$;
+COMMENT ON FUNCTION durable._activity_tasks(bigint[]) IS
+    'Internal: held activity tasks as JSON, shaped like claim_activity_tasks_v1 rows.';
 
 -- Ends an activity for good: its final outcome is an inbound event.
 CREATE FUNCTION durable._finish_activity(p_msg durable.messages, p_event_type text, p_data jsonb,
@@ -1844,7 +1858,8 @@ COMMENT ON FUNCTION durable.wake_for_unknown_activities_v1(text, text, text[], t
 -- client.sql: what a client does to workflows from outside: read their
 -- outcome, state and history, list them, cancel and interrupt them.
 -- (Starting is start_workflow_v1 in workflows.sql; signals are
--- send_signal_v1 in signals.sql.) Writes only through _deliver/_close_run.
+-- send_signal_v1 in signals.sql.) Writes durable.workflows.cancel_requested;
+-- everything else only through _deliver/_close_run.
 
 CREATE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
 RETURNS TABLE (run_id integer, status text, result text, error jsonb)
@@ -2053,6 +2068,7 @@ COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS
     'refused. Returns false if it was not running; PD003 for an unknown id.';
 
 -- >>> roles.sql
+-- (Over 450 lines: provisioning, scope checks and grants of worker roles are one security boundary.)
 -- roles.sql: scoped worker roles. A DBA provisions a login role per set of
 -- streams from psql; the role has no table privileges at all and may only
 -- EXECUTE the worker functions, which are SECURITY DEFINER and check
@@ -2061,23 +2077,7 @@ COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS
 -- and the task queues its workflows' commands may *produce* to (activities,
 -- children, signals to other workflows); by default its own queues. The DBA
 -- may also limit the signal ids its conditions wait on.
--- Writes durable.worker_credentials and cluster roles.
-
-CREATE TABLE durable.worker_credentials (
-    role_name text PRIMARY KEY,
-    namespace text NOT NULL,
-    database_name text NOT NULL,
-    stream_names text[] NOT NULL CHECK (cardinality(stream_names) > 0),
-    produce text[] NOT NULL,
-    signal_prefixes text[],
-    created_at timestamptz NOT NULL,
-    rotated_at timestamptz,
-    revoked_at timestamptz
-);
-COMMENT ON TABLE durable.worker_credentials IS
-    'Provisioned worker roles and their scopes: streams they may consume, task queues they may produce '
-    'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
-    'passwords are never stored here (Postgres keeps only their SCRAM hash).';
+-- Writes durable.worker_credentials (a table of schema.sql) and cluster roles.
 
 -- Is session_user the engine's owner (or a member of it, or a superuser)?
 -- Only such a caller runs worker functions without a worker role's scope.
@@ -2407,7 +2407,7 @@ BEGIN
             MESSAGE = 'give at least one stream name, e.g. ARRAY[''orders'', ''orders-activity'']';
     END IF;
     FOR i IN 1 .. cardinality(v_streams) LOOP
-        PERFORM durable._check_stream(v_streams[i]);
+        PERFORM durable._check_name('stream name', v_streams[i]);
     END LOOP;
     -- By default a role produces to its own task queues (a stream named
     -- <queue>-activity is queue <queue>'s activity stream).
@@ -2612,7 +2612,8 @@ COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
 -- >>> grants.sql
 -- grants.sql: loaded last. Nothing in schema durable is callable by PUBLIC:
 -- the owner (and roles it grants to) run the engine; worker roles get
--- EXECUTE on their SECURITY DEFINER functions only (roles.sql).
+-- EXECUTE on their SECURITY DEFINER functions only (roles.sql). Writes no
+-- table: only privileges.
 --
 -- Postgres gives PUBLIC EXECUTE on every new function, and a per-schema
 -- ALTER DEFAULT PRIVILEGES cannot take that back. So every migration run

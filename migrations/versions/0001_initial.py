@@ -4,10 +4,11 @@ Revision ID: 0001_initial
 Revises:
 Create Date: 2025-11-25
 
-Applies migrations/sql/0001_initial.up.sql, frozen from sql/ by
-scripts/freeze_sql.py; the downgrade applies 0001_initial.down.sql, which
-drops the `durable` schema (cluster-wide worker roles are left to the DBA:
-`durable.revoke_worker_role` / DROP ROLE).
+Applies migrations/sql/0001_initial.up.sql, generated from sql/ by
+scripts/freeze_sql.py (frozen at the first release: migrations/README); the
+downgrade applies 0001_initial.down.sql, which drops the `durable` schema
+(cluster-wide worker roles are left to the DBA: `durable.revoke_worker_role` /
+DROP ROLE).
 """
 
 from __future__ import annotations

@@ -1,0 +1,108 @@
+-- timers.sql: durable timers. A timer is a message of kind 'timer' on its
+-- run's task queue, due when its visible_at passes: a sleep, or the timeout
+-- of a condition. _start_timer enqueues one, _cancel_timer withdraws one the
+-- workflow code abandoned, fire_timers_v1 (run by every workflow task claim)
+-- turns the due ones into inbound events: timer_fired, or signal_timed_out
+-- unless a signal won (signals.sql).
+-- Writes the 'timer' messages and, through _append_event and _deliver, the
+-- run's history.
+--
+-- Lock order: fire_timers_v1 locks a due timer, then its run (_deliver).
+-- Whoever holds a run first (closing it, cancelling a timer) skips a timer
+-- locked by a firing, so the two never wait on each other in a cycle.
+
+CREATE FUNCTION durable._start_timer(p_wf durable.workflows, p_seq integer, p_seconds double precision,
+                                     p_payload jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_due timestamptz;
+BEGIN
+    IF p_seconds IS NULL OR p_seconds < 0 OR p_seconds > 100 * 365 * 86400.0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
+    END IF;
+    v_due := v_now + make_interval(secs => p_seconds);
+    INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at, created_at)
+    VALUES (p_wf.namespace, p_wf.task_queue, 'timer', p_wf.workflow_name, p_wf.workflow_id, p_wf.run_id,
+            p_payload || jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
+    PERFORM durable._notify_stream(p_wf.namespace, p_wf.task_queue);
+END $$;
+COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
+    'Internal: enqueues a timer message due in p_seconds on the run''s task queue.';
+
+-- Withdraws a timer the workflow code abandoned (the timeout of an asyncio.wait_for whose
+-- awaitable finished first, a cancelled sleep): it neither wakes the run nor shows as pending.
+-- A timer being fired right now is skipped, not waited for (fire_timers_v1 locks the timer,
+-- then the run): its timer_fired reaches nobody.
+CREATE FUNCTION durable._cancel_timer(p_wf durable.workflows, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_withdrawn boolean;
+BEGIN
+    IF p_seq IS NULL OR NOT EXISTS (
+        SELECT 1 FROM durable.history h
+        WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
+          AND h.seq = p_seq AND h.event_type = 'timer_started') THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
+                             p_seq, p_wf.workflow_id, p_wf.run_id);
+    END IF;
+    DELETE FROM durable.messages m
+    WHERE m.id IN (SELECT x.id FROM durable.messages x
+                   WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
+                     AND x.run_id = p_wf.run_id AND x.kind = 'timer' AND (x.payload->>'seq')::integer = p_seq
+                   FOR UPDATE SKIP LOCKED);
+    v_withdrawn := FOUND;
+    PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_cancelled', p_seq,
+                                  false, jsonb_build_object('withdrawn', v_withdrawn));
+END $$;
+COMMENT ON FUNCTION durable._cancel_timer(durable.workflows, integer) IS
+    'Internal: deletes the timer of durable call p_seq (one the workflow code abandoned) and records '
+    'timer_cancelled (withdrawn false: it had fired already). PD004 if p_seq is no timer of the run.';
+
+CREATE FUNCTION durable._fire_timer(p_timer durable.messages) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_timer.payload->>'timer' = 'condition_timeout' THEN
+        PERFORM durable._condition_timeout(p_timer.namespace, p_timer.payload->>'signal_id',
+                                           p_timer.workflow_id, p_timer.run_id, (p_timer.payload->>'seq')::integer);
+    ELSE
+        PERFORM durable._deliver(p_timer.namespace, p_timer.workflow_id, p_timer.run_id, 'timer_fired',
+                                 (p_timer.payload->>'seq')::integer,
+                                 jsonb_build_object('due_at', p_timer.payload->'due_at'));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
+    'Internal: a due timer resolves its sleep, or times out its condition unless a signal won.';
+
+CREATE FUNCTION durable.fire_timers_v1(p_namespace text, p_task_queues text[], p_limit integer DEFAULT 500)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_timer durable.messages;
+    v_fired integer := 0;
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._authorize(p_namespace, p_task_queues);
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
+    END IF;
+    FOR v_timer IN
+        DELETE FROM durable.messages d
+        WHERE d.id IN (SELECT t.id FROM durable.messages t
+                       WHERE t.namespace = p_namespace AND t.stream = ANY (p_task_queues)
+                         AND t.kind = 'timer' AND t.visible_at <= v_now
+                       ORDER BY t.visible_at, t.id
+                       LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED)
+        RETURNING d.*
+    LOOP
+        PERFORM durable._fire_timer(v_timer);
+        v_fired := v_fired + 1;
+    END LOOP;
+    RETURN v_fired;
+END $$;
+COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
+    'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
