@@ -151,8 +151,8 @@ SELECT throws_ok($$SELECT durable.stream_channels_v1('sec', ARRAY['payments'])$$
                  'stream_channels_v1 outside the role''s scope is refused');
 SELECT is(cardinality(durable.stream_channels_v1('sec', ARRAY['orders'])), 1,
           'stream_channels_v1 gives the channel of its own stream');
-SELECT throws_ok($$SELECT * FROM durable.claim_v1('sec', ARRAY['payments'], ARRAY['x'])$$, 'PD005', NULL,
-                 'claiming another team''s stream is still refused');
+SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('sec', ARRAY['payments'], ARRAY['x'])$$,
+                 'PD005', NULL, 'claiming another team''s stream is still refused');
 
 -- Forging: the worker role's signal must not reach the payments run.
 SELECT throws_like(format($$SELECT * FROM durable.complete_workflow_task_v1(%s, %L, 1,
@@ -186,14 +186,14 @@ SELECT is(pg_temp.inbound('sec', 'p-1'), '{workflow_started}'::text[],
 -- As a member of the worker role (logged in as itself)
 -- ===========================================================================
 SET SESSION AUTHORIZATION pgdurable_tap_member;
-SELECT ok(has_function_privilege('durable.claim_v1(text, text[], text[], integer, interval, text)', 'EXECUTE'),
+SELECT ok(has_function_privilege('durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text)', 'EXECUTE'),
           'a member inherits the worker role''s EXECUTE grants');
-SELECT throws_ok($$SELECT * FROM durable.claim_v1('sec', ARRAY['payments'], ARRAY['x'])$$, 'PD005', NULL,
+SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('sec', ARRAY['payments'], ARRAY['x'])$$, 'PD005', NULL,
                  'a member is refused on another team''s stream');
-SELECT throws_ok($$SELECT * FROM durable.claim_v1('sec', ARRAY['orders'], ARRAY['x'])$$, 'PD005', NULL,
+SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('sec', ARRAY['orders'], ARRAY['x'])$$, 'PD005', NULL,
                  'a member is refused even on the worker role''s own stream');
 SELECT format('SET ROLE %I', :'wrk') \gexec
-SELECT throws_ok($$SELECT * FROM durable.claim_v1('sec', ARRAY['orders'], ARRAY['x'])$$, 'PD005', NULL,
+SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('sec', ARRAY['orders'], ARRAY['x'])$$, 'PD005', NULL,
                  'a member that SET ROLEs to the worker role is still refused (session_user is the member)');
 RESET ROLE;
 RESET SESSION AUTHORIZATION;
@@ -202,7 +202,7 @@ RESET SESSION AUTHORIZATION;
 -- As the revoked role
 -- ===========================================================================
 SET SESSION AUTHORIZATION :'gone';
-SELECT throws_ok($$SELECT * FROM durable.claim_v1('sec', ARRAY['gone'], ARRAY['x'])$$, '42501', NULL,
+SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('sec', ARRAY['gone'], ARRAY['x'])$$, '42501', NULL,
                  'a revoked role can no longer execute any worker function');
 RESET SESSION AUTHORIZATION;
 

@@ -2251,8 +2251,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',
         'durable.heartbeat_activity_v1(bigint, uuid, text, interval)',
         'durable.wake_for_unknown_activities_v1(text, text, text[], text[], text[], integer)',
-        'durable.claim_v1(text, text[], text[], integer, interval, text)',
-        'durable.ack_v1(bigint, uuid)',
         'durable.extend_lease_v1(bigint[], uuid[], interval)',
         'durable.release_v1(bigint, uuid, interval)',
         'durable.next_wakeup_v1(text, text[], text[])'

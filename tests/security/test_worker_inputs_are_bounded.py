@@ -55,7 +55,6 @@ def _activity_task(owner: Owner, worker: psycopg.Connection, workflow_id: str = 
 # -- claims and leases ----------------------------------------------------------------------------
 
 CLAIMS = {
-    "claim_v1": "SELECT * FROM durable.claim_v1('durable', ARRAY['orders'], ARRAY['job'], %s, %s::interval)",
     "claim_workflow_tasks_v1": "SELECT * FROM durable.claim_workflow_tasks_v1('durable', ARRAY['orders'], "
                                "ARRAY['order_workflow'], %s, %s::interval)",
     "claim_activity_tasks_v1": "SELECT * FROM durable.claim_activity_tasks_v1('durable', "

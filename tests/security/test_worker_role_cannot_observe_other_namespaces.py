@@ -117,7 +117,6 @@ def foreign(owner: Owner) -> dict[str, Any]:
 
 COMPLETE = "SELECT * FROM durable.complete_workflow_task_v1(%s, %s, 1, %s)"
 CALLS = {
-    "ack_v1": ("message", "SELECT durable.ack_v1(%s, %s)", lambda i, t: [i, t]),
     "release_v1": ("message", "SELECT durable.release_v1(%s, %s)", lambda i, t: [i, t]),
     "extend_lease_v1": ("message", "SELECT durable.extend_lease_v1(%s, %s, '30 seconds')",
                         lambda i, t: [[i], [t]]),
