@@ -77,7 +77,7 @@ def db_prune(
     `SELECT durable.prune('30 days')` in psql."""
     from datetime import timedelta
 
-    from pgdurable import store
+    from pgdurable import Durable
     from pgdurable.connection import Connection
     from pgdurable.durations import to_seconds
 
@@ -88,14 +88,8 @@ def db_prune(
 
     async def run(resolved: str) -> int:
         connection = Connection(resolved, pool_size=1)
-        total = 0
         try:
-            async with connection.connect() as conn:
-                while True:
-                    removed = await store.prune(conn, retention, namespace, batch)
-                    total += removed
-                    if removed < batch:
-                        return total
+            return await Durable.prune(connection, retention, namespace, batch)
         finally:
             await connection.close()
 
