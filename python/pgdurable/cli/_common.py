@@ -63,7 +63,6 @@ def describe_error(exc: BaseException) -> str | None:
     import psycopg
 
     from pgdurable import errors
-    from pgdurable._dsn import MissingDsnError
     from pgdurable.embedded import EmbeddedPostgresError
 
     try:
@@ -77,11 +76,11 @@ def describe_error(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, psycopg.OperationalError):
         return f"cannot connect to the database: {_one_line(str(exc))}"
-    if isinstance(exc, ConnectionError):  # Connection's wrapping of the above
+    if isinstance(exc, ConnectionError):  # errors.DatabaseUnavailableError, or a socket's own error
         return _one_line(str(exc))
     if isinstance(exc, psycopg.Error):
         return f"database error: {_one_line(exc.diag.message_primary or str(exc))}"
-    if isinstance(exc, (errors.DurableError, MissingDsnError)):
+    if isinstance(exc, errors.DurableError):  # MissingDsnError included
         return _one_line(str(exc))
     if isinstance(exc, EmbeddedPostgresError):
         return str(exc)  # several lines: the server log's tail helps
