@@ -74,7 +74,7 @@ def test_wheel_carries_the_migrations(wheel_names):
 
 def test_wheel_has_the_package_and_the_cli_but_no_bytecode(wheel_names):
     assert "pgdurable/_resources.py" in wheel_names
-    assert "pgdurable/cli.py" in wheel_names
+    assert "pgdurable/cli/__init__.py" in wheel_names
     assert not [name for name in wheel_names if "__pycache__" in name or name.endswith(".pyc")]
     entry_points = [name for name in wheel_names if name.endswith(".dist-info/entry_points.txt")]
     assert entry_points, "no entry_points.txt"

@@ -143,3 +143,25 @@ def test_pgdurable_db_prune_removes_what_durable_prune_would(dsn):
     assert json.loads(done.stdout)["removed_runs"] == 20
     assert counts(dsn, old) == (0, 0)
     assert counts(dsn, recent) == (4, 8) and counts(dsn, running) == (3, 3)
+
+
+async def test_durable_prune_loops_over_batches_until_nothing_older_is_left(dsn):
+    old = make_workflows(dsn, "sdk-old", 12, close=True)
+    running = make_workflows(dsn, "sdk-running", 2, close=False, queue="rel-prune-running")
+    sql(dsn, "SELECT durable.advance_clock('31 days')")
+    recent = make_workflows(dsn, "sdk-recent", 3, close=True)
+    connection = Durable.Connection(dsn)
+    try:
+        with pytest.raises(ValueError, match="batch must be a positive integer"):
+            await Durable.prune(connection, "30 days", batch=0)
+        with pytest.raises(ValueError, match="older_than"):
+            await Durable.prune(connection, "5 parsecs")
+        assert await Durable.prune(connection, "30 days", namespace="another-namespace", batch=5) == 0
+        assert counts(dsn, old) == (12, 24), "a prune of another namespace removed something"
+
+        assert await Durable.prune(connection, "30 days", batch=5) == 12  # batches of 5, 5, 2
+        assert counts(dsn, old) == (0, 0)
+        assert counts(dsn, recent) == (3, 6) and counts(dsn, running) == (2, 2)
+        assert await Durable.prune(connection, "30 days") == 0
+    finally:
+        await connection.close()

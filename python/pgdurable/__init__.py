@@ -9,7 +9,7 @@ from . import errors
 from .activity import ActivityContext
 from .client import Client, WorkflowClient, WorkflowHandle
 from .connection import Connection
-from .durable import Durable, guid, migrate, shutdown
+from .durable import Durable, guid, migrate, prune, shutdown
 from .errors import did_interrupt, is_cancellation
 from .payloads import register_codec
 from .retry import RetryPolicy
@@ -35,6 +35,7 @@ __all__ = [
     "guid",
     "is_cancellation",
     "migrate",
+    "prune",
     "register_activity_worker",
     "register_codec",
     "shutdown",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 
+from .errors import MissingDsnError
+
+__all__ = ["ENV_VARS", "MissingDsnError", "find_dsn", "resolve_dsn"]
+
 ENV_VARS = ("PGDURABLE_DSN", "DATABASE_URL")
-
-
-class MissingDsnError(RuntimeError):
-    """No DSN was given and none is configured in the environment."""
 
 
 def find_dsn(dsn: str | None = None) -> str | None:
@@ -28,7 +28,8 @@ def find_dsn(dsn: str | None = None) -> str | None:
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
-    """Return the DSN to use; raise :class:`MissingDsnError` saying how to configure one."""
+    """Return the DSN to use; raise :class:`~pgdurable.errors.MissingDsnError` saying how to
+    configure one."""
     found = find_dsn(dsn)
     if found is None:
         raise MissingDsnError(

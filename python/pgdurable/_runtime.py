@@ -70,10 +70,6 @@ class _Call:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _NoIO(RuntimeError):
-    pass
-
-
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """An event loop with no I/O whose clock is the workflow's history time."""
 
@@ -141,8 +137,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     # -- what a workflow may not do -----------------------------------------
     def _no_io(self, *args: Any, **kwargs: Any) -> Any:
-        raise _NoIO("real I/O is not allowed inside a workflow (replay must be deterministic): "
-                    "do it in an activity")
+        raise errors.WorkflowIOError("real I/O is not allowed inside a workflow (replay must be "
+                                     "deterministic): do it in an activity")
 
     run_in_executor = create_connection = create_server = getaddrinfo = _no_io  # type: ignore[assignment]
     sock_connect = sock_recv = sock_sendall = add_reader = add_writer = _no_io  # type: ignore[assignment]

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from . import errors, payloads, store
+from ._validate import check_text
 from .connection import Connection
 from .retry import RetryPolicy
 
@@ -52,10 +53,10 @@ class WorkflowClient:
             raise ValueError(f"id_reuse must be 'reject' or 'return_existing', got {id_reuse!r}")
         if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
             raise TypeError("args must be a list of the workflow function's arguments")
-        _check_text("task_queue", task_queue)
-        _check_text("workflow_name", workflow_name)
+        check_text("task_queue", task_queue)
+        check_text("workflow_name", workflow_name)
         workflow_id = guid() if workflow_id is None else workflow_id
-        _check_text("workflow_id", workflow_id)
+        check_text("workflow_id", workflow_id)
         encoded = payloads.dumps(list(args))
         policy = None if retry is None else retry.to_json()
         # A start whose commit was lost would be refused as a duplicate if made again.
@@ -72,7 +73,7 @@ class WorkflowClient:
 
     async def signal(self, signal_id: str, data: Any = None) -> None:
         """Sends a signal (namespace-wide id): the oldest waiting condition takes it, else it is buffered."""
-        _check_text("signal_id", signal_id)
+        check_text("signal_id", signal_id)
         encoded = payloads.dumps(data)
         # A signal sent twice would be delivered twice: never repeated.
         await self._client.connection.run(
@@ -219,9 +220,3 @@ def _result_of(workflow_id: str, outcome: dict[str, Any]) -> Any:
         raise errors.WorkflowInterruptedError(f"workflow {workflow_id!r} was interrupted: {message}")
     raise errors.WorkflowFailedError(message, error_type=error_type, traceback=tb,
                                      details={"workflow_id": workflow_id})
-
-
-def _check_text(what: str, value: Any) -> None:
-    if not isinstance(value, str) or not value or len(value) > 1000 or "\x00" in value:
-        raise ValueError(f"invalid {what} {value!r}: give a non-empty string of at most 1000 characters "
-                         "without NUL characters")

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pgdurable import Durable, RetryPolicy
+from pgdurable.cli.tables import history_table, short, styled_status
 
 TASK_QUEUE = "pgdurable-demo"
 DEADLINE_SECONDS = 50.0
@@ -106,8 +107,6 @@ def _step(events: list[dict[str, Any]]) -> str:
 
 
 def _progress(rows: dict[str, dict[str, Any]], elapsed: float) -> Table:
-    from pgdurable.cli import styled_status
-
     table = Table(title=f"pgdurable demo: {len(rows)} workflows on task queue {TASK_QUEUE!r} "
                   f"({elapsed:4.1f} s)", title_justify="left")
     table.add_column("workflow id")
@@ -123,8 +122,6 @@ def _progress(rows: dict[str, dict[str, Any]], elapsed: float) -> Table:
 
 async def run(dsn: str, *, console: Console | None = None, orders: int = 5) -> bool:
     """Runs the demo against a migrated database; True when every workflow completed."""
-    from pgdurable.cli import _short, history_table
-
     console = console or Console()
     suffix = Durable.guid(6).replace("_", "x").replace("-", "x").lower()
     connection = Durable.Connection(dsn)
@@ -204,7 +201,7 @@ async def run(dsn: str, *, console: Console | None = None, orders: int = 5) -> b
         ok = True
         for wid, handle in handles.items():
             try:
-                value = _short(await handle.result(timeout=5), 200)
+                value = short(await handle.result(timeout=5), 200)
             except Exception as exc:  # the demo reports a failed workflow rather than stopping
                 ok, value = False, f"[red]{escape(type(exc).__name__)}: {escape(str(exc))}[/red]"
             results.add_row(escape(wid), value if value.startswith("[red]") else escape(value))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import secrets
+from datetime import timedelta
 
 from . import activity as _activity
 from . import interceptors as _interceptors
+from . import store as _store
 from . import workflow as _workflow
 from .client import Client, WorkflowHandle
 from .connection import Connection, _close_all
+from .durations import Duration, to_seconds
 from .errors import did_interrupt
 from .payloads import register_codec
 from .roles import list_worker_roles, provision_worker_role, revoke_worker_role, rotate_worker_password
@@ -42,6 +45,30 @@ def migrate(dsn: str | None = None, revision: str = "head") -> None:
     _migrate(dsn, revision)
 
 
+async def prune(connection: Connection, older_than: Duration, namespace: str | None = None,
+                batch: int = 1000) -> int:
+    """Removes closed workflow runs (and their history) closed longer ago than ``older_than``,
+    plus expired buffered signals, and returns how many runs went (same as
+    ``pgdurable db prune``).
+
+    Retention keeps the database from growing without bound. It calls the SQL
+    ``durable.prune(older_than, namespace, batch)`` again and again, each call one short
+    transaction removing at most ``batch`` runs (so it never blocks running work), until a call
+    removes fewer than ``batch``: when it returns, nothing older is left. ``namespace``: only that
+    one (default: all). ``older_than`` is seconds, a ``timedelta`` or a string such as
+    ``"30 days"``; a bad one, or a ``batch`` below 1, raises ``ValueError`` before any I/O."""
+    retention = timedelta(seconds=to_seconds(older_than, what="older_than"))
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    total = 0
+    async with connection.connect() as conn:
+        while True:
+            removed = await _store.prune(conn, retention, namespace, batch)
+            total += removed
+            if removed < batch:
+                return total
+
+
 class Durable:
     """The seed's ``Durable``: every entry point of pgdurable in one place."""
 
@@ -65,6 +92,7 @@ class Durable:
     revoke_worker_role = staticmethod(revoke_worker_role)
     shutdown = staticmethod(shutdown)
     migrate = staticmethod(migrate)
+    prune = staticmethod(prune)
 
     def __init__(self) -> None:
         raise TypeError("Durable is a namespace: use Durable.Client, Durable.Worker, ...")

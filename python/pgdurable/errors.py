@@ -121,6 +121,18 @@ class InvalidArgumentError(DurableError, ValueError):
     limit, ...)."""
 
 
+class MissingDsnError(DurableError, ValueError, RuntimeError):
+    """No DSN was given and none is configured in the environment: pass one (``--dsn``,
+    ``Connection(dsn)``) or set ``PGDURABLE_DSN`` (or ``DATABASE_URL``). Also a ``ValueError``
+    (what ``Connection.dsn`` documents) and a ``RuntimeError`` (what it was before it had a name)."""
+
+
+class WorkflowIOError(DurableError, RuntimeError):
+    """Workflow code tried real I/O (a socket, a subprocess, an executor) on the workflow's event
+    loop: replay must be deterministic, so do it in an activity. A ``RuntimeError`` too, as it
+    always was."""
+
+
 class DatabaseError(DurableError):
     """The database failed a call for a reason that is not one of the engine's own errors.
 
@@ -235,6 +247,7 @@ __all__ = [
     "EngineError",
     "InvalidArgumentError",
     "LeaseLostError",
+    "MissingDsnError",
     "NonDeterminismError",
     "PayloadError",
     "SchemaVersionError",
@@ -242,6 +255,7 @@ __all__ = [
     "WorkerRoleError",
     "WorkflowCancelledError",
     "WorkflowFailedError",
+    "WorkflowIOError",
     "WorkflowInterruptedError",
     "WorkflowNotFoundError",
     "did_interrupt",

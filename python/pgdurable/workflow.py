@@ -13,6 +13,7 @@ from typing import Any
 
 from . import errors, interceptors, payloads, registry
 from ._runtime import WorkflowInfo, _shielded, current, random_uuid
+from ._validate import check_text
 from .durations import Duration, to_seconds
 from .errors import did_interrupt, is_cancellation
 from .retry import RetryPolicy
@@ -45,7 +46,7 @@ class ActivityProxy:
             raise AttributeError(f"no activity named {name!r} among the proxied activities")
 
         async def stub(*args: Any) -> Any:
-            _check_id("activity name", name)
+            check_text("activity name", name)
             return await _call_activity(name, list(args), self._options)
 
         stub.__name__ = name
@@ -81,7 +82,7 @@ def proxy_activities(activities: Any = None, *, task_queue: str | None = None,
     also registered for this process, so its worker serves them. With ``task_queue``, calls go
     to ``<task_queue>-activity`` (served by ``register_activity_worker``)."""
     if task_queue is not None:
-        _check_id("task_queue", task_queue)
+        check_text("task_queue", task_queue)
     if headers is not None:
         json.dumps(dict(headers), allow_nan=False)  # plain JSON, else TypeError/ValueError here
     names = None
@@ -101,7 +102,7 @@ async def sleep(duration: Duration) -> float:
 
 async def condition(signal_id: str, timeout: Duration | None = None) -> Any:
     """Waits for the signal ``signal_id``: its data, or ``False`` when ``timeout`` passes first."""
-    _check_id("signal_id", signal_id)
+    check_text("signal_id", signal_id)
     seconds = None if timeout is None else to_seconds(timeout, what="timeout")
     run = current()
     seq = run.next_seq()
@@ -112,7 +113,7 @@ async def condition(signal_id: str, timeout: Duration | None = None) -> Any:
 
 async def signal(signal_id: str, data: Any = None) -> None:
     """Sends a signal (namespace-wide id) to the oldest waiting condition, or buffers it."""
-    _check_id("signal_id", signal_id)
+    check_text("signal_id", signal_id)
     run = current()
     seq = run.next_seq()
     run.record(seq, "signal", signal_id, lambda: {
@@ -202,19 +203,13 @@ class CancellationScope:
             _shielded.reset(token)
 
 
-def _check_id(what: str, value: Any) -> None:
-    if not isinstance(value, str) or not value or len(value) > 1000 or "\x00" in value:
-        raise ValueError(f"invalid {what} {value!r}: give a non-empty string of at most 1000 characters "
-                         "without NUL characters")
-
-
 def _check_child(workflow_name: Any, task_queue: Any, workflow_id: Any) -> None:
     """Bad child arguments raise at the call, as the engine would refuse the command for good."""
-    _check_id("workflow_name", _name_of(workflow_name))
+    check_text("workflow_name", _name_of(workflow_name))
     if task_queue is not None:
-        _check_id("task_queue", task_queue)
+        check_text("task_queue", task_queue)
     if workflow_id is not None:
-        _check_id("workflow_id", workflow_id)
+        check_text("workflow_id", workflow_id)
 
 
 def _name_of(workflow: Any) -> str:

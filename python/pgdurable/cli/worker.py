@@ -1,0 +1,114 @@
+"""``pgdurable worker MODULE:ATTR``: import the user's async function that creates workers, run
+it, serve until SIGINT/SIGTERM, then shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from pgdurable.cli._common import CliError, DsnOption, database, err_console, friendly_errors
+
+
+def _load_target(target: str) -> Callable[..., Any]:
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise CliError(f"expected MODULE:ATTR (e.g. myapp.workers:start), got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(f"cannot import {module_name!r}: {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise CliError(f"module {module_name!r} has no attribute {attr!r}") from exc
+    if not inspect.iscoroutinefunction(obj):
+        raise CliError(f"{target} must be an async function (async def {attr.split('.')[-1]}"
+                       "(connection): ...) that creates workers")
+    return obj  # type: ignore[no-any-return]
+
+
+def _takes_connection(fn: Callable[..., Any]) -> bool:
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    required = [p for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL]
+    if len(required) > 1:
+        raise CliError(f"{fn.__qualname__} must take no argument or one (the Connection)")
+    return bool(params)
+
+
+async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: threading.Event) -> None:
+    from pgdurable import Connection, Durable
+    from pgdurable import worker as worker_module
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if early_stop.is_set():  # a signal that came while we were starting up
+        stop.set()
+    try:
+        if _takes_connection(fn):
+            await fn(Connection(dsn))
+        else:
+            await fn()
+        if not worker_module._workers:
+            raise CliError(f"{fn.__qualname__} created no worker: call Durable.Worker.create(...) or "
+                           "Durable.register_activity_worker(...) in it")
+        served = ", ".join(sorted({w.task_queue for w in worker_module._workers}))
+        err_console.print(f"serving task queue(s) {escape(served)}; Ctrl-C (SIGINT) or SIGTERM stops "
+                          "gracefully", highlight=False)
+        await stop.wait()
+        err_console.print(f"stopping: in-flight tasks get {grace:g} s to finish...", highlight=False)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)  # a second Ctrl-C stops at once
+        await Durable.shutdown(grace)
+    err_console.print("stopped.")
+
+
+@friendly_errors
+def worker(
+    target: Annotated[str, typer.Argument(metavar="MODULE:ATTR",
+                                          help="Your async function that creates workers, "
+                                          "e.g. myapp.workers:start.")],
+    dsn: DsnOption = None,
+    grace: Annotated[float, typer.Option(help="Seconds in-flight tasks get to finish on shutdown.")] = 30.0,
+) -> None:
+    """Run your workers until SIGINT/SIGTERM, then shut them down gracefully.
+
+    Imports MODULE (the current directory is on sys.path) and awaits ATTR, an
+    async function that creates workers and returns:
+
+        async def start(connection: Connection) -> None:
+            await Durable.Worker.create(connection=connection, task_queue="orders",
+                                        workflow=order_workflow)
+
+    ATTR receives a Connection to the chosen database (--dsn, $PGDURABLE_DSN,
+    $DATABASE_URL, else the embedded dev server), or nothing if it takes no
+    argument; PGDURABLE_DSN is set to that database either way, so
+    Durable.Connection() finds it. On SIGINT/SIGTERM it calls
+    Durable.shutdown(): in-flight tasks get --grace seconds to finish and be
+    recorded; past that their leases are released (nothing is lost).
+    """
+    early_stop = threading.Event()  # SIGINT/SIGTERM before the event loop's handlers are in place
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: early_stop.set())
+    fn = _load_target(target)
+    _takes_connection(fn)
+    with database(dsn) as resolved:
+        os.environ["PGDURABLE_DSN"] = resolved
+        asyncio.run(_serve(fn, resolved, grace, early_stop))
