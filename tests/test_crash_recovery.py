@@ -5,9 +5,6 @@ result is recorded exactly once, and timers fire while no worker is up."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -16,44 +13,29 @@ from typing import Any
 import pytest
 
 from pgdurable import Durable
-from runtime_support import events, poll, sql, timestamp, wait_event, wait_pending
+from support.db import sql
+from support.history import events, timestamp, wait_event, wait_pending
+from support.polling import wait_for
+from support.subprocess_workers import Process, kill, ready_workers
 from workers import crash_app
 
-WORKER_SCRIPT = Path(__file__).parent / "workers" / "crash_worker.py"
 QUEUE = "crash"
 
 
 @pytest.fixture
-async def spawn(dsn: str) -> AsyncIterator[Callable[..., Awaitable[asyncio.subprocess.Process]]]:
-    """Starts crash_worker.py subprocesses (killed at teardown if still alive)."""
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def start(env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(WORKER_SCRIPT), dsn, QUEUE, stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, **(env or {})})
-        procs.append(proc)
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert line.strip() == b"ready", f"worker subprocess did not start: {line!r}"
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+async def spawn(dsn: str) -> AsyncIterator[Callable[..., Awaitable[Process]]]:
+    """Starts worker subprocesses serving crash_app on QUEUE with a 2 s lease, so a killed
+    worker's tasks are claimable again soon (killed at teardown if still alive)."""
+    async with ready_workers(dsn, QUEUE, workflows=",".join(fn.__name__ for fn in crash_app.WORKFLOWS),
+                             activities=",".join(fn.__name__ for fn in crash_app.ACTIVITIES),
+                             lease=2, timeout=300) as start:
+        yield start
 
 
 @pytest.fixture
 async def connection(dsn: str) -> AsyncIterator[Durable.Connection]:
     yield Durable.Connection(dsn)
-    await Durable.shutdown()
-
-
-async def kill(proc: asyncio.subprocess.Process) -> None:
-    proc.send_signal(signal.SIGKILL)
-    assert await proc.wait() == -signal.SIGKILL
+    await Durable.shutdown(grace=5)
 
 
 async def new_worker(connection: Durable.Connection) -> Any:
@@ -77,7 +59,7 @@ async def test_worker_killed_mid_activity_is_replaced_and_the_result_is_recorded
     client = Durable.Client(connection=connection)
     handle = await client.workflow.start(args=[str(log), 21], task_queue=QUEUE,
                                          workflow_name="crash_mid_activity_workflow")
-    await poll(lambda: "start 21 attempt 1" in lines(log), "the first attempt to start")
+    await wait_for(lambda: "start 21 attempt 1" in lines(log), "the first attempt to start")
     running = await wait_pending(handle, "activity", activity_name="crash_block_first_attempt")
     assert running["running"] is True and running["attempt"] == 1
     await kill(proc)
@@ -96,7 +78,7 @@ async def test_an_attempt_lost_with_a_killed_worker_is_recorded_in_the_history(c
     client = Durable.Client(connection=connection)
     handle = await client.workflow.start(args=[str(log), 5], task_queue=QUEUE,
                                          workflow_name="crash_mid_activity_workflow")
-    await poll(lambda: "start 5 attempt 1" in lines(log), "the first attempt to start")
+    await wait_for(lambda: "start 5 attempt 1" in lines(log), "the first attempt to start")
     await kill(proc)
 
     await new_worker(connection)
@@ -118,7 +100,7 @@ async def test_worker_killed_after_an_activity_but_before_its_workflow_task_comp
     client = Durable.Client(connection=connection)
     handle = await client.workflow.start(args=[str(log), str(marker)], task_queue=QUEUE,
                                          workflow_name="crash_after_activity_workflow")
-    await poll(marker.exists, "the workflow task to hang after the activity")
+    await wait_for(marker.exists, "the workflow task to hang after the activity")
     assert [e["seq"] for e in await events(handle, "activity_completed")] == [1]
     await kill(proc)
     assert lines(log) == ["ran one"]

@@ -9,9 +9,9 @@ import pytest
 
 from pgdurable import Durable
 from pgdurable._faults import POINTS
-from runtime_support import comparable
+from support.history import comparable
+from support.subprocess_workers import finish, spawn_worker
 from workers.rel_flows import rel_crash_flow
-from workers.rel_support import finish, spawn_worker
 
 # Lost leases leave traces a crash-free run does not have; everything else must match.
 IGNORED = {"workflow_task_failed"}
