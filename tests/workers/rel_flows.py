@@ -33,11 +33,25 @@ async def rel_chain(start: int) -> int:
     return x
 
 
+EXECUTIONS_LOG = "REL_EXECUTIONS_LOG"
+"""When set, the file every execution of ``rel_crash_a``/``rel_crash_b`` (in any process)
+appends ``<workflow id> <activity name>`` to."""
+
+
+def _log_execution(name: str) -> None:
+    path = os.environ.get(EXECUTIONS_LOG)
+    if path:
+        with Path(path).open("a", encoding="utf-8") as out:
+            out.write(f"{Durable.activity.get_context().workflow_id} {name}\n")
+
+
 async def rel_crash_a(order: str) -> str:
+    _log_execution("rel_crash_a")
     return f"a({order})"
 
 
 async def rel_crash_b(order: str, receipt: str) -> str:
+    _log_execution("rel_crash_b")
     return f"b({order},{receipt})"
 
 
