@@ -1,4 +1,4 @@
-"""Workflows and activities of the reliability tests (``tests/test_reliability_*.py``).
+"""Workflows and activities of the reliability tests (poison, stuck, restarted and crashing workers).
 
 Some activities here kill their process (``rel_poison``) or hang (``rel_maybe_hang`` under
 ``REL_HANG=1``): they are only ever registered in subprocess workers (``workers.worker_process``),
