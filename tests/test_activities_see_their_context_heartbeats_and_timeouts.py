@@ -11,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from durable_e2e import event_types, new_client, wait_for
 from pgdurable import Durable, RetryPolicy, errors
+from support.history import event_types, new_client
+from support.polling import wait_for
 
 QUEUE = "activity-context"
 attempts_seen: list[dict[str, Any]] = []

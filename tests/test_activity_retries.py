@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pgdurable import Durable, RetryPolicy, errors, payloads
-from runtime_support import events, timestamp
+from support.history import events, timestamp
 
 attempts: Counter[str] = Counter()
 

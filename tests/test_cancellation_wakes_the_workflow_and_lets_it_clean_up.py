@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from durable_e2e import event_types, new_client, wait_event, wait_pending, wait_status
 from pgdurable import CancellationScope, Durable, errors
+from support.history import event_types, new_client, wait_event, wait_pending, wait_status
 
 QUEUE = "cancelling"
 cleanups: list[str] = []

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from durable_e2e import event_types, new_client, wait_for, wait_pending, wait_status
 from pgdurable import Durable, errors
+from support.history import event_types, new_client, wait_pending, wait_status
+from support.polling import wait_for
 
 QUEUE = "children"
 

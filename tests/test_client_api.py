@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pgdurable import Durable, errors
-from runtime_support import EVENT_TYPES, wait_pending
+from support.history import EVENT_TYPES, wait_pending
 
 
 async def api_step(x: int) -> int:

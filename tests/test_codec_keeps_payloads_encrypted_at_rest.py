@@ -16,8 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import sql
 
-from durable_e2e import new_client, wait_for, wait_pending
 from pgdurable import Durable, RetryPolicy, errors
+from support.history import new_client, wait_pending
+from support.polling import wait_for
 
 QUEUE = "encrypted"
 MARKER = "PLAINTEXT-MARKER-7f3a"

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from durable_e2e import new_client
 from pgdurable import Durable
+from support.history import new_client
 
 QUEUE = "continue"
 

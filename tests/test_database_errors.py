@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from pgdurable import Durable, errors
-from runtime_support import sql
+from support.db import sql
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from pgdurable import Durable, errors, payloads
-from runtime_support import poll
+from support.polling import wait_for
 
 started: list[str] = []
 gate: dict[str, asyncio.Event] = {}
@@ -63,7 +63,7 @@ async def test_release_at_shutdown_of_a_lease_already_lost_is_logged_as_lost_not
                                          workflow=report_blocking_workflow)
     client = Durable.Client(connection=connection)
     await client.workflow.start(task_queue="report", workflow_name="report_blocking_workflow")
-    await poll(lambda: started, "the activity to start")
+    await wait_for(lambda: started, "the activity to start")
     # Another worker took the task over meanwhile (its lease token changed).
     conn.execute("UPDATE durable.messages SET lease_token = gen_random_uuid() WHERE kind = 'activity'")
 
@@ -79,7 +79,7 @@ async def test_release_at_shutdown_of_a_held_lease_is_logged_as_released(connect
                                          workflow=report_blocking_workflow)
     client = Durable.Client(connection=connection)
     await client.workflow.start(task_queue="report", workflow_name="report_blocking_workflow")
-    await poll(lambda: started, "the activity to start")
+    await wait_for(lambda: started, "the activity to start")
 
     await worker.shutdown(grace=0.2)
     assert [r for r in caplog.records if "report_blocker released" in r.getMessage()], caplog.text

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from durable_e2e import event_types, new_client
 from pgdurable import Durable
+from support.history import event_types, new_client
 
 QUEUE = "intercepted"
 audits: list[str] = []

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from durable_e2e import event_types, new_client, wait_for, wait_pending
 from pgdurable import Durable, RetryPolicy, errors
+from support.history import event_types, new_client, wait_pending
+from support.polling import wait_for
 
 QUEUE = "interrupting"
 executions: list[str] = []

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pgdurable import Durable
-from runtime_support import events, timestamp
+from support.history import events, timestamp
 from workers import order_activities
 from workers.order_workflows import order_workflow
 

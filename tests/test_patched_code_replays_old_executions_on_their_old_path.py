@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from durable_e2e import event_types, new_client, wait_for, wait_pending
 from pgdurable import Durable
+from support.history import event_types, new_client, wait_pending
+from support.polling import wait_for
 
 QUEUE = "patching"
 calls: list[str] = []

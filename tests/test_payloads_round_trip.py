@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pgdurable import Durable, errors
-from runtime_support import events
+from support.history import events
 
 VALUES: dict[str, Any] = {
     "aware": datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from pgdurable import Durable, RetryPolicy, store
-from runtime_support import wait_event
+from support.db import sql
+from support.history import wait_event
+from support.polling import wait_for
+from support.subprocess_workers import finish, spawn_worker
 from workers.rel_flows import rel_hang_flow, rel_maybe_hang
-from workers.rel_support import finish, spawn_worker, sql, wait_until
 
 
 @pytest.fixture
@@ -167,7 +169,7 @@ async def test_a_dead_workers_lease_expires_and_its_activity_runs_elsewhere(dsn,
     proc = await spawn_worker(dsn, "rel-hang", workflows="rel_hang_flow", lease=1, until=handle.workflow_id,
                               env={"REL_HANG": "1", "REL_HANG_MARKER": str(marker)})
     try:
-        await wait_until(_exists(marker), "the activity to start in the subprocess worker", timeout=60)
+        await wait_for(_exists(marker), "the activity to start in the subprocess worker", timeout=60)
     finally:
         if proc.returncode is None:
             os.kill(proc.pid, signal.SIGKILL)  # no shutdown: its lease is simply never renewed

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pgdurable import Durable, RetryPolicy, errors
-from runtime_support import comparable, wait_pending
+from support.history import comparable, wait_pending
 
 runs: dict[str, int] = {}
 

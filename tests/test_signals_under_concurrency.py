@@ -9,13 +9,14 @@ cycle show at once.)"""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
+
+from support.polling import wait_until
 
 pytestmark = pytest.mark.sql  # also run on Debian Postgres 15 by scripts/test
 
@@ -74,14 +75,12 @@ def _waiting_runs_with_a_held_task(conn: psycopg.Connection, ids: list[str]) -> 
 
 
 def _wait_until_blocked(observer: psycopg.Connection, pid: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def blocked() -> bool:
         row = observer.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
                                (pid,)).fetchone()
-        if row and row[0] == "Lock":
-            return
-        time.sleep(0.005)
-    raise AssertionError("the signal never waited on a lock: the test did not set up the race")
+        return bool(row and row[0] == "Lock")
+    wait_until(blocked, "the signal to wait on a lock (else the test did not set up the race)",
+               timeout=10, interval=0.005)
 
 
 def test_a_signal_waiting_on_a_run_a_worker_holds_lets_that_worker_register_its_condition(

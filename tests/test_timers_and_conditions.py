@@ -11,7 +11,8 @@ import pytest
 
 from pgdurable import Durable, errors
 from pgdurable._runtime import WorkflowInfo, WorkflowRun
-from runtime_support import events, sql, timestamp, wait_event, wait_pending
+from support.db import sql
+from support.history import events, timestamp, wait_event, wait_pending
 
 
 async def sleep_returns_workflow() -> list[float]:

@@ -5,15 +5,9 @@ rotating a password locks out the old one (on a server that really checks passwo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import shutil
-import socket
-import tempfile
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
@@ -22,6 +16,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from pgdurable import Durable, RetryPolicy, WorkerCredential, errors
+from support.db import own_server
+from support.polling import wait_for, wait_until
 
 pytestmark = pytest.mark.sql  # also run on Debian Postgres 15 by scripts/test
 
@@ -74,17 +70,6 @@ async def admin(dsn: str) -> AsyncIterator[Durable.Connection]:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-async def wait_for(predicate: Callable[[], Awaitable[Any]], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await predicate()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
 
 async def query(dsn: str, text: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """One query as the test's superuser, on a connection of its own."""
@@ -326,17 +311,6 @@ async def test_creating_a_worker_with_a_revoked_role_fails_at_once_with_authoriz
 
 # -- rotate (a server that checks passwords) -------------------------------------------------------
 
-def _free_port(low: int = 55650, high: int = 55699) -> int:
-    for port in range(low, high + 1):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {low}-{high}")
-
-
 ADMIN_PASSWORD = "pgdurable-roles-admin"
 
 
@@ -346,12 +320,8 @@ def scram_server() -> Iterator[str]:
     test server trusts every local login). Yields a superuser DSN (with password) of a migrated
     database; stops the server and removes its directory afterwards."""
     from pgdurable._migrate import migrate
-    from pgdurable.embedded import EmbeddedPostgres
 
-    root = Path(tempfile.mkdtemp(prefix="roles-", dir="/tmp"))
-    server = EmbeddedPostgres(root / "data", _free_port(), settings={"fsync": "off"})
-    try:
-        server.start()
+    with own_server("roles", ports=range(55650, 55700)) as server:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(ADMIN_PASSWORD)))
             conn.execute("CREATE DATABASE pgdurable_roles")
@@ -361,25 +331,23 @@ def scram_server() -> Iterator[str]:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute("SELECT pg_reload_conf()")
         admin_dsn = make_conninfo(server.dsn("pgdurable_roles"), password=ADMIN_PASSWORD)
-        deadline = time.monotonic() + 10
-        while True:  # the reload is asynchronous: wait until a password is really required
+
+        def password_required() -> bool:
             try:
                 psycopg.connect(server.dsn("pgdurable_roles")).close()
             except psycopg.OperationalError as exc:
                 assert "password" in str(exc)
-                break
-            assert time.monotonic() < deadline, "pg_hba.conf reload did not take effect"
-            time.sleep(0.05)
+                return True
+            return False
+
+        # The reload is asynchronous: wait until a password is really required.
+        wait_until(password_required, "the pg_hba.conf reload to take effect", timeout=10)
         migrate(admin_dsn)
         yield admin_dsn
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             roles = [r[0] for r in conn.execute("SELECT role_name FROM durable.list_worker_roles()")]
             for role in roles:
                 conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(sql.Identifier(role)))
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_rotating_a_password_locks_out_the_old_one_and_workers_run_on_the_new_one(scram_server):

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from durable_e2e import new_client
 from pgdurable import Durable, RetryPolicy, errors
+from support.history import new_client
 
 QUEUE = "retried"
 attempts: list[int] = []

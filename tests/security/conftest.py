@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from .support import Owner
+from support.attack import Owner
 
 
 def _role_names(admin_dsn: str) -> set[str]:

@@ -10,13 +10,7 @@ skipped only when that server lacks the setting."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,8 +18,9 @@ from psycopg import sql
 
 from pgdurable import Durable
 from pgdurable._resources import engine_sql
-
-from .support import DEADLINE, Owner
+from support.attack import Owner
+from support.db import own_server
+from support.polling import wait_for
 
 pytestmark = pytest.mark.sql
 
@@ -35,12 +30,7 @@ DATABASE = "pgdurable_notify"
 @pytest.fixture(scope="module")
 def small_notify_queue_server() -> Iterator[str]:
     """A migrated database on an embedded server whose NOTIFY queue holds 64 pages; its DSN."""
-    from pgdurable.embedded import EmbeddedPostgres
-
-    root = Path(tempfile.mkdtemp(prefix="notify-queue-", dir="/tmp"))
-    server = EmbeddedPostgres(root / "data", settings={"fsync": "off"})
-    try:
-        server.start()
+    with own_server("notify-queue", ports=None) as server:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             known = conn.execute("SELECT 1 FROM pg_settings WHERE name = 'max_notify_queue_pages'").fetchone()
             if known is None:
@@ -53,10 +43,6 @@ def small_notify_queue_server() -> Iterator[str]:
         with psycopg.connect(server.dsn(DATABASE), autocommit=True) as conn, conn.transaction():
             conn.execute(engine_sql())  # type: ignore[arg-type]
         yield server.dsn(DATABASE)
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def notify_flood_workflow(order_id: str) -> str:
@@ -77,22 +63,16 @@ def _flood_until_refused(session: psycopg.Connection) -> int:
 
 
 async def _outcome(owner: Owner, workflow_id: str) -> tuple[object, ...]:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
+    def finished() -> tuple[object, ...] | None:
         outcome = owner.outcome(workflow_id)
-        if outcome is not None and outcome[1] != "running":
-            return outcome
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{workflow_id} did not finish within {DEADLINE} s: {owner.outcome(workflow_id)}")
+        return outcome if outcome is not None and outcome[1] != "running" else None
+    return await wait_for(finished, f"{workflow_id} to finish", interval=0.1)
 
 
 async def _waiting(owner: Owner, workflow_id: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if owner.value("SELECT count(*) FROM durable.signal_waits WHERE workflow_id = %s", [workflow_id]):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{workflow_id} never waited on its condition")
+    await wait_for(lambda: owner.value("SELECT count(*) FROM durable.signal_waits WHERE workflow_id = %s",
+                                       [workflow_id]),
+                   f"{workflow_id} to wait on its condition", interval=0.1)
 
 
 async def test_a_full_notify_queue_fails_no_start_signal_or_completion(small_notify_queue_server):

@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 
 from pgdurable._migrate import ADVISORY_LOCK_KEY, migrate
 from pgdurable.cli import app
-
-from .support import Owner, refused
+from support.attack import Owner, refused
 
 pytestmark = pytest.mark.sql
 

@@ -12,8 +12,7 @@ import pytest
 from psycopg import sql
 
 from pgdurable import Durable
-
-from .support import Owner, WorkerRole
+from support.attack import Owner, WorkerRole
 
 pytestmark = pytest.mark.sql
 

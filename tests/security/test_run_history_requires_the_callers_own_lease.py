@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from .support import Owner, Task, claim_workflow_task, refused
+from support.attack import Owner, Task, claim_workflow_task, refused
 
 pytestmark = pytest.mark.sql
 

@@ -14,8 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from pgdurable import payloads
-
-from .support import (
+from support.attack import (
     PAYLOAD_LIMIT,
     Owner,
     Task,

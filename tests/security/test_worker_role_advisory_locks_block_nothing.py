@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from .support import NS, Owner, WorkerRole, claim_workflow_task, complete_workflow_task, signal
+from support.attack import NS, Owner, WorkerRole, claim_workflow_task, complete_workflow_task, signal
 
 pytestmark = pytest.mark.sql
 

@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from .support import (
+from support.attack import (
     Owner,
     activity,
     claim_activity_task,

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pgdurable import Durable
-
-from .support import Owner, child, claim_workflow_task, complete_workflow_task
+from support.attack import Owner, child, claim_workflow_task, complete_workflow_task
 
 pytestmark = pytest.mark.sql
 

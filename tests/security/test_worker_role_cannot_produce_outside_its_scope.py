@@ -12,16 +12,8 @@ import psycopg
 import pytest
 
 from pgdurable import Durable
-
-from .support import (
-    Owner,
-    activity,
-    child,
-    claim_workflow_task,
-    complete_workflow_task,
-    refused,
-    wait_async,
-)
+from support.attack import Owner, activity, child, claim_workflow_task, complete_workflow_task, refused
+from support.polling import wait_for
 
 pytestmark = pytest.mark.sql
 
@@ -183,7 +175,7 @@ async def test_an_sdk_worker_whose_workflow_reaches_outside_its_scope_fails_the_
         async def task_failure() -> object:
             return (await handle.state()).get("last_task_failure")
 
-        failure = await wait_async(task_failure, "the refused completion to fail the workflow task")
+        failure = await wait_for(task_failure, "the refused completion to fail the workflow task")
         assert "refund" in json.dumps(failure) and "payments" in json.dumps(failure), failure
         assert await handle.status() == "running"
         assert owner.messages("payments-activity") == []

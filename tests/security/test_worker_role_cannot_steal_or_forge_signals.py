@@ -10,14 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from .support import (
-    Owner,
-    claim_workflow_task,
-    complete_workflow_task,
-    condition,
-    refused,
-    signal,
-)
+from support.attack import Owner, claim_workflow_task, complete_workflow_task, condition, refused, signal
 
 pytestmark = pytest.mark.sql
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from pgdurable import Durable
-
-from .support import Owner, refused, wait_until
+from support.attack import Owner, refused
+from support.polling import wait_until
 
 pytestmark = pytest.mark.sql
 

@@ -11,7 +11,7 @@ import secrets
 import pytest
 from psycopg import sql
 
-from .support import Owner, WorkerRole, claim_workflow_task, refused
+from support.attack import Owner, WorkerRole, claim_workflow_task, refused
 
 pytestmark = pytest.mark.sql
 

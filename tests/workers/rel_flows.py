@@ -1,7 +1,7 @@
-"""Workflows and activities of the reliability tests (``tests/test_reliability_*.py``).
+"""Workflows and activities of the reliability tests (poison, stuck, restarted and crashing workers).
 
 Some activities here kill their process (``rel_poison``) or hang (``rel_maybe_hang`` under
-``REL_HANG=1``): they are only ever registered in subprocess workers (``workers.rel_worker``),
+``REL_HANG=1``): they are only ever registered in subprocess workers (``workers.worker_process``),
 never in the pytest process. Workflows that run in-process proxy only the harmless ones.
 """
 
@@ -33,11 +33,25 @@ async def rel_chain(start: int) -> int:
     return x
 
 
+EXECUTIONS_LOG = "REL_EXECUTIONS_LOG"
+"""When set, the file every execution of ``rel_crash_a``/``rel_crash_b`` (in any process)
+appends ``<workflow id> <activity name>`` to."""
+
+
+def _log_execution(name: str) -> None:
+    path = os.environ.get(EXECUTIONS_LOG)
+    if path:
+        with Path(path).open("a", encoding="utf-8") as out:
+            out.write(f"{Durable.activity.get_context().workflow_id} {name}\n")
+
+
 async def rel_crash_a(order: str) -> str:
+    _log_execution("rel_crash_a")
     return f"a({order})"
 
 
 async def rel_crash_b(order: str, receipt: str) -> str:
+    _log_execution("rel_crash_b")
     return f"b({order},{receipt})"
 
 
@@ -87,7 +101,7 @@ async def rel_hang_flow(x: int) -> int:
 
 
 WORKFLOWS = {fn.__name__: fn for fn in (rel_chain, rel_crash_flow, rel_poison_flow, rel_hang_flow)}
-"""What ``workers.rel_worker`` can serve, by name."""
+"""What ``workers.worker_process`` can serve, by name."""
 
 ACTIVITIES = {fn.__name__: fn for fn in (rel_step, rel_crash_a, rel_crash_b, rel_poison, rel_maybe_hang)}
-"""Activities ``workers.rel_worker`` can register up front (``--activities``)."""
+"""Activities ``workers.worker_process`` can register up front (``--activities``)."""

@@ -10,7 +10,7 @@ import pytest
 
 import pgdurable.store
 from pgdurable import Durable
-from runtime_support import events
+from support.history import events
 
 N = 6
 

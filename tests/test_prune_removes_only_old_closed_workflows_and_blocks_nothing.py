@@ -13,8 +13,9 @@ import psycopg
 import pytest
 
 from pgdurable import Durable
+from support.db import assert_each_ran_exactly_once, sql
+from support.polling import wait_for
 from workers.rel_flows import rel_chain
-from workers.rel_support import assert_each_ran_exactly_once, sql, wait_until
 
 
 def make_workflows(dsn: str, prefix: str, n: int, *, close: bool, queue: str = "rel-prune-q") -> list[str]:
@@ -111,7 +112,7 @@ async def test_pruning_in_a_loop_does_not_block_live_workflows(dsn):
 
         async def old_gone() -> bool:
             return (await asyncio.to_thread(counts, dsn, old)) == (0, 0)
-        await wait_until(old_gone, "the pruner to remove every old workflow", timeout=60)
+        await wait_for(old_gone, "the pruner to remove every old workflow", timeout=60)
         stop.set()
         await prune_task
     finally:

@@ -13,7 +13,8 @@ import pytest
 
 import pgdurable.store
 from pgdurable import Durable
-from runtime_support import events, poll
+from support.history import events
+from support.polling import wait_for
 
 QUEUE = "lease-lost"
 noticed: list[str] = []
@@ -88,16 +89,16 @@ async def test_worker_whose_activity_lease_was_taken_over_tells_the_activity_and
                                 lease_seconds=0.9)
     client = Durable.Client(connection=connection)
     handle = await client.workflow.start(task_queue=QUEUE, workflow_name="lease_workflow")
-    await poll(lambda: len(calls["extend"]) >= 1, "the worker to renew its activity leases")
+    await wait_for(lambda: len(calls["extend"]) >= 1, "the worker to renew its activity leases")
 
     message_id, thief_token = take_over(conn, handle.workflow_id)
-    await poll(lambda: noticed, "the activity to see get_context().lease_lost")
+    await wait_for(lambda: noticed, "the activity to see get_context().lease_lost")
     assert any(r.levelno == logging.WARNING and "lease_watcher" in r.getMessage()
                and "lease" in r.getMessage() for r in caplog.records), caplog.text
 
     # The worker renews the companion's lease, never the lost one again.
     seen = len(calls["extend"])
-    await poll(lambda: len(calls["extend"]) >= seen + 2, "two more lease renewals")
+    await wait_for(lambda: len(calls["extend"]) >= seen + 2, "two more lease renewals")
     assert all(message_id not in ids for ids in calls["extend"][seen:]), calls["extend"]
 
     # The new holder records its result; the first worker never tried to record over it.

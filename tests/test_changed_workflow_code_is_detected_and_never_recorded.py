@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pgdurable import Durable
-from runtime_support import events, poll, sql, wait_pending
+from support.db import sql
+from support.history import events, wait_pending
+from support.polling import wait_for
 
 
 async def nd_code_a(signal_id: str) -> str:
@@ -43,7 +45,7 @@ async def test_changing_workflow_code_between_runs_raises_non_determinism_error(
 
     worker_b = await Durable.Worker.create(connection=connection, task_queue="nd", workflow=nd_code_b)
     await client.workflow.signal("nd-go", "yes")
-    await poll(lambda: events(handle, "workflow_task_failed"), "the workflow task to fail")
+    await wait_for(lambda: events(handle, "workflow_task_failed"), "the workflow task to fail")
     await worker_b.shutdown()
 
     state = await handle.state()

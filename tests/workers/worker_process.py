@@ -1,10 +1,11 @@
-"""A worker process for the reliability tests: ``python -m workers.rel_worker`` (cwd ``tests/``).
+"""The worker subprocess of the crash and reliability tests: ``python -m workers.worker_process``
+(cwd ``tests/``; started by :mod:`support.subprocess_workers`).
 
-Serves the named workflows of :mod:`workers.rel_flows` on one task queue (and, with
-``--activities``, registers those activities up front), then exits 0 once ``--until`` (a
-workflow id) is closed, or 3 after ``--timeout`` seconds. Prints ``ready`` once consuming.
-It dies on its own where the test wants it to: ``PGDURABLE_CRASH_AT`` (exit 70) or a poison
-activity (``os._exit``).
+Serves the named workflows of :mod:`workers.rel_flows` and :mod:`workers.crash_app` on one task
+queue (and, with ``--activities``, registers those activities up front), then exits 0 once
+``--until`` (a workflow id) is closed, or 3 after ``--timeout`` seconds. Prints ``ready`` once
+consuming. It dies on its own where the test wants it to: ``PGDURABLE_CRASH_AT`` (exit 70) or a
+poison activity (``os._exit``); or the test kills it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import time
 
 from pgdurable import Durable
 
-from .rel_flows import ACTIVITIES, WORKFLOWS
+from . import crash_app, rel_flows
+
+WORKFLOWS = {**rel_flows.WORKFLOWS, **{fn.__name__: fn for fn in crash_app.WORKFLOWS}}
+ACTIVITIES = {**rel_flows.ACTIVITIES, **{fn.__name__: fn for fn in crash_app.ACTIVITIES}}
 
 CLOSED = {"completed", "failed", "cancelled", "interrupted"}
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pgdurable import Durable
-from runtime_support import events, sql
+from support.db import sql
+from support.history import events
 
 recorded: dict[str, Any] = {}
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pgdurable import Durable
-from runtime_support import comparable
+from support.history import comparable
 
 
 async def loop_step(x: int) -> int:

@@ -14,8 +14,9 @@ import pytest
 
 from pgdurable import Durable
 from pgdurable._migrate import migrate
+from support.db import assert_each_ran_exactly_once, closed_count, own_server, sql
+from support.polling import wait_for
 from workers.rel_flows import rel_chain
-from workers.rel_support import assert_each_ran_exactly_once, closed_count, own_server, sql, wait_until
 
 QUEUE = "rel-load"
 UNREACHABLE = re.compile(r"worker (\S+): database unreachable")
@@ -45,14 +46,15 @@ async def start_load(dsn: str, count: int, workers: int = 2) -> tuple[list[str],
 @pytest.mark.slow
 async def test_workflows_survive_a_postgres_restart_under_load_and_the_outage_is_logged_once(caplog):
     caplog.set_level(logging.WARNING, logger="pgdurable")
-    with own_server("restart") as server:
+    with own_server("rel-restart") as server:
         dsn = server.dsn()
         await asyncio.to_thread(migrate, dsn)
         try:
             ids, handles = await start_load(dsn, 200)
             # A few clients wait on results across the outage.
             waiting = asyncio.gather(*(h.result(timeout=150) for h in handles[-10:]), return_exceptions=True)
-            await wait_until(lambda: _at_least(dsn, ids, 20), "20 workflows to finish before the restart")
+            await wait_for(lambda: _at_least(dsn, ids, 20), "20 workflows to finish before the restart",
+                           timeout=60)
 
             outage_started = time.monotonic()
             await asyncio.to_thread(server.stop)
@@ -63,7 +65,7 @@ async def test_workflows_survive_a_postgres_restart_under_load_and_the_outage_is
             mid = await closed_count(dsn, ids)
             assert mid is not None and mid < len(ids), "every workflow ended before the restart: no load hit"
 
-            await wait_until(lambda: _at_least(dsn, ids, len(ids)),
+            await wait_for(lambda: _at_least(dsn, ids, len(ids)),
                              "all workflows to finish after the restart", timeout=150)
             results = await waiting
             assert results == [i + 3 for i in range(190, 200)], results
@@ -94,7 +96,8 @@ async def test_workflows_survive_repeated_kills_of_every_connection(dsn, caplog)
     try:
         ids, handles = await start_load(dsn, 100)
         waiting = asyncio.gather(*(h.result(timeout=90) for h in handles[-5:]), return_exceptions=True)
-        await wait_until(lambda: _at_least(dsn, ids, 5), "5 workflows to finish before the first kill")
+        await wait_for(lambda: _at_least(dsn, ids, 5), "5 workflows to finish before the first kill",
+                       timeout=60)
         killed, mid = 0, None
         for _ in range(5):
             rows = await asyncio.to_thread(sql, dsn, """
@@ -106,7 +109,7 @@ async def test_workflows_survive_repeated_kills_of_every_connection(dsn, caplog)
             await asyncio.sleep(0.5)
         assert killed >= 5 and mid is not None and mid < len(ids), (killed, mid)
 
-        await wait_until(lambda: _at_least(dsn, ids, len(ids)), "every workflow to finish after the kills",
+        await wait_for(lambda: _at_least(dsn, ids, len(ids)), "every workflow to finish after the kills",
                          timeout=90)
         assert await waiting == [i + 3 for i in range(95, 100)]
         assert_each_ran_exactly_once(dsn, ids)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pgdurable import Durable
-from runtime_support import wait_pending
+from support.history import wait_pending
 
 
 async def late_double(x: int) -> int:

@@ -1,4 +1,5 @@
-"""The attack harness: the engine owner's side and a worker role's side of one test database.
+"""The attack harness of ``tests/security``: the engine owner's side and a worker role's side
+of one test database.
 
 The owner is the test server's superuser (the role that loaded the engine). A worker role is
 provisioned by the owner and then used only through a real login over TCP with its password
@@ -9,10 +10,8 @@ directly, as an attacker holding the role's password would.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,6 @@ from psycopg.types.json import Jsonb
 
 NS = "durable"
 PAYLOAD_LIMIT = 16 * 1024 * 1024  # the contract's limit, in bytes
-DEADLINE = 30.0
 
 
 def payload_message(size: int) -> str:
@@ -54,30 +52,6 @@ def refused(sqlstate: str) -> Iterator[Refusal]:
         assert exc.sqlstate == sqlstate, f"expected SQLSTATE {sqlstate}, got {exc.sqlstate}: {exc}"
         return
     pytest.fail(f"expected an error with SQLSTATE {sqlstate}; the call succeeded")
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Polls ``predicate`` until it returns something truthy; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-async def wait_async(predicate: Callable[[], Awaitable[Any]], what: str, timeout: float = DEADLINE) -> Any:
-    """``wait_until`` for async predicates, sleeping on the event loop (workers keep running)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await predicate()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import time
 import psycopg
 
 from pgdurable import Durable
+from support.db import sql
 from workers.rel_flows import rel_chain
-from workers.rel_support import sql
 
 QUEUE = "rel-xmin"
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pgdurable import Durable
-from runtime_support import events
+from support.history import events
 
 running: list[int] = []  # activities running right now (by argument)
 peak: list[int] = [0]

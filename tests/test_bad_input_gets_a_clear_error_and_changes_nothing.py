@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pgdurable import Durable, RetryPolicy, errors
 from pgdurable.payloads import MAX_PAYLOAD_BYTES
-from runtime_support import wait_event, wait_pending
+from support.history import wait_event, wait_pending
 
 TABLES = ("workflows", "messages", "history", "signals", "signal_waits")
 EVIL = "'; DROP TABLE durable.messages; --"
