@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from . import errors, interceptors, payloads
 from .store import as_utc
@@ -221,64 +221,108 @@ class WorkflowRun:
         return commands
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        etype, data = event["event_type"], event["data"]
-        if etype == "workflow_started":
-            if self.main is None:
-                self.main = self.loop.create_task(self._main(), name=f"workflow {self.info.workflow_id}")
-            return
-        if etype == "cancel_requested":
-            self._on_cancel()
-            return
-        self.resolved.add(event["seq"])
-        call = self.pending.pop(event["seq"], None)
-        if call is None:
-            if event["seq"] is not None and event["seq"] <= self.seq:
-                return  # an outcome nobody waits for any more (a cancelled timer, an abandoned call)
-            self._nondeterminism(f"history resolves durable call #{event['seq']} ({etype}) but the "
+        """Applies one inbound event to the run through its handler."""
+        handler = self._HANDLERS.get(event["event_type"])
+        try:
+            if handler is None:
+                raise errors.PayloadError(f"unexpected inbound event {event['event_type']}")
+            handler(self, event)
+        except errors.PayloadError as exc:  # an undecodable payload fails the task
+            self.failure = exc
+
+    def _take(self, event: dict[str, Any]) -> _Call | None:
+        """The pending call an outcome event resolves; None if the code abandoned it."""
+        seq = event["seq"]
+        self.resolved.add(seq)
+        call = self.pending.pop(seq, None)
+        if call is None and (seq is None or seq > self.seq):
+            self._nondeterminism(f"history resolves durable call #{seq} ({event['event_type']}) but the "
                                  "workflow code has not made that call")
-        if call.timer is not None:
+        return call
+
+    def _awaiting(self, event: dict[str, Any]) -> _Call | None:
+        """The call an outcome event resolves, if its future still waits for it."""
+        call = self._take(event)
+        return call if call is not None and call.future is not None and not call.future.done() else None
+
+    def _settle(self, call: _Call, outcome: Any) -> None:
+        """Resolves ``call``: it returns ``outcome``, or raises it when it is an exception."""
+        assert call.future is not None
+        if isinstance(outcome, BaseException):
+            call.future.set_exception(outcome)
+        else:
+            call.future.set_result(outcome)
+
+    # -- inbound events, one handler each ---------------------------------------------
+    def _workflow_started(self, event: dict[str, Any]) -> None:
+        """Starts the workflow's main task (once: a replay may see the event again)."""
+        if self.main is None:
+            self.main = self.loop.create_task(self._main(), name=f"workflow {self.info.workflow_id}")
+
+    def _cancel_requested(self, event: dict[str, Any]) -> None:
+        """Interrupts what the workflow awaits, or makes its next durable call raise CancelledFailure."""
+        self._on_cancel()
+
+    def _activity_completed(self, event: dict[str, Any]) -> None:
+        """The activity call returns the activity's result."""
+        if (call := self._awaiting(event)) is not None:
+            self._settle(call, payloads.loads(event["data"]["result"]))
+
+    def _activity_failed(self, event: dict[str, Any]) -> None:
+        """The activity call raises DurableFatalError (the activity said so) or DurableMaxedError."""
+        if (call := self._awaiting(event)) is None:
+            return
+        data = event["data"]
+        error_type, message, tb = payloads.error_from_json(data.get("error"))
+        # A DurableFatalError, or a subclass of it (its own name in error_type).
+        if "DurableFatalError" in [error_type, *((data.get("error") or {}).get("types") or [])]:
+            self._settle(call, errors.DurableFatalError(message, error_type=error_type, traceback=tb))
+            return
+        self._settle(call, errors.DurableMaxedError(
+            message, attempts=data.get("attempt"), error_type=error_type, traceback=tb,
+            details={"activity_name": call.extra.get("name", "activity")}))
+
+    def _timer_fired(self, event: dict[str, Any]) -> None:
+        """The timer's sleep returns (or its asyncio callback runs)."""
+        call = self._take(event)
+        if call is not None and call.timer is not None:
             if not call.timer.cancelled():
                 self.loop.call_soon(call.timer._callback, *call.timer._args, context=call.timer._context)
-            return
-        future = call.future
-        if future is None or future.done():
-            return
-        try:
-            outcome = self._outcome(etype, data, call)
-        except errors.PayloadError as exc:
-            self.failure = exc
-            return
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+        elif call is not None and call.future is not None and not call.future.done():
+            self._settle(call, call.extra.get("seconds"))
 
-    def _outcome(self, etype: str, data: dict[str, Any], call: _Call) -> Any:
-        if etype == "activity_completed":
-            return payloads.loads(data["result"])
-        if etype == "activity_failed":
-            error_type, message, tb = payloads.error_from_json(data.get("error"))
-            name = call.extra.get("name", "activity")
-            # A DurableFatalError, or a subclass of it (its own name in error_type).
-            if "DurableFatalError" in [error_type, *((data.get("error") or {}).get("types") or [])]:
-                return errors.DurableFatalError(message, error_type=error_type, traceback=tb)
-            return errors.DurableMaxedError(message, attempts=data.get("attempt"), error_type=error_type,
-                                            traceback=tb, details={"activity_name": name})
-        if etype in ("timer_fired",):
-            return call.extra.get("seconds")
-        if etype == "signal_received":
-            return payloads.loads(data["data"])
-        if etype == "signal_timed_out":
-            return False
-        if etype == "child_completed":
-            return payloads.loads(data["result"])
-        if etype == "child_failed":
-            error_type, message, tb = payloads.error_from_json(data.get("error"))
-            child = data.get("workflow_id")
-            status = data.get("status")
-            return errors.DurableChildError(message, child_workflow_id=child, error_type=error_type,
-                                            traceback=tb, details={"status": status})
-        raise errors.PayloadError(f"unexpected inbound event {etype}")
+    def _signal_received(self, event: dict[str, Any]) -> None:
+        """The condition returns the signal's data."""
+        if (call := self._awaiting(event)) is not None:
+            self._settle(call, payloads.loads(event["data"]["data"]))
+
+    def _signal_timed_out(self, event: dict[str, Any]) -> None:
+        """The condition returns False: its timeout passed first."""
+        if (call := self._awaiting(event)) is not None:
+            self._settle(call, False)
+
+    def _child_completed(self, event: dict[str, Any]) -> None:
+        """The child call returns the child workflow's result."""
+        if (call := self._awaiting(event)) is not None:
+            self._settle(call, payloads.loads(event["data"]["result"]))
+
+    def _child_failed(self, event: dict[str, Any]) -> None:
+        """The child call raises DurableChildError: the child failed, was cancelled or interrupted."""
+        if (call := self._awaiting(event)) is None:
+            return
+        data = event["data"]
+        error_type, message, tb = payloads.error_from_json(data.get("error"))
+        self._settle(call, errors.DurableChildError(message, child_workflow_id=data.get("workflow_id"),
+                                                    error_type=error_type, traceback=tb,
+                                                    details={"status": data.get("status")}))
+
+    _HANDLERS: ClassVar[dict[str, Callable[[WorkflowRun, dict[str, Any]], None]]] = {
+        "workflow_started": _workflow_started, "cancel_requested": _cancel_requested,
+        "activity_completed": _activity_completed, "activity_failed": _activity_failed,
+        "timer_fired": _timer_fired, "signal_received": _signal_received,
+        "signal_timed_out": _signal_timed_out, "child_completed": _child_completed,
+        "child_failed": _child_failed,
+    }
 
     def _check_done(self) -> None:
         main = self.main
