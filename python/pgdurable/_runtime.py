@@ -91,7 +91,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
                    context: contextvars.Context | None = None) -> asyncio.TimerHandle:
-        return self.run.timer_handle(max(float(delay), 0.0), callback, args, context)
+        return self.run.start_timer(max(float(delay), 0.0), callback, args, context)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
@@ -261,7 +261,15 @@ class WorkflowRun:
 
     def _cancel_requested(self, event: dict[str, Any]) -> None:
         """Interrupts what the workflow awaits, or makes its next durable call raise CancelledFailure."""
-        self._on_cancel()
+        targets = [(call, future) for call in self.pending.values()
+                   if call.cancellable and (future := _awaited_future(call)) is not None]
+        if not targets:
+            self._cancel_pending = True
+        for call, future in targets:
+            del self.pending[call.seq]
+            if call.timer is not None:
+                self.cancel_timer(call.seq)
+            future.set_exception(errors.CancelledFailure("workflow cancelled"))
 
     def _activity_completed(self, event: dict[str, Any]) -> None:
         """The activity call returns the activity's result."""
@@ -283,13 +291,10 @@ class WorkflowRun:
             details={"activity_name": call.extra.get("name", "activity")}))
 
     def _timer_fired(self, event: dict[str, Any]) -> None:
-        """The timer's sleep returns (or its asyncio callback runs)."""
+        """The timer's callback runs: it wakes a sleep, or times out a wait_for."""
         call = self._take(event)
-        if call is not None and call.timer is not None:
-            if not call.timer.cancelled():
-                self.loop.call_soon(call.timer._callback, *call.timer._args, context=call.timer._context)
-        elif call is not None and call.future is not None and not call.future.done():
-            self._settle(call, call.extra.get("seconds"))
+        if call is not None and call.timer is not None and not call.timer.cancelled():
+            self.loop.call_soon(call.timer._callback, *call.timer._args, context=call.timer._context)
 
     def _signal_received(self, event: dict[str, Any]) -> None:
         """The condition returns the signal's data."""
@@ -413,24 +418,23 @@ class WorkflowRun:
         future.add_done_callback(abandoned)
         return future
 
-    def wait_timer(self, seq: int, seconds: float) -> asyncio.Future[Any]:
-        """A durable sleep's future; abandoning it (cancelling) withdraws its timer durably."""
-        future = self.wait(seq, "timer", seconds=seconds)
-
-        def abandoned(done: asyncio.Future[Any]) -> None:
-            if done.cancelled() and self.pending.pop(seq, None) is not None:
-                self.cancel_timer(seq)
-
-        future.add_done_callback(abandoned)
-        return future
-
-    def timer_handle(self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...],
-                     context: contextvars.Context | None) -> asyncio.TimerHandle:
+    def start_timer(self, seconds: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                    context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        """Starts a durable timer (the next durable call): ``callback(*args)`` runs when it fires.
+        Cancelling the handle withdraws the timer; a workflow cancellation interrupts a sleep on it."""
         seq = self.next_seq()
-        self.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": delay})
-        handle = asyncio.TimerHandle(self.loop.time() + delay, callback, args, self.loop, context)
+        self.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": seconds})
+        handle = asyncio.TimerHandle(self.loop.time() + seconds, callback, args, self.loop, context)
         self.pending[seq] = _Call(seq, "timer", timer=handle, cancellable=not _shielded.get())
         return handle
+
+    def sleep(self, seconds: float) -> asyncio.Future[Any]:
+        """``Durable.workflow.sleep``'s future: resolved with ``seconds`` when its timer fires, and,
+        like ``asyncio.sleep``, withdrawing the timer when it ends otherwise."""
+        future = self.loop.create_future()
+        handle = self.start_timer(seconds, asyncio.futures._set_result_unless_cancelled, (future, seconds))
+        future.add_done_callback(lambda _: handle.cancel())
+        return future
 
     def timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         """asyncio cancelled one of its timers (wait_for's timeout, asyncio.sleep's wake-up)."""
@@ -461,21 +465,6 @@ class WorkflowRun:
         self.patch_memo[patch_id] = value
         return value
 
-    def _on_cancel(self) -> None:
-        targets = [c for c in self.pending.values() if c.cancellable and _awaited_future(c) is not None]
-        if not targets:
-            self._cancel_pending = True
-            return
-        for call in targets:
-            future = _awaited_future(call)
-            assert future is not None
-            if call.future is not None:
-                self.pending.pop(call.seq, None)
-                if call.kind == "timer":
-                    self.cancel_timer(call.seq)
-            # An asyncio.sleep's timer is withdrawn when the sleep, interrupted, cancels its handle.
-            future.set_exception(errors.CancelledFailure("workflow cancelled"))
-
     def _nondeterminism(self, message: str) -> None:
         self.failure = errors.NonDeterminismError(
             f"workflow {self.info.workflow_name} ({self.info.workflow_id}): {message}")
@@ -503,8 +492,9 @@ class WorkflowRun:
 
 def _awaited_future(call: _Call) -> asyncio.Future[Any] | None:
     """The future workflow code awaits on a pending call, when a cancellation can interrupt it: a
-    durable call's, or the one an ``asyncio.sleep`` waits on (its timer's callback sets it). Other
-    asyncio timers (wait_for's timeout) guard an awaitable that is interrupted itself."""
+    durable call's, or the one a sleep (``Durable.workflow.sleep``, ``asyncio.sleep``) waits on: its
+    timer's callback sets it. Other timers (wait_for's timeout) guard an awaitable that is
+    interrupted itself."""
     if call.future is not None:
         return None if call.future.done() else call.future
     timer = call.timer
