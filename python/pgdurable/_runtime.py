@@ -6,10 +6,13 @@ loop until nothing is ready after each — so a live run and any later replay
 see exactly the same interleaving. Each durable call gets the next sequence
 number; a call whose number history already recorded must match it (else
 :class:`NonDeterminismError`), and is resolved when its outcome event is
-delivered; a new call becomes a command for ``complete_workflow_task_v1``.
-A timer the code abandons before it fires (the timeout of an
-``asyncio.wait_for`` whose awaitable finished first, a cancelled sleep)
-becomes a ``cancel_timer`` command, once: a replay finds it in the history.
+delivered (:mod:`._runtime_events` says how, per event type); a new call
+becomes a command for ``complete_workflow_task_v1``. Every durable timer —
+``Durable.workflow.sleep``'s and asyncio's (``asyncio.sleep``, ``wait_for``'s
+timeout) — is a :class:`asyncio.TimerHandle` from :meth:`WorkflowRun.start_timer`.
+A timer the code abandons before it fires (a timeout whose awaitable finished
+first, a cancelled sleep) becomes a ``cancel_timer`` command, once: a replay
+finds it in the history.
 A suspended run stays parked in the worker's cache: the next activation
 only feeds it the new events.
 """
@@ -28,9 +31,9 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
-from . import errors, interceptors, payloads
+from . import _runtime_events, errors, interceptors, payloads
 from .store import as_utc
 
 log = logging.getLogger("pgdurable.replay")
@@ -62,6 +65,8 @@ class WorkflowInfo:
 
 @dataclass
 class _Call:
+    """A pending durable call: a future its outcome event resolves, or a timer its timer_fired runs."""
+
     seq: int
     kind: str
     future: asyncio.Future[Any] | None = None
@@ -173,7 +178,7 @@ class WorkflowRun:
         self.closing: dict[str, Any] | None = None
         self.failure: BaseException | None = None
         self.evicted = False
-        self._cancel_pending = False
+        self.cancel_pending = False
         seed = hashlib.sha256(f"{info.namespace}/{info.workflow_id}/{info.run_id}".encode()).digest()
         self.rng = _random.Random(int.from_bytes(seed[:16], "big"))
 
@@ -207,7 +212,7 @@ class WorkflowRun:
                     continue
                 self.now = as_utc(event["at"] if "at" in event else event["created_at"])
                 try:
-                    self._deliver(event)
+                    _runtime_events.deliver(self, event)
                     self.loop.drain()
                 except errors.DurableReplayAbortedError:
                     break  # self.failure says why
@@ -219,115 +224,6 @@ class WorkflowRun:
         if self.closing is not None and self.failure is None:
             commands.append(self.closing)
         return commands
-
-    def _deliver(self, event: dict[str, Any]) -> None:
-        """Applies one inbound event to the run through its handler."""
-        handler = self._HANDLERS.get(event["event_type"])
-        try:
-            if handler is None:
-                raise errors.PayloadError(f"unexpected inbound event {event['event_type']}")
-            handler(self, event)
-        except errors.PayloadError as exc:  # an undecodable payload fails the task
-            self.failure = exc
-
-    def _take(self, event: dict[str, Any]) -> _Call | None:
-        """The pending call an outcome event resolves; None if the code abandoned it."""
-        seq = event["seq"]
-        self.resolved.add(seq)
-        call = self.pending.pop(seq, None)
-        if call is None and (seq is None or seq > self.seq):
-            self._nondeterminism(f"history resolves durable call #{seq} ({event['event_type']}) but the "
-                                 "workflow code has not made that call")
-        return call
-
-    def _awaiting(self, event: dict[str, Any]) -> _Call | None:
-        """The call an outcome event resolves, if its future still waits for it."""
-        call = self._take(event)
-        return call if call is not None and call.future is not None and not call.future.done() else None
-
-    def _settle(self, call: _Call, outcome: Any) -> None:
-        """Resolves ``call``: it returns ``outcome``, or raises it when it is an exception."""
-        assert call.future is not None
-        if isinstance(outcome, BaseException):
-            call.future.set_exception(outcome)
-        else:
-            call.future.set_result(outcome)
-
-    # -- inbound events, one handler each ---------------------------------------------
-    def _workflow_started(self, event: dict[str, Any]) -> None:
-        """Starts the workflow's main task (once: a replay may see the event again)."""
-        if self.main is None:
-            self.main = self.loop.create_task(self._main(), name=f"workflow {self.info.workflow_id}")
-
-    def _cancel_requested(self, event: dict[str, Any]) -> None:
-        """Interrupts what the workflow awaits, or makes its next durable call raise CancelledFailure."""
-        targets = [(call, future) for call in self.pending.values()
-                   if call.cancellable and (future := _awaited_future(call)) is not None]
-        if not targets:
-            self._cancel_pending = True
-        for call, future in targets:
-            del self.pending[call.seq]
-            if call.timer is not None:
-                self.cancel_timer(call.seq)
-            future.set_exception(errors.CancelledFailure("workflow cancelled"))
-
-    def _activity_completed(self, event: dict[str, Any]) -> None:
-        """The activity call returns the activity's result."""
-        if (call := self._awaiting(event)) is not None:
-            self._settle(call, payloads.loads(event["data"]["result"]))
-
-    def _activity_failed(self, event: dict[str, Any]) -> None:
-        """The activity call raises DurableFatalError (the activity said so) or DurableMaxedError."""
-        if (call := self._awaiting(event)) is None:
-            return
-        data = event["data"]
-        error_type, message, tb = payloads.error_from_json(data.get("error"))
-        # A DurableFatalError, or a subclass of it (its own name in error_type).
-        if "DurableFatalError" in [error_type, *((data.get("error") or {}).get("types") or [])]:
-            self._settle(call, errors.DurableFatalError(message, error_type=error_type, traceback=tb))
-            return
-        self._settle(call, errors.DurableMaxedError(
-            message, attempts=data.get("attempt"), error_type=error_type, traceback=tb,
-            details={"activity_name": call.extra.get("name", "activity")}))
-
-    def _timer_fired(self, event: dict[str, Any]) -> None:
-        """The timer's callback runs: it wakes a sleep, or times out a wait_for."""
-        call = self._take(event)
-        if call is not None and call.timer is not None and not call.timer.cancelled():
-            self.loop.call_soon(call.timer._callback, *call.timer._args, context=call.timer._context)
-
-    def _signal_received(self, event: dict[str, Any]) -> None:
-        """The condition returns the signal's data."""
-        if (call := self._awaiting(event)) is not None:
-            self._settle(call, payloads.loads(event["data"]["data"]))
-
-    def _signal_timed_out(self, event: dict[str, Any]) -> None:
-        """The condition returns False: its timeout passed first."""
-        if (call := self._awaiting(event)) is not None:
-            self._settle(call, False)
-
-    def _child_completed(self, event: dict[str, Any]) -> None:
-        """The child call returns the child workflow's result."""
-        if (call := self._awaiting(event)) is not None:
-            self._settle(call, payloads.loads(event["data"]["result"]))
-
-    def _child_failed(self, event: dict[str, Any]) -> None:
-        """The child call raises DurableChildError: the child failed, was cancelled or interrupted."""
-        if (call := self._awaiting(event)) is None:
-            return
-        data = event["data"]
-        error_type, message, tb = payloads.error_from_json(data.get("error"))
-        self._settle(call, errors.DurableChildError(message, child_workflow_id=data.get("workflow_id"),
-                                                    error_type=error_type, traceback=tb,
-                                                    details={"status": data.get("status")}))
-
-    _HANDLERS: ClassVar[dict[str, Callable[[WorkflowRun, dict[str, Any]], None]]] = {
-        "workflow_started": _workflow_started, "cancel_requested": _cancel_requested,
-        "activity_completed": _activity_completed, "activity_failed": _activity_failed,
-        "timer_fired": _timer_fired, "signal_received": _signal_received,
-        "signal_timed_out": _signal_timed_out, "child_completed": _child_completed,
-        "child_failed": _child_failed,
-    }
 
     def _check_done(self) -> None:
         main = self.main
@@ -363,6 +259,11 @@ class WorkflowRun:
         else:
             self.failure = exc
 
+    def start(self) -> None:
+        """Starts the workflow's main task (once: a replay may deliver workflow_started again)."""
+        if self.main is None:
+            self.main = self.loop.create_task(self._main(), name=f"workflow {self.info.workflow_id}")
+
     async def _main(self) -> Any:
         ctx = {"workflow_id": self.info.workflow_id, "workflow_name": self.info.workflow_name,
                "namespace": self.info.namespace, "task_queue": self.info.task_queue,
@@ -379,8 +280,8 @@ class WorkflowRun:
         """The next durable call's number; raises if this replay is being abandoned."""
         if self.failure is not None or self.evicted:
             raise errors.DurableReplayAbortedError("this replay was stopped by the engine")
-        if self._cancel_pending and not _shielded.get():
-            self._cancel_pending = False
+        if self.cancel_pending and not _shielded.get():
+            self.cancel_pending = False
             raise errors.CancelledFailure("workflow cancelled")
         self.seq += 1
         return self.seq
@@ -391,13 +292,13 @@ class WorkflowRun:
         recorded = self.recorded.get(seq)
         if recorded is not None:
             if recorded != (command, name):
-                self._nondeterminism(
+                self.nondeterminism(
                     f"durable call #{seq} is {command} {name!r} but history recorded "
                     f"{recorded[0]} {recorded[1]!r}: the workflow code changed under a running "
                     "workflow (guard the change with Durable.workflow.patched())")
             return
         if seq <= self.max_recorded:
-            self._nondeterminism(f"durable call #{seq} ({command} {name!r}) is not in the history")
+            self.nondeterminism(f"durable call #{seq} ({command} {name!r}) is not in the history")
         self.commands.append(make())
 
     def wait(self, seq: int, kind: str, **extra: Any) -> asyncio.Future[Any]:
@@ -437,7 +338,7 @@ class WorkflowRun:
         return future
 
     def timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        """asyncio cancelled one of its timers (wait_for's timeout, asyncio.sleep's wake-up)."""
+        """A timer's handle was cancelled (a sleep ended otherwise, a timeout was not needed)."""
         for seq, call in self.pending.items():
             if call.timer is handle:
                 del self.pending[seq]
@@ -465,7 +366,8 @@ class WorkflowRun:
         self.patch_memo[patch_id] = value
         return value
 
-    def _nondeterminism(self, message: str) -> None:
+    def nondeterminism(self, message: str) -> None:
+        """Fails the task with NonDeterminismError and stops this replay."""
         self.failure = errors.NonDeterminismError(
             f"workflow {self.info.workflow_name} ({self.info.workflow_id}): {message}")
         raise errors.DurableReplayAbortedError(message)
@@ -488,21 +390,6 @@ class WorkflowRun:
         finally:
             asyncio.events._set_running_loop(outer)
         self.pending.clear()
-
-
-def _awaited_future(call: _Call) -> asyncio.Future[Any] | None:
-    """The future workflow code awaits on a pending call, when a cancellation can interrupt it: a
-    durable call's, or the one a sleep (``Durable.workflow.sleep``, ``asyncio.sleep``) waits on: its
-    timer's callback sets it. Other timers (wait_for's timeout) guard an awaitable that is
-    interrupted itself."""
-    if call.future is not None:
-        return None if call.future.done() else call.future
-    timer = call.timer
-    if timer is not None and timer._callback is asyncio.futures._set_result_unless_cancelled:
-        future = timer._args[0]
-        if isinstance(future, asyncio.Future) and not future.done():
-            return future
-    return None
 
 
 def _error(exc: BaseException, non_retryable: bool = False) -> dict[str, Any]:
