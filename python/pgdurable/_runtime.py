@@ -6,10 +6,13 @@ loop until nothing is ready after each — so a live run and any later replay
 see exactly the same interleaving. Each durable call gets the next sequence
 number; a call whose number history already recorded must match it (else
 :class:`NonDeterminismError`), and is resolved when its outcome event is
-delivered; a new call becomes a command for ``complete_workflow_task_v1``.
-A timer the code abandons before it fires (the timeout of an
-``asyncio.wait_for`` whose awaitable finished first, a cancelled sleep)
-becomes a ``cancel_timer`` command, once: a replay finds it in the history.
+delivered (:mod:`._runtime_events` says how, per event type); a new call
+becomes a command for ``complete_workflow_task_v1``. Every durable timer —
+``Durable.workflow.sleep``'s and asyncio's (``asyncio.sleep``, ``wait_for``'s
+timeout) — is a :class:`asyncio.TimerHandle` from :meth:`WorkflowRun.start_timer`.
+A timer the code abandons before it fires (a timeout whose awaitable finished
+first, a cancelled sleep) becomes a ``cancel_timer`` command, once: a replay
+finds it in the history.
 A suspended run stays parked in the worker's cache: the next activation
 only feeds it the new events.
 """
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import errors, interceptors, payloads
+from . import _runtime_events, errors, interceptors, payloads
 from .store import as_utc
 
 log = logging.getLogger("pgdurable.replay")
@@ -62,6 +65,8 @@ class WorkflowInfo:
 
 @dataclass
 class _Call:
+    """A pending durable call: a future its outcome event resolves, or a timer its timer_fired runs."""
+
     seq: int
     kind: str
     future: asyncio.Future[Any] | None = None
@@ -87,7 +92,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
                    context: contextvars.Context | None = None) -> asyncio.TimerHandle:
-        return self.run.timer_handle(max(float(delay), 0.0), callback, args, context)
+        return self.run.start_timer(max(float(delay), 0.0), callback, args, context)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
@@ -169,7 +174,7 @@ class WorkflowRun:
         self.closing: dict[str, Any] | None = None
         self.failure: BaseException | None = None
         self.evicted = False
-        self._cancel_pending = False
+        self.cancel_pending = False
         seed = hashlib.sha256(f"{info.namespace}/{info.workflow_id}/{info.run_id}".encode()).digest()
         self.rng = _random.Random(int.from_bytes(seed[:16], "big"))
 
@@ -203,7 +208,7 @@ class WorkflowRun:
                     continue
                 self.now = as_utc(event["at"] if "at" in event else event["created_at"])
                 try:
-                    self._deliver(event)
+                    _runtime_events.deliver(self, event)
                     self.loop.drain()
                 except errors.DurableReplayAbortedError:
                     break  # self.failure says why
@@ -215,66 +220,6 @@ class WorkflowRun:
         if self.closing is not None and self.failure is None:
             commands.append(self.closing)
         return commands
-
-    def _deliver(self, event: dict[str, Any]) -> None:
-        etype, data = event["event_type"], event["data"]
-        if etype == "workflow_started":
-            if self.main is None:
-                self.main = self.loop.create_task(self._main(), name=f"workflow {self.info.workflow_id}")
-            return
-        if etype == "cancel_requested":
-            self._on_cancel()
-            return
-        self.resolved.add(event["seq"])
-        call = self.pending.pop(event["seq"], None)
-        if call is None:
-            if event["seq"] is not None and event["seq"] <= self.seq:
-                return  # an outcome nobody waits for any more (a cancelled timer, an abandoned call)
-            self._nondeterminism(f"history resolves durable call #{event['seq']} ({etype}) but the "
-                                 "workflow code has not made that call")
-        if call.timer is not None:
-            if not call.timer.cancelled():
-                self.loop.call_soon(call.timer._callback, *call.timer._args, context=call.timer._context)
-            return
-        future = call.future
-        if future is None or future.done():
-            return
-        try:
-            outcome = self._outcome(etype, data, call)
-        except errors.PayloadError as exc:
-            self.failure = exc
-            return
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-
-    def _outcome(self, etype: str, data: dict[str, Any], call: _Call) -> Any:
-        if etype == "activity_completed":
-            return payloads.loads(data["result"])
-        if etype == "activity_failed":
-            error_type, message, tb = payloads.error_from_json(data.get("error"))
-            name = call.extra.get("name", "activity")
-            # A DurableFatalError, or a subclass of it (its own name in error_type).
-            if "DurableFatalError" in [error_type, *((data.get("error") or {}).get("types") or [])]:
-                return errors.DurableFatalError(message, error_type=error_type, traceback=tb)
-            return errors.DurableMaxedError(message, attempts=data.get("attempt"), error_type=error_type,
-                                            traceback=tb, details={"activity_name": name})
-        if etype in ("timer_fired",):
-            return call.extra.get("seconds")
-        if etype == "signal_received":
-            return payloads.loads(data["data"])
-        if etype == "signal_timed_out":
-            return False
-        if etype == "child_completed":
-            return payloads.loads(data["result"])
-        if etype == "child_failed":
-            error_type, message, tb = payloads.error_from_json(data.get("error"))
-            child = data.get("workflow_id")
-            status = data.get("status")
-            return errors.DurableChildError(message, child_workflow_id=child, error_type=error_type,
-                                            traceback=tb, details={"status": status})
-        raise errors.PayloadError(f"unexpected inbound event {etype}")
 
     def _check_done(self) -> None:
         main = self.main
@@ -310,6 +255,11 @@ class WorkflowRun:
         else:
             self.failure = exc
 
+    def start(self) -> None:
+        """Starts the workflow's main task (once: a replay may deliver workflow_started again)."""
+        if self.main is None:
+            self.main = self.loop.create_task(self._main(), name=f"workflow {self.info.workflow_id}")
+
     async def _main(self) -> Any:
         ctx = {"workflow_id": self.info.workflow_id, "workflow_name": self.info.workflow_name,
                "namespace": self.info.namespace, "task_queue": self.info.task_queue,
@@ -326,8 +276,8 @@ class WorkflowRun:
         """The next durable call's number; raises if this replay is being abandoned."""
         if self.failure is not None or self.evicted:
             raise errors.DurableReplayAbortedError("this replay was stopped by the engine")
-        if self._cancel_pending and not _shielded.get():
-            self._cancel_pending = False
+        if self.cancel_pending and not _shielded.get():
+            self.cancel_pending = False
             raise errors.CancelledFailure("workflow cancelled")
         self.seq += 1
         return self.seq
@@ -338,13 +288,13 @@ class WorkflowRun:
         recorded = self.recorded.get(seq)
         if recorded is not None:
             if recorded != (command, name):
-                self._nondeterminism(
+                self.nondeterminism(
                     f"durable call #{seq} is {command} {name!r} but history recorded "
                     f"{recorded[0]} {recorded[1]!r}: the workflow code changed under a running "
                     "workflow (guard the change with Durable.workflow.patched())")
             return
         if seq <= self.max_recorded:
-            self._nondeterminism(f"durable call #{seq} ({command} {name!r}) is not in the history")
+            self.nondeterminism(f"durable call #{seq} ({command} {name!r}) is not in the history")
         self.commands.append(make())
 
     def wait(self, seq: int, kind: str, **extra: Any) -> asyncio.Future[Any]:
@@ -365,27 +315,26 @@ class WorkflowRun:
         future.add_done_callback(abandoned)
         return future
 
-    def wait_timer(self, seq: int, seconds: float) -> asyncio.Future[Any]:
-        """A durable sleep's future; abandoning it (cancelling) withdraws its timer durably."""
-        future = self.wait(seq, "timer", seconds=seconds)
-
-        def abandoned(done: asyncio.Future[Any]) -> None:
-            if done.cancelled() and self.pending.pop(seq, None) is not None:
-                self.cancel_timer(seq)
-
-        future.add_done_callback(abandoned)
-        return future
-
-    def timer_handle(self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...],
-                     context: contextvars.Context | None) -> asyncio.TimerHandle:
+    def start_timer(self, seconds: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                    context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        """Starts a durable timer (the next durable call): ``callback(*args)`` runs when it fires.
+        Cancelling the handle withdraws the timer; a workflow cancellation interrupts a sleep on it."""
         seq = self.next_seq()
-        self.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": delay})
-        handle = asyncio.TimerHandle(self.loop.time() + delay, callback, args, self.loop, context)
+        self.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": seconds})
+        handle = asyncio.TimerHandle(self.loop.time() + seconds, callback, args, self.loop, context)
         self.pending[seq] = _Call(seq, "timer", timer=handle, cancellable=not _shielded.get())
         return handle
 
+    def sleep(self, seconds: float) -> asyncio.Future[Any]:
+        """``Durable.workflow.sleep``'s future: resolved with ``seconds`` when its timer fires, and,
+        like ``asyncio.sleep``, withdrawing the timer when it ends otherwise."""
+        future = self.loop.create_future()
+        handle = self.start_timer(seconds, asyncio.futures._set_result_unless_cancelled, (future, seconds))
+        future.add_done_callback(lambda _: handle.cancel())
+        return future
+
     def timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        """asyncio cancelled one of its timers (wait_for's timeout, asyncio.sleep's wake-up)."""
+        """A timer's handle was cancelled (a sleep ended otherwise, a timeout was not needed)."""
         for seq, call in self.pending.items():
             if call.timer is handle:
                 del self.pending[seq]
@@ -413,22 +362,8 @@ class WorkflowRun:
         self.patch_memo[patch_id] = value
         return value
 
-    def _on_cancel(self) -> None:
-        targets = [c for c in self.pending.values() if c.cancellable and _awaited_future(c) is not None]
-        if not targets:
-            self._cancel_pending = True
-            return
-        for call in targets:
-            future = _awaited_future(call)
-            assert future is not None
-            if call.future is not None:
-                self.pending.pop(call.seq, None)
-                if call.kind == "timer":
-                    self.cancel_timer(call.seq)
-            # An asyncio.sleep's timer is withdrawn when the sleep, interrupted, cancels its handle.
-            future.set_exception(errors.CancelledFailure("workflow cancelled"))
-
-    def _nondeterminism(self, message: str) -> None:
+    def nondeterminism(self, message: str) -> None:
+        """Fails the task with NonDeterminismError and stops this replay."""
         self.failure = errors.NonDeterminismError(
             f"workflow {self.info.workflow_name} ({self.info.workflow_id}): {message}")
         raise errors.DurableReplayAbortedError(message)
@@ -451,20 +386,6 @@ class WorkflowRun:
         finally:
             asyncio.events._set_running_loop(outer)
         self.pending.clear()
-
-
-def _awaited_future(call: _Call) -> asyncio.Future[Any] | None:
-    """The future workflow code awaits on a pending call, when a cancellation can interrupt it: a
-    durable call's, or the one an ``asyncio.sleep`` waits on (its timer's callback sets it). Other
-    asyncio timers (wait_for's timeout) guard an awaitable that is interrupted itself."""
-    if call.future is not None:
-        return None if call.future.done() else call.future
-    timer = call.timer
-    if timer is not None and timer._callback is asyncio.futures._set_result_unless_cancelled:
-        future = timer._args[0]
-        if isinstance(future, asyncio.Future) and not future.done():
-            return future
-    return None
 
 
 def _error(exc: BaseException, non_retryable: bool = False) -> dict[str, Any]:

@@ -94,10 +94,7 @@ def proxy_activities(activities: Any = None, *, task_queue: str | None = None,
 async def sleep(duration: Duration) -> float:
     """A durable timer: returns the requested seconds (the same on every replay)."""
     seconds = to_seconds(duration)
-    run = current()
-    seq = run.next_seq()
-    run.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": seconds})
-    return await run.wait_timer(seq, seconds)
+    return await current().sleep(seconds)
 
 
 async def condition(signal_id: str, timeout: Duration | None = None) -> Any:
