@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-import pgdurable.store
+import pgdurable._store
 from pgdurable import Durable
 from support.history import events
 from support.polling import wait_for
@@ -54,7 +54,7 @@ async def connection(dsn: str) -> AsyncIterator[Durable.Connection]:
 def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """The message ids of every extend_leases and complete_activity call (spies: the real calls run)."""
     seen: dict[str, list[Any]] = {"extend": [], "complete": []}
-    extend, complete = pgdurable.store.extend_leases, pgdurable.store.complete_activity
+    extend, complete = pgdurable._store.extend_leases, pgdurable._store.complete_activity
 
     async def extend_spy(conn: Any, message_ids: list[int], *args: Any, **kwargs: Any) -> Any:
         seen["extend"].append(list(message_ids))
@@ -64,8 +64,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         seen["complete"].append(message_id)
         return await complete(conn, message_id, *args, **kwargs)
 
-    monkeypatch.setattr(pgdurable.store, "extend_leases", extend_spy)
-    monkeypatch.setattr(pgdurable.store, "complete_activity", complete_spy)
+    monkeypatch.setattr(pgdurable._store, "extend_leases", extend_spy)
+    monkeypatch.setattr(pgdurable._store, "complete_activity", complete_spy)
     return seen
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import pgdurable.store
+import pgdurable._store
 from pgdurable import Durable
 from support.history import events
 
@@ -42,14 +42,14 @@ async def connection(dsn: str) -> AsyncIterator[Durable.Connection]:
 def commits(monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, Any]]]:
     """Every command batch a worker commits with complete_workflow_task (a spy, the real call runs)."""
     seen: list[list[dict[str, Any]]] = []
-    real = pgdurable.store.complete_workflow_task
+    real = pgdurable._store.complete_workflow_task
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
         commands = kwargs["commands"] if "commands" in kwargs else args[4]
         seen.append(list(commands))
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(pgdurable.store, "complete_workflow_task", spy)
+    monkeypatch.setattr(pgdurable._store, "complete_workflow_task", spy)
     return seen
 
 

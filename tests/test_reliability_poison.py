@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pgdurable import Durable, RetryPolicy, store
+from pgdurable import Durable, RetryPolicy
+from pgdurable import _store as store
 from support.db import sql
 from support.history import wait_event
 from support.polling import wait_for

@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from . import _runtime_events, errors, interceptors, payloads
-from .store import as_utc
+from ._store import as_utc
 
 log = logging.getLogger("pgdurable.replay")
 
@@ -68,7 +68,6 @@ class _Call:
     """A pending durable call: a future its outcome event resolves, or a timer its timer_fired runs."""
 
     seq: int
-    kind: str
     future: asyncio.Future[Any] | None = None
     timer: asyncio.TimerHandle | None = None
     cancellable: bool = True
@@ -297,15 +296,15 @@ class WorkflowRun:
             self.nondeterminism(f"durable call #{seq} ({command} {name!r}) is not in the history")
         self.commands.append(make())
 
-    def wait(self, seq: int, kind: str, **extra: Any) -> asyncio.Future[Any]:
+    def wait(self, seq: int, **extra: Any) -> asyncio.Future[Any]:
         """A future resolved when call ``seq``'s outcome event is delivered."""
         future = self.loop.create_future()
-        self.pending[seq] = _Call(seq, kind, future=future, cancellable=not _shielded.get(), extra=extra)
+        self.pending[seq] = _Call(seq, future=future, cancellable=not _shielded.get(), extra=extra)
         return future
 
     def wait_condition(self, seq: int, signal_id: str) -> asyncio.Future[Any]:
         """A condition's future; abandoning it (cancelling) withdraws the wait durably."""
-        future = self.wait(seq, "condition")
+        future = self.wait(seq)
 
         def abandoned(done: asyncio.Future[Any]) -> None:
             if done.cancelled() and seq not in self.resolved and not self.evicted:
@@ -322,7 +321,7 @@ class WorkflowRun:
         seq = self.next_seq()
         self.record(seq, "timer", None, lambda: {"type": "timer", "seq": seq, "seconds": seconds})
         handle = asyncio.TimerHandle(self.loop.time() + seconds, callback, args, self.loop, context)
-        self.pending[seq] = _Call(seq, "timer", timer=handle, cancellable=not _shielded.get())
+        self.pending[seq] = _Call(seq, timer=handle, cancellable=not _shielded.get())
         return handle
 
     def sleep(self, seconds: float) -> asyncio.Future[Any]:

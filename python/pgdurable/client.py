@@ -9,7 +9,8 @@ import math
 from datetime import datetime
 from typing import Any
 
-from . import errors, payloads, store
+from . import _store as store
+from . import errors, payloads
 from ._validate import check_text
 from .connection import Connection
 from .retry import RetryPolicy

@@ -18,7 +18,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import errors, store
+from . import _store as store
+from . import errors
 from ._dsn import resolve_dsn
 
 log = logging.getLogger("pgdurable.connection")

@@ -6,9 +6,9 @@ import base64
 import secrets
 from datetime import timedelta
 
+from . import _store
 from . import activity as _activity
 from . import interceptors as _interceptors
-from . import store as _store
 from . import workflow as _workflow
 from .client import Client, WorkflowHandle
 from .connection import Connection, _close_all

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import store
+from . import _store as store
 from .connection import Connection
 
 

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from . import errors, interceptors, payloads, registry
+from . import _registry as registry
+from . import errors, interceptors, payloads
 from ._runtime import WorkflowInfo, _shielded, current, random_uuid
 from ._validate import check_text
 from .durations import Duration, to_seconds
@@ -70,7 +71,7 @@ async def _call_activity(name: str, args: list[Any], options: dict[str, Any]) ->
             "args": payloads.dumps(call_args), "retry": opts["retry"], "headers": opts.get("headers") or {},
             "start_to_close_timeout": opts.get("start_to_close_timeout"),
         })
-        return await run.wait(seq, "activity", name=activity_ctx["activity_name"])
+        return await run.wait(seq, name=activity_ctx["activity_name"])
 
     return await interceptors.chain(interceptors.outbound, schedule, activity_ctx, workflow_ctx)()
 
@@ -134,7 +135,7 @@ async def execute_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...]
     run = current()
     seq = run.next_seq()
     _child_command(run, seq, _name_of(workflow_name), list(args), task_queue, workflow_id, True)
-    return await run.wait(seq, "child")
+    return await run.wait(seq)
 
 
 async def start_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...] = (),

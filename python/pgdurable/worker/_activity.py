@@ -15,7 +15,9 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import _faults, errors, interceptors, payloads, registry, store
+from .. import _faults, errors, interceptors, payloads
+from .. import _registry as registry
+from .. import _store as store
 from .. import activity as activity_api
 from ._calls import POLL_INTERVAL, Call, Calls, log_crash, wait
 

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from .. import errors, store
+from .. import _store as store
+from .. import errors
 from ..connection import Connection
 
 log = logging.getLogger("pgdurable.worker")

@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
-from .. import errors, registry, store
+from .. import _registry as registry
+from .. import _store as store
+from .. import errors
 from ..connection import Connection
 from ._activity import ActivityWorker
 from ._calls import Calls

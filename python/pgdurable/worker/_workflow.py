@@ -18,7 +18,9 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import _faults, errors, payloads, registry, store
+from .. import _faults, errors, payloads
+from .. import _registry as registry
+from .. import _store as store
 from .._runtime import WorkflowInfo, WorkflowRun
 from ._calls import Calls, log_crash
 
