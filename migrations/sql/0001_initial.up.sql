@@ -2008,20 +2008,34 @@ $$;
 COMMENT ON FUNCTION durable.list_workflows_v1(text, text, text, integer) IS
     'Workflow runs of a namespace, newest activity first, optionally by status and name.';
 
+-- The running run of a workflow id, locked; NULLs when the workflow has
+-- ended; PD003 when the id is unknown.
+CREATE FUNCTION durable._running_run(p_namespace text, p_workflow_id text) RETURNS durable.workflows
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_wf durable.workflows;
+BEGIN
+    SELECT * INTO v_wf FROM durable.workflows
+    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND status = 'running'
+    FOR UPDATE;
+    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM durable.workflows
+                                 WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD003',
+            MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+    END IF;
+    RETURN v_wf;
+END $$;
+COMMENT ON FUNCTION durable._running_run(text, text) IS
+    'Internal: the running run of a workflow id, locked (NULLs if it ended; PD003 for an unknown id).';
+
 CREATE FUNCTION durable.cancel_workflow_v1(p_namespace text, p_workflow_id text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
     v_child durable.workflows;
 BEGIN
-    SELECT * INTO v_wf FROM durable.workflows
-    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND status = 'running'
-    FOR UPDATE;
-    IF NOT FOUND THEN
-        IF NOT EXISTS (SELECT 1 FROM durable.workflows WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
-            RAISE EXCEPTION USING ERRCODE = 'PD003',
-                MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
-        END IF;
+    v_wf := durable._running_run(p_namespace, p_workflow_id);
+    IF v_wf.run_id IS NULL THEN
         RETURN false;
     END IF;
     IF v_wf.cancel_requested THEN
@@ -2049,14 +2063,8 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
 BEGIN
-    SELECT * INTO v_wf FROM durable.workflows
-    WHERE namespace = p_namespace AND workflow_id = p_workflow_id AND status = 'running'
-    FOR UPDATE;
-    IF NOT FOUND THEN
-        IF NOT EXISTS (SELECT 1 FROM durable.workflows WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
-            RAISE EXCEPTION USING ERRCODE = 'PD003',
-                MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
-        END IF;
+    v_wf := durable._running_run(p_namespace, p_workflow_id);
+    IF v_wf.run_id IS NULL THEN
         RETURN false;
     END IF;
     PERFORM durable._close_run(v_wf, jsonb_build_object('type', 'interrupted', 'reason', p_reason,
