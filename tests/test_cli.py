@@ -8,7 +8,6 @@ is exercised too. Expected failures must be one line on stderr, exit 1.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -16,17 +15,21 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from conftest import dsn_for
 from pgdurable import cli
 from pgdurable._migrate import current, head
+from support.cli import assert_one_line_error, invoke, ok_json, restore_logging  # noqa: F401
+from support.polling import wait_until as wait_for
+
+pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging per run
 
 DEADLINE = 30.0
 EVENT_TYPES = {
@@ -77,57 +80,6 @@ async def start_nothing():
 def not_async(connection):
     pass
 '''
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging per invocation; leave the process as we found it."""
-    root = logging.getLogger()
-    level, pgd_level = root.level, logging.getLogger("pgdurable").level
-    yield
-    if cli._log_handler is not None:
-        root.removeHandler(cli._log_handler)
-        cli._log_handler = None
-    root.setLevel(level)
-    logging.getLogger("pgdurable").setLevel(pgd_level)
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "200"})
-
-
-def ok_json(*args: str) -> Any:
-    """Runs a command with --json (options go before a trailing '--' and the ids after it)."""
-    if "--" in args:
-        cut = args.index("--")
-        args = (*args[:cut], "--json", *args[cut:])
-    else:
-        args = (*args, "--json")
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture

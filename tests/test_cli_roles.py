@@ -5,53 +5,17 @@ failures into one line on stderr with exit status 1."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from typer.testing import CliRunner, Result
 
-from pgdurable import cli
+from support.cli import assert_one_line_error, invoke, ok_json, restore_logging  # noqa: F401
 
-pytestmark = pytest.mark.sql  # also run on Debian Postgres 15 by scripts/test
+# sql: also run on Debian Postgres 15 by scripts/test; the CLI configures logging per run.
+pytestmark = [pytest.mark.sql, pytest.mark.usefixtures("restore_logging")]
 
 HOSTILE_PASSWORD = "x'; DROP TABLE durable.messages; --ä€"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging per invocation; leave the process as we found it."""
-    root = logging.getLogger()
-    level, pgd_level = root.level, logging.getLogger("pgdurable").level
-    yield
-    if cli._log_handler is not None:
-        root.removeHandler(cli._log_handler)
-        cli._log_handler = None
-    root.setLevel(level)
-    logging.getLogger("pgdurable").setLevel(pgd_level)
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli.app, list(args))
-
-
-def ok_json(*args: str) -> Any:
-    result = invoke(*args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def role_row(dsn: str, role: str) -> tuple[Any, ...] | None:
