@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -10,7 +13,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,3 +346,36 @@ def bottleneck(cpu: dict[str, Any] | None, cores: int | None = None) -> str:
         return (f"CPU starved by other load: waited for a core python {py_wait:.0%} + postgres "
                 f"{pg_wait:.0%} ({used}; load {load_avg()[0]:.1f} on {cores} cores)")
     return f"round trips / commit latency ({used})"
+
+
+async def lanes(duration: float, in_flight: int, one: Callable[[], Awaitable[Any]]) -> tuple[int, float]:
+    """``in_flight`` coroutines call ``one()`` back to back until ``duration`` passes;
+    returns (calls completed, seconds until the last one completed)."""
+    deadline = time.perf_counter() + duration
+    done = 0
+
+    async def lane() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await one()
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(in_flight)))
+    return done, time.perf_counter() - start
+
+
+def peer_main(prog: str, run: Callable[[str, dict[str, Any], int | None], Awaitable[dict[str, Any]]],
+              argv: list[str] | None = None) -> int:
+    """The command line of a peer's benchmark process: runs ``run(dsn, params, postmaster)`` and
+    writes its result as JSON to ``--out``."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--postmaster", type=int, default=None)
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args.dsn, json.loads(args.params), args.postmaster))
+    with open(args.out, "w") as fh:
+        json.dump(result, fh)
+    return 0

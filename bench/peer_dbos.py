@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 
 from dbos import DBOS, DBOSConfig
 
-from .common import CpuMeter, as_url, measure, percentile, settle_stats, xact_count
+from .common import CpuMeter, as_url, lanes, measure, peer_main, percentile, settle_stats, xact_count
 
 MARKS: dict[str, float] = {}
 WALL: dict[str, float] = {}
@@ -80,21 +79,6 @@ def _waiter(key: str) -> asyncio.Future[float]:
     return _WAITERS.setdefault(key, asyncio.get_running_loop().create_future())
 
 
-async def _lanes(duration: float, in_flight: int, one: Any) -> tuple[int, float]:
-    deadline = time.perf_counter() + duration
-    done = 0
-
-    async def lane() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await one()
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(in_flight)))
-    return done, time.perf_counter() - start
-
-
 async def throughput(dsn: str, meter: CpuMeter, duration: float, in_flight: int, steps: int | None,
                      ) -> dict[str, Any]:
     async def one() -> None:
@@ -108,7 +92,7 @@ async def throughput(dsn: str, meter: CpuMeter, duration: float, in_flight: int,
     await asyncio.to_thread(settle_stats)
     x0 = await asyncio.to_thread(xact_count, dsn)
     with measure(meter) as cpu:
-        done, elapsed = await _lanes(duration, in_flight, one)
+        done, elapsed = await lanes(duration, in_flight, one)
     await asyncio.to_thread(settle_stats)
     x1 = await asyncio.to_thread(xact_count, dsn)
     return {"completed": done, "elapsed_s": elapsed, "per_s": done / elapsed, "cpu": cpu,
@@ -204,16 +188,7 @@ def _version(dist: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.peer_dbos")
-    parser.add_argument("--dsn", required=True)
-    parser.add_argument("--params", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--postmaster", type=int, default=None)
-    args = parser.parse_args(argv)
-    result = asyncio.run(main_async(args.dsn, json.loads(args.params), args.postmaster))
-    with open(args.out, "w") as fh:
-        json.dump(result, fh)
-    return 0
+    return peer_main("python -m bench.peer_dbos", main_async, argv)
 
 
 if __name__ == "__main__":

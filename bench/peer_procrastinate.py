@@ -11,10 +11,8 @@ pgdurable's worker) runs in the background of this process while:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
 import uuid
@@ -23,7 +21,7 @@ from typing import Any
 import procrastinate
 import psycopg
 
-from .common import CpuMeter, measure, percentile, settle_stats, xact_count
+from .common import CpuMeter, lanes, measure, peer_main, percentile, settle_stats, xact_count
 
 _WAITERS: dict[str, asyncio.Future[None]] = {}
 
@@ -38,21 +36,6 @@ def make_app(dsn: str) -> procrastinate.App:
             waiter.set_result(None)
 
     return app
-
-
-async def _lanes(duration: float, in_flight: int, one: Any) -> tuple[int, float]:
-    deadline = time.perf_counter() + duration
-    done = 0
-
-    async def lane() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await one()
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(in_flight)))
-    return done, time.perf_counter() - start
 
 
 async def main_async(dsn: str, params: dict[str, Any], postmaster: int | None) -> dict[str, Any]:
@@ -77,7 +60,7 @@ async def main_async(dsn: str, params: dict[str, Any], postmaster: int | None) -
                     await asyncio.to_thread(settle_stats)
                     x0 = await asyncio.to_thread(xact_count, dsn)
                     with measure(meter) as cpu:
-                        done, elapsed = await _lanes(params["b1_duration"], params["b1_in_flight"], one)
+                        done, elapsed = await lanes(params["b1_duration"], params["b1_in_flight"], one)
                     await asyncio.to_thread(settle_stats)
                     x1 = await asyncio.to_thread(xact_count, dsn)
                     latencies = []
@@ -109,16 +92,7 @@ async def main_async(dsn: str, params: dict[str, Any], postmaster: int | None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.peer_procrastinate")
-    parser.add_argument("--dsn", required=True)
-    parser.add_argument("--params", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--postmaster", type=int, default=None)
-    args = parser.parse_args(argv)
-    result = asyncio.run(main_async(args.dsn, json.loads(args.params), args.postmaster))
-    with open(args.out, "w") as fh:
-        json.dump(result, fh)
-    return 0
+    return peer_main("python -m bench.peer_procrastinate", main_async, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 from pgdurable import Durable
 
-from .common import CpuMeter, measure, settle_stats, xact_count
+from .common import CpuMeter, lanes, measure, settle_stats, xact_count
 
 TASK_QUEUE = "bench"
 
@@ -141,23 +141,6 @@ class Pgd:
     async def start(self, workflow: Callable[..., Any], *args: Any, workflow_id: str | None = None) -> Any:
         return await self.client.workflow.start(args=list(args), task_queue=self.task_queue,
                                                 workflow_name=workflow.__name__, workflow_id=workflow_id)
-
-
-async def lanes(duration: float, in_flight: int, one: Callable[[], Awaitable[Any]]) -> tuple[int, float]:
-    """``in_flight`` coroutines call ``one()`` back to back until ``duration`` passes;
-    returns (calls completed, seconds until the last one completed)."""
-    deadline = time.perf_counter() + duration
-    done = 0
-
-    async def lane() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await one()
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(in_flight)))
-    return done, time.perf_counter() - start
 
 
 async def throughput(pgd: Pgd, meter: CpuMeter, *, duration: float, in_flight: int,
