@@ -204,14 +204,32 @@ COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], intege
     'toward maximum_attempts and is recorded in the run''s history as a non-inbound activity_failed with '
     'lease_lost true; one that was the last allowed fails the activity instead.';
 
+-- An activity's final outcome: recorded in its run, which wakes; when the
+-- caller serves that workflow (p_eager), the woken task comes back leased
+-- to it and nobody else needs waking.
+CREATE FUNCTION durable._settle_activity(p_msg durable.messages, p_event_type text, p_data jsonb,
+                                         p_eager jsonb)
+RETURNS TABLE (recorded boolean, workflow_task jsonb)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_eager boolean := durable._eager_serves(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_eager);
+    v_recorded boolean;
+BEGIN
+    v_recorded := durable._finish_activity(p_msg, p_event_type, p_data, NOT v_eager);
+    RETURN QUERY SELECT v_recorded,
+        CASE WHEN v_recorded AND v_eager
+             THEN durable._lease_workflow_task(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_eager) END;
+END $$;
+COMMENT ON FUNCTION durable._settle_activity(durable.messages, text, jsonb, jsonb) IS
+    'Internal: records an activity''s final outcome in its run and, for a caller serving that workflow, '
+    'leases it the woken workflow task.';
+
 CREATE FUNCTION durable.complete_activity_v1(p_message_id bigint, p_lease_token uuid, p_result text,
                                              p_eager jsonb DEFAULT NULL)
 RETURNS TABLE (recorded boolean, workflow_task jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_msg durable.messages;
-    v_recorded boolean;
-    v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     PERFORM durable._check_eager(p_eager);
@@ -220,14 +238,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
     END IF;
     PERFORM durable._check_payload(p_result);
-    -- When the caller takes the woken workflow task itself, nobody else needs waking.
-    v_eager := durable._eager_serves(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
-    v_recorded := durable._finish_activity(v_msg, 'activity_completed',
-                                           jsonb_build_object('result', p_result, 'attempt', v_msg.attempt),
-                                           NOT v_eager);
-    RETURN QUERY SELECT v_recorded,
-        CASE WHEN v_recorded AND v_eager
-             THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager) END;
+    RETURN QUERY SELECT * FROM durable._settle_activity(
+        v_msg, 'activity_completed', jsonb_build_object('result', p_result, 'attempt', v_msg.attempt), p_eager);
 END $$;
 COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text, jsonb) IS
     'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
@@ -243,7 +255,6 @@ DECLARE
     v_msg durable.messages;
     v_policy jsonb;
     v_delay interval;
-    v_eager boolean;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     PERFORM durable._check_eager(p_eager);
@@ -252,12 +263,9 @@ BEGIN
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
                 || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
-        v_eager := durable._eager_serves(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager);
-        PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
-            'attempt', v_msg.attempt, 'maxed', true, 'error', p_error), NOT v_eager);
-        RETURN QUERY SELECT 'failed'::text,
-            CASE WHEN v_eager
-                 THEN durable._lease_workflow_task(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, p_eager) END;
+        RETURN QUERY SELECT 'failed'::text, s.workflow_task FROM durable._settle_activity(
+            v_msg, 'activity_failed', jsonb_build_object('attempt', v_msg.attempt, 'maxed', true, 'error', p_error),
+            p_eager) s;
         RETURN;
     END IF;
     v_delay := durable.retry_delay_v1(v_policy, v_msg.attempt);
