@@ -26,7 +26,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -431,11 +431,14 @@ def _ensure_traversable(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def dev_server(dsn: str | None = None) -> Iterator[str]:
+def dev_server(dsn: str | None = None,
+               starting: Callable[[bool], contextlib.AbstractContextManager[object]] | None = None
+               ) -> Iterator[str]:
     """Yield a DSN: ``dsn`` or ``PGDURABLE_DSN``/``DATABASE_URL``, else the embedded dev server.
 
     The dev server is started for the duration of the block and stopped after
-    it, unless it was already running (e.g. under ``pgdurable dev``).
+    it, unless it was already running (e.g. under ``pgdurable dev``). While it
+    starts, ``starting(first_run)`` (if given) is entered, e.g. to show progress.
     """
     from pgdurable._dsn import find_dsn
 
@@ -445,7 +448,10 @@ def dev_server(dsn: str | None = None) -> Iterator[str]:
         return
     server = EmbeddedPostgres(default_data_dir())
     was_running = server.is_running()
-    server.start()
+    if not was_running:
+        with starting(not server.is_initialized()) if starting else contextlib.nullcontext():
+            server.start()
+    logger.info("using the embedded Postgres at %s (data in %s)", server.dsn(), server.data_dir)
     try:
         yield server.dsn()
     finally:

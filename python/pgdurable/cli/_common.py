@@ -8,7 +8,6 @@ import base64
 import contextlib
 import functools
 import json
-import logging
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,7 +28,6 @@ T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
-log = logging.getLogger("pgdurable.cli")
 
 DsnOption = Annotated[
     str | None,
@@ -113,27 +111,14 @@ def friendly_errors(fn: Callable[P, T]) -> Callable[P, T]:
 def database(dsn: str | None) -> Iterator[str]:
     """The DSN to use: ``--dsn``, the environment, else the embedded dev server (started for the
     block and stopped after it, unless it was already running, e.g. under ``pgdurable dev``)."""
-    from pgdurable._dsn import find_dsn
+    from pgdurable.embedded import dev_server
 
-    found = find_dsn(dsn)
-    if found is not None:
+    def starting(first: bool) -> contextlib.AbstractContextManager[object]:
+        return err_console.status("initialising the embedded Postgres (first run only)..." if first
+                                  else "starting the embedded Postgres...")
+
+    with dev_server(dsn, starting) as found:
         yield found
-        return
-    from pgdurable.embedded import EmbeddedPostgres, default_data_dir
-
-    server = EmbeddedPostgres(default_data_dir())
-    was_running = server.is_running()
-    if not was_running:
-        first = not server.is_initialized()
-        with err_console.status("initialising the embedded Postgres (first run only)..." if first
-                                else "starting the embedded Postgres..."):
-            server.start()
-    log.info("using the embedded Postgres at %s (data in %s)", server.dsn(), server.data_dir)
-    try:
-        yield server.dsn()
-    finally:
-        if not was_running:
-            server.stop()
 
 
 def with_client(dsn: str | None, namespace: str, body: Callable[[Client], Awaitable[T]]) -> T:
