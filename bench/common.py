@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -102,17 +101,6 @@ class BenchServer:
                 shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
 
-def _free_port() -> int:
-    for port in PORT_RANGE:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORT_RANGE.start}-{PORT_RANGE.stop - 1} for the benchmark server")
-
-
 def server_major(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute("SHOW server_version_num").fetchone()
@@ -170,12 +158,12 @@ def start_server(dsn: str | None) -> BenchServer:
         major = server_major(dsn)
         return BenchServer(admin_dsn=dsn, major=major, bin_dir=find_bin_dir(major),
                            postmaster_pid=_postmaster_of(dsn), embedded=False)
-    from pgdurable.embedded import EmbeddedPostgres
+    from pgdurable.embedded import EmbeddedPostgres, free_port_in
 
     root = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
     os.chmod(root, 0o755)
     data_dir = root / "data"
-    server = EmbeddedPostgres(data_dir, _free_port())
+    server = EmbeddedPostgres(data_dir, free_port_in(PORT_RANGE))
     try:
         server.start()
     except BaseException:

@@ -36,6 +36,7 @@ __all__ = [
     "EmbeddedPostgresError",
     "default_data_dir",
     "dev_server",
+    "free_port_in",
 ]
 
 logger = logging.getLogger("pgdurable.embedded")
@@ -81,6 +82,15 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_in(ports: range) -> int:
+    """The first port of ``ports`` a server could listen on now (for tools that keep their
+    servers in a known range, such as the test suite and the benchmarks)."""
+    for port in ports:
+        if _port_is_free(port):
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def _port_is_free(port: int) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,14 +34,9 @@ def try_sql(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[An
 
 def free_port(ports: range = RELIABILITY_PORTS) -> int:
     """A free port among ``ports``."""
-    for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+    from pgdurable.embedded import free_port_in
+
+    return free_port_in(ports)
 
 
 @contextlib.contextmanager
