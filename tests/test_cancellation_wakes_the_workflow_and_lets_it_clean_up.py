@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pgdurable import CancellationScope, Durable, errors
+from support.gates import gated_connection
 from support.history import event_types, new_client, wait_event, wait_pending, wait_status
 
 QUEUE = "cancelling"
@@ -19,12 +20,8 @@ gates: dict[str, asyncio.Event] = {}
 @pytest.fixture
 async def connection(dsn: str) -> AsyncIterator[Durable.Connection]:
     cleanups.clear()
-    gates.clear()
-    gates.update(entered=asyncio.Event(), release=asyncio.Event())
-    connection = Durable.Connection(dsn)
-    yield connection
-    gates["release"].set()
-    await Durable.shutdown(grace=5)
+    async with gated_connection(dsn, gates) as connection:
+        yield connection
 
 
 async def cancel_cleanup(what: str) -> str:

@@ -56,14 +56,19 @@ def no_codec_afterwards() -> Iterator[None]:
     payloads.register_codec(None)
 
 
-async def test_release_at_shutdown_of_a_lease_already_lost_is_logged_as_lost_not_as_released(
-        connection, conn: psycopg.Connection, caplog):
-    caplog.set_level(logging.INFO, logger="pgdurable.worker")
+async def _worker_running_the_blocking_activity(connection: Durable.Connection) -> Durable.Worker:
     worker = await Durable.Worker.create(connection=connection, task_queue="report",
                                          workflow=report_blocking_workflow)
     client = Durable.Client(connection=connection)
     await client.workflow.start(task_queue="report", workflow_name="report_blocking_workflow")
     await wait_for(lambda: started, "the activity to start")
+    return worker
+
+
+async def test_release_at_shutdown_of_a_lease_already_lost_is_logged_as_lost_not_as_released(
+        connection, conn: psycopg.Connection, caplog):
+    caplog.set_level(logging.INFO, logger="pgdurable.worker")
+    worker = await _worker_running_the_blocking_activity(connection)
     # Another worker took the task over meanwhile (its lease token changed).
     conn.execute("UPDATE durable.messages SET lease_token = gen_random_uuid() WHERE kind = 'activity'")
 
@@ -75,11 +80,7 @@ async def test_release_at_shutdown_of_a_lease_already_lost_is_logged_as_lost_not
 
 async def test_release_at_shutdown_of_a_held_lease_is_logged_as_released(connection, conn, caplog):
     caplog.set_level(logging.INFO, logger="pgdurable.worker")
-    worker = await Durable.Worker.create(connection=connection, task_queue="report",
-                                         workflow=report_blocking_workflow)
-    client = Durable.Client(connection=connection)
-    await client.workflow.start(task_queue="report", workflow_name="report_blocking_workflow")
-    await wait_for(lambda: started, "the activity to start")
+    worker = await _worker_running_the_blocking_activity(connection)
 
     await worker.shutdown(grace=0.2)
     assert [r for r in caplog.records if "report_blocker released" in r.getMessage()], caplog.text

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from pgdurable import Durable, RetryPolicy, errors
+from support.gates import gated_connection
 from support.history import event_types, new_client, wait_pending
 from support.polling import wait_for
 
@@ -23,12 +24,8 @@ gates: dict[str, asyncio.Event] = {}
 async def connection(dsn: str, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Durable.Connection]:
     caplog.set_level(logging.INFO, logger="pgdurable.worker")
     executions.clear()
-    gates.clear()
-    gates.update(entered=asyncio.Event(), release=asyncio.Event())
-    connection = Durable.Connection(dsn)
-    yield connection
-    gates["release"].set()
-    await Durable.shutdown(grace=5)
+    async with gated_connection(dsn, gates) as connection:
+        yield connection
 
 
 async def interrupt_slow_step(outcome: str) -> str:
