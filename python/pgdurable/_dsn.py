@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 
-from .errors import MissingDsnError
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from .errors import InvalidArgumentError, MissingDsnError
 
 __all__ = ["ENV_VARS", "MissingDsnError", "find_dsn", "resolve_dsn"]
 
@@ -17,14 +20,28 @@ ENV_VARS = ("PGDURABLE_DSN", "DATABASE_URL")
 
 
 def find_dsn(dsn: str | None = None) -> str | None:
-    """Return the DSN to use, or None when neither the argument nor the environment has one."""
+    """Return the DSN to use, or None when neither the argument nor the environment has one.
+
+    A value that is not a libpq connection string raises
+    :class:`~pgdurable.errors.InvalidArgumentError` naming where it came from."""
     if dsn:
-        return dsn
+        return _checked(dsn, "the DSN given")
     for var in ENV_VARS:
         value = os.environ.get(var)
         if value:
-            return value
+            return _checked(value, f"${var}")
     return None
+
+
+def _checked(dsn: str, source: str) -> str:
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise InvalidArgumentError(
+            f"{source} is not a Postgres connection string ({str(exc).strip()}): give a URL such as "
+            "postgresql://user@host:5432/dbname or key=value pairs such as 'host=... dbname=...'"
+        ) from None
+    return dsn
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
