@@ -387,3 +387,17 @@ def test_db_prune_rejects_a_bad_retention_in_one_line(dsn):
     result = CliRunner().invoke(cli.app, ["db", "prune", "--older-than", "5 parsecs", "--dsn", dsn])
     assert result.exit_code != 0
     assert "--older-than" in result.output
+
+
+@pytest.mark.parametrize("columns", ["80", "40", "200"])
+def test_workflow_list_never_cuts_a_workflow_id_whatever_the_width(dsn, columns):
+    ids = [f"demo-order-{n}-fuhrq-{'x' * 12}" for n in range(3)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for workflow_id in ids:
+            conn.execute("SELECT durable.start_workflow_v1('durable', %s, %s, %s, '[]')",
+                         (workflow_id, "a_rather_long_workflow_name_for_a_narrow_terminal",
+                          "a-task-queue-with-a-long-name"))
+    result = CliRunner().invoke(cli.app, ["workflow", "list", "--dsn", dsn], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    for workflow_id in ids:
+        assert any(workflow_id in line for line in result.stdout.splitlines()), result.stdout

@@ -109,10 +109,10 @@ def _step(events: list[dict[str, Any]]) -> str:
 def _progress(rows: dict[str, dict[str, Any]], elapsed: float) -> Table:
     table = Table(title=f"pgdurable demo: {len(rows)} workflows on task queue {TASK_QUEUE!r} "
                   f"({elapsed:4.1f} s)", title_justify="left")
-    table.add_column("workflow id")
-    table.add_column("workflow")
+    table.add_column("workflow id", no_wrap=True, overflow="ignore")  # ids are copied: never cut
+    table.add_column("workflow", overflow="fold")
     table.add_column("status")
-    table.add_column("step")
+    table.add_column("step", overflow="fold")
     table.add_column("retries", justify="right")
     for workflow_id, row in rows.items():
         table.add_row(escape(workflow_id), row["workflow"], styled_status(row["status"]), row["step"],

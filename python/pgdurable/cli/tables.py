@@ -8,12 +8,15 @@ import json
 from datetime import datetime
 from typing import Any
 
+from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from pgdurable.cli._common import to_jsonable
 
-__all__ = ["describe_event", "format_time", "history_table", "pending_text", "short", "styled_status"]
+__all__ = ["describe_event", "format_time", "history_table", "pending_text", "print_rows", "short",
+           "styled_status"]
 
 
 def short(value: Any, width: int = 60) -> str:
@@ -114,3 +117,21 @@ def history_table(events: list[dict[str, Any]], title: str | None = None, all_ru
         cells += [format_time(event["timestamp"]), event["event_type"], escape(describe_event(event))]
         table.add_row(*cells, style=style)
     return table
+
+
+def print_rows(console: Console, columns: list[str], rows: list[list[str]], *, whole: set[str]) -> None:
+    """Prints ``rows`` (rich markup) as a table whose ``whole`` columns (ids) are never cut or
+    folded; when the output is too narrow for that (80 columns when not a terminal), one plain
+    line per row instead, header first."""
+    table = Table()
+    for column in columns:
+        table.add_column(column, no_wrap=column in whole, overflow="ignore" if column in whole else "fold")
+    for row in rows:
+        table.add_row(*row)
+    needed = Measurement.get(console, console.options.update(max_width=1_000_000), table).minimum
+    if needed <= console.width:
+        console.print(table)
+        return
+    console.print("  ".join(escape(column) for column in columns), style="bold", soft_wrap=True)
+    for row in rows:
+        console.print("  ".join(row), soft_wrap=True)

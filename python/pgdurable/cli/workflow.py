@@ -21,7 +21,7 @@ from pgdurable.cli._common import (
     print_json,
     with_client,
 )
-from pgdurable.cli.tables import format_time, history_table, pending_text, short, styled_status
+from pgdurable.cli.tables import format_time, history_table, pending_text, print_rows, short, styled_status
 
 if TYPE_CHECKING:
     from pgdurable.client import Client
@@ -74,14 +74,11 @@ def workflow_list(
         console.print(f"no workflows in namespace {namespace!r}" + (" with that filter" if status or name
                                                                        else ""))
         return
-    table = Table()
-    for column in ("workflow id", "workflow", "task queue", "status", "run", "created", "updated"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(escape(row["workflow_id"]), escape(row["workflow_name"]), escape(row["task_queue"]),
-                      styled_status(row["status"]), str(row.get("run_id", "")),
-                      format_time(row["created_at"]), format_time(row["updated_at"]))
-    console.print(table)
+    print_rows(console, ["workflow id", "workflow", "task queue", "status", "run", "created", "updated"],
+               [[escape(row["workflow_id"]), escape(row["workflow_name"]), escape(row["task_queue"]),
+                 styled_status(row["status"]), str(row.get("run_id", "")), format_time(row["created_at"]),
+                 format_time(row["updated_at"])] for row in rows],
+               whole={"workflow id"})
 
 
 @workflow_app.command("show")
