@@ -63,3 +63,26 @@ def test_bin_dir_holds_the_servers_own_client_tools(server):
         major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
     assert (server.bin_dir.parent / "share").is_dir()
     assert major >= 18
+
+
+def test_the_dev_server_takes_its_port_from_pgdurable_dev_port(tmp_path, monkeypatch):
+    from pgdurable.embedded import dev_server, free_port_in
+    from support.db import TEST_PORTS
+
+    port = free_port_in(TEST_PORTS)
+    monkeypatch.setenv("PGDURABLE_DEV_DATA_DIR", str(tmp_path / "dev"))  # this test's own dev server
+    monkeypatch.delenv("PGDURABLE_DSN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("PGDURABLE_DEV_PORT", str(port))
+    with dev_server() as dsn:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SHOW port").fetchone()
+    assert row is not None and int(row[0]) == port
+
+
+def test_a_pgdurable_dev_port_that_is_no_port_is_a_clear_error(monkeypatch):
+    from pgdurable.embedded import EmbeddedPostgresError, dev_port
+
+    monkeypatch.setenv("PGDURABLE_DEV_PORT", "eighty")
+    with pytest.raises(EmbeddedPostgresError, match="PGDURABLE_DEV_PORT='eighty' is not a TCP port"):
+        dev_port()

@@ -321,7 +321,7 @@ def scram_server() -> Iterator[str]:
     database; stops the server and removes its directory afterwards."""
     from pgdurable._migrate import migrate
 
-    with own_server("roles", ports=range(55650, 55700)) as server:
+    with own_server("roles") as server:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(ADMIN_PASSWORD)))
             conn.execute("CREATE DATABASE pgdurable_roles")

@@ -35,6 +35,7 @@ __all__ = [
     "EmbeddedPostgres",
     "EmbeddedPostgresError",
     "default_data_dir",
+    "dev_port",
     "dev_server",
     "free_port_in",
 ]
@@ -82,6 +83,20 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+DEV_PORT_ENV = "PGDURABLE_DEV_PORT"
+"""The environment variable that fixes the dev server's port (``pgdurable dev``, the demo)."""
+
+
+def dev_port() -> int | None:
+    """The port ``PGDURABLE_DEV_PORT`` asks for, if set."""
+    value = os.environ.get(DEV_PORT_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise EmbeddedPostgresError(f"{DEV_PORT_ENV}={value!r} is not a TCP port: give 1 to 65535")
+    return int(value)
 
 
 def free_port_in(ports: range) -> int:
@@ -456,7 +471,7 @@ def dev_server(dsn: str | None = None,
     if found is not None:
         yield found
         return
-    server = EmbeddedPostgres(default_data_dir())
+    server = EmbeddedPostgres(default_data_dir(), dev_port())
     was_running = server.is_running()
     if not was_running:
         with starting(not server.is_initialized()) if starting else contextlib.nullcontext():

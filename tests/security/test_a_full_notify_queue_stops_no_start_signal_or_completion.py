@@ -30,7 +30,7 @@ DATABASE = "pgdurable_notify"
 @pytest.fixture(scope="module")
 def small_notify_queue_server() -> Iterator[str]:
     """A migrated database on an embedded server whose NOTIFY queue holds 64 pages; its DSN."""
-    with own_server("notify-queue", ports=None) as server:
+    with own_server("notify-queue") as server:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             known = conn.execute("SELECT 1 FROM pg_settings WHERE name = 'max_notify_queue_pages'").fetchone()
             if known is None:

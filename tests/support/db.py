@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -13,8 +14,15 @@ from typing import Any
 
 import psycopg
 
-RELIABILITY_PORTS = range(55700, 55800)
-"""Ports the reliability tests give their own servers (other suites pass their own range)."""
+
+def _port_range() -> range:
+    low, _, high = os.environ.get("PGDURABLE_TEST_PORT_RANGE", "55600-55799").partition("-")
+    return range(int(low), int(high) + 1)
+
+
+TEST_PORTS = _port_range()
+"""Ports tests give the extra servers they start (``PGDURABLE_TEST_PORT_RANGE``, default
+55600-55799)."""
 
 
 def sql(dsn: str, query: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
@@ -32,7 +40,7 @@ def try_sql(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[An
         return None
 
 
-def free_port(ports: range = RELIABILITY_PORTS) -> int:
+def free_port(ports: range = TEST_PORTS) -> int:
     """A free port among ``ports``."""
     from pgdurable.embedded import free_port_in
 
@@ -40,7 +48,7 @@ def free_port(ports: range = RELIABILITY_PORTS) -> int:
 
 
 @contextlib.contextmanager
-def own_server(prefix: str, ports: range | None = RELIABILITY_PORTS) -> Iterator[Any]:
+def own_server(prefix: str, ports: range | None = TEST_PORTS) -> Iterator[Any]:
     """A private, started embedded Postgres in ``/tmp/<prefix>-*`` (on a free port of ``ports``,
     or any free port if None), stopped and deleted afterwards (only this one: it is ours)."""
     from pgdurable.embedded import EmbeddedPostgres

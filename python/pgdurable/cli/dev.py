@@ -22,7 +22,8 @@ def dev(
         typer.Option(help="Data directory (default: the user data dir's pgdurable/embedded-18)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="TCP port (default: the one used last time, else free).")
+        int | None, typer.Option(help="TCP port (default: $PGDURABLE_DEV_PORT, else the one used last "
+                                      "time, else a free one).")
     ] = None,
     upgrade: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Upgrade the durable schema on start.")
@@ -30,9 +31,9 @@ def dev(
 ) -> None:
     """Run the embedded Postgres for development, print its DSN, serve until Ctrl-C."""
     from pgdurable._migrate import migrate
-    from pgdurable.embedded import EmbeddedPostgres, default_data_dir
+    from pgdurable.embedded import EmbeddedPostgres, default_data_dir, dev_port
 
-    server = EmbeddedPostgres(data_dir or default_data_dir(), port)
+    server = EmbeddedPostgres(data_dir or default_data_dir(), port or dev_port())
     with console.status("starting embedded Postgres..."):
         server.start()
     try:
