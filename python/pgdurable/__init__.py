@@ -5,7 +5,7 @@ Postgres, replays deterministically after a crash, retries activities, fires
 durable timers and matches signals. Start with :class:`Durable`.
 """
 
-from . import errors
+from . import errors, sync
 from .activity import ActivityContext
 from .client import Client, WorkflowClient, WorkflowHandle
 from .connection import Connection
@@ -39,4 +39,5 @@ __all__ = [
     "register_activity_worker",
     "register_codec",
     "shutdown",
+    "sync",
 ]
