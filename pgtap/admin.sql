@@ -2,7 +2,7 @@
 -- older than the retention with their history, and expired signals.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(22);
+SELECT plan(24);
 
 -- Closes workflow p_id (started with pg_temp.start) as completed.
 CREATE FUNCTION pg_temp.finish_run(p_ns text, p_id text) RETURNS text LANGUAGE sql AS $$
@@ -75,6 +75,18 @@ SELECT pg_temp.finish_run('pb', 'w5') AS ignored \gset
 SELECT durable.advance_clock('1 hour') IS NOT NULL AS moved \gset
 SELECT is(durable.prune(interval '1 minute', 'pb', 0), 1, 'a batch below 1 prunes one run');
 SELECT is_empty($$SELECT 1 FROM durable.history WHERE namespace = 'pb'$$, 'no history is left behind');
+
+-- Workers not seen for the retention period go.
+SELECT durable.heartbeat_worker_v1('pw', 'gone', 'h', 1, 'q', '{w}', '{}', '10 s', true) AS ignored \gset
+SELECT durable.heartbeat_worker_v1('pw-other', 'gone-elsewhere', 'h', 1, 'q', '{w}', '{}', '10 s') AS ignored \gset
+SELECT durable.advance_clock('2 days') IS NOT NULL AS moved \gset
+SELECT durable.heartbeat_worker_v1('pw', 'alive', 'h', 1, 'q', '{w}', '{}', '10 s') AS ignored \gset
+SELECT durable.prune(interval '1 day', 'pw') AS ignored \gset
+SELECT is((SELECT array_agg(worker_id ORDER BY worker_id) FROM durable.workers),
+          '{alive,gone-elsewhere}'::text[], 'prune deletes the workers of its namespace not seen within the retention');
+SELECT durable.prune(interval '1 day') AS ignored \gset
+SELECT is((SELECT array_agg(worker_id) FROM durable.workers), '{alive}'::text[],
+          'and a worker seen within it stays');
 
 SELECT * FROM finish();
 ROLLBACK;

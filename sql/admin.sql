@@ -1,6 +1,6 @@
 -- admin.sql: what an operator runs from psql: retention (prune).
--- Deletes closed runs with their history, expired buffered signals, and the
--- mailboxes of signal ids nobody uses any more.
+-- Deletes closed runs with their history, expired buffered signals, the
+-- mailboxes of signal ids nobody uses any more, and workers long gone.
 
 CREATE FUNCTION durable.prune(p_older_than interval, p_namespace text DEFAULT NULL,
                               p_batch integer DEFAULT 1000)
@@ -41,9 +41,16 @@ BEGIN
                           WHERE w.namespace = x.namespace AND w.signal_id = x.signal_id)
         LIMIT greatest(p_batch, 1)
         FOR UPDATE SKIP LOCKED);
+    -- Workers not seen for the retention period (stopped or gone).
+    DELETE FROM durable.workers k
+    WHERE k.worker_id IN (SELECT x.worker_id FROM durable.workers x
+                          WHERE x.last_seen_at < v_cutoff AND (p_namespace IS NULL OR x.namespace = p_namespace)
+                          LIMIT greatest(p_batch, 1)
+                          FOR UPDATE SKIP LOCKED);
     RETURN v_deleted;
 END $$;
 COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
     'Retention: deletes up to p_batch runs closed more than p_older_than ago (with their history) and '
-    'expired buffered signals and the mailboxes (signal ids) unused since then, skipping rows in use. '
+    'expired buffered signals, the mailboxes (signal ids) unused since then and the workers not seen since then, '
+    'skipping rows in use. '
     'Returns how many runs went; call again until 0.';

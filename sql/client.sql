@@ -68,7 +68,11 @@ BEGIN
             'running', v_task.lease_token IS NOT NULL AND v_task.visible_at > v_now,
             'waiting_for', CASE WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
                                 THEN format('a worker serving workflow %L on task queue %L',
-                                            v_task.name, v_task.stream) END));
+                                            v_task.name, v_task.stream)
+                                     || CASE WHEN NOT durable._live_worker_serves(v_wf.namespace, v_task.stream,
+                                                                                  v_task.name, v_now)
+                                             THEN format(' (no live worker serves workflow %L there)',
+                                                         v_task.name) ELSE '' END END));
     END IF;
     RETURN jsonb_build_object(
         'workflow_id', v_wf.workflow_id, 'run_id', v_wf.run_id, 'namespace', v_wf.namespace,
@@ -77,7 +81,10 @@ BEGIN
         'parent_workflow_id', v_wf.parent_workflow_id, 'parent_run_id', v_wf.parent_run_id,
         'cancel_requested', v_wf.cancel_requested,
         'created_at', v_wf.created_at, 'updated_at', v_wf.updated_at, 'closed_at', v_wf.closed_at,
-        'pending', v_pending, 'last_task_failure', v_wf.last_task_failure,
+        'pending', v_pending,
+        'waiting_for', (SELECT p->>'waiting_for' FROM jsonb_array_elements(v_pending) p
+                        WHERE p->>'type' = 'workflow_task'),
+        'last_task_failure', v_wf.last_task_failure,
         'task_failures', v_wf.task_failures,
         'children', (SELECT coalesce(jsonb_agg(jsonb_build_object('workflow_id', c.workflow_id, 'run_id', c.run_id,
                                                                   'workflow_name', c.workflow_name, 'status', c.status)
@@ -88,7 +95,9 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.describe_workflow_v1(text, text, integer) IS
     'The state of a run (latest by default) as JSON: status, result, error, lineage, the durable calls it '
-    'waits on (pending) and its last workflow task failure. NULL for an unknown workflow id.';
+    'waits on (pending), what its unclaimed workflow task waits for (waiting_for: the worker it needs, and '
+    '"no live worker serves workflow ..." when no live registered worker serves it) and its last workflow '
+    'task failure. NULL for an unknown workflow id.';
 
 CREATE FUNCTION durable.workflow_history_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)
 RETURNS TABLE (run_id integer, event_id integer, event_type text, seq integer, inbound boolean, data jsonb,

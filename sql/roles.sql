@@ -183,7 +183,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.wake_for_unknown_activities_v1(text, text, text[], text[], text[], integer)',
         'durable.extend_lease_v1(bigint[], uuid[], interval)',
         'durable.release_v1(bigint, uuid, interval)',
-        'durable.next_wakeup_v1(text, text[], text[])'
+        'durable.next_wakeup_v1(text, text[], text[])',
+        'durable.heartbeat_worker_v1(text, text, text, integer, text, text[], text[], interval, boolean)'
     ]::regprocedure[])
 $$;
 COMMENT ON FUNCTION durable.worker_functions() IS

@@ -172,6 +172,30 @@ COMMENT ON TABLE durable.worker_credentials IS
     'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
     'passwords are never stored here (Postgres keeps only their SCRAM hash).';
 
+-- Workers that registered themselves (workers.sql): one row per worker
+-- process part (its owner string, the lease owner of what it claims). A
+-- worker upserts its row at start and on every heartbeat and marks it
+-- stopped on shutdown; a row not seen for 3 heartbeat intervals is not live.
+CREATE TABLE durable.workers (
+    worker_id text PRIMARY KEY,
+    namespace text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    task_queue text NOT NULL,
+    workflow_names text[] NOT NULL,
+    activity_names text[] NOT NULL,
+    role_name text NOT NULL,
+    heartbeat_interval interval NOT NULL CHECK (heartbeat_interval > interval '0'),
+    started_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    stopped_at timestamptz
+);
+COMMENT ON TABLE durable.workers IS
+    'Workers that registered themselves: what each serves (task queue, workflow and activity names), where it '
+    'runs (host, pid), the role that registered it, and when it was last seen (live: not stopped and seen within '
+    '3 heartbeat intervals).';
+CREATE INDEX workers_by_queue ON durable.workers (namespace, task_queue);
+
 -- A per-database secret no worker role can read: NOTIFY channel names are
 -- derived from it, so nobody computes another namespace's channels from the
 -- public source. (The engine's own locks are row locks on engine tables.)

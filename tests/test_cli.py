@@ -7,6 +7,7 @@ is exercised too. Expected failures must be one line on stderr, exit 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -103,6 +104,13 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def worker(dsn: str, app_dir: Path) -> Iterator[subprocess.Popen[str]]:
     """`pgdurable worker cli_app:start --dsn DSN`, serving once yielded; stopped with SIGTERM at the
     end, which must end it gracefully (exit 0)."""
+    with worker_process(dsn, app_dir) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def worker_process(dsn: str, app_dir: Path) -> Iterator[subprocess.Popen[str]]:
+    """The `worker` fixture's process, for a test that stops it itself (at the block's end)."""
     proc = subprocess.Popen(_cli_command("worker", "cli_app:start", "--dsn", dsn, "--grace", "5"),
                             cwd=app_dir, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
@@ -225,6 +233,11 @@ def test_workflow_cancel_lets_the_workflow_clean_up_and_end_cancelled(dsn, worke
     again = invoke("workflow", "cancel", "--dsn", dsn, "--", workflow_id)
     assert_one_line_error(again, "cancelled, not running")
 
+    shown = invoke("workflow", "show", "--dsn", dsn, "--", workflow_id)
+    assert shown.exit_code == 0, shown.output
+    assert "cancelled" in shown.stdout
+    assert "Traceback" not in shown.output
+
 
 def test_workflow_interrupt_stops_a_waiting_workflow_at_once(dsn, worker):
     workflow_id = start(dsn, "waiting_workflow", "cli-never")
@@ -243,6 +256,35 @@ def test_workflow_show_of_a_workflow_no_worker_serves_says_what_it_waits_for(dsn
     assert result.exit_code == 0, result.output
     assert "running" in result.stdout
     assert "a worker serving workflow 'unserved_workflow' on task queue 'cli-tests'" in result.stdout
+    assert "no live worker serves workflow 'unserved_workflow'" in result.stdout
+
+
+def test_workflow_start_wait_that_times_out_says_so_and_why(dsn, worker):
+    args = ("workflow", "start", "unserved_workflow", "--task-queue", "cli-tests", "--wait", "--timeout", "1",
+            "--dsn", dsn)
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert "timed out after 1 s" in result.stdout
+    assert "no live worker serves workflow 'unserved_workflow'" in result.stdout
+    out = json.loads(invoke(*args, "--json").stdout)
+    assert out["status"] == "running" and out["timed_out"] is True
+    assert "no live worker serves workflow 'unserved_workflow'" in out["waiting_for"]
+
+
+def test_worker_list_shows_the_running_worker_live_then_stopped(dsn, app_dir):
+    with worker_process(dsn, app_dir):
+        rows = ok_json("worker", "list", "--dsn", dsn)
+        assert [(r["task_queue"], r["live"]) for r in rows] == [("cli-tests", True)]
+        assert rows[0]["workflow_names"] == ["greet_workflow", "sleepy_workflow", "waiting_workflow"]
+        assert rows[0]["namespace"] == "durable"
+        table = invoke("worker", "list", "--dsn", dsn)
+        assert table.exit_code == 0, table.output
+        assert "cli-tests" in table.stdout and "greet_workflow" in table.stdout and "live" in table.stdout
+    [row] = ok_json("worker", "list", "--dsn", dsn)
+    assert row["live"] is False and row["stopped_at"] is not None
+    assert ok_json("worker", "list", "--live", "--dsn", dsn) == []
+    assert ok_json("worker", "list", "--namespace", "elsewhere", "--dsn", dsn) == []
+    assert "no live workers" in invoke("worker", "list", "--live", "--dsn", dsn).stdout
 
 
 # -- errors --------------------------------------------------------------------------
@@ -325,6 +367,25 @@ def test_help_names_every_command():
     workflow_help = invoke("workflow", "--help").stdout
     for command in ("list", "show", "history", "signal", "cancel", "interrupt", "start"):
         assert command in workflow_help
+    assert "list" in invoke("worker", "--help").stdout
+
+
+def _command_paths(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _command_paths(command, (*path, name))
+
+
+def test_help_shows_no_value_type_beside_flags():
+    import typer.main
+
+    paths = list(_command_paths(typer.main.get_command(cli.app)))
+    assert ("worker", "list") in paths and ("workflow", "start") in paths
+    for path in paths:
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.stdout, (path, result.stdout)
+        assert "--help" in result.stdout
 
 
 # -- demo ------------------------------------------------------------------------------

@@ -176,6 +176,30 @@ COMMENT ON TABLE durable.worker_credentials IS
     'to, signal id prefixes their conditions may wait on (NULL: any). Revoked rows stay for audit; '
     'passwords are never stored here (Postgres keeps only their SCRAM hash).';
 
+-- Workers that registered themselves (workers.sql): one row per worker
+-- process part (its owner string, the lease owner of what it claims). A
+-- worker upserts its row at start and on every heartbeat and marks it
+-- stopped on shutdown; a row not seen for 3 heartbeat intervals is not live.
+CREATE TABLE durable.workers (
+    worker_id text PRIMARY KEY,
+    namespace text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    task_queue text NOT NULL,
+    workflow_names text[] NOT NULL,
+    activity_names text[] NOT NULL,
+    role_name text NOT NULL,
+    heartbeat_interval interval NOT NULL CHECK (heartbeat_interval > interval '0'),
+    started_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    stopped_at timestamptz
+);
+COMMENT ON TABLE durable.workers IS
+    'Workers that registered themselves: what each serves (task queue, workflow and activity names), where it '
+    'runs (host, pid), the role that registered it, and when it was last seen (live: not stopped and seen within '
+    '3 heartbeat intervals).';
+CREATE INDEX workers_by_queue ON durable.workers (namespace, task_queue);
+
 -- A per-database secret no worker role can read: NOTIFY channel names are
 -- derived from it, so nobody computes another namespace's channels from the
 -- public source. (The engine's own locks are row locks on engine tables.)
@@ -1862,6 +1886,108 @@ COMMENT ON FUNCTION durable.wake_for_unknown_activities_v1(text, text, text[], t
     'caller''s process does not know yet, so replaying them registers it (runs of p_skip_workflow_ids, '
     'woken before, are left alone). Returns the runs woken.';
 
+-- >>> workers.sql
+-- workers.sql: the registry of workers. A worker registers itself at start,
+-- heartbeats (every 10 s by default) and says when it stops; owners and DBAs
+-- list them, and describe_workflow_v1 says when no live worker serves a
+-- waiting workflow task. Writes durable.workers (a table of schema.sql).
+
+CREATE FUNCTION durable._worker_is_live(p_last_seen_at timestamptz, p_heartbeat_interval interval,
+                                        p_stopped_at timestamptz, p_now timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p_stopped_at IS NULL AND p_last_seen_at > p_now - 3 * p_heartbeat_interval
+$$;
+COMMENT ON FUNCTION durable._worker_is_live(timestamptz, interval, timestamptz, timestamptz) IS
+    'Internal: a worker is live until it stops or misses 3 heartbeats.';
+
+CREATE FUNCTION durable.heartbeat_worker_v1(p_namespace text, p_worker_id text, p_host text, p_pid integer,
+                                            p_task_queue text, p_workflow_names text[], p_activity_names text[],
+                                            p_heartbeat_interval interval, p_stopped boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_streams text[] := '{}';
+    v_owner text;
+BEGIN
+    PERFORM durable._check_name('namespace', p_namespace);
+    PERFORM durable._check_name('worker id', p_worker_id);
+    PERFORM durable._check_name('task queue', p_task_queue);
+    IF p_host IS NULL OR length(p_host) > 1000 OR p_pid IS NULL
+       OR p_workflow_names IS NULL OR p_activity_names IS NULL
+       OR cardinality(p_workflow_names) + cardinality(p_activity_names) > 10000
+       OR EXISTS (SELECT 1 FROM unnest(p_workflow_names || p_activity_names) n
+                  WHERE n IS NULL OR n = '' OR length(n) > 1000)
+       OR p_heartbeat_interval IS NULL OR p_heartbeat_interval <= interval '0'
+       OR p_heartbeat_interval > interval '1 hour' OR p_stopped IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid registration of worker %L: give a host, a pid, at most 10000 workflow and '
+                             'activity names (each 1 to 1000 characters) and a heartbeat interval of at most '
+                             '1 hour', left(p_worker_id, 80));
+    END IF;
+    -- A worker registers only what it may consume: its workflows' task queue,
+    -- its activities' stream.
+    IF cardinality(p_workflow_names) > 0 THEN
+        v_streams := v_streams || p_task_queue;
+    END IF;
+    IF cardinality(p_activity_names) > 0 THEN
+        v_streams := v_streams || (p_task_queue || '-activity');
+    END IF;
+    PERFORM durable._authorize(p_namespace, v_streams);
+    INSERT INTO durable.workers AS k (worker_id, namespace, host, pid, task_queue, workflow_names, activity_names,
+                                      role_name, heartbeat_interval, started_at, last_seen_at, stopped_at)
+    VALUES (p_worker_id, p_namespace, p_host, p_pid, p_task_queue, p_workflow_names, p_activity_names,
+            session_user, p_heartbeat_interval, v_now, v_now, CASE WHEN p_stopped THEN v_now END)
+    ON CONFLICT (worker_id) DO UPDATE
+    SET namespace = excluded.namespace, host = excluded.host, pid = excluded.pid,
+        task_queue = excluded.task_queue, workflow_names = excluded.workflow_names,
+        activity_names = excluded.activity_names, heartbeat_interval = excluded.heartbeat_interval,
+        last_seen_at = excluded.last_seen_at, stopped_at = excluded.stopped_at,
+        started_at = CASE WHEN k.stopped_at IS NULL THEN k.started_at ELSE excluded.started_at END
+    WHERE k.role_name = session_user OR durable._is_engine_admin()
+    RETURNING k.role_name INTO v_owner;
+    IF v_owner IS NULL THEN
+        -- Say nothing of the row that is there: another role's workers stay unseen.
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('role %s may not register worker %L: another role registered that worker id',
+                             session_user, left(p_worker_id, 80));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable.heartbeat_worker_v1(text, text, text, integer, text, text[], text[], interval, boolean) IS
+    'Worker: registers (or refreshes) the calling worker: where it runs, the task queue and the workflow and '
+    'activity names it serves, and its heartbeat interval (it is live until it misses 3). p_stopped marks it '
+    'stopped. A worker role registers only streams it may consume, and only its own worker ids.';
+
+CREATE FUNCTION durable.list_workers(p_namespace text DEFAULT NULL)
+RETURNS TABLE (worker_id text, namespace text, host text, pid integer, task_queue text, workflow_names text[],
+               activity_names text[], role_name text, started_at timestamptz, last_seen_at timestamptz,
+               stopped_at timestamptz, live boolean)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT k.worker_id, k.namespace, k.host, k.pid, k.task_queue, k.workflow_names, k.activity_names, k.role_name,
+           k.started_at, k.last_seen_at, k.stopped_at,
+           durable._worker_is_live(k.last_seen_at, k.heartbeat_interval, k.stopped_at, n.now)
+    FROM durable.workers k, (SELECT durable.now() AS now) n
+    WHERE p_namespace IS NULL OR k.namespace = p_namespace
+    ORDER BY k.namespace, k.task_queue, k.started_at, k.worker_id
+$$;
+COMMENT ON FUNCTION durable.list_workers(text) IS
+    'Owner/DBA: the workers that registered themselves (of one namespace, or all), live or not: where each '
+    'runs, what it serves, the role it logged in as, when it started and was last seen. Pruned with '
+    'durable.prune.';
+
+CREATE FUNCTION durable._live_worker_serves(p_namespace text, p_task_queue text, p_workflow_name text,
+                                            p_now timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM durable.workers k
+                   WHERE k.namespace = p_namespace AND k.task_queue = p_task_queue
+                     AND p_workflow_name = ANY (k.workflow_names)
+                     AND durable._worker_is_live(k.last_seen_at, k.heartbeat_interval, k.stopped_at, p_now))
+$$;
+COMMENT ON FUNCTION durable._live_worker_serves(text, text, text, timestamptz) IS
+    'Internal: whether a live worker serves workflow p_workflow_name on p_task_queue.';
+
 -- >>> client.sql
 -- client.sql: what a client does to workflows from outside: read their
 -- outcome, state and history, list them, cancel and interrupt them.
@@ -1933,7 +2059,11 @@ BEGIN
             'running', v_task.lease_token IS NOT NULL AND v_task.visible_at > v_now,
             'waiting_for', CASE WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
                                 THEN format('a worker serving workflow %L on task queue %L',
-                                            v_task.name, v_task.stream) END));
+                                            v_task.name, v_task.stream)
+                                     || CASE WHEN NOT durable._live_worker_serves(v_wf.namespace, v_task.stream,
+                                                                                  v_task.name, v_now)
+                                             THEN format(' (no live worker serves workflow %L there)',
+                                                         v_task.name) ELSE '' END END));
     END IF;
     RETURN jsonb_build_object(
         'workflow_id', v_wf.workflow_id, 'run_id', v_wf.run_id, 'namespace', v_wf.namespace,
@@ -1942,7 +2072,10 @@ BEGIN
         'parent_workflow_id', v_wf.parent_workflow_id, 'parent_run_id', v_wf.parent_run_id,
         'cancel_requested', v_wf.cancel_requested,
         'created_at', v_wf.created_at, 'updated_at', v_wf.updated_at, 'closed_at', v_wf.closed_at,
-        'pending', v_pending, 'last_task_failure', v_wf.last_task_failure,
+        'pending', v_pending,
+        'waiting_for', (SELECT p->>'waiting_for' FROM jsonb_array_elements(v_pending) p
+                        WHERE p->>'type' = 'workflow_task'),
+        'last_task_failure', v_wf.last_task_failure,
         'task_failures', v_wf.task_failures,
         'children', (SELECT coalesce(jsonb_agg(jsonb_build_object('workflow_id', c.workflow_id, 'run_id', c.run_id,
                                                                   'workflow_name', c.workflow_name, 'status', c.status)
@@ -1953,7 +2086,9 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.describe_workflow_v1(text, text, integer) IS
     'The state of a run (latest by default) as JSON: status, result, error, lineage, the durable calls it '
-    'waits on (pending) and its last workflow task failure. NULL for an unknown workflow id.';
+    'waits on (pending), what its unclaimed workflow task waits for (waiting_for: the worker it needs, and '
+    '"no live worker serves workflow ..." when no live registered worker serves it) and its last workflow '
+    'task failure. NULL for an unknown workflow id.';
 
 CREATE FUNCTION durable.workflow_history_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)
 RETURNS TABLE (run_id integer, event_id integer, event_type text, seq integer, inbound boolean, data jsonb,
@@ -2269,7 +2404,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.wake_for_unknown_activities_v1(text, text, text[], text[], text[], integer)',
         'durable.extend_lease_v1(bigint[], uuid[], interval)',
         'durable.release_v1(bigint, uuid, interval)',
-        'durable.next_wakeup_v1(text, text[], text[])'
+        'durable.next_wakeup_v1(text, text[], text[])',
+        'durable.heartbeat_worker_v1(text, text, text, integer, text, text[], text[], interval, boolean)'
     ]::regprocedure[])
 $$;
 COMMENT ON FUNCTION durable.worker_functions() IS
@@ -2574,8 +2710,8 @@ COMMENT ON FUNCTION durable.list_worker_roles(text) IS
 
 -- >>> admin.sql
 -- admin.sql: what an operator runs from psql: retention (prune).
--- Deletes closed runs with their history, expired buffered signals, and the
--- mailboxes of signal ids nobody uses any more.
+-- Deletes closed runs with their history, expired buffered signals, the
+-- mailboxes of signal ids nobody uses any more, and workers long gone.
 
 CREATE FUNCTION durable.prune(p_older_than interval, p_namespace text DEFAULT NULL,
                               p_batch integer DEFAULT 1000)
@@ -2616,11 +2752,18 @@ BEGIN
                           WHERE w.namespace = x.namespace AND w.signal_id = x.signal_id)
         LIMIT greatest(p_batch, 1)
         FOR UPDATE SKIP LOCKED);
+    -- Workers not seen for the retention period (stopped or gone).
+    DELETE FROM durable.workers k
+    WHERE k.worker_id IN (SELECT x.worker_id FROM durable.workers x
+                          WHERE x.last_seen_at < v_cutoff AND (p_namespace IS NULL OR x.namespace = p_namespace)
+                          LIMIT greatest(p_batch, 1)
+                          FOR UPDATE SKIP LOCKED);
     RETURN v_deleted;
 END $$;
 COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
     'Retention: deletes up to p_batch runs closed more than p_older_than ago (with their history) and '
-    'expired buffered signals and the mailboxes (signal ids) unused since then, skipping rows in use. '
+    'expired buffered signals, the mailboxes (signal ids) unused since then and the workers not seen since then, '
+    'skipping rows in use. '
     'Returns how many runs went; call again until 0.';
 
 -- >>> grants.sql

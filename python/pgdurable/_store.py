@@ -304,6 +304,21 @@ async def next_wakeup(conn: Conn, namespace: str, streams: list[str], names: lis
     return await _value(conn, "SELECT durable.next_wakeup_v1(%s, %s, %s)", (namespace, streams, names))
 
 
+@_mapped
+async def heartbeat_worker(conn: Conn, namespace: str, worker_id: str, host: str, pid: int, task_queue: str,
+                           workflow_names: list[str], activity_names: list[str], interval: timedelta,
+                           stopped: bool = False) -> None:
+    """Registers (or refreshes, or marks stopped) this worker in the registry of workers."""
+    await _value(conn, "SELECT durable.heartbeat_worker_v1(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                 (namespace, worker_id, host, pid, task_queue, workflow_names, activity_names, interval,
+                  stopped))
+
+
+@_mapped
+async def list_workers(conn: Conn, namespace: str | None) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.list_workers(%s)", (namespace,))
+
+
 async def listen(conn: Conn, channel: str) -> None:
     """LISTEN on a channel (names come from durable.*_channel: hex-safe)."""
     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))

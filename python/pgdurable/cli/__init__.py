@@ -41,7 +41,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(workflow_app, name="workflow")
 app.command("dev")(_dev.dev)
 app.command("demo")(_dev.demo)
-app.command("worker")(_worker.worker)
+app.add_typer(_worker.worker_app, name="worker")
 app.add_typer(roles_app, name="roles", help="Provision, list, rotate and revoke scoped worker roles.")
 
 

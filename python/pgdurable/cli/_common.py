@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 from uuid import UUID
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -27,6 +28,23 @@ T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _no_type_beside_flags() -> None:
+    """typer's rich help prints a value type beside every option, flags included (``--help
+    <bool>``, ``--json <bool>``, ``-v <int>``), though a flag takes no value. Its plain help leaves
+    flags and counters without one: so does the rich help here."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_type_beside_flags()
 
 
 DsnOption = Annotated[

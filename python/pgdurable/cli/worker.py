@@ -1,5 +1,6 @@
-"""``pgdurable worker MODULE:ATTR``: import the user's async function that creates workers, run
-it, serve until SIGINT/SIGTERM, then shut down gracefully."""
+"""``pgdurable worker MODULE:ATTR`` (``worker run``): import the user's async function that creates
+workers, run it, serve until SIGINT/SIGTERM, then shut down gracefully. ``pgdurable worker list``:
+the workers that registered themselves (``durable.list_workers``), live or not."""
 
 from __future__ import annotations
 
@@ -11,12 +12,47 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperGroup
 
-from pgdurable.cli._common import CliError, DsnOption, database, err_console, friendly_errors
+from pgdurable.cli._common import (
+    CliError,
+    DsnOption,
+    JsonOption,
+    console,
+    database,
+    err_console,
+    friendly_errors,
+    print_json,
+    run_with_connection,
+)
+from pgdurable.cli.tables import format_time
+
+if TYPE_CHECKING:
+    from pgdurable.connection import Connection
+
+
+class _RunByDefault(TyperGroup):
+    """``pgdurable worker MODULE:ATTR`` stays the way to run workers: anything but a subcommand's
+    name (or --help) is ``worker run``'s."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+worker_app = typer.Typer(
+    cls=_RunByDefault,
+    help="Run your workers (`pgdurable worker MODULE:ATTR`, i.e. `worker run`) or list the workers "
+    "that registered themselves (`pgdurable worker list`).",
+    no_args_is_help=True,
+)
 
 
 def _load_target(target: str) -> Callable[..., Any]:
@@ -80,6 +116,7 @@ async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: thr
     err_console.print("stopped.")
 
 
+@worker_app.command("run")
 @friendly_errors
 def worker(
     target: Annotated[str, typer.Argument(metavar="MODULE:ATTR",
@@ -112,3 +149,47 @@ def worker(
     with database(dsn) as resolved:
         os.environ["PGDURABLE_DSN"] = resolved
         asyncio.run(_serve(fn, resolved, grace, early_stop))
+
+
+@worker_app.command("list")
+@friendly_errors
+def worker_list(
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n",
+                                                  help="Only this namespace's workers (default: all).")]
+    = None,
+    live_only: Annotated[bool, typer.Option("--live", help="Only the live workers.")] = False,
+    as_json: JsonOption = False,
+    dsn: DsnOption = None,
+) -> None:
+    """List the workers that registered themselves, live or not.
+
+    Shows what each serves, where it runs and whether it is live: a worker heartbeats every 10 s;
+    one not seen for 3 heartbeats, or stopped, is not live.
+
+    Run it as the engine's owner (worker roles may not read the registry).
+    """
+    from pgdurable import _store as store
+
+    async def body(connection: Connection) -> list[dict[str, Any]]:
+        return await connection.run(lambda conn: store.list_workers(conn, namespace))
+
+    rows = [row for row in run_with_connection(dsn, body) if row["live"] or not live_only]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        where = "" if namespace is None else f" in namespace {namespace!r}"
+        console.print(f"no {'live ' if live_only else ''}workers{where}", highlight=False)
+        return
+    table = Table()
+    for column in ("worker", "namespace", "task queue", "workflows", "activities", "host / pid", "role",
+                   "started", "last seen", "live"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(escape(row["worker_id"]), escape(row["namespace"]), escape(row["task_queue"]),
+                      escape(", ".join(row["workflow_names"])), escape(", ".join(row["activity_names"])),
+                      escape(f"{row['host']} / {row['pid']}"), escape(row["role_name"]),
+                      format_time(row["started_at"]), format_time(row["last_seen_at"]),
+                      "[green]live[/green]" if row["live"]
+                      else "[dim]stopped[/dim]" if row["stopped_at"] else "[red]not seen[/red]")
+    console.print(table)

@@ -128,7 +128,9 @@ def workflow_show(
         table.add_row("last task failure",
                       f"[red]{escape(short(failure, 300))}[/red] (task failed {times}×)")
     console.print(table)
-    if error and error.get("traceback"):
+    # A failure's traceback helps; a cancellation is an outcome the workflow chose, not a crash:
+    # its CancelledFailure's stack says nothing (--json still carries it).
+    if error and error.get("traceback") and state["status"] == "failed":
         console.print("[bold]traceback[/bold]")
         console.print(escape(error["traceback"].rstrip()), highlight=False, soft_wrap=True)
 
@@ -181,6 +183,8 @@ def workflow_start(
                 out["status"] = "completed"
             except TimeoutError:
                 out["status"] = "running"
+                out["timed_out"] = True
+                out["waiting_for"] = _what_it_waits_for(await handle.state())
             except Exception as exc:
                 from pgdurable import errors
 
@@ -199,12 +203,24 @@ def workflow_start(
                       highlight=False)
         if "status" in out:
             console.print(f"status: {styled_status(out['status'])}")
+        if out.get("timed_out"):
+            console.print(f"timed out after {timeout:g} s: the workflow is still running; it waits for "
+                          f"{escape(out['waiting_for'])}", highlight=False, soft_wrap=True)
         if "result" in out:
             console.print(f"result: {escape(short(out['result'], 2000))}", highlight=False)
         if "error" in out:
             console.print(f"error: {escape(out['error'])}", highlight=False)
     if wait and out.get("status") != "completed":
         raise typer.Exit(1)
+
+
+def _what_it_waits_for(state: dict[str, Any]) -> str:
+    """Why a workflow is still running, in words: the worker its task waits for (and that no live
+    worker serves it), else the durable calls it waits on."""
+    if state.get("waiting_for"):
+        return str(state["waiting_for"])
+    pending = [pending_text(item) for item in state.get("pending") or []]
+    return "; ".join(pending) if pending else "its next workflow task"
 
 
 @workflow_app.command("signal")

@@ -15,6 +15,7 @@ whichever comes first; a lost notification costs latency, never work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -37,6 +38,8 @@ log = logging.getLogger("pgdurable.worker")
 _workers: set[Worker] = set()
 
 DEFAULT_LEASE = 30.0
+HEARTBEAT_INTERVAL = 10.0
+"""Seconds between two registrations of a worker in ``durable.workers`` (it is live until it misses 3)."""
 
 
 class Worker:
@@ -67,6 +70,9 @@ class Worker:
         # Made by _start, once the role's scope has said what this worker serves.
         self._workflow_worker: WorkflowWorker | None = None
         self._activity_worker: ActivityWorker | None = None
+        self._heartbeat_interval = HEARTBEAT_INTERVAL
+        self._heartbeat_wakeup = asyncio.Event()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # -- creation --------------------------------------------------------------
     @classmethod
@@ -123,6 +129,8 @@ class Worker:
             assert self.activity_stream is not None
             act.workflows = wf
             await act.start(self._listener, self._channels[self.activity_stream])
+        await self._register()
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pgdurable-worker-heartbeat")
         _workers.add(self)
         log.info("worker %s serving task queue %r (workflows: %s; activities on %r)", self._owner,
                  self.task_queue, ", ".join(self.workflows) or "none", self.activity_stream)
@@ -153,6 +161,28 @@ class Worker:
         if self.activity_stream not in allowed:
             self.activity_stream = None
 
+    # -- the registry of workers ---------------------------------------------------------
+    async def _register(self, stopped: bool = False) -> None:
+        """Registers (or refreshes) this worker in ``durable.workers``: what it serves, where it runs.
+        A failed heartbeat is logged once per outage; the next one tries again."""
+        workflow_names = sorted(self.workflows) if self._workflow_worker is not None else []
+        activity_names = sorted(registry.names()) if self._activity_worker is not None else []
+        call = (self.namespace, self._owner, socket.gethostname(), os.getpid(), self.task_queue,
+                workflow_names, activity_names, timedelta(seconds=self._heartbeat_interval), stopped)
+        if stopped:
+            with contextlib.suppress(errors.DurableError):  # leaving anyway: it stops being live by itself
+                await self._calls.once(lambda c: store.heartbeat_worker(c, *call))
+            return
+        await self._calls.poll(lambda c: store.heartbeat_worker(c, *call))
+
+    async def _heartbeat_loop(self) -> None:
+        """Every ``HEARTBEAT_INTERVAL`` seconds, one cheap upsert: the worker stays live."""
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._heartbeat_wakeup.wait(), self._heartbeat_interval)
+            if not self._stopping:
+                await self._register()
+
     async def __aenter__(self) -> Worker:
         return self
 
@@ -181,6 +211,10 @@ class Worker:
         parts = [p for p in (self._workflow_worker, self._activity_worker) if p is not None]
         for part in parts:
             part.stop()
+        if self._heartbeat is not None:
+            self._heartbeat_wakeup.set()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            await self._register(stopped=True)  # it takes no new work from here on
         # The claim loops see they are stopped at their next turn (stop() wakes them); cancelling
         # one mid-claim would lose the rows it leased until their leases expire.
         claimers = [p.claimer for p in parts if p.claimer is not None]
