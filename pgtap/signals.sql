@@ -1,14 +1,15 @@
 -- signals.sql: the signal mailbox (mirrors sql/signals.sql): buffering
 -- (FIFO, expiry), delivery to waiting conditions (oldest first, exactly
--- once), and the race of a condition's timeout with its signal, in one
--- session and between two sessions (dblink).
+-- once), the race of a condition's timeout with its signal, in one
+-- session and between two sessions (dblink), and signals sent to one
+-- workflow (signal_workflow_v1): only its conditions take them.
 --
 -- The dblink part needs committed fixtures, so it runs first, outside any
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(90);
+SELECT plan(130);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -106,6 +107,49 @@ SELECT is(dblink_error_message('c'), 'OK', 'the concurrent timeout does not fail
 SELECT is_empty($$SELECT * FROM dblink_get_result('c') AS t(n int)$$, 'session C is done');
 SELECT is(pg_temp.inbound('r4', 'w'), '{workflow_started}'::text[],
           'the closed run records no timeout');
+-- ---------------------------------------------------------------------------
+-- A targeted signal sent while its workflow continues as new: it waits for
+-- the run's lock, then reaches the new run (not "not found"); sent while the
+-- workflow closes for good, it is refused with PD003 and nothing is buffered.
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('r5', 'w') AS ignored \gset
+SELECT pg_temp.step('r5', 'w', '[{"type": "condition", "seq": 1, "signal_id": "other"}]') AS ignored \gset
+DO $do$ BEGIN
+    PERFORM dblink_exec('b', 'BEGIN');
+    PERFORM * FROM dblink('b', $$SELECT 1 FROM durable.workflows WHERE namespace = 'r5' FOR UPDATE$$) AS t(x int);
+END $do$;
+SELECT is(dblink_send_query('c', $$SELECT durable.signal_workflow_v1('r5', 'w', 'go', '"t"')$$), 1,
+          'session C signals the workflow while session B holds its run');
+SELECT ok(pg_temp.wait_until_blocked(:c_pid), 'the targeted signal waits for the run''s lock');
+DO $do$ BEGIN
+    PERFORM * FROM dblink('b', $$SELECT 1 FROM (SELECT durable._close_run(w, '{"type": "continue_as_new", "args": "[]"}')
+                                  FROM durable.workflows w WHERE namespace = 'r5') x$$) AS t(x int);
+    PERFORM dblink_exec('b', 'COMMIT');
+END $do$;
+CREATE TEMP TABLE c_res5 AS SELECT * FROM dblink_get_result('c', false) AS t(r text);
+SELECT is(dblink_error_message('c'), 'OK', 'the signal is not refused: the workflow runs on in a new run');
+SELECT is((SELECT r FROM c_res5), 'buffered', 'it is buffered (the new run does not wait yet)');
+SELECT is_empty($$SELECT * FROM dblink_get_result('c') AS t(r text)$$, 'session C is done');
+SELECT results_eq($$SELECT target_workflow_id, data FROM durable.signals WHERE namespace = 'r5'$$,
+                  $$VALUES ('w', '"t"')$$, 'buffered for that workflow');
+
+SELECT pg_temp.start('r6', 'w') AS ignored \gset
+DO $do$ BEGIN
+    PERFORM dblink_exec('b', 'BEGIN');
+    PERFORM * FROM dblink('b', $$SELECT 1 FROM durable.workflows WHERE namespace = 'r6' FOR UPDATE$$) AS t(x int);
+END $do$;
+SELECT is(dblink_send_query('c', $$SELECT durable.signal_workflow_v1('r6', 'w', 'go', '"t"')$$), 1,
+          'session C signals a workflow that session B is about to interrupt');
+SELECT ok(pg_temp.wait_until_blocked(:c_pid), 'the targeted signal waits for the run''s lock');
+DO $do$ BEGIN
+    PERFORM * FROM dblink('b', $$SELECT durable.interrupt_workflow_v1('r6', 'w')$$) AS t(x boolean);
+    PERFORM dblink_exec('b', 'COMMIT');
+END $do$;
+CREATE TEMP TABLE c_res6 AS SELECT * FROM dblink_get_result('c', false) AS t(r text);
+SELECT is(dblink_error_message('c') ~ 'not running', true,
+          'the signal to the workflow closed meanwhile is refused (not running)');
+SELECT is_empty($$SELECT * FROM dblink_get_result('c') AS t(r text)$$, 'session C is done');
+SELECT is_empty($$SELECT 1 FROM durable.signals WHERE namespace = 'r6'$$, 'and nothing is buffered');
 DO $$ BEGIN PERFORM dblink_disconnect('b'); PERFORM dblink_disconnect('c'); END $$;
 
 BEGIN;
@@ -135,7 +179,7 @@ SELECT is(pg_temp.step('s', 'w1', '[{"type": "condition", "seq": 1, "signal_id":
           'a condition that finds a buffered signal resolves at once (its task is handed out again)');
 SELECT is(pg_temp.inbound('s', 'w1'), '{workflow_started,signal_received}'::text[],
           'the condition received the buffered signal');
-SELECT is(pg_temp.last_event('s', 'w1', 'signal_received'), '{"signal_id": "a", "data": "\"1\""}'::jsonb,
+SELECT is(pg_temp.last_event('s', 'w1', 'signal_received'), '{"signal_id": "a", "data": "\"1\"", "delivery": "mailbox"}'::jsonb,
           'it got the oldest buffered signal, with its data');
 SELECT is((SELECT seq FROM durable.history WHERE namespace = 's' AND workflow_id = 'w1' AND event_type = 'signal_received'),
           1, 'the signal resolves the condition''s durable call (its seq)');
@@ -169,7 +213,7 @@ SELECT is((SELECT (signal_id, workflow_id, run_id, seq)::text FROM durable.signa
 SELECT is(pg_temp.events('s', 'w3'), '{workflow_started,signal_wait_started}'::text[],
           'history records that the condition started waiting');
 SELECT is(durable.send_signal_v1('s', 'b', '{"ok": true}'), 'delivered', 'a signal for a waiting condition is delivered');
-SELECT is(pg_temp.last_event('s', 'w3', 'signal_received'), '{"signal_id": "b", "data": "{\"ok\": true}"}'::jsonb,
+SELECT is(pg_temp.last_event('s', 'w3', 'signal_received'), '{"signal_id": "b", "data": "{\"ok\": true}", "delivery": "mailbox"}'::jsonb,
           'the run''s history gets signal_received with the data');
 SELECT is_empty($$SELECT 1 FROM durable.signal_waits WHERE namespace = 's' AND workflow_id = 'w3'$$,
                 'the wait is consumed');
@@ -257,7 +301,7 @@ SELECT is(pg_temp.inbound('sc', 'mine'), '{workflow_started,signal_received}'::t
           'a condition of a run on an allowed queue takes it');
 SELECT is(durable.send_signal_v1('sc', 'x', '"client"'), 'delivered',
           'a client''s signal (unrestricted) reaches the other queue''s waiting run');
-SELECT is(pg_temp.last_event('sc', 'mine', 'signal_received'), '{"signal_id": "x", "data": "\"forged\"", "allowed_queues": ["q"]}'::jsonb,
+SELECT is(pg_temp.last_event('sc', 'mine', 'signal_received'), '{"signal_id": "x", "data": "\"forged\"", "delivery": "mailbox", "allowed_queues": ["q"]}'::jsonb,
           'the delivery records the queues the scoped signal may reach');
 SELECT pg_temp.step('sc', 'mine', '[{"type": "cancel_wait", "seq": 1, "signal_id": "elsewhere"}]') AS ignored \gset
 SELECT results_eq($$SELECT signal_id, data, allowed_queues FROM durable.signals WHERE namespace = 'sc'$$,
@@ -275,6 +319,130 @@ SELECT is((SELECT array_agg(data ORDER BY position, id) FROM durable.signals WHE
           ARRAY['"a-1"', '"a0"', '"a1"'], 'signals put back go to the head of their own mailbox, latest first');
 SELECT is((SELECT array_agg(data ORDER BY position, id) FROM durable.signals WHERE namespace = 'hd' AND signal_id = 'b'),
           ARRAY['"b0"', '"b1"'], '...whatever happens in another mailbox (no shared id arithmetic)');
+
+-- ---------------------------------------------------------------------------
+-- Targeted signals (signal_workflow_v1, handle.signal): one workflow only
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('tg', 'wa') AS ignored \gset
+SELECT pg_temp.start('tg', 'wb') AS ignored \gset
+SELECT pg_temp.step('tg', 'wa', '[{"type": "condition", "seq": 1, "signal_id": "approve-same"}]') AS ignored \gset
+SELECT pg_temp.step('tg', 'wb', '[{"type": "condition", "seq": 1, "signal_id": "approve-same"}]') AS ignored \gset
+SELECT is(durable.signal_workflow_v1('tg', 'wb', 'approve-same', '"for b"'), 'delivered',
+          'a targeted signal is delivered to its workflow''s waiting condition');
+SELECT is(pg_temp.last_event('tg', 'wb', 'signal_received'),
+          '{"signal_id": "approve-same", "data": "\"for b\"", "delivery": "workflow"}'::jsonb,
+          'its signal_received says delivery workflow');
+SELECT is(pg_temp.inbound('tg', 'wa'), '{workflow_started}'::text[],
+          'the older waiter of another workflow on the same id does not get it');
+SELECT isnt_empty($$SELECT 1 FROM durable.signal_waits WHERE namespace = 'tg' AND workflow_id = 'wa'$$,
+                  'and still waits');
+SELECT is(durable.send_signal_v1('tg', 'approve-same', '"anyone"'), 'delivered', 'a mailbox signal still reaches it');
+SELECT is(pg_temp.last_event('tg', 'wa', 'signal_received')->>'delivery', 'mailbox',
+          'with delivery mailbox');
+
+-- Buffered for its workflow only; one FIFO with the mailbox
+SELECT pg_temp.start('tg', 'wc') AS ignored \gset
+SELECT pg_temp.start('tg', 'wd') AS ignored \gset
+SELECT is(durable.signal_workflow_v1('tg', 'wc', 'go', '"t1"'), 'buffered',
+          'a targeted signal for a running workflow that does not wait is buffered');
+SELECT is(durable.send_signal_v1('tg', 'go', '"m2"'), 'buffered', 'a mailbox signal of the same id is buffered');
+SELECT is(durable.signal_workflow_v1('tg', 'wc', 'go', '"t3"', interval '1 hour'), 'buffered',
+          'and a second targeted one');
+SELECT results_eq($$SELECT data, target_workflow_id, expires_at - created_at FROM durable.signals
+                    WHERE namespace = 'tg' AND signal_id = 'go' ORDER BY position, id$$,
+                  $$VALUES ('"t1"', 'wc', interval '7 days'), ('"m2"', NULL, interval '7 days'),
+                           ('"t3"', 'wc', interval '1 hour')$$,
+                  'buffered targeted signals name their workflow (the mailbox''s do not) and keep their expiry');
+SELECT pg_temp.step('tg', 'wd', '[{"type": "condition", "seq": 1, "signal_id": "go"}, {"type": "condition", "seq": 2, "signal_id": "go"}]') AS ignored \gset
+SELECT is((SELECT array_agg(h.data->>'data' ORDER BY h.event_id) FROM durable.workflow_history_v1('tg', 'wd') h
+           WHERE h.event_type = 'signal_received'), ARRAY['"m2"'],
+          'another workflow''s condition takes only the mailbox signal, never one buffered for wc');
+SELECT pg_temp.step('tg', 'wc', '[{"type": "condition", "seq": 1, "signal_id": "go"}, {"type": "condition", "seq": 2, "signal_id": "go"}]') AS ignored \gset
+SELECT is((SELECT array_agg((h.data->>'data') || '/' || (h.data->>'delivery') ORDER BY h.event_id)
+           FROM durable.workflow_history_v1('tg', 'wc') h WHERE h.event_type = 'signal_received'),
+          ARRAY['"t1"/workflow', '"t3"/workflow'],
+          'the workflow''s own conditions take its buffered signals in sending order');
+SELECT is_empty($$SELECT 1 FROM durable.signals WHERE namespace = 'tg' AND signal_id = 'go'$$,
+                'each buffered signal was taken exactly once');
+SELECT pg_temp.start('tg', 'wfifo') AS ignored \gset
+SELECT durable.signal_workflow_v1('tg', 'wfifo', 'f', '"t1"') IS NOT NULL AS ok \gset
+SELECT durable.send_signal_v1('tg', 'f', '"m2"') IS NOT NULL AS ok \gset
+SELECT durable.signal_workflow_v1('tg', 'wfifo', 'f', '"t3"') IS NOT NULL AS ok \gset
+SELECT pg_temp.step('tg', 'wfifo', '[{"type": "condition", "seq": 1, "signal_id": "f"}, {"type": "condition", "seq": 2, "signal_id": "f"}, {"type": "condition", "seq": 3, "signal_id": "f"}]') AS ignored \gset
+SELECT is((SELECT array_agg(h.data->>'data' ORDER BY h.seq) FROM durable.workflow_history_v1('tg', 'wfifo') h
+           WHERE h.event_type = 'signal_received'), ARRAY['"t1"', '"m2"', '"t3"'],
+          'targeted and mailbox signals of one id share one FIFO');
+
+-- Unknown or closed: PD003, nothing buffered
+SELECT throws_ok($$SELECT durable.signal_workflow_v1('tg', 'nobody', 'go', '"x"')$$, 'PD003', NULL,
+                 'a targeted signal to an unknown workflow is refused with PD003');
+SELECT pg_temp.start('tg', 'we') AS ignored \gset
+SELECT durable.interrupt_workflow_v1('tg', 'we') AS ignored \gset
+SELECT throws_ok($$SELECT durable.signal_workflow_v1('tg', 'we', 'go', '"x"')$$, 'PD003',
+                 'workflow ''we'' is not running in namespace ''tg'' (unknown or closed): signal ''go'' was not sent',
+                 'a targeted signal to a closed workflow is refused with PD003 naming it');
+SELECT is_empty($$SELECT 1 FROM durable.signals WHERE namespace = 'tg' AND target_workflow_id IN ('nobody', 'we')$$,
+                'a refused targeted signal buffers nothing');
+SELECT throws_ok($$SELECT durable.signal_workflow_v1('tg', 'wc', '', '"x"')$$, 'PD004', NULL,
+                 'an empty signal id is rejected with PD004');
+SELECT throws_ok($$SELECT durable.signal_workflow_v1('tg', 'wc', 'go', NULL)$$, 'PD004', NULL,
+                 'NULL signal data is rejected with PD004');
+
+-- Closing for good drops its buffered signals; continue-as-new keeps them
+SELECT pg_temp.start('tg', 'wk') AS ignored \gset
+SELECT durable.signal_workflow_v1('tg', 'wk', 'k', '"for the next run"') IS NOT NULL AS ok \gset
+SELECT pg_temp.step('tg', 'wk', '[{"type": "continue_as_new", "args": "[]"}]') AS ignored \gset
+SELECT pg_temp.step('tg', 'wk', '[{"type": "condition", "seq": 1, "signal_id": "k"}]') AS ignored \gset
+SELECT is(pg_temp.last_event('tg', 'wk', 'signal_received')->>'data', '"for the next run"',
+          'a signal buffered for a workflow that continues as new reaches its next run');
+SELECT pg_temp.start('tg', 'wz') AS ignored \gset
+SELECT durable.signal_workflow_v1('tg', 'wz', 'z', '"stale"') IS NOT NULL AS ok \gset
+SELECT durable.send_signal_v1('tg', 'z', '"mailbox"') IS NOT NULL AS ok \gset
+SELECT pg_temp.step('tg', 'wz', '[{"type": "complete", "result": "null"}]') AS ignored \gset
+SELECT results_eq($$SELECT data, target_workflow_id FROM durable.signals WHERE namespace = 'tg' AND signal_id = 'z'$$,
+                  $$VALUES ('"mailbox"', NULL::text)$$,
+                  'a workflow that completes drops the signals buffered for it (not the mailbox''s)');
+SELECT pg_temp.start('tg', 'wz') AS ignored \gset
+SELECT pg_temp.step('tg', 'wz', '[{"type": "condition", "seq": 1, "signal_id": "z"}, {"type": "condition", "seq": 2, "signal_id": "z"}]') AS ignored \gset
+SELECT is((SELECT array_agg(h.data->>'data') FROM durable.workflow_history_v1('tg', 'wz') h
+           WHERE h.event_type = 'signal_received'), ARRAY['"mailbox"'],
+          'a later workflow reusing the id never gets a signal sent to the closed one');
+
+-- Give-back of an abandoned condition: a targeted signal stays targeted
+SELECT pg_temp.start('tg', 'wg') AS ignored \gset
+SELECT pg_temp.start('tg', 'wh') AS ignored \gset
+SELECT durable.send_signal_v1('tg', 'gb', '"m-old"') IS NOT NULL AS ok \gset
+SELECT pg_temp.step('tg', 'wh', '[{"type": "condition", "seq": 1, "signal_id": "gb"}, {"type": "condition", "seq": 2, "signal_id": "gb"}]') AS ignored \gset
+SELECT pg_temp.step('tg', 'wg', '[{"type": "condition", "seq": 1, "signal_id": "gb"}, {"type": "condition", "seq": 3, "signal_id": "poke"}]') AS ignored \gset
+SELECT is(durable.signal_workflow_v1('tg', 'wg', 'gb', '"t"'), 'delivered', 'wg''s condition takes a targeted signal');
+SELECT pg_temp.step('tg', 'wg', '[{"type": "cancel_wait", "seq": 1, "signal_id": "gb"}]') AS ignored \gset
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'tg' AND workflow_id = 'wh'
+           AND event_type = 'signal_received'), 1,
+          'given back, it does not reach the other workflow waiting on that id');
+SELECT results_eq($$SELECT data, target_workflow_id, position < 0 FROM durable.signals
+                    WHERE namespace = 'tg' AND signal_id = 'gb'$$,
+                  $$VALUES ('"t"', 'wg', true)$$,
+                  'an abandoned condition gives its targeted signal back to the head of its mailbox, still targeted');
+SELECT durable.send_signal_v1('tg', 'gb', '"m-new"') IS NOT NULL AS ok \gset
+SELECT durable.signal_workflow_v1('tg', 'wg', 'poke', '"wake up"') IS NOT NULL AS ok \gset
+SELECT pg_temp.step('tg', 'wg', '[{"type": "condition", "seq": 2, "signal_id": "gb"}]') AS ignored \gset
+SELECT is(pg_temp.last_event('tg', 'wg', 'signal_received'),
+          '{"signal_id": "gb", "data": "\"t\"", "delivery": "workflow"}'::jsonb,
+          'the workflow''s next condition takes it first (FIFO), as a targeted signal');
+SELECT pg_temp.start('tg', 'wi') AS ignored \gset
+SELECT pg_temp.step('tg', 'wi', '[{"type": "condition", "seq": 1, "signal_id": "gi"}, {"type": "condition", "seq": 2, "signal_id": "gi"}]') AS ignored \gset
+SELECT durable.signal_workflow_v1('tg', 'wi', 'gi', '"i"') IS NOT NULL AS ok \gset
+SELECT pg_temp.step('tg', 'wi', '[{"type": "cancel_wait", "seq": 1, "signal_id": "gi"}]') AS ignored \gset
+SELECT is((SELECT h.seq FROM durable.workflow_history_v1('tg', 'wi') h
+           WHERE h.event_type = 'signal_received' ORDER BY h.event_id DESC LIMIT 1), 2,
+          'given back while the workflow has another condition on the id, it goes to that condition');
+
+-- Owner and clients only
+SELECT is_empty($$SELECT 1 FROM durable.worker_functions() f
+                  WHERE f = 'durable.signal_workflow_v1(text, text, text, text, interval)'::regprocedure$$,
+                'worker roles are not granted signal_workflow_v1');
+SELECT ok(NOT has_function_privilege('public', 'durable.signal_workflow_v1(text, text, text, text, interval)',
+                                     'EXECUTE'), 'nor is PUBLIC');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,19 +1,20 @@
 -- client.sql: what a client does to workflows from outside: read their
 -- outcome, state and history, list them, cancel and interrupt them.
 -- (Starting is start_workflow_v1 in workflows.sql; signals are
--- send_signal_v1 in signals.sql.) Writes durable.workflows.cancel_requested;
+-- send_signal_v1 and signal_workflow_v1 in signals.sql.) Writes durable.workflows.cancel_requested;
 -- everything else only through _deliver/_close_run.
 
 CREATE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
-RETURNS TABLE (run_id integer, status text, result text, error jsonb)
+RETURNS TABLE (run_id integer, status text, result text, error jsonb, workflow_name text, task_queue text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT w.run_id, w.status, w.result, w.error
+    SELECT w.run_id, w.status, w.result, w.error, w.workflow_name, w.task_queue
     FROM durable.workflows w
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
     ORDER BY w.run_id DESC LIMIT 1
 $$;
 COMMENT ON FUNCTION durable.workflow_outcome_v1(text, text) IS
-    'Status, result and error of the latest run of a workflow id (no row: unknown id).';
+    'Status, result, error, workflow name and task queue of the latest run of a workflow id (no row: '
+    'unknown id).';
 
 CREATE FUNCTION durable.describe_workflow_v1(p_namespace text, p_workflow_id text, p_run_id integer DEFAULT NULL)
 RETURNS jsonb

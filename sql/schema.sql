@@ -114,12 +114,15 @@ COMMENT ON TABLE durable.history IS
 CREATE UNIQUE INDEX history_one_resolution ON durable.history (namespace, workflow_id, run_id, seq)
     WHERE inbound AND seq IS NOT NULL;
 
--- Signals: a namespace-wide mailbox. Buffered signals wait here (FIFO by
+-- Signals: a namespace-wide mailbox per signal id, and signals sent to one
+-- workflow (same ids, same FIFO). Buffered signals wait here (FIFO by
 -- position, then id: a signal put back at the head of its mailbox gets a
 -- position below the others of its id) for a condition; waiting conditions
 -- wait in signal_waits (oldest first). allowed_queues: a signal a worker
 -- role sent may reach only runs on the task queues of its produce scope
--- (NULL: any run, as for signals a client sent).
+-- (NULL: any run, as for signals a client sent). target_workflow_id: a
+-- signal sent to one workflow (handle.signal), which only that workflow's
+-- conditions may take (NULL: the namespace-wide mailbox).
 CREATE TABLE durable.signals (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     namespace text NOT NULL,
@@ -127,10 +130,13 @@ CREATE TABLE durable.signals (
     data text NOT NULL,
     position bigint NOT NULL DEFAULT 0,
     allowed_queues text[],
+    target_workflow_id text,
     created_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX signals_fifo ON durable.signals (namespace, signal_id, position, id);
+CREATE INDEX signals_target ON durable.signals (namespace, target_workflow_id)
+    WHERE target_workflow_id IS NOT NULL;
 
 CREATE TABLE durable.signal_waits (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

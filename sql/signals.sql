@@ -1,7 +1,16 @@
--- signals.sql: the namespace-wide signal mailbox. Writes durable.signals
--- (buffered signals, FIFO, with an expiry), durable.signal_waits
--- (conditions waiting, oldest first) and durable.mailboxes (one row per
--- signal id, whose row lock serialises it).
+-- signals.sql: the namespace-wide signal mailbox, and signals sent to one
+-- workflow. Writes durable.signals (buffered signals, FIFO, with an expiry),
+-- durable.signal_waits (conditions waiting, oldest first) and
+-- durable.mailboxes (one row per signal id, whose row lock serialises it).
+--
+-- Two deliveries share one FIFO per signal id. A mailbox signal
+-- (send_signal_v1, a workflow's own signal command) goes to the oldest
+-- condition on its id of any run it may reach. A targeted signal
+-- (signal_workflow_v1, handle.signal) goes only to the conditions of the
+-- running run of one workflow id; buffered, it carries target_workflow_id,
+-- and only a condition of that workflow may take it (continue-as-new and a
+-- retry keep it; the workflow closing for good drops it). A condition takes
+-- the oldest buffered signal of its id it may receive, whichever delivery.
 --
 -- Lock order, everywhere: the waiting run first, then the signal id's lock
 -- (the row lock of its durable.mailboxes row). A sender
@@ -12,6 +21,8 @@
 -- a condition never miss each other, and no two calls lock in opposite
 -- orders. A run's own waits change only under that run's lock (a condition
 -- timing out or abandoned, the run closing), which needs no signal lock.
+-- A targeted sender locks the running run of its workflow id, then the
+-- signal id: it needs no retry, as that run's waits cannot change under it.
 
 CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -49,6 +60,43 @@ $$;
 COMMENT ON FUNCTION durable._oldest_wait(text, text, text[]) IS
     'Internal: the oldest waiting condition on a signal id among the runs a signal may reach.';
 
+-- Checks what a sender gives: the signal id, its data and its expiry.
+CREATE FUNCTION durable._check_signal(p_signal_id text, p_data text, p_ttl interval) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM durable._check_name('signal id', p_signal_id);
+    IF p_data IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
+    END IF;
+    PERFORM durable._check_payload(p_data);
+    IF p_ttl IS NULL OR p_ttl <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('invalid signal expiry %s: give a positive interval', p_ttl);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_signal(text, text, interval) IS
+    'Internal: PD004 unless the signal id, data (a JSON payload) and expiry (positive) are valid.';
+
+-- Buffers a signal no condition took, under its signal id's lock (p_front:
+-- at the head of its mailbox, for a signal given back).
+CREATE FUNCTION durable._buffer_signal(p_namespace text, p_signal_id text, p_data text, p_ttl interval,
+                                       p_front boolean, p_allowed_queues text[], p_target_workflow_id text)
+RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO durable.signals (namespace, signal_id, data, position, allowed_queues, target_workflow_id,
+                                 created_at, expires_at)
+    SELECT p_namespace, p_signal_id, p_data,
+           CASE WHEN p_front
+                THEN (SELECT least(coalesce(min(x.position), 0), 0) - 1 FROM durable.signals x
+                      WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id)
+                ELSE 0 END,
+           p_allowed_queues, p_target_workflow_id, t.now, t.now + p_ttl
+    FROM (SELECT durable.now() AS now) t
+$$;
+COMMENT ON FUNCTION durable._buffer_signal(text, text, text, interval, boolean, text[], text) IS
+    'Internal: buffers a signal (FIFO per signal id; p_front: at the head; p_target_workflow_id: only '
+    'that workflow may take it).';
+
 -- Delivers to the oldest waiting condition it may reach, else buffers.
 -- Returns 'delivered' or 'buffered'. p_front puts a buffered signal back at
 -- the head of its mailbox; p_allowed_queues limits whom it may reach.
@@ -60,17 +108,8 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wait durable.signal_waits;
     v_locked durable.signal_waits[] := '{}';
-    v_now timestamptz := durable.now();
 BEGIN
-    PERFORM durable._check_name('signal id', p_signal_id);
-    IF p_data IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'signal data must not be NULL: send a JSON payload';
-    END IF;
-    PERFORM durable._check_payload(p_data);
-    IF p_ttl IS NULL OR p_ttl <= interval '0' THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid signal expiry %s: give a positive interval', p_ttl);
-    END IF;
+    PERFORM durable._check_signal(p_signal_id, p_data, p_ttl);
     LOOP
         -- The run first: find the oldest wait without locks and lock its run.
         v_wait := durable._oldest_wait(p_namespace, p_signal_id, p_allowed_queues);
@@ -96,24 +135,49 @@ BEGIN
         EXIT WHEN v_wait.id IS NULL;
         DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
         IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
-                            durable._received(p_signal_id, p_data, p_allowed_queues)) THEN
+                            durable._received(p_signal_id, p_data, p_allowed_queues, 'mailbox')) THEN
             RETURN 'delivered';
         END IF;
         -- That call was resolved already (a stale wait): the next one, still
         -- holding the signal lock, may only be one whose run we hold.
     END LOOP;
-    INSERT INTO durable.signals (namespace, signal_id, data, position, allowed_queues, created_at, expires_at)
-    VALUES (p_namespace, p_signal_id, p_data,
-            CASE WHEN p_front
-                 THEN (SELECT least(coalesce(min(x.position), 0), 0) - 1 FROM durable.signals x
-                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id)
-                 ELSE 0 END,
-            p_allowed_queues, v_now, v_now + p_ttl);
+    PERFORM durable._buffer_signal(p_namespace, p_signal_id, p_data, p_ttl, p_front, p_allowed_queues, NULL);
     RETURN 'buffered';
 END $$;
 COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean, text[]) IS
     'Internal: hands a signal to the oldest waiting condition it may reach, or buffers it (FIFO, expiring; '
     'p_front: at the head of its mailbox).';
+
+-- Delivers a signal to one workflow: its running run p_wf, which the caller
+-- holds locked, takes it in its oldest condition on the id, else it is
+-- buffered for that workflow. Returns 'delivered' or 'buffered'.
+CREATE FUNCTION durable._send_targeted(p_wf durable.workflows, p_signal_id text, p_data text,
+                                       p_ttl interval DEFAULT interval '7 days',
+                                       p_front boolean DEFAULT false) RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_wait durable.signal_waits;
+BEGIN
+    PERFORM durable._check_signal(p_signal_id, p_data, p_ttl);
+    -- The run is held, so its waits cannot change: take the signal id's lock
+    -- second, as every sender does, and no retry is needed.
+    PERFORM durable._lock_signal(p_wf.namespace, p_signal_id);
+    FOR v_wait IN SELECT * FROM durable.signal_waits x
+                  WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
+                    AND x.run_id = p_wf.run_id AND x.signal_id = p_signal_id
+                  ORDER BY x.id LOOP
+        DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
+        IF durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_received', v_wait.seq,
+                            durable._received(p_signal_id, p_data, NULL, 'workflow')) THEN
+            RETURN 'delivered';
+        END IF;
+    END LOOP;
+    PERFORM durable._buffer_signal(p_wf.namespace, p_signal_id, p_data, p_ttl, p_front, NULL, p_wf.workflow_id);
+    RETURN 'buffered';
+END $$;
+COMMENT ON FUNCTION durable._send_targeted(durable.workflows, text, text, interval, boolean) IS
+    'Internal: hands a signal to the oldest waiting condition of one locked running run, or buffers it '
+    'for that workflow only.';
 
 -- Registers a condition of a run the caller holds locked: takes the oldest
 -- unexpired buffered signal the run may receive at once, or waits.
@@ -129,12 +193,16 @@ BEGIN
     DELETE FROM durable.signals s
     WHERE s.id = (SELECT x.id FROM durable.signals x
                   WHERE x.namespace = p_wf.namespace AND x.signal_id = p_signal_id AND x.expires_at > v_now
-                    AND (x.allowed_queues IS NULL OR p_wf.task_queue = ANY (x.allowed_queues))
+                    AND CASE WHEN x.target_workflow_id IS NULL
+                             THEN x.allowed_queues IS NULL OR p_wf.task_queue = ANY (x.allowed_queues)
+                             ELSE x.target_workflow_id = p_wf.workflow_id END
                   ORDER BY x.position, x.id LIMIT 1)
     RETURNING s.* INTO v_signal;
     IF FOUND THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_received', p_seq,
-                                 durable._received(p_signal_id, v_signal.data, v_signal.allowed_queues));
+                                 durable._received(p_signal_id, v_signal.data, v_signal.allowed_queues,
+                                                   CASE WHEN v_signal.target_workflow_id IS NULL
+                                                        THEN 'mailbox' ELSE 'workflow' END));
         RETURN true;
     END IF;
     INSERT INTO durable.signal_waits (namespace, signal_id, workflow_id, run_id, seq, created_at)
@@ -142,7 +210,8 @@ BEGIN
     RETURN false;
 END $$;
 COMMENT ON FUNCTION durable._wait_signal(durable.workflows, integer, text) IS
-    'Internal: a condition consumes the oldest buffered signal of its id it may receive, or starts waiting.';
+    'Internal: a condition consumes the oldest buffered signal of its id it may receive (mailbox or sent '
+    'to its workflow), or starts waiting.';
 
 -- A condition's timeout fired: it wins only if its wait is still there.
 CREATE FUNCTION durable._condition_timeout(p_namespace text, p_signal_id text, p_workflow_id text,
@@ -167,9 +236,10 @@ COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, intege
 -- Workflow code abandoned a condition (asyncio.wait_for timed out, its task
 -- was cancelled); the caller holds the run. Its wait goes, resolved as timed
 -- out; a signal that reached it first goes back to the head of the mailbox
--- it came from, with the reach it had: the signal id and the allowed queues
--- come from the recorded delivery, never from the command, so a worker
--- cannot re-send what it received to another id or strip a signal's scope.
+-- it came from, with the reach it had: the signal id, the allowed queues
+-- and the delivery (a targeted signal stays this workflow's) come from the
+-- recorded delivery, never from the command, so a worker cannot re-send
+-- what it received to another id or strip a signal's scope.
 CREATE FUNCTION durable._cancel_wait(p_wf durable.workflows, p_seq integer) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -187,7 +257,9 @@ BEGIN
     SELECT h.data INTO v_received FROM durable.history h
     WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
       AND h.seq = p_seq AND h.event_type = 'signal_received';
-    IF FOUND THEN
+    IF FOUND AND v_received->>'delivery' = 'workflow' THEN
+        PERFORM durable._send_targeted(p_wf, v_received->>'signal_id', v_received->>'data', interval '7 days', true);
+    ELSIF FOUND THEN
         PERFORM durable._send_signal(p_wf.namespace, v_received->>'signal_id', v_received->>'data',
             interval '7 days', true,
             CASE WHEN v_received ? 'allowed_queues'
@@ -198,16 +270,19 @@ COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, integer) IS
     'Internal: drops an abandoned condition''s wait, or returns the signal it already took to the head '
     'of its own mailbox, with the reach it had.';
 
--- The data of a signal_received event: the signal, and (for a signal a
--- worker role sent) the task queues it may reach, kept for a give-back.
-CREATE FUNCTION durable._received(p_signal_id text, p_data text, p_allowed_queues text[]) RETURNS jsonb
+-- The data of a signal_received event: the signal, its delivery ('mailbox'
+-- or 'workflow') and (for a signal a worker role sent) the task queues it
+-- may reach, the last two kept for a give-back.
+CREATE FUNCTION durable._received(p_signal_id text, p_data text, p_allowed_queues text[], p_delivery text)
+RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('signal_id', p_signal_id, 'data', p_data)
+    SELECT jsonb_build_object('signal_id', p_signal_id, 'data', p_data, 'delivery', p_delivery)
            || CASE WHEN p_allowed_queues IS NULL THEN '{}'::jsonb
                    ELSE jsonb_build_object('allowed_queues', to_jsonb(p_allowed_queues)) END
 $$;
-COMMENT ON FUNCTION durable._received(text, text, text[]) IS
-    'Internal: a signal_received event''s data (signal id, data, and the queues a scoped signal may reach).';
+COMMENT ON FUNCTION durable._received(text, text, text[], text) IS
+    'Internal: a signal_received event''s data (signal id, data, delivery: mailbox or workflow, and the '
+    'queues a scoped signal may reach).';
 
 CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
                                        p_ttl interval DEFAULT interval '7 days') RETURNS text
@@ -217,3 +292,36 @@ $$;
 COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
     'Sends a signal (namespace-wide id): consumed by the oldest waiting condition, else buffered FIFO '
     'until p_ttl passes. Returns ''delivered'' or ''buffered''.';
+
+-- Owner and clients only (never a worker role's: worker_functions() does not
+-- list it).
+CREATE FUNCTION durable.signal_workflow_v1(p_namespace text, p_workflow_id text, p_signal_id text, p_data text,
+                                           p_ttl interval DEFAULT interval '7 days') RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_wf durable.workflows;
+BEGIN
+    PERFORM durable._check_name('workflow id', p_workflow_id);
+    PERFORM durable._check_signal(p_signal_id, p_data, p_ttl);
+    -- The running run first. One that closes while we wait for its lock may
+    -- have been followed by a new run (continue-as-new, a retry), which only
+    -- a fresh look (a new statement) sees.
+    LOOP
+        SELECT * INTO v_wf FROM durable.workflows w
+        WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id AND w.status = 'running'
+        FOR UPDATE;
+        EXIT WHEN FOUND;
+        IF NOT EXISTS (SELECT 1 FROM durable.workflows w
+                       WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+                         AND w.status = 'running') THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD003',
+                MESSAGE = format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
+                                 'was not sent', p_workflow_id, p_namespace, p_signal_id);
+        END IF;
+    END LOOP;
+    RETURN durable._send_targeted(v_wf, p_signal_id, p_data, p_ttl);
+END $$;
+COMMENT ON FUNCTION durable.signal_workflow_v1(text, text, text, text, interval) IS
+    'Sends a signal to one workflow (handle.signal): the oldest waiting condition of its running run on '
+    'p_signal_id takes it, else it is buffered for that workflow only until p_ttl passes. Returns '
+    '''delivered'' or ''buffered''; PD003 when the workflow is unknown or closed (nothing buffered).';

@@ -244,6 +244,13 @@ BEGIN
                    FOR UPDATE SKIP LOCKED);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
+    -- Signals buffered for this workflow (handle.signal) follow it to its next
+    -- run; a workflow closing for good drops them (a later run of the id is
+    -- another workflow). Only holders of this run's lock touch them.
+    IF NOT (v_type = 'continue_as_new' OR v_retrying) THEN
+        DELETE FROM durable.signals
+        WHERE namespace = p_wf.namespace AND target_workflow_id = p_wf.workflow_id;
+    END IF;
     PERFORM durable._notify(durable.closed_channel(p_wf.namespace), p_wf.workflow_id);
 
     IF v_type = 'continue_as_new' OR v_retrying THEN

@@ -74,8 +74,8 @@ async def test_a_value_json_cannot_hold_is_refused_before_anything_is_stored(dsn
     assert_nothing_stored(dsn)
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 1001, "nul\x00inside", None, 42, b"bytes"],
-                         ids=["empty", "huge", "nul", "none", "int", "bytes"])
+@pytest.mark.parametrize("bad", ["", "x" * 1001, "nul\x00inside", None, 42, b"bytes", "lone\ud800surrogate"],
+                         ids=["empty", "huge", "nul", "none", "int", "bytes", "lone-surrogate"])
 async def test_an_invalid_id_name_or_queue_is_refused_before_anything_is_stored(dsn, client, bad):
     if bad is not None:  # workflow_id=None means "make one up"
         await refused(client.workflow.start(task_queue="q", workflow_name="w", workflow_id=bad), ValueError,
@@ -83,7 +83,19 @@ async def test_an_invalid_id_name_or_queue_is_refused_before_anything_is_stored(
     await refused(client.workflow.start(task_queue=bad, workflow_name="w"), ValueError, "task_queue")
     await refused(client.workflow.start(task_queue="q", workflow_name=bad), ValueError, "workflow_name")
     await refused(client.workflow.signal(bad, 1), ValueError, "signal_id")
+    await refused(client.workflow.get_handle("wf").signal(bad, 1), ValueError, "signal_id")
+    if bad is not None:
+        with pytest.raises(ValueError, match="workflow_id"):
+            client.workflow.get_handle(bad)
     assert_nothing_stored(dsn)
+
+
+def test_a_lone_surrogate_in_an_id_raises_our_value_error_naming_the_parameter():
+    from pgdurable._validate import check_text
+
+    with pytest.raises(ValueError, match="invalid signal_id .*lone surrogate") as caught:
+        check_text("signal_id", "\ud800")
+    assert not isinstance(caught.value, UnicodeError)
 
 
 async def test_other_bad_client_arguments_are_refused_clearly(dsn, client):

@@ -26,14 +26,15 @@ def force_outcome_error(dsn: str, sqlstate: str, times: int | None) -> None:
     limit = 2147483647 if times is None else times
     sql(dsn, f"""
         CREATE OR REPLACE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
-        RETURNS TABLE (run_id integer, status text, result text, error jsonb)
+        RETURNS TABLE (run_id integer, status text, result text, error jsonb, workflow_name text,
+                       task_queue text)
         LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
         BEGIN
             IF nextval('public.outcome_calls') <= {limit} THEN
                 RAISE EXCEPTION USING ERRCODE = '{sqlstate}',
                     MESSAGE = 'forced {sqlstate} for ' || p_workflow_id;
             END IF;
-            RETURN QUERY SELECT 1, 'running'::text, NULL::text, NULL::jsonb;
+            RETURN QUERY SELECT 1, 'running'::text, NULL::text, NULL::jsonb, 'w'::text, 'q'::text;
         END $$""")
 
 

@@ -182,6 +182,13 @@ async def send_signal(conn: Conn, namespace: str, signal_id: str, data: str,
 
 
 @_mapped
+async def signal_workflow(conn: Conn, namespace: str, workflow_id: str, signal_id: str, data: str,
+                          ttl: timedelta = timedelta(days=7)) -> str:
+    return await _value(conn, "SELECT durable.signal_workflow_v1(%s, %s, %s, %s, %s)",
+                        (namespace, workflow_id, signal_id, data, ttl))
+
+
+@_mapped
 async def workflow_outcome(conn: Conn, namespace: str, workflow_id: str) -> Row | None:
     rows = await _rows(conn, "SELECT * FROM durable.workflow_outcome_v1(%s, %s)", (namespace, workflow_id))
     return rows[0] if rows else None

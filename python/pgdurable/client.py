@@ -7,7 +7,7 @@ import contextlib
 import logging
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from . import _store as store
 from . import errors, payloads
@@ -61,19 +61,52 @@ class WorkflowClient:
         encoded = payloads.dumps(list(args))
         policy = None if retry is None else retry.to_json()
         # A start whose commit was lost would be refused as a duplicate if made again.
-        await self._client.connection.run(
+        row = await self._client.connection.run(
             lambda conn: store.start_workflow(conn, self._client.namespace, workflow_id, workflow_name,
                                               task_queue, encoded, policy, id_reuse),
             repeatable=id_reuse == "return_existing")
         log.info("workflow %s (%s) started on task queue %r", workflow_id, workflow_name, task_queue)
-        return self.get_handle(task_queue, workflow_name, workflow_id)
+        handle = self.get_handle(task_queue, workflow_name, workflow_id)
+        # A run this call started has these names; an existing one returned is checked on first use.
+        handle._names_checked = bool(row["started"])
+        return handle
 
-    def get_handle(self, task_queue: str, workflow_name: str, workflow_id: str) -> WorkflowHandle:
-        """A handle to a workflow by id (no I/O)."""
-        return WorkflowHandle(self._client, workflow_id, task_queue=task_queue, workflow_name=workflow_name)
+    @overload
+    def get_handle(self, workflow_id: str, /) -> WorkflowHandle: ...
+
+    @overload
+    def get_handle(self, task_queue: str, workflow_name: str, workflow_id: str, /) -> WorkflowHandle: ...
+
+    @overload
+    def get_handle(self, *, workflow_id: str, task_queue: str | None = None,
+                   workflow_name: str | None = None) -> WorkflowHandle: ...
+
+    def get_handle(self, *args: str, workflow_id: str | None = None, task_queue: str | None = None,
+                   workflow_name: str | None = None) -> WorkflowHandle:
+        """A handle to a workflow by id (no I/O): ``get_handle(workflow_id)``, or the seed's
+        ``get_handle(task_queue, workflow_name, workflow_id)``. Names given (not empty) are checked
+        against the workflow on the handle's first use: a mismatch raises
+        :class:`~pgdurable.errors.InvalidArgumentError` naming both values."""
+        if len(args) == 1 and workflow_id is None:
+            (workflow_id,) = args
+        elif len(args) == 3 and workflow_id is None and task_queue is None and workflow_name is None:
+            task_queue, workflow_name, workflow_id = args
+        elif args or workflow_id is None:
+            raise TypeError("get_handle takes get_handle(workflow_id) or "
+                            "get_handle(task_queue, workflow_name, workflow_id)")
+        check_text("workflow_id", workflow_id)
+        # An empty name is "not given" (the seed's callers passed "" for a name they did not know).
+        if task_queue:
+            check_text("task_queue", task_queue)
+        if workflow_name:
+            check_text("workflow_name", workflow_name)
+        return WorkflowHandle(self._client, workflow_id, task_queue=task_queue or None,
+                              workflow_name=workflow_name or None)
 
     async def signal(self, signal_id: str, data: Any = None) -> None:
-        """Sends a signal (namespace-wide id): the oldest waiting condition takes it, else it is buffered."""
+        """Sends a signal to the namespace-wide mailbox of ``signal_id``: the oldest waiting condition
+        on that id, of any workflow, takes it, else it is buffered. To signal one workflow, use
+        ``handle.signal``."""
         check_text("signal_id", signal_id)
         encoded = payloads.dumps(data)
         # A signal sent twice would be delivered twice: never repeated.
@@ -100,9 +133,21 @@ class WorkflowHandle:
         self.workflow_id = workflow_id
         self.task_queue = task_queue
         self.workflow_name = workflow_name
+        # The names the handle was given are checked against the workflow once.
+        self._names_checked = task_queue is None and workflow_name is None
 
     def __repr__(self) -> str:
         return f"WorkflowHandle(workflow_id={self.workflow_id!r}, workflow_name={self.workflow_name!r})"
+
+    def _check_names(self, workflow: dict[str, Any]) -> None:
+        """Raises InvalidArgumentError when the workflow is not the one the handle names."""
+        for key, given in (("workflow_name", self.workflow_name), ("task_queue", self.task_queue)):
+            actual = workflow.get(key)
+            if given is not None and actual != given:
+                raise errors.InvalidArgumentError(
+                    f"workflow {self.workflow_id!r} has {key} {actual!r}, not {given!r} as its handle "
+                    f"says: get the handle with the right names, or with get_handle({self.workflow_id!r})")
+        self._names_checked = True
 
     async def _outcome(self) -> dict[str, Any]:
         row = await self._client.connection.run(
@@ -110,7 +155,14 @@ class WorkflowHandle:
         if row is None:
             raise errors.WorkflowNotFoundError(
                 f"workflow {self.workflow_id!r} not found in namespace {self._client.namespace!r}")
+        if not self._names_checked:
+            self._check_names(row)
         return row
+
+    async def _verify_names(self) -> None:
+        """Checks the names the handle was given, on its first use (nothing to do without names)."""
+        if not self._names_checked:
+            await self._outcome()
 
     async def result(self, timeout: float | None = None) -> Any:
         """Waits for the workflow (following continue-as-new) and returns its result, or raises
@@ -159,6 +211,8 @@ class WorkflowHandle:
         if state is None:
             raise errors.WorkflowNotFoundError(
                 f"workflow {self.workflow_id!r} not found in namespace {self._client.namespace!r}")
+        if not self._names_checked:
+            self._check_names(state)
         if state.get("result") is not None:
             state["result"] = payloads.loads(state["result"])
         if state.get("error"):
@@ -170,18 +224,30 @@ class WorkflowHandle:
         return state
 
     async def signal(self, signal_id: str, data: Any = None) -> None:
-        """The same namespace-wide delivery as ``client.workflow.signal``."""
-        await self._client.workflow.signal(signal_id, data)
+        """Sends a signal to this workflow only: its oldest condition waiting on ``signal_id`` takes
+        it, else it is buffered for this workflow (no other workflow's condition can take it).
+        Raises :class:`~pgdurable.errors.WorkflowNotFoundError` when the workflow does not exist or
+        is closed (nothing is buffered then)."""
+        check_text("signal_id", signal_id)
+        encoded = payloads.dumps(data)
+        await self._verify_names()
+        # A signal sent twice would be delivered twice: never repeated.
+        await self._client.connection.run(
+            lambda conn: store.signal_workflow(conn, self._client.namespace, self.workflow_id, signal_id,
+                                               encoded),
+            repeatable=False)
 
     async def cancel(self) -> bool:
         """Requests cooperative cancellation (wakes the workflow now). False when the workflow
         was not running or is already being cancelled."""
+        await self._verify_names()
         return await self._client.connection.run(
             lambda conn: store.cancel_workflow(conn, self._client.namespace, self.workflow_id),
             repeatable=False)
 
     async def interrupt(self, reason: str | None = None) -> bool:
         """Stops the workflow hard: nothing of it runs again. False when it was not running."""
+        await self._verify_names()
         return await self._client.connection.run(
             lambda conn: store.interrupt_workflow(conn, self._client.namespace, self.workflow_id, reason),
             repeatable=False)
@@ -190,6 +256,7 @@ class WorkflowHandle:
         """The history as JSON-serialisable dicts: event_id, event_type, timestamp, run_id, details
         (payloads decoded: :class:`~pgdurable.errors.PayloadError` when one cannot be, e.g. without
         the codec it was written with)."""
+        await self._verify_names()
         rows = await self._client.connection.run(
             lambda conn: store.workflow_history(conn, self._client.namespace, self.workflow_id, all_runs))
         if not rows:

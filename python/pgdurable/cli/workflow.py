@@ -91,7 +91,7 @@ def workflow_show(
 ) -> None:
     """Show a workflow's state (handle.state()): status, result or error, what it waits on."""
     state = with_client(dsn, namespace,
-                         lambda client: client.workflow.get_handle("", "", workflow_id).state())
+                         lambda client: client.workflow.get_handle(workflow_id).state())
     if as_json:
         print_json(state)
         return
@@ -146,7 +146,7 @@ def workflow_history(
 ) -> None:
     """Print a workflow's history: every durable step and its outcome, in order."""
     events = with_client(dsn, namespace,
-                          lambda client: client.workflow.get_handle("", "", workflow_id).history(all_runs))
+                          lambda client: client.workflow.get_handle(workflow_id).history(all_runs))
     if as_json:
         print_json(events)
         return
@@ -243,7 +243,7 @@ def workflow_signal(
 
 
 async def _running_handle(client: Client, workflow_id: str, action: str) -> Any:
-    handle = client.workflow.get_handle("", "", workflow_id)
+    handle = client.workflow.get_handle(workflow_id)
     status = await handle.status()  # WorkflowNotFoundError for an unknown id
     if status != "running":
         raise CliError(f"workflow {workflow_id!r} is {status}, not running: nothing to {action}")
