@@ -139,15 +139,10 @@ class Client:
     def get_handle(self, *ids: str) -> WorkflowHandle:
         """A handle to a workflow (no I/O): ``get_handle(workflow_id)``, or the seed's
         ``get_handle(task_queue, workflow_name, workflow_id)``."""
-        if len(ids) == 1:
-            task_queue, workflow_name, workflow_id = None, None, ids[0]
-        elif len(ids) == 3:
-            task_queue, workflow_name, workflow_id = ids
-        else:
+        if len(ids) not in (1, 3):
             raise TypeError("get_handle takes (workflow_id) or (task_queue, workflow_name, workflow_id), "
                             f"got {len(ids)} arguments")
-        # The names only label the handle: the async client's three-argument form takes None for them.
-        handle = self._async.workflow.get_handle(task_queue, workflow_name, workflow_id)  # type: ignore
+        handle = self._async.workflow.get_handle(*ids)
         return WorkflowHandle(self, handle)
 
     def signal(self, signal_id: str, data: Any = None) -> None:
