@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 from uuid import UUID
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -38,7 +37,7 @@ def _no_type_beside_flags() -> None:
 
     shown = TyperOption.display_type_rich
 
-    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag or self.count else shown(self, ctx)
 
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
