@@ -6,7 +6,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(88);
+SELECT plan(94);
 
 -- ---------------------------------------------------------------------------
 -- Two claimers never get the same message (SKIP LOCKED), namespace 'dbl'.
@@ -289,6 +289,29 @@ SELECT throws_ok($$SELECT durable._check_eager('{"owner": "w"}')$$, 'PD004', NUL
                  'an eager-dispatch request without a numeric lease_seconds is refused');
 SELECT lives_ok($$SELECT durable._check_eager('{"owner": "w", "lease_seconds": 30}'), durable._check_eager(NULL)$$,
                 'a 30 s eager lease (or none) is fine');
+
+-- Lease operations commit without waiting for the WAL flush; completions do not
+SELECT durable.start_workflow_v1('rc', 'rc-1', 'rc_wf', 'rcq', '[]') IS NOT NULL AS ignored \gset
+SET LOCAL synchronous_commit = on;
+SELECT count(*) AS ignored FROM durable.claim_v1('rc', ARRAY['rcq'], ARRAY['nothing']) \gset
+SELECT is(current_setting('synchronous_commit'), 'off', 'claim_v1 sets synchronous_commit off for its transaction');
+SET LOCAL synchronous_commit = on;
+SELECT message_id AS rc_id, lease_token AS rc_token
+FROM durable.claim_workflow_tasks_v1('rc', ARRAY['rcq'], ARRAY['rc_wf'], 1) \gset
+SELECT is(current_setting('synchronous_commit'), 'off', '...so does claim_workflow_tasks_v1');
+SET LOCAL synchronous_commit = on;
+SELECT count(*) AS ignored FROM durable.extend_lease_v1(ARRAY[:rc_id]::bigint[], ARRAY[:'rc_token']::uuid[], '30 seconds') \gset
+SELECT is(current_setting('synchronous_commit'), 'off', '...and extend_lease_v1');
+SET LOCAL synchronous_commit = on;
+SELECT count(*) AS ignored FROM durable.complete_workflow_task_v1(:rc_id, :'rc_token', 1,
+    '[{"type": "activity", "seq": 1, "name": "rc_act", "args": "[]"}]') \gset
+SELECT is(current_setting('synchronous_commit'), 'on', 'a completion stays durable (synchronous_commit untouched)');
+SELECT message_id AS rca_id, lease_token AS rca_token
+FROM durable.claim_activity_tasks_v1('rc', ARRAY['rcq-activity'], ARRAY['rc_act'], 1) \gset
+SELECT is(current_setting('synchronous_commit'), 'off', 'claim_activity_tasks_v1 sets it off');
+SET LOCAL synchronous_commit = on;
+SELECT durable.heartbeat_activity_v1(:rca_id, :'rca_token', NULL) AS ignored \gset
+SELECT is(current_setting('synchronous_commit'), 'off', '...and heartbeat_activity_v1');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -145,6 +145,7 @@ DECLARE
     v_msg durable.messages;
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
+    PERFORM durable._relaxed_commit();
     -- An attempt whose lease expired was lost with its worker: it counts, and the run's history
     -- says so; the task is then free for the claim below. When it was the last attempt allowed,
     -- the activity fails for good. Lock order: the run, then its task (one another session holds
@@ -293,6 +294,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
     PERFORM durable._check_payload(p_details);
     UPDATE durable.messages

@@ -100,6 +100,20 @@ END $$;
 COMMENT ON FUNCTION durable.enqueue_batch_v1(text, text, jsonb) IS
     'Enqueues many plain messages in one statement and one NOTIFY; returns their ids in input order.';
 
+-- Claims, lease extensions and heartbeats commit without waiting for the WAL
+-- flush: one lost in a crash only makes a task visible again (its lease was
+-- never durable), and whatever builds on it (a completion) commits durably,
+-- flushing it too. Starts, signals and completions stay durable. Set for the
+-- caller's transaction: call these functions in a transaction of their own
+-- (the SDK does).
+CREATE FUNCTION durable._relaxed_commit() RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.set_config('synchronous_commit', 'off', true) IS NULL
+$$;
+COMMENT ON FUNCTION durable._relaxed_commit() IS
+    'Internal: this transaction commits without waiting for the WAL flush (claims, lease extensions, '
+    'heartbeats: losing one in a crash only makes a task visible again).';
+
 CREATE FUNCTION durable._check_lease(p_lease interval) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -192,6 +206,7 @@ CREATE FUNCTION durable.claim_v1(
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
+    PERFORM durable._relaxed_commit();
     RETURN QUERY SELECT (c.message).* FROM durable._claim(p_namespace, p_streams, p_names, 'message',
                                                           p_batch, p_lease, p_owner) c;
 END $$;
@@ -232,6 +247,7 @@ DECLARE
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._authorize_messages(p_message_ids);
+    PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
     IF cardinality(p_message_ids) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',

@@ -366,6 +366,7 @@ DECLARE
     v_claimed durable.messages[];
 BEGIN
     PERFORM durable._authorize(p_namespace, p_task_queues);
+    PERFORM durable._relaxed_commit();
     -- Due timers become inbound events first, so their runs are claimable now.
     PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
     SELECT array_agg(c.message) INTO v_claimed

@@ -381,6 +381,20 @@ END $$;
 COMMENT ON FUNCTION durable.enqueue_batch_v1(text, text, jsonb) IS
     'Enqueues many plain messages in one statement and one NOTIFY; returns their ids in input order.';
 
+-- Claims, lease extensions and heartbeats commit without waiting for the WAL
+-- flush: one lost in a crash only makes a task visible again (its lease was
+-- never durable), and whatever builds on it (a completion) commits durably,
+-- flushing it too. Starts, signals and completions stay durable. Set for the
+-- caller's transaction: call these functions in a transaction of their own
+-- (the SDK does).
+CREATE FUNCTION durable._relaxed_commit() RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.set_config('synchronous_commit', 'off', true) IS NULL
+$$;
+COMMENT ON FUNCTION durable._relaxed_commit() IS
+    'Internal: this transaction commits without waiting for the WAL flush (claims, lease extensions, '
+    'heartbeats: losing one in a crash only makes a task visible again).';
+
 CREATE FUNCTION durable._check_lease(p_lease interval) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -473,6 +487,7 @@ CREATE FUNCTION durable.claim_v1(
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
+    PERFORM durable._relaxed_commit();
     RETURN QUERY SELECT (c.message).* FROM durable._claim(p_namespace, p_streams, p_names, 'message',
                                                           p_batch, p_lease, p_owner) c;
 END $$;
@@ -513,6 +528,7 @@ DECLARE
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._authorize_messages(p_message_ids);
+    PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
     IF cardinality(p_message_ids) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -1314,6 +1330,7 @@ DECLARE
     v_claimed durable.messages[];
 BEGIN
     PERFORM durable._authorize(p_namespace, p_task_queues);
+    PERFORM durable._relaxed_commit();
     -- Due timers become inbound events first, so their runs are claimable now.
     PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
     SELECT array_agg(c.message) INTO v_claimed
@@ -1807,6 +1824,7 @@ DECLARE
     v_msg durable.messages;
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
+    PERFORM durable._relaxed_commit();
     -- An attempt whose lease expired was lost with its worker: it counts, and the run's history
     -- says so; the task is then free for the claim below. When it was the last attempt allowed,
     -- the activity fails for good. Lock order: the run, then its task (one another session holds
@@ -1955,6 +1973,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
+    PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
     PERFORM durable._check_payload(p_details);
     UPDATE durable.messages

@@ -204,13 +204,17 @@ class EmbeddedPostgres:
             logger.info("embedded Postgres running: %s", self.dsn())
             return self
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: open sessions are disconnected). No-op if stopped."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server. ``fast``: open sessions are disconnected, everything is flushed.
+        ``immediate``: a crash (no shutdown checkpoint; WAL still in shared memory is lost, and
+        the next start recovers). No-op if stopped."""
+        if mode not in ("fast", "immediate"):
+            raise ValueError(f"stop mode must be 'fast' or 'immediate', got {mode!r}")
         with self._lock():
             if not self.is_running():
                 return
             self._run(
-                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w",
                  "-t", "60", "stop"],
                 what="stop",
             )
