@@ -2,7 +2,7 @@
 -- durable is usable by PUBLIC, and every SECURITY DEFINER function pins
 -- its search_path.
 BEGIN;
-SELECT plan(18);
+SELECT plan(19);
 
 SELECT cmp_ok((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'durable'::regnamespace), '>', 40,
               'schema durable holds the engine''s functions (so the checks below are not vacuous)');
@@ -69,6 +69,12 @@ SELECT is_empty($$SELECT p.oid::regprocedure, a.grantee::regrole FROM pg_proc p,
                              AND a.grantee IN (SELECT c.role_name::regrole FROM durable.worker_credentials c
                                                WHERE c.revoked_at IS NULL))$$,
                 'every function''s ACL names only its owner, and worker roles on worker functions');
+
+-- SECURITY DEFINER is exactly the worker functions' (schema_version() needs no rights): no other
+-- function runs with the owner's rights, so nothing else a caller reaches can do more than it may.
+SELECT set_eq($$SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'durable'::regnamespace AND p.prosecdef$$,
+              $$SELECT f FROM durable.worker_functions() f WHERE f <> 'durable.schema_version()'::regprocedure$$,
+              'the SECURITY DEFINER functions of schema durable are exactly the worker functions');
 
 SELECT * FROM finish();
 ROLLBACK;

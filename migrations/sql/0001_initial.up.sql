@@ -484,7 +484,7 @@ CREATE FUNCTION durable.claim_v1(
     p_lease interval DEFAULT interval '30 seconds',
     p_owner text DEFAULT NULL
 ) RETURNS SETOF durable.messages
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
     PERFORM durable._relaxed_commit();
@@ -512,7 +512,7 @@ COMMENT ON FUNCTION durable._held_message(bigint, uuid) IS
     'Internal fencing: locks a message and checks the caller still holds its lease (else PD001).';
 
 CREATE FUNCTION durable.ack_v1(p_message_id bigint, p_lease_token uuid) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     PERFORM durable._held_message(p_message_id, p_lease_token);
