@@ -5,7 +5,7 @@
 -- only its own scope and its own worker ids, and cannot read the registry.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(28);
+SELECT plan(30);
 
 CREATE FUNCTION pg_temp.beat(p_ns text, p_id text, p_queue text DEFAULT 'q', p_workflows text[] DEFAULT '{w}',
                              p_activities text[] DEFAULT '{a}', p_stopped boolean DEFAULT false)
@@ -99,13 +99,17 @@ SELECT throws_ok($$SELECT durable.heartbeat_worker_v1('k', 'role-2', 'h', 1, 'q'
                  'a worker role cannot register a worker in another namespace');
 SELECT throws_ok($$SELECT durable.heartbeat_worker_v1('kr', 'role-3', 'h', 1, 'q2', '{w}', '{}', '10 s')$$, 'PD005', NULL,
                  'a worker role cannot register a worker of a task queue it may not consume');
+SELECT throws_ok($$SELECT durable.heartbeat_worker_v1('kr', 'role-4', 'h', 1, 'q2', '{}', '{}', '10 s')$$, 'PD005', NULL,
+                 '... not even one that serves no name yet');
+SELECT lives_ok($$SELECT durable.heartbeat_worker_v1('kr', 'role-5', 'h', 1, 'q', '{}', '{}', '10 s', true)$$,
+                'one of its own task queue that serves no name yet is fine');
 SELECT throws_ok($$SELECT durable.heartbeat_worker_v1('kr', 'owner-made', 'h', 1, 'q', '{w}', '{}', '10 s', true)$$,
                  'PD005', NULL, 'a worker role cannot overwrite (or stop) a worker another role registered');
 SELECT throws_ok($$SELECT * FROM durable.list_workers()$$, '42501', NULL, 'a worker role cannot list workers');
 SELECT throws_ok($$SELECT * FROM durable.workers$$, '42501', NULL, 'a worker role cannot read the workers table');
 RESET SESSION AUTHORIZATION;
 SELECT is((SELECT array_agg((worker_id, role_name = session_user, role_name = :'wrk', live)::text ORDER BY worker_id)
-           FROM durable.list_workers('kr')), '{"(owner-made,t,f,t)","(role-1,f,t,t)"}'::text[],
+           FROM durable.list_workers('kr')), '{"(owner-made,t,f,t)","(role-1,f,t,t)","(role-5,f,t,f)"}'::text[],
           'the registry names the role that registered each worker; refused calls changed nothing');
 
 SELECT * FROM finish();

@@ -45,6 +45,11 @@ BEGIN
     IF cardinality(p_activity_names) > 0 THEN
         v_streams := v_streams || (p_task_queue || '-activity');
     END IF;
+    -- One that serves no name yet must still be a worker of a stream the role may consume.
+    IF cardinality(v_streams) = 0 AND NOT (durable._may_consume(p_namespace, p_task_queue)
+                                           OR durable._may_consume(p_namespace, p_task_queue || '-activity')) THEN
+        v_streams := ARRAY[p_task_queue];
+    END IF;
     PERFORM durable._authorize(p_namespace, v_streams);
     INSERT INTO durable.workers AS k (worker_id, namespace, host, pid, task_queue, workflow_names, activity_names,
                                       role_name, heartbeat_interval, started_at, last_seen_at, stopped_at)
