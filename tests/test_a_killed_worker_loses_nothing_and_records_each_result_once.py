@@ -147,6 +147,9 @@ EXECUTIONS = {
     "activity_claimed": ["rel_crash_a", "rel_crash_b"],
     "activity_ran": ["rel_crash_a", "rel_crash_a", "rel_crash_b"],  # finished, not recorded: at least once
     "activity_recorded": ["rel_crash_a", "rel_crash_b"],  # recorded, its workflow task not yet run
+    # The first group commit is the first workflow task's: gathered (not sent), then committed.
+    "completions_gathered": ["rel_crash_a", "rel_crash_b"],
+    "completions_committed": ["rel_crash_a", "rel_crash_b"],
 }
 
 # Lost leases leave traces a crash-free run does not have; everything else must match.

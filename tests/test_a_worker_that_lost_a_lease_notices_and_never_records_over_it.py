@@ -52,20 +52,20 @@ async def connection(dsn: str) -> AsyncIterator[Durable.Connection]:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
-    """The message ids of every extend_leases and complete_activity call (spies: the real calls run)."""
+    """The message ids of every lease extension and activity result sent (spies: the real calls run)."""
     seen: dict[str, list[Any]] = {"extend": [], "complete": []}
-    extend, complete = pgdurable._store.extend_leases, pgdurable._store.complete_activity
+    extend, complete = pgdurable._store.extend_leases, pgdurable._store.complete_tasks
 
     async def extend_spy(conn: Any, message_ids: list[int], *args: Any, **kwargs: Any) -> Any:
         seen["extend"].append(list(message_ids))
         return await extend(conn, message_ids, *args, **kwargs)
 
-    async def complete_spy(conn: Any, message_id: int, *args: Any, **kwargs: Any) -> Any:
-        seen["complete"].append(message_id)
-        return await complete(conn, message_id, *args, **kwargs)
+    async def complete_spy(conn: Any, items: list[dict[str, Any]]) -> Any:
+        seen["complete"].extend(i["message_id"] for i in items if i["kind"] == "activity_completed")
+        return await complete(conn, items)
 
     monkeypatch.setattr(pgdurable._store, "extend_leases", extend_spy)
-    monkeypatch.setattr(pgdurable._store, "complete_activity", complete_spy)
+    monkeypatch.setattr(pgdurable._store, "complete_tasks", complete_spy)
     return seen
 
 

@@ -40,16 +40,15 @@ async def connection(dsn: str) -> AsyncIterator[Durable.Connection]:
 
 @pytest.fixture
 def commits(monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, Any]]]:
-    """Every command batch a worker commits with complete_workflow_task (a spy, the real call runs)."""
+    """The commands of every workflow task a worker completes (a spy, the real call runs)."""
     seen: list[list[dict[str, Any]]] = []
-    real = pgdurable._store.complete_workflow_task
+    real = pgdurable._store.complete_tasks
 
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        commands = kwargs["commands"] if "commands" in kwargs else args[4]
-        seen.append(list(commands))
-        return await real(*args, **kwargs)
+    async def spy(conn: Any, items: list[dict[str, Any]]) -> Any:
+        seen.extend(list(i["commands"]) for i in items if i["kind"] == "workflow_task")
+        return await real(conn, items)
 
-    monkeypatch.setattr(pgdurable._store, "complete_workflow_task", spy)
+    monkeypatch.setattr(pgdurable._store, "complete_tasks", spy)
     return seen
 
 

@@ -3,7 +3,9 @@
 
 Points: ``workflow_task_claimed``, ``workflow_task_ran`` (replayed, not yet recorded),
 ``workflow_task_recorded``, ``activity_claimed``, ``activity_ran`` (finished, not yet
-recorded), ``activity_recorded``.
+recorded), ``activity_recorded``; and in the group commit of outcomes, ``completions_gathered``
+(a batch gathered, not yet sent) and ``completions_committed`` (its transaction committed, no
+caller told yet).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 POINTS = frozenset({
     "workflow_task_claimed", "workflow_task_ran", "workflow_task_recorded",
     "activity_claimed", "activity_ran", "activity_recorded",
+    "completions_gathered", "completions_committed",
 })
 _armed = os.environ.get("PGDURABLE_CRASH_AT")
 if _armed is not None and _armed not in POINTS:

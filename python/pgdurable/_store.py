@@ -68,6 +68,19 @@ def database_error(exc: BaseException, *, role: str | None = None,
     primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
     lines = str(exc).strip().splitlines()
     text = primary or (lines[0] if lines else type(exc).__name__)
+    no_answer = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
+    return _classify(sqlstate, text, role=role, connecting=connecting, no_answer=no_answer,
+                     login_refused=sqlstate is None and bool(_LOGIN_REFUSED.search(str(exc))))
+
+
+def item_error(sqlstate: str, message: str) -> errors.DurableError:
+    """The pgdurable error of one item a batch call reports as not done (its SQLSTATE and
+    message), the same error the item's own call would have raised."""
+    return _classify(sqlstate, message, role=None, connecting=False, no_answer=False, login_refused=False)
+
+
+def _classify(sqlstate: str | None, text: str, *, role: str | None, connecting: bool, no_answer: bool,
+              login_refused: bool) -> errors.DurableError:
     known = _ERRORS.get(sqlstate or "")
     if known is not None:
         return known(text)
@@ -82,14 +95,13 @@ def database_error(exc: BaseException, *, role: str | None = None,
         return errors.TransientDatabaseError(
             f"the database rolled the call back ({code}): {text}; nothing of it was applied: run it "
             "again", sqlstate=sqlstate, condition=condition)
-    if kind == "28" or sqlstate == "42501" or (sqlstate is None and _LOGIN_REFUSED.search(str(exc))):
+    if kind == "28" or sqlstate == "42501" or login_refused:
         who = f"role {role}" if role else "this login"
         return errors.AuthorizationError(
             f"the database refused {who}: {text}; check its user name and password, that it may log "
             "in (a revoked worker role never can again: provision a new one with "
             "durable.provision_worker_role) and that it has the grants it needs",
             sqlstate=sqlstate, condition=condition)
-    no_answer = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
     if kind == "08" or sqlstate in _UNAVAILABLE or (sqlstate is None and no_answer):
         if connecting:
             what, check = "cannot connect to the database", " and that the database exists"
@@ -127,10 +139,6 @@ async def _value(conn: Conn, query: str, params: Sequence[Any] = ()) -> Any:
         await cur.execute(query, params)
         row = await cur.fetchone()
         return None if row is None else row[0]
-
-
-def _json(value: dict[str, Any] | None) -> Jsonb | None:
-    return None if value is None else Jsonb(value)
 
 
 # -- schema -----------------------------------------------------------------
@@ -240,11 +248,10 @@ async def claim_workflow_tasks(conn: Conn, namespace: str, task_queues: list[str
 
 
 @_mapped
-async def complete_workflow_task(conn: Conn, message_id: int, lease_token: Any, processed_event_id: int,
-                                 commands: list[dict[str, Any]], eager: dict[str, Any] | None = None) -> Row:
-    rows = await _rows(conn, "SELECT * FROM durable.complete_workflow_task_v1(%s, %s, %s, %s, %s)",
-                       (message_id, lease_token, processed_event_id, Jsonb(commands), _json(eager)))
-    return rows[0]
+async def complete_tasks(conn: Conn, items: list[dict[str, Any]]) -> list[Row]:
+    """Records up to 50 completions in one transaction (``complete_tasks_v1``): one row per item,
+    ``outcome`` or ``error_code`` and ``error_message`` (see :func:`item_error`)."""
+    return await _rows(conn, "SELECT * FROM durable.complete_tasks_v1(%s)", (Jsonb(items),))
 
 
 @_mapped
@@ -261,22 +268,6 @@ async def claim_activity_tasks(conn: Conn, namespace: str, streams: list[str], n
                                batch: int, lease: timedelta, owner: str) -> list[Row]:
     return await _rows(conn, "SELECT * FROM durable.claim_activity_tasks_v1(%s, %s, %s, %s, %s, %s)",
                        (namespace, streams, names, batch, lease, owner))
-
-
-@_mapped
-async def complete_activity(conn: Conn, message_id: int, lease_token: Any, result: str,
-                            eager: dict[str, Any] | None = None) -> Row:
-    rows = await _rows(conn, "SELECT * FROM durable.complete_activity_v1(%s, %s, %s, %s)",
-                       (message_id, lease_token, result, _json(eager)))
-    return rows[0]
-
-
-@_mapped
-async def fail_activity(conn: Conn, message_id: int, lease_token: Any, error: dict[str, Any],
-                        eager: dict[str, Any] | None = None) -> Row:
-    rows = await _rows(conn, "SELECT * FROM durable.fail_activity_v1(%s, %s, %s, %s)",
-                       (message_id, lease_token, Jsonb(error), _json(eager)))
-    return rows[0]
 
 
 @_mapped

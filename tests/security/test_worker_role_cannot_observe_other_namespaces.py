@@ -163,6 +163,31 @@ def test_an_error_on_a_message_outside_the_roles_scope_names_no_namespace_or_str
     assert owner.rows("SELECT id, visible_at, lease_token FROM durable.messages ORDER BY id") == before
 
 
+def test_a_group_commit_refuses_each_item_outside_the_roles_scope_alone_and_names_nothing(
+        foreign, spy, owner):
+    """complete_tasks_v1 runs each item as its own function would: a foreign item fails alone with
+    the same PD005 (naming no namespace or stream) and nothing of it is applied."""
+    workflow, activity_task = foreign["workflow"], foreign["activity"]
+    items = [
+        {"kind": "workflow_task", "message_id": workflow.message_id, "lease_token": str(workflow.lease_token),
+         "processed_event_id": 1, "commands": [{"type": "complete", "result": "1"}]},
+        {"kind": "activity_completed", "message_id": activity_task.message_id,
+         "lease_token": str(activity_task.lease_token), "result": "1"},
+        {"kind": "activity_failed", "message_id": activity_task.message_id,
+         "lease_token": str(activity_task.lease_token), "error": {}},
+    ]
+    before = owner.rows("SELECT id, visible_at, lease_token FROM durable.messages ORDER BY id")
+
+    rows = spy.execute("SELECT item, outcome, error_code, error_message FROM durable.complete_tasks_v1(%s)",
+                       [Jsonb(items)]).fetchall()
+
+    assert [(item, outcome, code) for item, outcome, code, _ in rows] == [
+        (0, None, "PD005"), (1, None, "PD005"), (2, None, "PD005")]
+    texts = " ".join(message for *_, message in rows)
+    assert not [secret for secret in SECRETS if secret in texts], texts
+    assert owner.rows("SELECT id, visible_at, lease_token FROM durable.messages ORDER BY id") == before
+
+
 def test_run_history_of_another_namespace_names_none_of_its_streams_nor_tells_what_exists(foreign, spy):
     """The caller names the namespace itself here, so the error may echo it; it must name none of
     that namespace's streams, and read the same whether the workflow exists there or not."""

@@ -12,14 +12,15 @@ import asyncio
 import inspect
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import _faults, errors, interceptors, payloads
 from .. import _registry as registry
 from .. import _store as store
 from .. import activity as activity_api
-from ._calls import POLL_INTERVAL, Call, Calls, log_crash, wait
+from ._calls import POLL_INTERVAL, Calls, log_crash, wait
+from ._completer import Completer
 
 if TYPE_CHECKING:
     from ._workflow import WorkflowWorker
@@ -30,12 +31,13 @@ log = logging.getLogger("pgdurable.worker.activity")
 class ActivityWorker:
     """Serves the activity tasks of ``stream`` (``<task_queue>-activity``)."""
 
-    def __init__(self, *, calls: Calls, namespace: str, stream: str, concurrency: int,
+    def __init__(self, *, calls: Calls, completer: Completer, namespace: str, stream: str, concurrency: int,
                  eager: Callable[[int], dict[str, Any] | None]) -> None:
         self.workflows: WorkflowWorker | None = None  # where handed-over workflow tasks go
         self.claimer: asyncio.Task[None] | None = None
         self._heartbeats: asyncio.Task[None] | None = None
         self._calls = calls
+        self._completer = completer
         self._namespace = namespace
         self._stream = stream
         self._concurrency = concurrency
@@ -231,21 +233,21 @@ class ActivityWorker:
                      type(exc).__name__, exc)
             error = payloads.error_to_json(exc, non_retryable=fatal)
             _faults.point("activity_ran")
-            outcome = await self._record(row, beat, "failure", lambda c: store.fail_activity(
-                c, message_id, token, error, self._eager(0)))
+            outcome = await self._record(row, beat, "failure", lambda: self._completer.fail_activity(
+                row["workflow_id"], message_id, token, error, self._eager(0)))
             if outcome is not None and outcome["outcome"] == "retrying":
                 # Its retry may be due before the loop's next poll: let the loop re-plan its sleep.
                 self._wakeup.set()
             return
         _faults.point("activity_ran")
-        outcome = await self._record(row, beat, "result", lambda c: store.complete_activity(
-            c, message_id, token, encoded, self._eager(0)))
+        outcome = await self._record(row, beat, "result", lambda: self._completer.complete_activity(
+            row["workflow_id"], message_id, token, encoded, self._eager(0)))
         if outcome is not None:
             _faults.point("activity_recorded")
             log.info("activity %s completed (attempt %s)", name, row["attempt"])
 
     async def _record(self, row: dict[str, Any], beat: dict[str, Any], what: str,
-                      call: Call[dict[str, Any]]) -> dict[str, Any] | None:
+                      record: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any] | None:
         """Records an attempt's ``what`` ("result" or "failure") and hands over the workflow task
         it wakes; None (logged) when nothing was recorded: the lease is lost (the outcome belongs
         to its new holder) or the database failed past the lease deadline."""
@@ -255,7 +257,7 @@ class ActivityWorker:
             return None
         beat["recording"] = True  # under way: no more lease-loss warnings, this call will tell
         try:
-            outcome = await self._calls.record(call)
+            outcome = await record()
         except errors.LeaseLostError:
             log.info("activity %s: lease lost, %s discarded", name, what)
             return None

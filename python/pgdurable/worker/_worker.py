@@ -31,6 +31,7 @@ from .. import errors
 from ..connection import Connection
 from ._activity import ActivityWorker
 from ._calls import Calls
+from ._completer import Completer
 from ._workflow import WorkflowWorker
 
 log = logging.getLogger("pgdurable.worker")
@@ -63,6 +64,7 @@ class Worker:
         self._lease = timedelta(seconds=lease_seconds)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._calls = Calls(connection, self._owner, self._lease)
+        self._completer = Completer(self._calls)
         self._max_cached = max_cached_workflows
         self._stopping = False
         self._listener: Any = None
@@ -114,12 +116,14 @@ class Worker:
         self._listener = await self._conn.listener()
         if self.workflows:
             self._workflow_worker = WorkflowWorker(
-                calls=self._calls, namespace=self.namespace, task_queue=self.task_queue,
+                calls=self._calls, completer=self._completer, namespace=self.namespace,
+                task_queue=self.task_queue,
                 workflows=self.workflows, concurrency=self.concurrency, max_cached=self._max_cached,
                 eager=self._eager)
         if self.activity_stream:
             self._activity_worker = ActivityWorker(
-                calls=self._calls, namespace=self.namespace, stream=self.activity_stream,
+                calls=self._calls, completer=self._completer, namespace=self.namespace,
+                stream=self.activity_stream,
                 concurrency=self.concurrency, eager=self._eager)
         wf, act = self._workflow_worker, self._activity_worker
         if wf is not None:

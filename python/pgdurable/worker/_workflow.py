@@ -23,6 +23,7 @@ from .. import _registry as registry
 from .. import _store as store
 from .._runtime import WorkflowInfo, WorkflowRun
 from ._calls import Calls, log_crash
+from ._completer import Completer
 
 if TYPE_CHECKING:
     from ._activity import ActivityWorker
@@ -36,12 +37,13 @@ UNKNOWN_ACTIVITY_CHECK = 5.0
 class WorkflowWorker:
     """Serves the workflow tasks of ``task_queue`` for the workflow functions in ``workflows``."""
 
-    def __init__(self, *, calls: Calls, namespace: str, task_queue: str,
+    def __init__(self, *, calls: Calls, completer: Completer, namespace: str, task_queue: str,
                  workflows: dict[str, Callable[..., Any]], concurrency: int, max_cached: int,
                  eager: Callable[[int], dict[str, Any] | None]) -> None:
         self.activities: ActivityWorker | None = None  # where eagerly leased activities go
         self.claimer: asyncio.Task[None] | None = None
         self._calls = calls
+        self._completer = completer
         self._namespace = namespace
         self._queue = task_queue
         self._workflows = workflows
@@ -164,10 +166,10 @@ class WorkflowWorker:
             activities = self.activities
             slots = 0 if self._stopping or activities is None else activities.take_slots(
                 sum(1 for command in commands if command["type"] == "activity"))
-            call = (row["message_id"], row["lease_token"], run.processed_event_id, commands,
-                    self._eager(slots))
             try:
-                result = await self._calls.record(lambda c, call=call: store.complete_workflow_task(c, *call))
+                result = await self._completer.complete_workflow_task(
+                    row["workflow_id"], row["message_id"], row["lease_token"], run.processed_event_id,
+                    commands, self._eager(slots))
                 _faults.point("workflow_task_recorded")
             except errors.LeaseLostError:
                 log.info("workflow %s: lease lost; another worker took over", row["workflow_id"])
