@@ -28,7 +28,8 @@ ALONE_BYTES = 1 << 20
 """An outcome with more payload than this goes in a call of its own: one large result does not
 make a whole batch heavy."""
 
-Item = tuple[str, dict[str, Any]]  # (workflow id: the order runs are locked in, the item)
+Item = dict[str, Any]
+"""One outcome, as ``complete_tasks_v1`` takes it (plus the workflow id: the order runs are locked in)."""
 
 
 class Completer:
@@ -44,33 +45,36 @@ class Completer:
                                      processed_event_id: int, commands: list[dict[str, Any]],
                                      eager: dict[str, Any] | None) -> dict[str, Any]:
         """Records a workflow task's commands: what ``complete_workflow_task_v1`` returns."""
-        return await self._record(workflow_id, {
-            "kind": "workflow_task", "message_id": message_id, "lease_token": str(lease_token),
+        return await self._record({
+            "kind": "workflow_task", "workflow_id": workflow_id, "message_id": message_id,
+            "lease_token": str(lease_token),
             "processed_event_id": processed_event_id, "commands": commands, "eager": eager})
 
     async def complete_activity(self, workflow_id: str, message_id: int, lease_token: Any, result: str,
                                 eager: dict[str, Any] | None) -> dict[str, Any]:
         """Records an activity attempt's result: what ``complete_activity_v1`` returns."""
-        return await self._record(workflow_id, {
-            "kind": "activity_completed", "message_id": message_id, "lease_token": str(lease_token),
+        return await self._record({
+            "kind": "activity_completed", "workflow_id": workflow_id, "message_id": message_id,
+            "lease_token": str(lease_token),
             "result": result, "eager": eager})
 
     async def fail_activity(self, workflow_id: str, message_id: int, lease_token: Any, error: dict[str, Any],
                             eager: dict[str, Any] | None) -> dict[str, Any]:
         """Records an activity attempt's failure: what ``fail_activity_v1`` returns."""
-        return await self._record(workflow_id, {
-            "kind": "activity_failed", "message_id": message_id, "lease_token": str(lease_token),
+        return await self._record({
+            "kind": "activity_failed", "workflow_id": workflow_id, "message_id": message_id,
+            "lease_token": str(lease_token),
             "error": error, "eager": eager})
 
-    async def _record(self, workflow_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    async def _record(self, item: Item) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._calls.lease.total_seconds()
         while True:
             try:
                 if _payload_bytes(item) > ALONE_BYTES:
-                    [outcome] = await self._send([(workflow_id, item)])
+                    [outcome] = await self._send([item])
                 else:
-                    outcome = await self._batcher.submit((workflow_id, item))
+                    outcome = await self._batcher.submit(item)
             except errors.TransientDatabaseError:
                 # This item alone was rolled back (a deadlock with another session): nothing of it
                 # was applied, so it goes again while its lease lasts.
@@ -84,8 +88,8 @@ class Completer:
 
     async def _send(self, batch: list[Item]) -> list[dict[str, Any] | BaseException]:
         # Sorted by workflow id: two batches that share runs lock them in the same order.
-        order = sorted(range(len(batch)), key=lambda i: batch[i][0])
-        items = [batch[i][1] for i in order]
+        order = sorted(range(len(batch)), key=lambda i: batch[i]["workflow_id"])
+        items = [batch[i] for i in order]
         _faults.point("completions_gathered")
         rows = await self._calls.record(lambda c: store.complete_tasks(c, items))
         _faults.point("completions_committed")
@@ -99,7 +103,7 @@ class Completer:
         return outcomes
 
 
-def _payload_bytes(item: dict[str, Any]) -> int:
+def _payload_bytes(item: Item) -> int:
     size = len(item.get("result") or "")
     for command in item.get("commands") or ():
         for key in ("args", "result", "data"):
