@@ -128,7 +128,7 @@ async def scaling(dsn: str, postmaster_pid: int | None, *, processes: tuple[int,
                 out[f"p{n}"] = {"worker_pids": workers.pids, "B1": b1, "B2": b2}
     finally:
         await connection.close()
-    first, last = f"p{processes[0]}", f"p{processes[-1]}"
+    first, last = f"p{min(processes)}", f"p{max(processes)}"
     if first in out and last in out and len(processes) > 1:
         out["b1_speedup"] = out[last]["B1"]["per_s"] / max(out[first]["B1"]["per_s"], 1e-9)
         out["b2_speedup"] = (out[last]["B2"]["activities_per_s"]

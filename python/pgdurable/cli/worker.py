@@ -195,8 +195,6 @@ RESTART_BACKOFF = (1.0, 30.0)
 HEALTHY_AFTER = 60.0
 """A child that served this long resets the restart backoff."""
 
-_log = logging.getLogger("pgdurable.cli.worker")
-
 
 @dataclass
 class _Child:
@@ -280,8 +278,6 @@ def supervise(target: str, processes: int, *, dsn: str, grace: float = 30.0) -> 
                 if child.reader is not None:
                     child.reader.join(2)
                 if not ever_served[i]:
-                    _log.error("worker process %d (pid %d) exited before it served (%s): stopping",
-                               i, child.proc.pid, _exit_text(code))
                     err_console.print(f"worker process {i} (pid {child.proc.pid}) exited before it served "
                                       f"({_exit_text(code)}): stopping the others", highlight=False)
                     status = code if code > 0 else 1
@@ -290,8 +286,6 @@ def supervise(target: str, processes: int, *, dsn: str, grace: float = 30.0) -> 
                 wait = backoff[i]
                 backoff[i] = min(wait * 2, RESTART_BACKOFF[1])
                 restart_at[i] = now + wait
-                _log.warning("worker process %d (pid %d) died (%s); restarting it in %g s",
-                             i, child.proc.pid, _exit_text(code), wait)
                 err_console.print(f"worker process {i} (pid {child.proc.pid}) died ({_exit_text(code)}); "
                                   f"restarting it in {wait:g} s", highlight=False)
             for i, when in list(restart_at.items()):
@@ -313,8 +307,8 @@ def supervise(target: str, processes: int, *, dsn: str, grace: float = 30.0) -> 
             time.sleep(0.05)
         for child in children:
             if child.proc.poll() is None:
-                _log.error("worker process %d (pid %d) did not stop within %g s: killing it",
-                           child.index, child.proc.pid, grace + STOP_MARGIN)
+                err_console.print(f"worker process {child.index} (pid {child.proc.pid}) did not stop "
+                                  f"within {grace + STOP_MARGIN:g} s: killing it", highlight=False)
                 child.proc.kill()
                 child.proc.wait()
                 status = status or 1
