@@ -22,8 +22,15 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-PORT_RANGE = range(55800, 55900)
-"""Ports the benchmark may give a server it starts itself."""
+
+def _port_range() -> range:
+    low, _, high = os.environ.get("PGDURABLE_BENCH_PORT_RANGE", "55800-55899").partition("-")
+    return range(int(low), int(high) + 1)
+
+
+PORT_RANGE = _port_range()
+"""Ports the benchmark may give a server it starts itself (``PGDURABLE_BENCH_PORT_RANGE``, default
+55800-55899: runs sharing a machine give each its own)."""
 
 
 # -- statistics -------------------------------------------------------------------
