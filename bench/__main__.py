@@ -20,27 +20,27 @@ from typing import Any
 
 from rich.console import Console
 
-from . import b0_calibration, b1_workflows, b2_activities, b3_wakeup, b4_replay, b6_timers, report
+from . import b0_calibration, b1_workflows, b2_activities, b3_wakeup, b4_replay, b6_timers, b7_scale, report
 from .common import BenchServer, CpuMeter, load_avg, start_server
 
 REPO = Path(__file__).resolve().parents[1]
-PGDURABLE_BENCHES = ("B1", "B2", "B3", "B4", "B6")
+PGDURABLE_BENCHES = ("B1", "B2", "B3", "B4", "B6", "B7", "B8")
 PEERS = ("DBOS", "PROCRASTINATE")
 
 FULL = {"b0_seconds": 10, "b0_samples": 200, "b1_duration": 8.0, "b1_in_flight": 64, "b1_samples": 200,
         "b2_duration": 8.0, "b2_in_flight": 200, "b3_samples": 200, "timer_samples": 50,
         "b4_sizes": [10, 100, 1000, 10000], "b4_min_seconds": 0.3, "b6_timers": 10_000, "b6_batch": 200,
-        "b6_b2_duration": 8.0}
+        "b6_b2_duration": 8.0, "b7_processes": [1, 2], "b8_workflows": 10_000, "b8_batch": 200}
 QUICK = {"b0_seconds": 1, "b0_samples": 20, "b1_duration": 1.0, "b1_in_flight": 8, "b1_samples": 10,
          "b2_duration": 1.0, "b2_in_flight": 10, "b3_samples": 10, "timer_samples": 3,
          "b4_sizes": [10, 100, 1000], "b4_min_seconds": 0.02, "b6_timers": 200, "b6_batch": 50,
-         "b6_b2_duration": 1.0}
+         "b6_b2_duration": 1.0, "b7_processes": [1, 2], "b8_workflows": 200, "b8_batch": 50}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="pgdurable benchmarks (B0 calibration, B1-B4, B6) side by side with DBOS Transact and "
+        description="pgdurable benchmarks (B0 calibration, B1-B4, B6-B8) side by side with DBOS Transact and "
                     "procrastinate, in one run against one Postgres server.")
     parser.add_argument("--dsn", help="use this server (a superuser DSN: the bench creates and drops its own "
                                       "bench_* databases) instead of an embedded Postgres 18 in a temp dir")
@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default 3, 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (no peers)")
     parser.add_argument("--only", default=None,
-                        help="comma-separated subset of B1,B2,B3,B4,B6,DBOS,PROCRASTINATE (B0 always runs: "
+                        help="comma-separated subset of B1,B2,B3,B4,B6,B7,B8,DBOS,PROCRASTINATE (B0 always "
+                             "runs: "
                              "every figure is read against it)")
     parser.add_argument("--json", default=str(REPO / "bench" / "results.json"),
                         help="where to write the results (default bench/results.json)")
@@ -142,6 +143,51 @@ def run_b6(server: BenchServer, meter: CpuMeter, params: dict[str, Any], concurr
         server.drop_database(dsn)
 
 
+def run_b7(server: BenchServer, params: dict[str, Any], concurrency: int) -> dict[str, Any]:
+    """B1 and B2 with 1 and 2 worker processes (subprocesses), the client in this process."""
+    from pgdurable import Durable
+    from pgdurable._migrate import migrate
+
+    dsn = server.create_database("scale")
+    try:
+        migrate(dsn)
+
+        async def go() -> dict[str, Any]:
+            try:
+                return await b7_scale.scaling(
+                    dsn, server.postmaster_pid, processes=tuple(params["b7_processes"]),
+                    b1_duration=params["b1_duration"], b1_in_flight=params["b1_in_flight"],
+                    b2_duration=params["b2_duration"], b2_in_flight=params["b2_in_flight"],
+                    concurrency=concurrency)
+            finally:
+                await Durable.shutdown(grace=5)
+
+        return asyncio.run(go())
+    finally:
+        server.drop_database(dsn)
+
+
+def run_b8(server: BenchServer, params: dict[str, Any], concurrency: int, log: Any) -> dict[str, Any]:
+    """The RSS of one worker process holding N parked workflows."""
+    from pgdurable import Durable
+    from pgdurable._migrate import migrate
+
+    dsn = server.create_database("parked")
+    try:
+        migrate(dsn)
+
+        async def go() -> dict[str, Any]:
+            try:
+                return await b7_scale.parked_rss(dsn, n=params["b8_workflows"], batch=params["b8_batch"],
+                                                 concurrency=concurrency, progress=log)
+            finally:
+                await Durable.shutdown(grace=5)
+
+        return asyncio.run(go())
+    finally:
+        server.drop_database(dsn)
+
+
 def run_peer(name: str, server: BenchServer, params: dict[str, Any], log: Any) -> dict[str, Any]:
     """Runs a peer in its own process and database; an error dict when it cannot be installed or run."""
     module = {"DBOS": "dbos", "PROCRASTINATE": "procrastinate"}[name]
@@ -223,6 +269,16 @@ def main(argv: list[str] | None = None) -> int:
             for index in range(args.runs):
                 log(f"B6: {params['b6_timers']:,} pending timers, run {index + 1} of {args.runs}")
                 runs[index]["B6"] = run_b6(server, meter, params, args.concurrency, log, params["b6_timers"])
+        if "B7" in args.selected:
+            for index in range(args.runs):
+                log(f"B7: B1 and B2 with {params['b7_processes']} worker processes, run {index + 1} of "
+                    f"{args.runs}")
+                runs[index]["B7"] = run_b7(server, params, args.concurrency)
+        if "B8" in args.selected:
+            for index in range(args.runs):
+                log(f"B8: one worker holding {params['b8_workflows']:,} parked workflows, run {index + 1} of "
+                    f"{args.runs}")
+                runs[index]["B8"] = run_b8(server, params, args.concurrency, log)
         results["pgdurable"] = runs
         results["peers"] = {}
         for name in (p for p in PEERS if p in args.selected):

@@ -22,8 +22,15 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-PORT_RANGE = range(55800, 55900)
-"""Ports the benchmark may give a server it starts itself."""
+
+def _port_range() -> range:
+    low, _, high = os.environ.get("PGDURABLE_BENCH_PORT_RANGE", "55800-55899").partition("-")
+    return range(int(low), int(high) + 1)
+
+
+PORT_RANGE = _port_range()
+"""Ports the benchmark may give a server it starts itself (``PGDURABLE_BENCH_PORT_RANGE``, default
+55800-55899: runs sharing a machine give each its own)."""
 
 
 # -- statistics -------------------------------------------------------------------
@@ -207,6 +214,21 @@ class CpuSample:
     postgres: float | None
     python_wait: float | None = None
     postgres_wait: float | None = None
+    machine: float | None = None
+    """CPU seconds the whole machine was busy (all cores, every process: ours and other load's)."""
+    steal: float | None = None
+    """CPU seconds the hypervisor gave to other guests (a VM's noisy neighbours)."""
+
+
+def _machine_busy() -> tuple[float | None, float | None]:
+    try:
+        import psutil
+    except ImportError:
+        return None, None
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0), \
+        getattr(times, "steal", None)
 
 
 def _schedstat_wait(pid: int, threads: bool) -> float | None:
@@ -227,18 +249,30 @@ class CpuMeter:
     """CPU seconds of this Python process (all its threads) and of the server's process tree, and the
     time each spent waiting for a CPU (run-queue delay: the machine is shared)."""
 
-    def __init__(self, postmaster_pid: int | None, python_pid: int | None = None) -> None:
+    def __init__(self, postmaster_pid: int | None, python_pid: int | None = None,
+                 extra_python_pids: Sequence[int] = ()) -> None:
         self.postmaster_pid = postmaster_pid
         self.python_pid = python_pid
+        self.extra_python_pids = tuple(extra_python_pids)
+        """Other Python processes counted on the Python side (B7's worker processes)."""
 
     def _python(self) -> float:
         if self.python_pid is None:
             times = os.times()
-            return times.user + times.system
-        import psutil
+            total = times.user + times.system
+        else:
+            import psutil
 
-        times = psutil.Process(self.python_pid).cpu_times()
-        return times.user + times.system
+            ptimes = psutil.Process(self.python_pid).cpu_times()
+            total = ptimes.user + ptimes.system
+        if self.extra_python_pids:
+            import psutil
+
+            for pid in self.extra_python_pids:
+                with contextlib.suppress(psutil.Error):
+                    ptimes = psutil.Process(pid).cpu_times()
+                    total += ptimes.user + ptimes.system
+        return total
 
     def _postgres(self) -> tuple[float | None, float | None]:
         if self.postmaster_pid is None:
@@ -266,9 +300,13 @@ class CpuMeter:
         pg, pg_wait = self._postgres()
         try:
             py_wait = _schedstat_wait(self.python_pid or os.getpid(), threads=True)
+            for pid in self.extra_python_pids:
+                with contextlib.suppress(OSError):
+                    py_wait = (py_wait or 0.0) + (_schedstat_wait(pid, threads=True) or 0.0)
         except OSError:
             py_wait = None
-        return CpuSample(time.perf_counter(), self._python(), pg, py_wait, pg_wait)
+        machine, steal = _machine_busy()
+        return CpuSample(time.perf_counter(), self._python(), pg, py_wait, pg_wait, machine, steal)
 
     @staticmethod
     def split(start: CpuSample, end: CpuSample) -> dict[str, Any]:
@@ -278,10 +316,18 @@ class CpuMeter:
         def rate(a: float | None, b: float | None) -> float | None:
             return None if a is None or b is None else max(b - a, 0.0) / wall
 
-        return {"wall_s": wall, "python_cpu": rate(start.python, end.python),
-                "postgres_cpu": rate(start.postgres, end.postgres),
-                "python_cpu_wait": rate(start.python_wait, end.python_wait),
-                "postgres_cpu_wait": rate(start.postgres_wait, end.postgres_wait)}
+        out = {"wall_s": wall, "python_cpu": rate(start.python, end.python),
+               "postgres_cpu": rate(start.postgres, end.postgres),
+               "python_cpu_wait": rate(start.python_wait, end.python_wait),
+               "postgres_cpu_wait": rate(start.postgres_wait, end.postgres_wait),
+               "machine_cpu": rate(start.machine, end.machine), "steal_cpu": rate(start.steal, end.steal),
+               "load_1m": load_avg()[0]}
+        # What the rest of the box used meanwhile: the machine's busy time minus the measured processes'
+        # (the bench's Python processes and the server's backends), plus what the hypervisor stole.
+        if out["machine_cpu"] is not None:
+            own = (out["python_cpu"] or 0.0) + (out["postgres_cpu"] or 0.0)
+            out["other_cpu"] = max(out["machine_cpu"] - own, 0.0) + (out["steal_cpu"] or 0.0)
+        return out
 
 
 def xact_count(dsn: str) -> int:
@@ -331,8 +377,18 @@ def bottleneck(cpu: dict[str, Any] | None, cores: int | None = None) -> str:
     if py + pg >= 0.85 * cores:
         return f"machine CPU full ({used})"
     if py_wait + pg_wait >= 0.25 and py_wait + pg_wait >= 0.5 * (py + pg):
-        return (f"CPU starved by other load: waited for a core python {py_wait:.0%} + postgres "
-                f"{pg_wait:.0%} ({used}; load {load_avg()[0]:.1f} on {cores} cores)")
+        waited = f"waited for a core python {py_wait:.0%} + postgres {pg_wait:.0%}"
+        other = cpu.get("other_cpu")
+        if other is None:  # no machine-wide figure: say what was seen, blame no one
+            load = cpu.get("load_1m")
+            load_text = f"; load {load:.1f}" if load is not None else ""
+            return f"CPU contention: {waited} ({used}{load_text} on {cores} cores)"
+        if other >= 0.25 and other >= 0.25 * (py + pg):
+            return (f"CPU starved by other load: the rest of the box used {other:.0%} of a core while "
+                    f"the bench's processes {waited} ({used}; {cores} cores)")
+        # Almost all the busy CPU was the bench's own: client + workers (Python) and the backends.
+        return (f"CPU contention among the bench's own processes: {waited} ({used}; other load "
+                f"{other:.0%}; {cores} cores)")
     return f"round trips / commit latency ({used})"
 
 

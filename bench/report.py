@@ -111,7 +111,34 @@ PGDURABLE: list[Metric] = [
            _dig("B6", "b2_with_backlog", "activities_per_s"),
            True, 3000, "tps", lambda r, b0: bottleneck(((r.get("B6") or {}).get("b2_with_backlog") or {})
                                                         .get("cpu"))),
+
+    *[Metric("B7", f"B1 empty workflows/s, {n} worker process{'es' if n > 1 else ''}", "wf/s",
+             _dig("B7", f"p{n}", "B1", "per_s"), True, None, "tps", _cpu_of("B7", f"p{n}", "B1", "cpu"))
+      for n in (1, 2)],
+    Metric("B7", "B1 speed-up, 2 vs 1 worker processes", "x", _dig("B7", "b1_speedup"), True, None, None,
+           lambda r, b0: _bounded_phrase(r)),
+    *[Metric("B7", f"B2 activities/s, {n} worker process{'es' if n > 1 else ''}", "act/s",
+             _dig("B7", f"p{n}", "B2", "activities_per_s"), True, None, "tps",
+             _cpu_of("B7", f"p{n}", "B2", "cpu")) for n in (1, 2)],
+    Metric("B7", "B2 speed-up, 2 vs 1 worker processes", "x", _dig("B7", "b2_speedup"), True, None, None,
+           lambda r, b0: _bounded_phrase(r)),
+    Metric("B8", "worker RSS holding parked workflows", "MiB", _dig("B8", "rss_mib"), False, 300, None,
+           lambda r, b0: _rss_phrase(r.get("B8") or {})),
+    Metric("B8", "RSS per parked workflow", "KiB", _dig("B8", "kib_per_workflow"), False),
 ]
+
+
+def _bounded_phrase(run: dict[str, Any]) -> str:
+    cores = (run.get("B7") or {}).get("cores") or 1
+    return (f"bounded on this {cores}-core box: the client, every worker process and Postgres share "
+            f"{cores} cores, so a second process mostly competes for them; the figure is for bigger machines")
+
+
+def _rss_phrase(part: dict[str, Any]) -> str:
+    if not part:
+        return ""
+    return (f"{part['workflows']:,} workflows parked (sleeping) in one worker's cache; "
+            f"{part['rss_before_mib']:.0f} MiB before them; the worker process alone (psutil RSS)")
 
 
 @dataclass(frozen=True)
@@ -250,7 +277,8 @@ def render(console: Console, results: dict[str, Any]) -> None:
                 console.print(f"  run {run_index} {name}: CPU used python {cpu['python_cpu']:.0%}, postgres "
                               f"{_pct(cpu.get('postgres_cpu'))} of a core; waited for a core python "
                               f"{_pct(cpu.get('python_cpu_wait'))}, postgres "
-                              f"{_pct(cpu.get('postgres_cpu_wait'))} ({cpu['wall_s']:.1f} s wall)")
+                              f"{_pct(cpu.get('postgres_cpu_wait'))}; the rest of the box "
+                              f"{_pct(cpu.get('other_cpu'))} ({cpu['wall_s']:.1f} s wall)")
 
     peer_rows = results.get("peer_summary") or []
     if peer_rows or results.get("peers"):

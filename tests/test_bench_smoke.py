@@ -18,7 +18,7 @@ if str(REPO) not in sys.path:  # `bench` is a top-level package of the repositor
     sys.path.insert(0, str(REPO))
 
 from bench.__main__ import parse_args  # noqa: E402
-from bench.common import as_url, percentile, summarize  # noqa: E402
+from bench.common import as_url, bottleneck, percentile, summarize  # noqa: E402
 from bench.report import summarize_pgdurable  # noqa: E402
 
 
@@ -66,3 +66,35 @@ def test_the_quick_bench_runs_b1_and_b4_against_a_server_and_writes_its_json(
     assert "commit" in results["b0"] and "notify" in results["b0"]
     assert results["peers"] == {}
     assert "empty workflows/s" in proc.stdout
+
+
+def test_quick_and_full_runs_know_b7_and_b8() -> None:
+    args = parse_args(["--quick", "--only", "B7,B8"])
+    assert args.selected == ["B7", "B8"]
+
+
+def test_cpu_contention_is_blamed_on_other_load_only_when_the_rest_of_the_box_used_the_cpu() -> None:
+    own = {"python_cpu": 0.6, "postgres_cpu": 0.9, "python_cpu_wait": 0.9, "postgres_cpu_wait": 2.0,
+           "other_cpu": 0.05}
+    assert bottleneck(own, cores=2).startswith("CPU contention among the bench's own processes")
+    assert bottleneck({**own, "other_cpu": 0.8}, cores=2).startswith("CPU starved by other load")
+    assert bottleneck({**own, "other_cpu": None}, cores=2).startswith("CPU contention:")
+
+
+@pytest.mark.slow
+def test_the_quick_bench_runs_b7_with_worker_processes_and_b8_parked_rss(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "B7,B8", "--dsn", dsn, "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = json.loads(out.read_text())["pgdurable"][0]
+    for n in (1, 2):
+        part = run["B7"][f"p{n}"]
+        assert len(part["worker_pids"]) == n
+        assert part["B1"]["completed"] > 0 and part["B2"]["activities_per_s"] > 0
+    assert run["B7"]["b1_speedup"] > 0 and run["B7"]["b2_speedup"] > 0
+    parked = run["B8"]
+    assert parked["workflows"] == 200 and parked["rss_mib"] >= parked["rss_before_mib"] > 0
+    assert "B1 speed-up, 2 vs 1 worker processes" in proc.stdout and "bounded on this" in proc.stdout
+    assert "worker RSS holding parked workflows" in proc.stdout

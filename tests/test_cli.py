@@ -287,6 +287,81 @@ def test_worker_list_shows_the_running_worker_live_then_stopped(dsn, app_dir):
     assert "no live workers" in invoke("worker", "list", "--live", "--dsn", dsn).stdout
 
 
+
+@contextlib.contextmanager
+def supervised_workers(dsn: str, app_dir: Path, processes: int) -> Iterator[tuple[subprocess.Popen[str],
+                                                                                    list[str]]]:
+    """`pgdurable worker cli_app:start --processes N`, once every process serves; yields the supervisor
+    and its stderr lines so far (growing). SIGTERM at the block's end must stop it gracefully."""
+    proc = subprocess.Popen(_cli_command("worker", "cli_app:start", "--processes", str(processes),
+                                         "--dsn", dsn, "--grace", "5"),
+                            cwd=app_dir, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any(f"all {processes} worker processes serve" in line for line in lines)
+                 or proc.poll() is not None, "every worker process to serve")
+        assert proc.poll() is None, "".join(lines)
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the supervisor did not stop on SIGTERM:\n" + "".join(lines)) from None
+        reader.join(5)
+    err = "".join(lines)
+    assert proc.returncode == 0, f"supervisor exited {proc.returncode}:\n{err}"
+    assert err.count("] stopped.") == processes, err  # each child stopped gracefully
+    assert err.rstrip().endswith("stopped."), err
+
+
+def live_worker_pids(dsn: str) -> set[int]:
+    return {row["pid"] for row in ok_json("worker", "list", "--live", "--dsn", dsn)}
+
+
+def test_worker_processes_all_serve_complete_workflows_and_stop_on_sigterm(dsn, app_dir):
+    with supervised_workers(dsn, app_dir, 2) as (supervisor, _):
+        pids = live_worker_pids(dsn)
+        assert len(pids) == 2 and supervisor.pid not in pids
+        ids = [start(dsn, "greet_workflow", f"p{i}") for i in range(6)]
+        for i, workflow_id in enumerate(ids):
+            assert wait_status(dsn, workflow_id, "completed")["result"] == f"HELLO P{i}"
+    rows = ok_json("worker", "list", "--dsn", dsn)
+    assert {row["pid"] for row in rows} == pids
+    assert all(row["stopped_at"] is not None and not row["live"] for row in rows)
+
+
+def test_a_killed_worker_process_is_restarted_and_work_still_completes(dsn, app_dir):
+    with supervised_workers(dsn, app_dir, 2) as (_, lines):
+        before = live_worker_pids(dsn)
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: any(f"(pid {victim}) died (killed by SIGKILL)" in line for line in lines),
+                 "the supervisor to notice the killed worker process")
+        # the killed worker still counts as live until 3 heartbeats pass: look for a new pid
+        new = wait_for(lambda: live_worker_pids(dsn) - before, "the restarted worker process to register")
+        assert len(new) == 1
+        ids = [start(dsn, "greet_workflow", f"r{i}") for i in range(4)]
+        for i, workflow_id in enumerate(ids):
+            assert wait_status(dsn, workflow_id, "completed")["result"] == f"HELLO R{i}"
+
+
+def test_a_worker_process_that_fails_before_serving_stops_the_supervisor_with_its_status(app_dir, dsn):
+    proc = subprocess.run(_cli_command("worker", "cli_app:start_nothing", "--processes", "2", "--dsn", dsn),
+                          cwd=app_dir, env=_clean_env(), capture_output=True, text=True, timeout=DEADLINE)
+    assert proc.returncode == 1, proc.stderr
+    assert "created no worker" in proc.stderr
+    assert "exited before it served (exit status 1)" in proc.stderr
+    assert "restarting" not in proc.stderr
+
+
 # -- errors --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [("workflow", "list"), ("workflow", "show", "x"), ("db", "current"),

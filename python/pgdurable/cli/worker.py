@@ -1,17 +1,23 @@
 """``pgdurable worker MODULE:ATTR`` (``worker run``): import the user's async function that creates
-workers, run it, serve until SIGINT/SIGTERM, then shut down gracefully. ``pgdurable worker list``:
-the workers that registered themselves (``durable.list_workers``), live or not."""
+workers, run it, serve until SIGINT/SIGTERM, then shut down gracefully; with ``--processes N``, a
+supervisor runs N such worker processes (:func:`supervise`). ``pgdurable worker list``: the workers
+that registered themselves (``durable.list_workers``), live or not."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
+import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -95,6 +101,10 @@ async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: thr
         loop.add_signal_handler(signum, stop.set)
     if early_stop.is_set():  # a signal that came while we were starting up
         stop.set()
+    orphan_watch = None
+    supervisor = os.environ.get(_SUPERVISOR_ENV)
+    if supervisor:  # a child of `--processes N`: a supervisor that died (SIGKILL) must not leave it behind
+        orphan_watch = asyncio.create_task(_stop_when_orphaned(int(supervisor), stop))
     try:
         if _takes_connection(fn):
             await fn(Connection(dsn))
@@ -111,8 +121,17 @@ async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: thr
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)  # a second Ctrl-C stops at once
+        if orphan_watch is not None:
+            orphan_watch.cancel()
         await Durable.shutdown(grace)
     err_console.print("stopped.")
+
+
+async def _stop_when_orphaned(supervisor_pid: int, stop: asyncio.Event) -> None:
+    while os.getppid() == supervisor_pid:  # noqa: ASYNC110 - no event tells a process its parent died
+        await asyncio.sleep(1.0)
+    err_console.print("the supervisor is gone: stopping", highlight=False)
+    stop.set()
 
 
 @worker_app.command("run")
@@ -123,6 +142,9 @@ def worker(
                                           "e.g. myapp.workers:start.")],
     dsn: DsnOption = None,
     grace: Annotated[float, typer.Option(help="Seconds in-flight tasks get to finish on shutdown.")] = 30.0,
+    processes: Annotated[int, typer.Option("--processes", min=1,
+                                           help="Worker processes to run (a supervisor starts, stops and "
+                                           "restarts them); 1 runs the workers in this process.")] = 1,
 ) -> None:
     """Run your workers until SIGINT/SIGTERM, then shut them down gracefully.
 
@@ -139,7 +161,17 @@ def worker(
     Durable.Connection() finds it. On SIGINT/SIGTERM it calls
     Durable.shutdown(): in-flight tasks get --grace seconds to finish and be
     recorded; past that their leases are released (nothing is lost).
+
+    --processes N (N > 1) runs N worker processes, each running ATTR, to use
+    more than one core: this process supervises them. SIGINT/SIGTERM stops
+    every one gracefully (within --grace plus 10 s, else it is killed). A
+    process that dies after it served is restarted (after 1 s, doubling up to
+    30 s while restarts keep failing); one that fails before it first serves
+    stops them all, with its exit status.
     """
+    if processes > 1:
+        with database(dsn) as resolved:
+            raise typer.Exit(supervise(target, processes, dsn=resolved, grace=grace))
     early_stop = threading.Event()  # SIGINT/SIGTERM before the event loop's handlers are in place
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: early_stop.set())
@@ -148,6 +180,151 @@ def worker(
     with database(dsn) as resolved:
         os.environ["PGDURABLE_DSN"] = resolved
         asyncio.run(_serve(fn, resolved, grace, early_stop))
+
+
+# -- --processes N: the supervisor -------------------------------------------------------------
+
+_SUPERVISOR_ENV = "PGDURABLE_WORKER_SUPERVISOR"
+"""Set in the children of :func:`supervise` to the supervisor's pid: they stop if it disappears."""
+_SERVING = "serving task queue(s)"
+"""How a child says it serves (the first line of ``_serve``'s after the user's function returned)."""
+STOP_MARGIN = 10.0
+"""Seconds past ``grace`` the supervisor waits for its children to stop before it kills them."""
+RESTART_BACKOFF = (1.0, 30.0)
+"""First and longest wait before a child that died is restarted (doubling while restarts fail)."""
+HEALTHY_AFTER = 60.0
+"""A child that served this long resets the restart backoff."""
+
+
+@dataclass
+class _Child:
+    index: int
+    proc: subprocess.Popen[str]
+    started_at: float
+    served: threading.Event = field(default_factory=threading.Event)
+    reader: threading.Thread | None = None
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def supervise(target: str, processes: int, *, dsn: str, grace: float = 30.0) -> int:
+    """Runs ``processes`` worker processes (``pgdurable worker TARGET --dsn DSN``), each serving what
+    ``TARGET`` creates, until SIGINT/SIGTERM; returns the exit status (0 after a graceful stop).
+
+    What ``pgdurable worker --processes N`` runs. Each child is the CLI itself in a session of its
+    own (a terminal's Ctrl-C reaches only the supervisor, which forwards SIGTERM once; a second
+    signal forwards it again, which stops the children at once). Children's stderr lines are
+    prefixed with ``[worker I pid P]``. A child that dies after it served is logged and restarted
+    with a backoff (:data:`RESTART_BACKOFF`, reset after :data:`HEALTHY_AFTER` s of serving); a
+    child that exits before it ever served (a bad target, no database, no schema) stops the others
+    and its exit status is returned (1 if it exited 0): restarting it would fail the same way.
+    Must run in the main thread (it installs signal handlers)."""
+    if processes < 1:
+        raise ValueError("processes must be at least 1")
+    stops: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, _frame: stops.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    env = dict(os.environ, PGDURABLE_DSN=dsn, **{_SUPERVISOR_ENV: str(os.getpid())})
+    verbosity = {logging.INFO: ["-v"], logging.DEBUG: ["-vv"]}.get(logging.getLogger("pgdurable").level, [])
+    command = [sys.executable, "-m", "pgdurable.cli", *verbosity, "worker", "run", target, "--dsn", dsn,
+               "--grace", repr(grace)]
+
+    def spawn(index: int) -> _Child:
+        proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, bufsize=1,
+                                start_new_session=True)
+        child = _Child(index, proc, time.monotonic())
+
+        def forward() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.startswith(_SERVING):
+                    child.served.set()
+                sys.stderr.write(f"[worker {index} pid {proc.pid}] {line}")
+                sys.stderr.flush()
+
+        child.reader = threading.Thread(target=forward, name=f"pgdurable-worker-{index}-stderr", daemon=True)
+        child.reader.start()
+        return child
+
+    children = [spawn(i) for i in range(processes)]
+    err_console.print(f"supervising {processes} worker processes (pids "
+                      f"{', '.join(str(c.proc.pid) for c in children)})", highlight=False)
+    ever_served = [False] * processes
+    backoff = [RESTART_BACKOFF[0]] * processes
+    restart_at: dict[int, float] = {}
+    status = 0
+    forwarded = 0
+    try:
+        while not stops:
+            time.sleep(0.1)
+            now = time.monotonic()
+            for i, child in enumerate(children):
+                if child.served.is_set():
+                    if not ever_served[i]:
+                        ever_served[i] = True
+                        if all(ever_served):
+                            err_console.print(f"all {processes} worker processes serve", highlight=False)
+                    if now - child.started_at >= HEALTHY_AFTER:
+                        backoff[i] = RESTART_BACKOFF[0]
+                code = child.proc.poll()
+                if code is None or i in restart_at or stops:
+                    continue
+                if child.reader is not None:
+                    child.reader.join(2)
+                if not ever_served[i]:
+                    err_console.print(f"worker process {i} (pid {child.proc.pid}) exited before it served "
+                                      f"({_exit_text(code)}): stopping the others", highlight=False)
+                    status = code if code > 0 else 1
+                    stops.append(0)
+                    break
+                wait = backoff[i]
+                backoff[i] = min(wait * 2, RESTART_BACKOFF[1])
+                restart_at[i] = now + wait
+                err_console.print(f"worker process {i} (pid {child.proc.pid}) died ({_exit_text(code)}); "
+                                  f"restarting it in {wait:g} s", highlight=False)
+            for i, when in list(restart_at.items()):
+                if not stops and time.monotonic() >= when:
+                    del restart_at[i]
+                    children[i] = spawn(i)
+                    err_console.print(f"worker process {i} restarted (pid {children[i].proc.pid})",
+                                      highlight=False)
+        err_console.print(f"stopping {processes} worker processes: in-flight tasks get {grace:g} s to "
+                          "finish...", highlight=False)
+        deadline = time.monotonic() + grace + STOP_MARGIN
+        while any(c.proc.poll() is None for c in children) and time.monotonic() < deadline:
+            if forwarded < len(stops):  # the first signal, then each further one (stops at once)
+                forwarded = len(stops)
+                for child in children:
+                    if child.proc.poll() is None:
+                        with contextlib.suppress(ProcessLookupError):
+                            child.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+        for child in children:
+            if child.proc.poll() is None:
+                err_console.print(f"worker process {child.index} (pid {child.proc.pid}) did not stop "
+                                  f"within {grace + STOP_MARGIN:g} s: killing it", highlight=False)
+                child.proc.kill()
+                child.proc.wait()
+                status = status or 1
+            elif child.index not in restart_at and child.proc.returncode != 0 and status == 0:
+                status = 1
+    finally:
+        for child in children:
+            if child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait()
+            if child.reader is not None:
+                child.reader.join(2)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    err_console.print("stopped." if status == 0 else f"stopped (exit status {status}).", highlight=False)
+    return status
 
 
 @worker_app.command("list")
