@@ -174,8 +174,17 @@ class WorkflowRun:
         self.failure: BaseException | None = None
         self.evicted = False
         self.cancel_pending = False
-        seed = hashlib.sha256(f"{info.namespace}/{info.workflow_id}/{info.run_id}".encode()).digest()
-        self.rng = _random.Random(int.from_bytes(seed[:16], "big"))
+        self._rng: _random.Random | None = None
+
+    @property
+    def rng(self) -> _random.Random:
+        """The run's deterministic random generator, seeded by its identity; made on first use (a
+        parked run that never asks for one holds none: 2.5 KiB each)."""
+        if self._rng is None:
+            seed = hashlib.sha256(
+                f"{self.info.namespace}/{self.info.workflow_id}/{self.info.run_id}".encode()).digest()
+            self._rng = _random.Random(int.from_bytes(seed[:16], "big"))
+        return self._rng
 
     # -- history ------------------------------------------------------------------
     def load_history(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
