@@ -68,6 +68,20 @@ def database_error(exc: BaseException, *, role: str | None = None,
     primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
     lines = str(exc).strip().splitlines()
     text = primary or (lines[0] if lines else type(exc).__name__)
+    login_refused = sqlstate is None and bool(_LOGIN_REFUSED.search(str(exc)))
+    no_answer = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
+    return _error_of(sqlstate, text, login_refused=login_refused, no_answer=no_answer, role=role,
+                     connecting=connecting)
+
+
+def item_error(sqlstate: str, message: str) -> errors.DurableError:
+    """The error one item of a batch failed with (its SQLSTATE and message as the engine returned
+    them): the same typed error, with the same message, that a call of that item alone raises."""
+    return _error_of(sqlstate, message, login_refused=False, no_answer=False, role=None, connecting=False)
+
+
+def _error_of(sqlstate: str | None, text: str, *, login_refused: bool, no_answer: bool, role: str | None,
+              connecting: bool) -> errors.DurableError:
     known = _ERRORS.get(sqlstate or "")
     if known is not None:
         return known(text)
@@ -82,14 +96,13 @@ def database_error(exc: BaseException, *, role: str | None = None,
         return errors.TransientDatabaseError(
             f"the database rolled the call back ({code}): {text}; nothing of it was applied: run it "
             "again", sqlstate=sqlstate, condition=condition)
-    if kind == "28" or sqlstate == "42501" or (sqlstate is None and _LOGIN_REFUSED.search(str(exc))):
+    if kind == "28" or sqlstate == "42501" or login_refused:
         who = f"role {role}" if role else "this login"
         return errors.AuthorizationError(
             f"the database refused {who}: {text}; check its user name and password, that it may log "
             "in (a revoked worker role never can again: provision a new one with "
             "durable.provision_worker_role) and that it has the grants it needs",
             sqlstate=sqlstate, condition=condition)
-    no_answer = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
     if kind == "08" or sqlstate in _UNAVAILABLE or (sqlstate is None and no_answer):
         if connecting:
             what, check = "cannot connect to the database", " and that the database exists"
@@ -175,6 +188,22 @@ async def start_workflow(conn: Conn, namespace: str, workflow_id: str, workflow_
 
 
 @_mapped
+async def start_workflows(conn: Conn, namespace: str,
+                          starts: Sequence[dict[str, Any]]) -> list[Row | errors.DurableError]:
+    """Starts each of ``starts`` ({workflow_id, workflow_name, task_queue, args, retry, id_reuse})
+    in one transaction: per start, in order, its row (run_id, started) or the error it alone
+    raised (the error ``start_workflow`` would have raised for it)."""
+    rows = await _rows(
+        conn,
+        "SELECT ordinality, run_id, started, error_sqlstate, error_message "
+        "FROM durable.start_workflows_v1(%s, %s) ORDER BY ordinality",
+        (namespace, Jsonb(list(starts))),
+    )
+    return [row if row["error_sqlstate"] is None else item_error(row["error_sqlstate"], row["error_message"])
+            for row in rows]
+
+
+@_mapped
 async def send_signal(conn: Conn, namespace: str, signal_id: str, data: str,
                       ttl: timedelta = timedelta(days=7)) -> str:
     return await _value(conn, "SELECT durable.send_signal_v1(%s, %s, %s, %s)",
@@ -192,6 +221,14 @@ async def signal_workflow(conn: Conn, namespace: str, workflow_id: str, signal_i
 async def workflow_outcome(conn: Conn, namespace: str, workflow_id: str) -> Row | None:
     rows = await _rows(conn, "SELECT * FROM durable.workflow_outcome_v1(%s, %s)", (namespace, workflow_id))
     return rows[0] if rows else None
+
+
+@_mapped
+async def workflow_outcomes(conn: Conn, namespace: str, workflow_ids: Sequence[str]) -> dict[str, Row]:
+    """``workflow_outcome`` of many ids in one query, by workflow id (an unknown id is absent)."""
+    rows = await _rows(conn, "SELECT * FROM durable.workflow_outcomes_v1(%s, %s)",
+                       (namespace, list(workflow_ids)))
+    return {row.pop("workflow_id"): row for row in rows}
 
 
 @_mapped
