@@ -20,23 +20,21 @@ async def connection(dsn: str) -> AsyncIterator[Durable.Connection]:
 
 
 def force_outcome_error(dsn: str, sqlstate: str, times: int | None) -> None:
-    """Makes durable.workflow_outcomes_v1 (what a handle reads its outcome with) raise ``sqlstate``
-    on its first ``times`` calls (every call when None), counting calls in a sequence; the test's
-    database is a throwaway clone."""
+    """Makes durable.workflow_outcome_v1 raise ``sqlstate`` on its first ``times`` calls (every call
+    when None), counting calls in a sequence; the test's database is a throwaway clone."""
     sql(dsn, "CREATE SEQUENCE public.outcome_calls")
     limit = 2147483647 if times is None else times
     sql(dsn, f"""
-        CREATE OR REPLACE FUNCTION durable.workflow_outcomes_v1(p_namespace text, p_workflow_ids text[])
-        RETURNS TABLE (workflow_id text, run_id integer, status text, result text, error jsonb,
-                       workflow_name text, task_queue text)
+        CREATE OR REPLACE FUNCTION durable.workflow_outcome_v1(p_namespace text, p_workflow_id text)
+        RETURNS TABLE (run_id integer, status text, result text, error jsonb, workflow_name text,
+                       task_queue text)
         LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
         BEGIN
             IF nextval('public.outcome_calls') <= {limit} THEN
                 RAISE EXCEPTION USING ERRCODE = '{sqlstate}',
-                    MESSAGE = 'forced {sqlstate} for ' || array_to_string(p_workflow_ids, ', ');
+                    MESSAGE = 'forced {sqlstate} for ' || p_workflow_id;
             END IF;
-            RETURN QUERY SELECT i, 1, 'running'::text, NULL::text, NULL::jsonb, 'w'::text, 'q'::text
-                         FROM unnest(p_workflow_ids) i;
+            RETURN QUERY SELECT 1, 'running'::text, NULL::text, NULL::jsonb, 'w'::text, 'q'::text;
         END $$""")
 
 

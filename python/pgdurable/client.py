@@ -121,8 +121,16 @@ class Client:
         ``return_existing``): otherwise it would be refused as a duplicate of itself."""
         outcomes: list[Any] = []
         for call in _calls(starts):
-            items = [start.as_json() for start in call]
             try:
+                if len(call) == 1:  # a lone start: the plainer function, the same outcome
+                    (one,) = call
+                    outcomes.append(await self.connection.run(
+                        lambda conn, one=one: store.start_workflow(
+                            conn, self.namespace, one.workflow_id, one.workflow_name, one.task_queue,
+                            one.args, one.retry, one.id_reuse),
+                        repeatable=repeatable))
+                    continue
+                items = [start.as_json() for start in call]
                 outcomes += await self.connection.run(
                     lambda conn, items=items: store.start_workflows(conn, self.namespace, items),
                     repeatable=repeatable)
@@ -132,6 +140,10 @@ class Client:
 
     async def _read_outcomes(self, workflow_ids: list[str]) -> list[dict[str, Any] | None]:
         """One read of the outcomes of many handles (woken together): per id, in order, its row."""
+        if len(workflow_ids) == 1:  # a lone read: the plainer function, the same row
+            row = await self.connection.run(
+                lambda conn: store.workflow_outcome(conn, self.namespace, workflow_ids[0]))
+            return [row]
         rows = await self.connection.run(
             lambda conn: store.workflow_outcomes(conn, self.namespace, workflow_ids))
         return [None if row is None else dict(row) for row in map(rows.get, workflow_ids)]
