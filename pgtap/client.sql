@@ -2,7 +2,7 @@
 -- outcome, describe, history, list, cancel, interrupt.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(59);
+SELECT plan(63);
 
 -- ---------------------------------------------------------------------------
 -- workflow_outcome_v1
@@ -23,6 +23,21 @@ SELECT pg_temp.step('o', 'can', '[{"type": "continue_as_new", "args": "[]"}]') A
 SELECT results_eq($$SELECT run_id, status FROM durable.workflow_outcome_v1('o', 'can')$$, $$VALUES (2, 'running')$$,
                   'the outcome is that of the latest run');
 SELECT is_empty($$SELECT * FROM durable.workflow_outcome_v1('o2', 'w')$$, 'outcomes are per namespace');
+
+-- ---------------------------------------------------------------------------
+-- workflow_outcomes_v1
+-- ---------------------------------------------------------------------------
+SELECT results_eq($$SELECT workflow_id, run_id, status, result, error FROM durable.workflow_outcomes_v1('o', ARRAY['w', 'nope', 'f', 'can', 'w', NULL])
+                    ORDER BY workflow_id$$,
+                  $$VALUES ('can', 2, 'running', NULL::text, NULL::jsonb),
+                           ('f', 1, 'failed', NULL, '{"type": "Boom", "message": "no"}'::jsonb),
+                           ('w', 1, 'completed', '{"total": 3}', NULL)$$,
+                  'workflow_outcomes_v1 gives the latest run of each known id once, and nothing for an unknown one');
+SELECT results_eq($$SELECT workflow_name, task_queue FROM durable.workflow_outcomes_v1('o', ARRAY['w'])$$,
+                  $$SELECT workflow_name, task_queue FROM durable.workflow_outcome_v1('o', 'w')$$,
+                  'each row names the workflow and task queue as workflow_outcome_v1 does');
+SELECT is_empty($$SELECT * FROM durable.workflow_outcomes_v1('o2', ARRAY['w', 'f'])$$, 'outcomes of many are per namespace');
+SELECT is_empty($$SELECT * FROM durable.workflow_outcomes_v1('o', '{}')$$, 'no ids, no rows');
 
 -- ---------------------------------------------------------------------------
 -- describe_workflow_v1

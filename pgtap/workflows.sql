@@ -7,7 +7,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(139);
+SELECT plan(154);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -482,6 +482,69 @@ SELECT throws_like($$SELECT pg_temp.step('bnd', 'w', jsonb_build_array(jsonb_bui
                          'type', 'complete', 'result', repeat('x', 16777217))))$$,
                    'payload of 16777217 bytes exceeds the 16777216 byte limit%',
                    'a command carrying more than 16 MiB is refused (PD004)');
+-- ---------------------------------------------------------------------------
+-- start_workflows_v1
+-- ---------------------------------------------------------------------------
+SELECT results_eq($$SELECT ordinality, run_id, started, error_sqlstate, error_message
+                    FROM durable.start_workflows_v1('sm', '[{"workflow_id": "b", "workflow_name": "n", "task_queue": "q", "args": "[1]"},
+                                                            {"workflow_id": "a", "workflow_name": "n", "task_queue": "q2", "args": "[2]",
+                                                             "retry": {"maximum_attempts": 3}}]')
+                    ORDER BY ordinality$$,
+                  $$VALUES (1, 1, true, NULL::text, NULL::text), (2, 1, true, NULL, NULL)$$,
+                  'start_workflows_v1 starts each item of a batch as run 1 and says so, one row per item');
+SELECT is((SELECT array_agg((workflow_id, task_queue, args, retry)::text ORDER BY workflow_id) FROM durable.workflows
+           WHERE namespace = 'sm'),
+          ARRAY['(a,q2,[2],"{""maximum_attempts"": 3}")', '(b,q,[1],)'], 'each run has its own args, task queue and retry');
+SELECT is((SELECT count(*)::int FROM durable.messages WHERE namespace = 'sm' AND kind = 'workflow'), 2,
+          'each started run has its workflow task');
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'sm' AND event_type = 'workflow_started'), 2,
+          'each started run has its workflow_started event');
+SELECT results_eq($$SELECT ordinality, run_id, started, error_sqlstate FROM durable.start_workflows_v1('sm', '[
+                        {"workflow_id": "c", "workflow_name": "n", "task_queue": "q", "args": "[]"},
+                        {"workflow_id": "a", "workflow_name": "n", "task_queue": "q", "args": "[]"},
+                        {"workflow_id": "", "workflow_name": "n", "task_queue": "q", "args": "[]"},
+                        {"workflow_id": "d", "workflow_name": "n", "task_queue": "q"},
+                        {"workflow_id": "e", "workflow_name": "n", "task_queue": "q", "args": "[]", "id_reuse": "replace"},
+                        {"workflow_id": "f", "workflow_name": "n", "task_queue": "q", "args": [1]},
+                        "g",
+                        {"workflow_id": "h", "workflow_name": "n", "task_queue": "q", "args": "[]", "retry": 3},
+                        {"workflow_id": "b", "workflow_name": "n", "task_queue": "q", "args": "[]", "id_reuse": "return_existing"}]')
+                    ORDER BY ordinality$$,
+                  $$VALUES (1, 1, true, NULL::text), (2, NULL, false, 'PD002'), (3, NULL, false, 'PD004'),
+                           (4, NULL, false, 'PD004'), (5, NULL, false, 'PD004'), (6, NULL, false, 'PD004'),
+                           (7, NULL, false, 'PD004'), (8, NULL, false, 'PD004'), (9, 1, false, NULL)$$,
+                  'a duplicate or a bad item fails alone with its SQLSTATE; the others start (or return the existing run)');
+SELECT is((SELECT array_agg(workflow_id ORDER BY workflow_id) FROM durable.workflows WHERE namespace = 'sm'),
+          ARRAY['a', 'b', 'c'], 'a failed item left no run behind');
+SELECT is((SELECT error_message FROM durable.start_workflows_v1('sm',
+              '[{"workflow_id": "a", "workflow_name": "n", "task_queue": "q", "args": "[]"}]')),
+          'workflow id ''a'' is already running in namespace ''sm'' (run 1); wait for it, pick another id, or start with id_reuse="return_existing"',
+          'a failed item carries the message start_workflow_v1 would have raised');
+SELECT is((SELECT error_message FROM durable.start_workflows_v1('sm', '["g"]')),
+          'start 1 is not a JSON object: give {workflow_id, workflow_name, task_queue, args}',
+          'an item that is not an object is named by its position');
+SELECT results_eq($$SELECT ordinality, run_id, started, error_sqlstate FROM durable.start_workflows_v1('sm2', '[
+                        {"workflow_id": "x", "workflow_name": "n", "task_queue": "q", "args": "[1]"},
+                        {"workflow_id": "x", "workflow_name": "n", "task_queue": "q", "args": "[2]"},
+                        {"workflow_id": "x", "workflow_name": "n", "task_queue": "q", "args": "[3]", "id_reuse": "return_existing"}]')
+                    ORDER BY ordinality$$,
+                  $$VALUES (1, 1, true, NULL::text), (2, NULL, false, 'PD002'), (3, 1, false, NULL)$$,
+                  'starts of one id in one batch behave as starts made one after the other, in batch order');
+SELECT is((SELECT args FROM durable.workflows WHERE namespace = 'sm2'), '[1]', 'the first start of the id won');
+SELECT is_empty($$SELECT * FROM durable.start_workflows_v1('sm3', '[]')$$, 'an empty batch starts nothing');
+SELECT throws_ok($$SELECT * FROM durable.start_workflows_v1('sm3', (SELECT jsonb_agg(jsonb_build_object(
+                     'workflow_id', 'w' || i, 'workflow_name', 'n', 'task_queue', 'q', 'args', '[]'))
+                     FROM generate_series(1, 1001) i))$$, 'PD004',
+                 'a batch of 1001 starts is over the limit of 1000: split it into batches of at most 1000',
+                 'a batch over 1000 starts is refused whole with PD004');
+SELECT is((SELECT count(*)::int FROM durable.start_workflows_v1('sm3', (SELECT jsonb_agg(jsonb_build_object(
+              'workflow_id', 'w' || i, 'workflow_name', 'n', 'task_queue', 'q', 'args', '[]'))
+              FROM generate_series(1, 1000) i)) WHERE started), 1000, 'a batch of 1000 starts is allowed');
+SELECT throws_ok($$SELECT * FROM durable.start_workflows_v1('sm3', '{"workflow_id": "x"}')$$, 'PD004', NULL,
+                 'p_starts that is not an array is refused with PD004');
+SELECT throws_ok($$SELECT * FROM durable.start_workflows_v1('sm3', NULL)$$, 'PD004', NULL,
+                 'NULL p_starts is refused with PD004');
+
 SELECT is(pg_temp.step('bnd', 'w', (SELECT jsonb_agg(jsonb_build_object('type', 'timer', 'seq', i, 'seconds', 60))
                                    FROM generate_series(1, 2000) i)), 'ok', '2000 commands are allowed');
 

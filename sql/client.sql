@@ -16,6 +16,22 @@ COMMENT ON FUNCTION durable.workflow_outcome_v1(text, text) IS
     'Status, result, error, workflow name and task queue of the latest run of a workflow id (no row: '
     'unknown id).';
 
+CREATE FUNCTION durable.workflow_outcomes_v1(p_namespace text, p_workflow_ids text[])
+RETURNS TABLE (workflow_id text, run_id integer, status text, result text, error jsonb, workflow_name text,
+               task_queue text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT i.id, w.run_id, w.status, w.result, w.error, w.workflow_name, w.task_queue
+    FROM (SELECT DISTINCT u.id FROM unnest(p_workflow_ids) u(id) WHERE u.id IS NOT NULL) i
+    CROSS JOIN LATERAL (
+        SELECT l.run_id, l.status, l.result, l.error, l.workflow_name, l.task_queue
+        FROM durable.workflows l
+        WHERE l.namespace = p_namespace AND l.workflow_id = i.id
+        ORDER BY l.run_id DESC LIMIT 1) w
+$$;
+COMMENT ON FUNCTION durable.workflow_outcomes_v1(text, text[]) IS
+    'workflow_outcome_v1 of many workflow ids in one query (handles woken together read at once): one row per '
+    'distinct known id, with its latest run; an unknown id has no row.';
+
 CREATE FUNCTION durable.describe_workflow_v1(p_namespace text, p_workflow_id text, p_run_id integer DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$

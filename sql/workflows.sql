@@ -207,6 +207,86 @@ COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, json
     'Starts workflow p_workflow_id (PD002 if it is running and p_id_reuse = ''reject''). '
     'Returns the run id and whether a new run was started.';
 
+-- Starts many workflows in one transaction: the client's group commit of
+-- starts. Each item {workflow_id, workflow_name, task_queue, args (the
+-- payload as a JSON string), retry, id_reuse} runs in a subtransaction of its
+-- own, so a duplicate id or a bad argument fails that item only (its SQLSTATE
+-- and message come back) and the others start. Items run in workflow id order
+-- (then batch order): two batches starting the same ids take their locks in
+-- one order and never deadlock, and two starts of one id in one batch behave
+-- as two starts made one after the other. An error the whole transaction must
+-- take (class 40: deadlock, serialization; 53, 57, 58, XX) is not caught:
+-- the batch rolls back, nothing of it applied, and may be made again.
+CREATE FUNCTION durable.start_workflows_v1(p_namespace text, p_starts jsonb)
+RETURNS TABLE (ordinality integer, run_id integer, started boolean, error_sqlstate text, error_message text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_item record;
+    v_run_id integer;
+    v_started boolean;
+    v_state text;
+    v_message text;
+BEGIN
+    IF p_starts IS NULL OR jsonb_typeof(p_starts) <> 'array' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'p_starts must be a JSON array of starts ({workflow_id, workflow_name, task_queue, args, ...})';
+    END IF;
+    IF jsonb_array_length(p_starts) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('a batch of %s starts is over the limit of 1000: split it into batches of at most 1000',
+                             jsonb_array_length(p_starts));
+    END IF;
+    FOR v_item IN SELECT e.value AS start, e.ord::integer AS ord
+                  FROM jsonb_array_elements(p_starts) WITH ORDINALITY e(value, ord)
+                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' THEN e.value->>'workflow_id' END) COLLATE "C",
+                           e.ord LOOP
+        BEGIN
+            IF jsonb_typeof(v_item.start) IS DISTINCT FROM 'object' THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD004',
+                    MESSAGE = format('start %s is not a JSON object: give {workflow_id, workflow_name, task_queue, '
+                                     'args}', v_item.ord);
+            END IF;
+            IF jsonb_typeof(v_item.start->'args') NOT IN ('string', 'null') THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD004',
+                    MESSAGE = format('the args of start %s must be the JSON payload as a string, not a JSON %s',
+                                     v_item.ord, jsonb_typeof(v_item.start->'args'));
+            END IF;
+            IF jsonb_typeof(v_item.start->'retry') NOT IN ('object', 'null') THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD004',
+                    MESSAGE = format('the retry of start %s must be a JSON object or null, not a JSON %s',
+                                     v_item.ord, jsonb_typeof(v_item.start->'retry'));
+            END IF;
+            SELECT s.run_id, s.started INTO v_run_id, v_started
+            FROM durable._start_workflow(p_namespace, v_item.start->>'workflow_id', v_item.start->>'workflow_name',
+                                         v_item.start->>'task_queue', v_item.start->>'args',
+                                         nullif(v_item.start->'retry', 'null'::jsonb),
+                                         coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL) s;
+            ordinality := v_item.ord;
+            run_id := v_run_id;
+            started := v_started;
+            error_sqlstate := NULL;
+            error_message := NULL;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+            IF left(v_state, 2) IN ('40', '53', '57', '58', 'XX') THEN
+                RAISE;
+            END IF;
+            ordinality := v_item.ord;
+            run_id := NULL;
+            started := false;
+            error_sqlstate := v_state;
+            error_message := v_message;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION durable.start_workflows_v1(text, jsonb) IS
+    'Starts each item of p_starts (a JSON array of at most 1000 {workflow_id, workflow_name, task_queue, args, '
+    'retry, id_reuse}) as start_workflow_v1 would, each in a subtransaction of its own: one row per item '
+    '(ordinality = its 1-based position; rows in workflow id order) with its run id and whether it started, or '
+    'the SQLSTATE and message of the error that failed that item alone. Serialization failures and deadlocks '
+    'roll the whole batch back.';
+
 -- Closes a run. p_command: {"type": complete|fail|cancelled|continue_as_new,
 -- "result"|"error"|"args"}. Continues, retries, or reports to the parent.
 CREATE FUNCTION durable._close_run(p_wf durable.workflows, p_command jsonb) RETURNS void

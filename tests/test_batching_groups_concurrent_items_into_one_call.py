@@ -44,6 +44,14 @@ async def test_items_arriving_during_a_call_share_the_next_call_up_to_max_items(
     assert rec.calls == [[0], [1, 2, 3], [4, 5]]
 
 
+async def test_items_submitted_in_the_same_turn_of_the_loop_share_one_call() -> None:
+    rec = Recorder()
+    batcher: Batcher[int, int] = Batcher(rec.send, max_items=3, max_in_flight=2)
+    # Callers woken together (by one NOTIFY, say) submit before the first call runs.
+    assert await asyncio.gather(*(batcher.submit(i) for i in range(5))) == [0, 10, 20, 30, 40]
+    assert rec.calls == [[0, 1, 2], [3, 4]]
+
+
 async def test_an_item_error_fails_that_item_only_and_a_call_error_fails_its_batch() -> None:
     rec = Recorder()
     batcher: Batcher[int, int] = Batcher(rec.send, max_items=8, max_in_flight=2)

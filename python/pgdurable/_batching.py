@@ -4,6 +4,8 @@ A :class:`Batcher` sends an item at once when fewer than ``max_in_flight`` calls
 otherwise the item waits for the next call, which takes every waiting item (up to ``max_items``).
 A lone caller therefore pays no added latency, and under load the items that arrive while one
 transaction commits share the next one ("natural" batching, as a database's own group commit).
+A call takes its items when its task first runs, not when it is scheduled: items submitted in the
+same turn of the event loop (callers woken together, e.g. by one NOTIFY) go in one call.
 
 Nothing is buffered past its caller: an item's future resolves only once the call that carried
 it returned (its transaction committed), so a crash loses only what no caller was told about.
@@ -36,6 +38,7 @@ class Batcher(Generic[I, R]):
         self._name = name
         self._waiting: list[tuple[I, asyncio.Future[R]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._starting: set[asyncio.Task[None]] = set()  # calls that have not taken their items yet
 
     async def submit(self, item: I) -> R:
         """The result of ``item``, once the call that carried it returned."""
@@ -45,16 +48,27 @@ class Batcher(Generic[I, R]):
         return await future
 
     def _dispatch(self) -> None:
-        while self._waiting and len(self._in_flight) < self._max_in_flight:
-            batch = self._waiting[:self._max_items]
-            del self._waiting[:self._max_items]
-            task = asyncio.create_task(self._call(batch), name=f"pgdurable {self._name} of {len(batch)}")
+        # Items a scheduled call will take when it runs need no call of their own.
+        while (len(self._waiting) > len(self._starting) * self._max_items
+               and len(self._in_flight) < self._max_in_flight):
+            task = asyncio.create_task(self._take_and_call(), name=f"pgdurable {self._name}")
+            self._starting.add(task)
             self._in_flight.add(task)
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        self._starting.discard(task)  # cancelled before it ran
         self._in_flight.discard(task)
         self._dispatch()
+
+    async def _take_and_call(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._starting.discard(task)
+        batch = self._waiting[:self._max_items]
+        del self._waiting[:self._max_items]
+        if batch:
+            await self._call(batch)
 
     async def _call(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         # The items whose callers gave up (cancelled) still go: their outcome may be needed by

@@ -68,19 +68,20 @@ def database_error(exc: BaseException, *, role: str | None = None,
     primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
     lines = str(exc).strip().splitlines()
     text = primary or (lines[0] if lines else type(exc).__name__)
+    login_refused = sqlstate is None and bool(_LOGIN_REFUSED.search(str(exc)))
     no_answer = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
-    return _classify(sqlstate, text, role=role, connecting=connecting, no_answer=no_answer,
-                     login_refused=sqlstate is None and bool(_LOGIN_REFUSED.search(str(exc))))
+    return _error_of(sqlstate, text, login_refused=login_refused, no_answer=no_answer, role=role,
+                     connecting=connecting)
 
 
 def item_error(sqlstate: str, message: str) -> errors.DurableError:
-    """The pgdurable error of one item a batch call reports as not done (its SQLSTATE and
-    message), the same error the item's own call would have raised."""
-    return _classify(sqlstate, message, role=None, connecting=False, no_answer=False, login_refused=False)
+    """The error one item of a batch failed with (its SQLSTATE and message as the engine returned
+    them): the same typed error, with the same message, that a call of that item alone raises."""
+    return _error_of(sqlstate, message, login_refused=False, no_answer=False, role=None, connecting=False)
 
 
-def _classify(sqlstate: str | None, text: str, *, role: str | None, connecting: bool, no_answer: bool,
-              login_refused: bool) -> errors.DurableError:
+def _error_of(sqlstate: str | None, text: str, *, login_refused: bool, no_answer: bool, role: str | None,
+              connecting: bool) -> errors.DurableError:
     known = _ERRORS.get(sqlstate or "")
     if known is not None:
         return known(text)
@@ -183,6 +184,22 @@ async def start_workflow(conn: Conn, namespace: str, workflow_id: str, workflow_
 
 
 @_mapped
+async def start_workflows(conn: Conn, namespace: str,
+                          starts: Sequence[dict[str, Any]]) -> list[Row | errors.DurableError]:
+    """Starts each of ``starts`` ({workflow_id, workflow_name, task_queue, args, retry, id_reuse})
+    in one transaction: per start, in order, its row (run_id, started) or the error it alone
+    raised (the error ``start_workflow`` would have raised for it)."""
+    rows = await _rows(
+        conn,
+        "SELECT ordinality, run_id, started, error_sqlstate, error_message "
+        "FROM durable.start_workflows_v1(%s, %s) ORDER BY ordinality",
+        (namespace, Jsonb(list(starts))),
+    )
+    return [row if row["error_sqlstate"] is None else item_error(row["error_sqlstate"], row["error_message"])
+            for row in rows]
+
+
+@_mapped
 async def send_signal(conn: Conn, namespace: str, signal_id: str, data: str,
                       ttl: timedelta = timedelta(days=7)) -> str:
     return await _value(conn, "SELECT durable.send_signal_v1(%s, %s, %s, %s)",
@@ -200,6 +217,14 @@ async def signal_workflow(conn: Conn, namespace: str, workflow_id: str, signal_i
 async def workflow_outcome(conn: Conn, namespace: str, workflow_id: str) -> Row | None:
     rows = await _rows(conn, "SELECT * FROM durable.workflow_outcome_v1(%s, %s)", (namespace, workflow_id))
     return rows[0] if rows else None
+
+
+@_mapped
+async def workflow_outcomes(conn: Conn, namespace: str, workflow_ids: Sequence[str]) -> dict[str, Row]:
+    """``workflow_outcome`` of many ids in one query, by workflow id (an unknown id is absent)."""
+    rows = await _rows(conn, "SELECT * FROM durable.workflow_outcomes_v1(%s, %s)",
+                       (namespace, list(workflow_ids)))
+    return {row.pop("workflow_id"): row for row in rows}
 
 
 @_mapped

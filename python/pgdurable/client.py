@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
+import weakref
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, overload
 
 from . import _store as store
 from . import errors, payloads
+from ._batching import Batcher
 from ._validate import check_text
 from .connection import Connection
 from .retry import RetryPolicy
@@ -18,6 +23,77 @@ from .retry import RetryPolicy
 log = logging.getLogger("pgdurable.client")
 
 _CLOSED = {"completed", "failed", "cancelled", "interrupted"}
+
+_MAX_STARTS_PER_CALL = 1000
+"""durable.start_workflows_v1 takes at most this many starts."""
+_MAX_ARGS_CHARS_PER_CALL = 32 * 1024 * 1024
+"""A call of start_workflows_v1 carries at most this many characters of args (a start over it goes
+alone): far below what one jsonb value may hold."""
+_MAX_OUTCOMES_PER_CALL = 1000
+
+
+@dataclass(frozen=True)
+class _Start:
+    """One validated start: what ``durable.start_workflows_v1`` takes for it."""
+
+    workflow_id: str
+    workflow_name: str
+    task_queue: str
+    args: str
+    retry: dict[str, Any] | None
+    id_reuse: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"workflow_id": self.workflow_id, "workflow_name": self.workflow_name,
+                "task_queue": self.task_queue, "args": self.args, "retry": self.retry,
+                "id_reuse": self.id_reuse}
+
+
+def _prepare_start(*, args: list[Any] | tuple[Any, ...] = (), task_queue: str, workflow_name: str,
+                   workflow_id: str | None = None, retry: RetryPolicy | None = None,
+                   id_reuse: str = "reject") -> _Start:
+    """Checks one start's arguments (``WorkflowClient.start``'s) and encodes its args."""
+    from .durable import guid
+
+    if id_reuse not in ("reject", "return_existing"):
+        raise ValueError(f"id_reuse must be 'reject' or 'return_existing', got {id_reuse!r}")
+    if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
+        raise TypeError("args must be a list of the workflow function's arguments")
+    check_text("task_queue", task_queue)
+    check_text("workflow_name", workflow_name)
+    workflow_id = guid() if workflow_id is None else workflow_id
+    check_text("workflow_id", workflow_id)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry must be a pgdurable.RetryPolicy or None, got {type(retry).__name__}")
+    return _Start(workflow_id, workflow_name, task_queue, payloads.dumps(list(args)),
+                  None if retry is None else retry.to_json(), id_reuse)
+
+
+def _calls(starts: list[_Start]) -> list[list[_Start]]:
+    """``starts`` cut, in order, into calls of start_workflows_v1 (its item limit, and a bound on the
+    args one call carries)."""
+    calls: list[list[_Start]] = []
+    size = 0
+    for start in starts:
+        full = len(calls[-1]) >= _MAX_STARTS_PER_CALL if calls else True
+        if full or size + len(start.args) > _MAX_ARGS_CHARS_PER_CALL:
+            calls.append([])
+            size = 0
+        calls[-1].append(start)
+        size += len(start.args)
+    return calls
+
+
+class _Batchers:
+    """A client's group commits on one event loop: starts (those that may be repeated after a lost
+    connection apart from those that may not) and outcome reads."""
+
+    def __init__(self, client: Client) -> None:
+        self.start = Batcher(functools.partial(client._send_starts, repeatable=False),
+                             max_items=_MAX_STARTS_PER_CALL, name="start")
+        self.start_existing = Batcher(functools.partial(client._send_starts, repeatable=True),
+                                      max_items=_MAX_STARTS_PER_CALL, name="start (return_existing)")
+        self.outcome = Batcher(client._read_outcomes, max_items=_MAX_OUTCOMES_PER_CALL, name="outcome read")
 
 
 class Client:
@@ -28,6 +104,49 @@ class Client:
         self.namespace = namespace
         self.workflow = WorkflowClient(self)
         self._closed_channel: str | None = None
+        self._batchers_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batchers] = (
+            weakref.WeakKeyDictionary())
+
+    def _batchers(self) -> _Batchers:
+        """This event loop's batchers (a batch's calls and futures belong to one loop)."""
+        loop = asyncio.get_running_loop()
+        batchers = self._batchers_by_loop.get(loop)
+        if batchers is None:
+            batchers = self._batchers_by_loop[loop] = _Batchers(self)
+        return batchers
+
+    async def _send_starts(self, starts: list[_Start], *, repeatable: bool) -> list[Any]:
+        """One group commit of starts: per start, its row (run_id, started) or its error. A start
+        whose commit may have been lost is made again only when ``repeatable`` (all
+        ``return_existing``): otherwise it would be refused as a duplicate of itself."""
+        outcomes: list[Any] = []
+        for call in _calls(starts):
+            try:
+                if len(call) == 1:  # a lone start: the plainer function, the same outcome
+                    (one,) = call
+                    outcomes.append(await self.connection.run(
+                        lambda conn, one=one: store.start_workflow(
+                            conn, self.namespace, one.workflow_id, one.workflow_name, one.task_queue,
+                            one.args, one.retry, one.id_reuse),
+                        repeatable=repeatable))
+                    continue
+                items = [start.as_json() for start in call]
+                outcomes += await self.connection.run(
+                    lambda conn, items=items: store.start_workflows(conn, self.namespace, items),
+                    repeatable=repeatable)
+            except errors.DurableError as exc:
+                outcomes += [exc] * len(call)
+        return outcomes
+
+    async def _read_outcomes(self, workflow_ids: list[str]) -> list[dict[str, Any] | None]:
+        """One read of the outcomes of many handles (woken together): per id, in order, its row."""
+        if len(workflow_ids) == 1:  # a lone read: the plainer function, the same row
+            row = await self.connection.run(
+                lambda conn: store.workflow_outcome(conn, self.namespace, workflow_ids[0]))
+            return [row]
+        rows = await self.connection.run(
+            lambda conn: store.workflow_outcomes(conn, self.namespace, workflow_ids))
+        return [None if row is None else dict(row) for row in map(rows.get, workflow_ids)]
 
     async def closed_channel(self) -> str:
         """The channel the engine NOTIFYs when a run of this namespace closes (asked once)."""
@@ -47,29 +166,69 @@ class WorkflowClient:
                     workflow_id: str | None = None, retry: RetryPolicy | None = None,
                     id_reuse: str = "reject") -> WorkflowHandle:
         """Starts a workflow and returns its handle. A running workflow with the same id raises
-        :class:`DuplicateWorkflowError`, unless ``id_reuse="return_existing"``."""
-        from .durable import guid
+        :class:`DuplicateWorkflowError`, unless ``id_reuse="return_existing"``.
 
-        if id_reuse not in ("reject", "return_existing"):
-            raise ValueError(f"id_reuse must be 'reject' or 'return_existing', got {id_reuse!r}")
-        if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
-            raise TypeError("args must be a list of the workflow function's arguments")
-        check_text("task_queue", task_queue)
-        check_text("workflow_name", workflow_name)
-        workflow_id = guid() if workflow_id is None else workflow_id
-        check_text("workflow_id", workflow_id)
-        encoded = payloads.dumps(list(args))
-        policy = None if retry is None else retry.to_json()
+        Starts made at the same time on one client share a transaction (a group commit: a lone
+        start goes at once; those arriving while one commits go together in the next); each still
+        gets its own outcome, and returns only once its start has committed."""
+        start = _prepare_start(args=args, task_queue=task_queue, workflow_name=workflow_name,
+                               workflow_id=workflow_id, retry=retry, id_reuse=id_reuse)
+        batchers = self._client._batchers()
         # A start whose commit was lost would be refused as a duplicate if made again.
-        row = await self._client.connection.run(
-            lambda conn: store.start_workflow(conn, self._client.namespace, workflow_id, workflow_name,
-                                              task_queue, encoded, policy, id_reuse),
-            repeatable=id_reuse == "return_existing")
-        log.info("workflow %s (%s) started on task queue %r", workflow_id, workflow_name, task_queue)
-        handle = self.get_handle(task_queue, workflow_name, workflow_id)
+        batcher = batchers.start_existing if start.id_reuse == "return_existing" else batchers.start
+        row = await batcher.submit(start)
+        return self._started(start, row)
+
+    def _started(self, start: _Start, row: dict[str, Any]) -> WorkflowHandle:
+        log.info("workflow %s (%s) started on task queue %r", start.workflow_id, start.workflow_name,
+                 start.task_queue)
+        handle = self.get_handle(start.task_queue, start.workflow_name, start.workflow_id)
         # A run this call started has these names; an existing one returned is checked on first use.
         handle._names_checked = bool(row["started"])
         return handle
+
+    async def start_many(self, starts: Iterable[Mapping[str, Any]]) -> list[WorkflowHandle]:
+        """Starts many workflows in one transaction (one per 1000 starts, or per 32 Mi characters
+        of args) and returns their handles, in order.
+
+        Each of ``starts`` is a dict of :meth:`start`'s keyword arguments (``args``, ``task_queue``,
+        ``workflow_name``, ``workflow_id``, ``retry``, ``id_reuse``). All are checked first: a bad
+        one raises what :meth:`start` raises for it, its message naming ``starts[<index>]``, and
+        nothing is started. In the database each start succeeds or fails alone: when some fail
+        (a running id, ...), every other one is still started and
+        :class:`~pgdurable.errors.StartManyError` is raised; its ``errors`` maps each failed index to
+        the error :meth:`start` would have raised for it, its ``handles`` holds the handles of the
+        started ones (``None`` at a failed index)."""
+        prepared: list[_Start] = []
+        for index, item in enumerate(starts):
+            if not isinstance(item, Mapping):
+                raise TypeError(f"starts[{index}] must be a dict of start()'s keyword arguments, "
+                                f"got {type(item).__name__}")
+            try:
+                prepared.append(_prepare_start(**item))
+            except (TypeError, ValueError) as exc:
+                raise _at_index(exc, index) from exc
+        if not prepared:
+            return []
+        repeatable = all(start.id_reuse == "return_existing" for start in prepared)
+        outcomes = await self._client._send_starts(prepared, repeatable=repeatable)
+        handles: list[WorkflowHandle | None] = []
+        failed: dict[int, errors.DurableError] = {}
+        for index, (start, outcome) in enumerate(zip(prepared, outcomes, strict=True)):
+            if isinstance(outcome, errors.DurableError):
+                failed[index] = outcome
+                handles.append(None)
+            else:
+                handles.append(self._started(start, outcome))
+        if failed:
+            shown = "; ".join(f"starts[{index}] ({type(exc).__name__}): {exc}"
+                              for index, exc in list(failed.items())[:5])
+            more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+            raise errors.StartManyError(
+                f"{len(failed)} of {len(prepared)} starts failed, every other one started (their handles "
+                f"are in the error's .handles, each failure in its .errors by index): {shown}{more}",
+                errors=failed, handles=handles)
+        return [handle for handle in handles if handle is not None]
 
     @overload
     def get_handle(self, workflow_id: str, /) -> WorkflowHandle: ...
@@ -150,8 +309,8 @@ class WorkflowHandle:
         self._names_checked = True
 
     async def _outcome(self) -> dict[str, Any]:
-        row = await self._client.connection.run(
-            lambda conn: store.workflow_outcome(conn, self._client.namespace, self.workflow_id))
+        # Handles reading at the same time (woken together by closes) share one query.
+        row = await self._client._batchers().outcome.submit(self.workflow_id)
         if row is None:
             raise errors.WorkflowNotFoundError(
                 f"workflow {self.workflow_id!r} not found in namespace {self._client.namespace!r}")
@@ -262,6 +421,15 @@ class WorkflowHandle:
         if not rows:
             await self._outcome()  # raises for an unknown id
         return [history_event(index, row) for index, row in enumerate(rows, start=1)]
+
+
+def _at_index(exc: TypeError | ValueError, index: int) -> TypeError | ValueError:
+    """``exc`` with ``starts[<index>]: `` before its message (same type)."""
+    try:
+        return type(exc)(f"starts[{index}]: {exc}")
+    except TypeError:
+        exc.add_note(f"(in starts[{index}])")
+        return exc
 
 
 def history_event(event_id: int, row: dict[str, Any]) -> dict[str, Any]:

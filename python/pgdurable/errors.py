@@ -75,6 +75,19 @@ class DuplicateWorkflowError(DurableError):
     to get its handle instead)."""
 
 
+class StartManyError(DurableError):
+    """Some starts of ``client.workflow.start_many`` failed; every other one started.
+
+    ``errors`` maps the index of each failed start to the error that start alone raised (the error
+    ``start`` raises for it: :class:`DuplicateWorkflowError`, :class:`InvalidArgumentError`, ...);
+    ``handles`` has, in order, the handle of each start, ``None`` for a failed one."""
+
+    def __init__(self, message: str, *, errors: dict[int, DurableError], handles: list[Any]) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.handles = handles
+
+
 class WorkflowNotFoundError(DurableError, LookupError):
     """No workflow with this id exists in the namespace."""
 

@@ -25,11 +25,12 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 from . import client as _client
+from . import errors
 from .connection import Connection
 from .retry import RetryPolicy
 
@@ -135,6 +136,17 @@ class Client:
             args=args, task_queue=task_queue, workflow_name=workflow_name, workflow_id=workflow_id,
             retry=retry, id_reuse=id_reuse))
         return WorkflowHandle(self, handle)
+
+    def start_many(self, starts: Iterable[Mapping[str, Any]]) -> list[WorkflowHandle]:
+        """Starts many workflows in one transaction and returns their handles in order, as
+        :meth:`pgdurable.WorkflowClient.start_many` (:class:`~pgdurable.errors.StartManyError`
+        when some failed: the others are started, and its ``handles`` are sync handles)."""
+        try:
+            handles = self._run(self._async.workflow.start_many(list(starts)))
+        except errors.StartManyError as exc:
+            exc.handles = [None if h is None else WorkflowHandle(self, h) for h in exc.handles]
+            raise
+        return [WorkflowHandle(self, handle) for handle in handles]
 
     def get_handle(self, *ids: str) -> WorkflowHandle:
         """A handle to a workflow (no I/O): ``get_handle(workflow_id)``, or the seed's
