@@ -240,6 +240,14 @@ async def claim_workflow_tasks(conn: Conn, namespace: str, task_queues: list[str
 
 
 @_mapped
+async def claim_workflow_task(conn: Conn, namespace: str, task_queue: str, workflow_id: str, names: list[str],
+                              lease: timedelta, owner: str) -> list[Row]:
+    """Fires one workflow's due timers and leases its workflow task (no row: none is visible)."""
+    return await _rows(conn, "SELECT * FROM durable.claim_workflow_task_v1(%s, %s, %s, %s, %s, %s)",
+                       (namespace, task_queue, workflow_id, names, lease, owner))
+
+
+@_mapped
 async def complete_workflow_task(conn: Conn, message_id: int, lease_token: Any, processed_event_id: int,
                                  commands: list[dict[str, Any]], eager: dict[str, Any] | None = None) -> Row:
     rows = await _rows(conn, "SELECT * FROM durable.complete_workflow_task_v1(%s, %s, %s, %s, %s)",
@@ -342,6 +350,12 @@ def as_utc(value: datetime | str) -> datetime:
 async def stream_channels(conn: Conn, namespace: str, streams: list[str]) -> list[str]:
     """The NOTIFY channels of streams the caller may consume (names are salted in the database)."""
     return await _value(conn, "SELECT durable.stream_channels_v1(%s, %s)", (namespace, streams))
+
+
+@_mapped
+async def worker_channel(conn: Conn, namespace: str, worker_id: str) -> str:
+    """The NOTIFY channel of one of the caller's live workers: new events of the runs it caches."""
+    return await _value(conn, "SELECT durable.worker_channel_v1(%s, %s)", (namespace, worker_id))
 
 
 @_mapped

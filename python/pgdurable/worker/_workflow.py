@@ -5,6 +5,12 @@ tasks at once. The activities a completion leases at once go to the activity wor
 
 It also wakes, every few seconds, the runs that wait on an activity this process does not know
 yet: their replay registers it.
+
+A run it holds in its cache it takes by id (``claim_workflow_task_v1``), not through the claim loop:
+when the run's first timer is due (an asyncio timer armed from the ``wake_in`` its last completion
+returned), and when its own channel says the run has new events (it is the run's sticky worker).
+Both are shortcuts only: the claim loop still fires every timer and claims every task, so a worker
+that is gone, or a run it evicted, costs latency (a poll interval at most), never work.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ UNKNOWN_ACTIVITY_CHECK = 5.0
 class WorkflowWorker:
     """Serves the workflow tasks of ``task_queue`` for the workflow functions in ``workflows``."""
 
+    take_by_id = True
+    """Whether cached runs are taken by id (their timers, their channel); off only to measure it."""
+
     def __init__(self, *, calls: Calls, namespace: str, task_queue: str,
                  workflows: dict[str, Callable[..., Any]], concurrency: int, max_cached: int,
                  eager: Callable[[int], dict[str, Any] | None]) -> None:
@@ -57,6 +66,9 @@ class WorkflowWorker:
         self._channel = ""
         self._next_unknown_check = 0.0
         self._woken_for_activities: set[str] = set()
+        self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}  # cached runs parked on a timer
+        self._taking: set[tuple[str, int]] = set()  # runs being taken by id right now
+        self._run_channel = ""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, listener: Any, channel: str) -> None:
@@ -64,6 +76,11 @@ class WorkflowWorker:
         self._listener, self._channel = listener, channel
         await listener.subscribe(channel, self._wakeup)
         self.claimer = asyncio.create_task(self._claim_loop(), name="pgdurable-workflows")
+
+    async def listen_for_runs(self, listener: Any, channel: str) -> None:
+        """Listens on this worker's own channel: new events of the runs it caches."""
+        self._run_channel = channel
+        await listener.subscribe_payloads(channel, self._on_run_event)
 
     def stop(self) -> None:
         """Stops claiming (the claim loop ends at its next turn)."""
@@ -79,11 +96,16 @@ class WorkflowWorker:
         if self.claimer is not None:
             self.claimer.cancel()
             await asyncio.gather(self.claimer, return_exceptions=True)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
         for run in self._cache.values():
             run.evict()
         self._cache.clear()
         if self._listener is not None:
             self._listener.unsubscribe(self._channel, self._wakeup)
+            if self._run_channel:
+                self._listener.unsubscribe_payloads(self._run_channel, self._on_run_event)
 
     # -- claiming -----------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -121,6 +143,45 @@ class WorkflowWorker:
         self._tasks.add(task)
         task.add_done_callback(lambda t: (self._tasks.discard(t), release(), log_crash(t)))
 
+    # -- taking a cached run by id ---------------------------------------------------------
+    def _on_run_event(self, payload: str) -> None:
+        """A NOTIFY on this worker's channel: ``<run_id>:<workflow_id>`` has new events."""
+        run_id, _, workflow_id = payload.partition(":")
+        if run_id.isdigit():
+            self._take((workflow_id, int(run_id)))
+
+    def _arm(self, key: tuple[str, int], wake_in: float | None) -> None:
+        """Takes the cached run ``key`` by id in ``wake_in`` seconds (the engine's count, from the
+        completion that parked it), when its first timer is due."""
+        self._disarm(key)
+        if wake_in is not None and self.take_by_id:
+            loop = asyncio.get_running_loop()
+            self._timers[key] = loop.call_at(loop.time() + float(wake_in), self._take, key)
+
+    def _disarm(self, key: tuple[str, int]) -> None:
+        handle = self._timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _take(self, key: tuple[str, int]) -> None:
+        """Takes the task of the cached run ``key`` by id, if this worker has a free slot now (else
+        the claim loop takes it, as it takes everything)."""
+        self._disarm(key)
+        if (not self.take_by_id or self._stopping or key not in self._cache or key in self._taking
+                or self._slots.locked()):
+            return
+        self._taking.add(key)
+        self._spawn(self._take_by_id(key), {"workflow_id": key[0]}, lambda: self._taking.discard(key))
+
+    async def _take_by_id(self, key: tuple[str, int]) -> None:
+        async with self._slots:
+            rows = await self._calls.poll(lambda c: store.claim_workflow_task(
+                c, self._namespace, self._queue, key[0], list(self._workflows), self._calls.lease,
+                self._calls.owner))
+            self._taking.discard(key)
+            for row in rows or ():
+                await self._workflow_task(row)
+
     async def _wake_for_unknown_activities(self) -> None:
         """Activities register when workflow code calls ``proxy_activities(activities=...)``: a
         worker that started after its predecessor died knows none of those its workflows wait on.
@@ -142,6 +203,7 @@ class WorkflowWorker:
         _faults.point("workflow_task_claimed")
         key = (row["workflow_id"], row["run_id"])
         run = self._cache.pop(key, None)
+        self._disarm(key)
         while True:
             try:
                 if run is None or run.processed_event_id != row["processed_event_id"]:
@@ -195,8 +257,11 @@ class WorkflowWorker:
             # New events arrived while this task ran: they came back with our lease kept.
             row = {**row, "processed_event_id": run.processed_event_id, "events": result["events"]}
         self._cache[key] = run
+        if result["status"] == "ok":
+            self._arm(key, result.get("wake_in"))
         while len(self._cache) > self._max_cached:
-            _, old = self._cache.popitem(last=False)
+            old_key, old = self._cache.popitem(last=False)
+            self._disarm(old_key)
             old.evict()
 
     async def _replay(self, row: dict[str, Any]) -> tuple[WorkflowRun, list[dict[str, Any]]]:
