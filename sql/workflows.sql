@@ -436,6 +436,7 @@ BEGIN
     LOOP
         PERFORM durable._fire_timer(v_timer);
     END LOOP;
+    v_now := durable.now();  -- a task the firing just made is visible from its own now
     UPDATE durable.messages m
     SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = gen_random_uuid(),
         visible_at = v_now + p_lease

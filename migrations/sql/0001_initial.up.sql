@@ -1403,6 +1403,7 @@ BEGIN
     LOOP
         PERFORM durable._fire_timer(v_timer);
     END LOOP;
+    v_now := durable.now();  -- a task the firing just made is visible from its own now
     UPDATE durable.messages m
     SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = gen_random_uuid(),
         visible_at = v_now + p_lease
@@ -1763,7 +1764,9 @@ COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
 CREATE FUNCTION durable._next_timer_in(p_namespace text, p_workflow_id text, p_run_id integer)
 RETURNS double precision
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT greatest(extract(epoch FROM min(m.visible_at) - durable.now()), 0)::double precision
+    -- greatest() skips a NULL: no timer must stay NULL, not become 0.
+    SELECT CASE WHEN min(m.visible_at) IS NOT NULL
+                THEN greatest(extract(epoch FROM min(m.visible_at) - durable.now()), 0)::double precision END
     FROM durable.messages m
     WHERE m.namespace = p_namespace AND m.workflow_id = p_workflow_id AND m.run_id = p_run_id
       AND m.kind = 'timer'
