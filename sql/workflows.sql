@@ -69,17 +69,21 @@ BEGIN
     IF FOUND AND p_notify THEN
         -- The worker holding the run in its cache first (it takes the task by id), then the
         -- stream (the backstop when that worker is gone: a stale sticky_worker costs nothing).
+        -- The stream's NOTIFY then names the run too, so that the sticky worker's claim loop
+        -- can leave it to the take by id (other workers wake as ever).
         IF p_sticky IS NOT NULL THEN
             PERFORM durable._notify(durable.worker_channel(p_namespace, p_sticky), p_run_id || ':' || p_workflow_id);
+            PERFORM durable._notify(durable.stream_channel(p_namespace, p_task_queue), p_run_id || ':' || p_workflow_id);
+        ELSE
+            PERFORM durable._notify_stream(p_namespace, p_task_queue);
         END IF;
-        PERFORM durable._notify_stream(p_namespace, p_task_queue);
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean, text) IS
     'Internal: makes sure the run has a pending workflow task (new events fold into an existing one; '
     'a task an earlier run of the id left behind is taken over). p_notify false: the caller leases it. '
     'p_sticky: the worker that holds the run in its cache, NOTIFYed on its own channel (payload '
-    '<run_id>:<workflow_id>) before the stream.';
+    '<run_id>:<workflow_id>) before the stream (whose NOTIFY then carries the same payload).';
 
 -- Appends an inbound event to a running run and wakes it. Returns false
 -- (and records nothing) when the run is no longer running or the durable

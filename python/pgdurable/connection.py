@@ -300,9 +300,9 @@ class Listener:
         return event
 
     async def subscribe_payloads(self, channel: str, callback: Callable[[str], None]) -> None:
-        """Calls ``callback(payload)`` on every NOTIFY of ``channel`` (a hint: after a reconnect
-        nothing replays what was missed, so the caller must have another way to learn it); returns
-        once LISTEN is active."""
+        """Calls ``callback(payload)`` on every NOTIFY of ``channel``, and ``callback("")`` when
+        the connection comes back (what was missed is not replayed); returns once LISTEN is
+        active. A callback must not block."""
         self._callbacks.setdefault(channel, []).append(callback)
         self._refs[channel] = self._refs.get(channel, 0) + 1
         if channel not in self._listening:
@@ -346,6 +346,9 @@ class Listener:
         for events in [*self._subscribers.values(), *self._by_payload.values()]:
             for event in events:
                 event.set()
+        for callbacks in list(self._callbacks.values()):
+            for callback in list(callbacks):
+                callback("")  # an empty payload: something may have been missed
 
     async def _run(self) -> None:
         delay, outage = 0.1, False

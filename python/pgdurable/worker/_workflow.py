@@ -37,6 +37,12 @@ log = logging.getLogger("pgdurable.worker.workflow")
 
 UNKNOWN_ACTIVITY_CHECK = 5.0
 """Seconds between two looks for runs waiting on an activity this process does not know."""
+TIMER_BACKSTOP = 0.2
+"""Seconds the claim loop sleeps past a due time that one of this worker's own run timers covers
+(it fires that run itself; the claim loop then fires what it missed)."""
+TIMER_MATCH = 0.01
+"""How close (s) the next due time of the task queue must be to one of this worker's run timers
+for the claim loop to leave it to that timer."""
 
 
 class WorkflowWorker:
@@ -68,13 +74,14 @@ class WorkflowWorker:
         self._woken_for_activities: set[str] = set()
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}  # cached runs parked on a timer
         self._taking: set[tuple[str, int]] = set()  # runs being taken by id right now
+        self._running: set[tuple[str, int]] = set()  # runs whose workflow task this worker holds
         self._run_channel = ""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, listener: Any, channel: str) -> None:
         """Listens on the task queue's channel and starts the claim loop."""
         self._listener, self._channel = listener, channel
-        await listener.subscribe(channel, self._wakeup)
+        await listener.subscribe_payloads(channel, self._on_stream_notify)
         self.claimer = asyncio.create_task(self._claim_loop(), name="pgdurable-workflows")
 
     async def listen_for_runs(self, listener: Any, channel: str) -> None:
@@ -103,7 +110,7 @@ class WorkflowWorker:
             run.evict()
         self._cache.clear()
         if self._listener is not None:
-            self._listener.unsubscribe(self._channel, self._wakeup)
+            self._listener.unsubscribe_payloads(self._channel, self._on_stream_notify)
             if self._run_channel:
                 self._listener.unsubscribe_payloads(self._run_channel, self._on_run_event)
 
@@ -123,7 +130,7 @@ class WorkflowWorker:
                 self._spawn(self._workflow_task(row), row, self._slots.release)
             if len(rows) < batch:
                 await self._wake_for_unknown_activities()
-                await self._calls.idle(self._wakeup, self._namespace, queues, names)
+                await self._calls.idle(self._wakeup, self._namespace, queues, names, self._later)
 
     def start_handed_over(self, task: dict[str, Any]) -> None:
         """Runs a workflow task a completing call handed over (eager continuation, as JSON),
@@ -144,6 +151,17 @@ class WorkflowWorker:
         task.add_done_callback(lambda t: (self._tasks.discard(t), release(), log_crash(t)))
 
     # -- taking a cached run by id ---------------------------------------------------------
+    def _on_stream_notify(self, payload: str) -> None:
+        """A NOTIFY of the task queue wakes the claim loop, unless it names a run this worker is
+        taking by id or holds the task of (its completion gets the new events)."""
+        if payload:
+            run_id, _, workflow_id = payload.partition(":")
+            if run_id.isdigit():
+                key = (workflow_id, int(run_id))
+                if key in self._taking or key in self._running:
+                    return
+        self._wakeup.set()
+
     def _on_run_event(self, payload: str) -> None:
         """A NOTIFY on this worker's channel: ``<run_id>:<workflow_id>`` has new events."""
         run_id, _, workflow_id = payload.partition(":")
@@ -157,6 +175,16 @@ class WorkflowWorker:
         if wake_in is not None and self.take_by_id:
             loop = asyncio.get_running_loop()
             self._timers[key] = loop.call_at(loop.time() + float(wake_in), self._take, key)
+
+    def _later(self, delay: float) -> float:
+        """The claim loop's next wake-up: a due time one of this worker's run timers covers is
+        left to that timer (pushed back by ``TIMER_BACKSTOP``), so the two do not race."""
+        if not self._timers:
+            return delay
+        due = asyncio.get_running_loop().time() + delay
+        if any(abs(handle.when() - due) <= TIMER_MATCH for handle in self._timers.values()):
+            return delay + TIMER_BACKSTOP
+        return delay
 
     def _disarm(self, key: tuple[str, int]) -> None:
         handle = self._timers.pop(key, None)
@@ -202,6 +230,13 @@ class WorkflowWorker:
     async def _workflow_task(self, row: dict[str, Any]) -> None:
         _faults.point("workflow_task_claimed")
         key = (row["workflow_id"], row["run_id"])
+        self._running.add(key)
+        try:
+            await self._run_workflow_task(key, row)
+        finally:
+            self._running.discard(key)
+
+    async def _run_workflow_task(self, key: tuple[str, int], row: dict[str, Any]) -> None:
         run = self._cache.pop(key, None)
         self._disarm(key)
         while True:
