@@ -7,7 +7,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(151);
+SELECT plan(153);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -519,6 +519,14 @@ SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', '
           'claim_workflow_task_v1 takes only tasks of the named workflows');
 SELECT is((SELECT sticky_worker FROM durable.workflows WHERE namespace = 'tk' AND workflow_id = 'other'), NULL,
           'a completion without a workflow-serving p_eager leaves no sticky worker');
+SELECT pg_temp.start('tk', 'early') AS ignored \gset
+SELECT pg_temp.step('tk', 'early', '[{"type": "timer", "seq": 1, "seconds": 0.03}]') AS ignored \gset
+SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', 'early', ARRAY['early'],
+                                                                     interval '30 seconds', 'wk-0', interval '1 second')
+           WHERE events @> '[{"event_type": "timer_fired", "seq": 1}]'), 1,
+          'with p_wait it waits for a timer falling due within it (an early caller), then fires it and takes the task');
+SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', 'early', ARRAY['early'])), 0,
+          'the task it took is leased');
 SELECT durable.start_workflow_v1('tk', 'elsewhere', 'elsewhere', 'q2', '[]') IS NOT NULL AS started \gset
 SELECT role_name AS tkw FROM durable.provision_worker_role(ARRAY['q'], 'tk') \gset
 SET SESSION AUTHORIZATION :'tkw';

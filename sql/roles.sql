@@ -171,7 +171,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.schema_version()',
         'durable.worker_scope_v1()',
         'durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text)',
-        'durable.claim_workflow_task_v1(text, text, text, text[], interval, text)',
+        'durable.claim_workflow_task_v1(text, text, text, text[], interval, text, interval)',
         'durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb)',
         'durable.fail_workflow_task_v1(bigint, uuid, jsonb)',
         'durable.fire_timers_v1(text, text[], integer)',

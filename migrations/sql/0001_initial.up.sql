@@ -1376,7 +1376,8 @@ CREATE FUNCTION durable.claim_workflow_task_v1(
     p_workflow_id text,
     p_workflow_names text[],
     p_lease interval DEFAULT interval '30 seconds',
-    p_owner text DEFAULT NULL
+    p_owner text DEFAULT NULL,
+    p_wait interval DEFAULT interval '0'
 ) RETURNS TABLE (message_id bigint, lease_token uuid, task_attempt integer, workflow_id text,
                  run_id integer, workflow_name text, task_queue text, attempt integer, args text,
                  parent_workflow_id text, started_at timestamptz, processed_event_id integer,
@@ -1386,6 +1387,7 @@ DECLARE
     v_timer durable.messages;
     v_msg durable.messages;
     v_now timestamptz := durable.now();
+    v_due timestamptz;
 BEGIN
     -- Scoped like claim_workflow_tasks_v1: only the caller's own task queue is looked at, so a
     -- workflow id outside it is neither claimed nor told apart from one that does not exist.
@@ -1394,6 +1396,17 @@ BEGIN
     PERFORM durable._check_lease(p_lease);
     IF length(p_owner) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
+    END IF;
+    -- A worker arms its own timer a little early (its clock reads the engine's through a round
+    -- trip): it may ask to wait here, before any lock, for the run's first timer (50 ms at most).
+    IF p_wait > interval '0' THEN
+        SELECT min(t.visible_at) INTO v_due FROM durable.messages t
+        WHERE t.namespace = p_namespace AND t.workflow_id = p_workflow_id AND t.stream = p_task_queue
+          AND t.kind = 'timer';
+        IF v_due > v_now AND v_due <= v_now + least(p_wait, interval '50 milliseconds') THEN
+            PERFORM pg_catalog.pg_sleep(extract(epoch FROM v_due - v_now)::float8);
+            v_now := durable.now();
+        END IF;
     END IF;
     -- The run's due timers become inbound events first (lock order: timer, then run).
     FOR v_timer IN
@@ -1427,10 +1440,11 @@ BEGIN
     FROM durable.workflows w
     WHERE w.namespace = p_namespace AND w.workflow_id = v_msg.workflow_id AND w.run_id = v_msg.run_id;
 END $$;
-COMMENT ON FUNCTION durable.claim_workflow_task_v1(text, text, text, text[], interval, text) IS
+COMMENT ON FUNCTION durable.claim_workflow_task_v1(text, text, text, text[], interval, text, interval) IS
     'Fires the due timers of workflow p_workflow_id on task queue p_task_queue, then leases its workflow '
     'task if one is visible (and of the named workflows); a row shaped like claim_workflow_tasks_v1''s, or '
-    'none. The worker that caches the run calls it when its timer is due or its channel says it has events.';
+    'none. The worker that caches the run calls it when its timer is due or its channel says it has events. '
+    'p_wait: first wait for the run''s first timer if it falls due within it (capped at 50 ms).';
 
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -2674,7 +2688,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.schema_version()',
         'durable.worker_scope_v1()',
         'durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text)',
-        'durable.claim_workflow_task_v1(text, text, text, text[], interval, text)',
+        'durable.claim_workflow_task_v1(text, text, text, text[], interval, text, interval)',
         'durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb)',
         'durable.fail_workflow_task_v1(bigint, uuid, jsonb)',
         'durable.fire_timers_v1(text, text[], integer)',

@@ -241,10 +241,11 @@ async def claim_workflow_tasks(conn: Conn, namespace: str, task_queues: list[str
 
 @_mapped
 async def claim_workflow_task(conn: Conn, namespace: str, task_queue: str, workflow_id: str, names: list[str],
-                              lease: timedelta, owner: str) -> list[Row]:
-    """Fires one workflow's due timers and leases its workflow task (no row: none is visible)."""
-    return await _rows(conn, "SELECT * FROM durable.claim_workflow_task_v1(%s, %s, %s, %s, %s, %s)",
-                       (namespace, task_queue, workflow_id, names, lease, owner))
+                              lease: timedelta, owner: str, wait: float = 0.0) -> list[Row]:
+    """Fires one workflow's due timers (first waiting up to ``wait`` s for its first one) and leases
+    its workflow task (no row: none is visible)."""
+    return await _rows(conn, "SELECT * FROM durable.claim_workflow_task_v1(%s, %s, %s, %s, %s, %s, %s)",
+                       (namespace, task_queue, workflow_id, names, lease, owner, timedelta(seconds=wait)))
 
 
 @_mapped

@@ -41,6 +41,10 @@ TIMER_BACKSTOP = 0.2
 """Seconds the claim loop sleeps past a due time that one of this worker's own run timers covers
 (it fires that run itself; the claim loop then fires what it missed)."""
 TIMER_MATCH = 0.01
+TIMER_EARLY = 0.002
+"""Seconds before a cached run's timer falls due that the worker asks for its task: the engine
+waits out the rest (at most ``TIMER_WAIT``), so the lateness of a round trip is not added."""
+TIMER_WAIT = 0.02
 """How close (s) the next due time of the task queue must be to one of this worker's run timers
 for the claim loop to leave it to that timer."""
 
@@ -174,7 +178,8 @@ class WorkflowWorker:
         self._disarm(key)
         if wake_in is not None and self.take_by_id:
             loop = asyncio.get_running_loop()
-            self._timers[key] = loop.call_at(loop.time() + float(wake_in), self._take, key)
+            self._timers[key] = loop.call_at(loop.time() + max(float(wake_in) - TIMER_EARLY, 0.0), self._take,
+                                             key, TIMER_WAIT)
 
     def _later(self, delay: float) -> float:
         """The claim loop's next wake-up: a due time one of this worker's run timers covers is
@@ -191,7 +196,7 @@ class WorkflowWorker:
         if handle is not None:
             handle.cancel()
 
-    def _take(self, key: tuple[str, int]) -> None:
+    def _take(self, key: tuple[str, int], wait: float = 0.0) -> None:
         """Takes the task of the cached run ``key`` by id, if this worker has a free slot now (else
         the claim loop takes it, as it takes everything)."""
         self._disarm(key)
@@ -199,13 +204,13 @@ class WorkflowWorker:
                 or self._slots.locked()):
             return
         self._taking.add(key)
-        self._spawn(self._take_by_id(key), {"workflow_id": key[0]}, lambda: self._taking.discard(key))
+        self._spawn(self._take_by_id(key, wait), {"workflow_id": key[0]}, lambda: self._taking.discard(key))
 
-    async def _take_by_id(self, key: tuple[str, int]) -> None:
+    async def _take_by_id(self, key: tuple[str, int], wait: float) -> None:
         async with self._slots:
             rows = await self._calls.poll(lambda c: store.claim_workflow_task(
                 c, self._namespace, self._queue, key[0], list(self._workflows), self._calls.lease,
-                self._calls.owner))
+                self._calls.owner, wait))
             self._taking.discard(key)
             for row in rows or ():
                 await self._workflow_task(row)
