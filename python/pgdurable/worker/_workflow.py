@@ -41,12 +41,13 @@ TIMER_BACKSTOP = 0.2
 """Seconds the claim loop sleeps past a due time that one of this worker's own run timers covers
 (it fires that run itself; the claim loop then fires what it missed)."""
 TIMER_MATCH = 0.01
+"""How close (s) the next due time of the task queue must be to one of this worker's run timers
+for the claim loop to leave it to that timer."""
 TIMER_EARLY = 0.002
 """Seconds before a cached run's timer falls due that the worker asks for its task: the engine
 waits out the rest (at most ``TIMER_WAIT``), so the lateness of a round trip is not added."""
 TIMER_WAIT = 0.02
-"""How close (s) the next due time of the task queue must be to one of this worker's run timers
-for the claim loop to leave it to that timer."""
+"""Seconds the engine may wait for a run's timer when its worker asks early (capped at 50 ms)."""
 
 
 class WorkflowWorker:
@@ -79,6 +80,7 @@ class WorkflowWorker:
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}  # cached runs parked on a timer
         self._taking: set[tuple[str, int]] = set()  # runs being taken by id right now
         self._running: set[tuple[str, int]] = set()  # runs whose workflow task this worker holds
+        self._notified: set[tuple[str, int]] = set()  # ... of which a NOTIFY named since
         self._run_channel = ""
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -162,7 +164,10 @@ class WorkflowWorker:
             run_id, _, workflow_id = payload.partition(":")
             if run_id.isdigit():
                 key = (workflow_id, int(run_id))
-                if key in self._taking or key in self._running:
+                if key in self._running:
+                    self._notified.add(key)  # seen to when its task ends
+                    return
+                if key in self._taking:
                     return
         self._wakeup.set()
 
@@ -170,7 +175,20 @@ class WorkflowWorker:
         """A NOTIFY on this worker's channel: ``<run_id>:<workflow_id>`` has new events."""
         run_id, _, workflow_id = payload.partition(":")
         if run_id.isdigit():
-            self._take((workflow_id, int(run_id)))
+            key = (workflow_id, int(run_id))
+            if key in self._running:
+                self._notified.add(key)
+            else:
+                self._take(key)
+
+    def _after_task(self, key: tuple[str, int]) -> None:
+        """A NOTIFY named the run while this worker held its task (it may have come after the
+        completion, before the run was cached again): take the new task now, or claim it."""
+        self._running.discard(key)
+        if key in self._notified:
+            self._notified.discard(key)
+            if not self._take(key):
+                self._wakeup.set()
 
     def _arm(self, key: tuple[str, int], wake_in: float | None) -> None:
         """Takes the cached run ``key`` by id in ``wake_in`` seconds (the engine's count, from the
@@ -196,15 +214,16 @@ class WorkflowWorker:
         if handle is not None:
             handle.cancel()
 
-    def _take(self, key: tuple[str, int], wait: float = 0.0) -> None:
+    def _take(self, key: tuple[str, int], wait: float = 0.0) -> bool:
         """Takes the task of the cached run ``key`` by id, if this worker has a free slot now (else
-        the claim loop takes it, as it takes everything)."""
+        the claim loop takes it, as it takes everything). Whether it does."""
         self._disarm(key)
         if (not self.take_by_id or self._stopping or key not in self._cache or key in self._taking
                 or self._slots.locked()):
-            return
+            return False
         self._taking.add(key)
         self._spawn(self._take_by_id(key, wait), {"workflow_id": key[0]}, lambda: self._taking.discard(key))
+        return True
 
     async def _take_by_id(self, key: tuple[str, int], wait: float) -> None:
         async with self._slots:
@@ -239,7 +258,7 @@ class WorkflowWorker:
         try:
             await self._run_workflow_task(key, row)
         finally:
-            self._running.discard(key)
+            self._after_task(key)
 
     async def _run_workflow_task(self, key: tuple[str, int], row: dict[str, Any]) -> None:
         run = self._cache.pop(key, None)
