@@ -5,7 +5,7 @@
 -- only its own scope and its own worker ids, and cannot read the registry.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(30);
+SELECT plan(35);
 
 CREATE FUNCTION pg_temp.beat(p_ns text, p_id text, p_queue text DEFAULT 'q', p_workflows text[] DEFAULT '{w}',
                              p_activities text[] DEFAULT '{a}', p_stopped boolean DEFAULT false)
@@ -107,7 +107,18 @@ SELECT throws_ok($$SELECT durable.heartbeat_worker_v1('kr', 'owner-made', 'h', 1
                  'PD005', NULL, 'a worker role cannot overwrite (or stop) a worker another role registered');
 SELECT throws_ok($$SELECT * FROM durable.list_workers()$$, '42501', NULL, 'a worker role cannot list workers');
 SELECT throws_ok($$SELECT * FROM durable.workers$$, '42501', NULL, 'a worker role cannot read the workers table');
+SELECT durable.worker_channel_v1('kr', 'role-1') AS role_channel \gset
+SELECT throws_ok($$SELECT durable.worker_channel_v1('kr', 'owner-made')$$, 'PD005', NULL,
+                 'a worker role cannot get the channel of a worker another role registered');
+SELECT throws_ok($$SELECT durable.worker_channel_v1('kr', 'role-5')$$, 'PD005', NULL,
+                 '... nor of its own stopped worker');
+SELECT throws_ok($$SELECT durable.worker_channel_v1('kr', 'never-registered')$$, 'PD005', NULL,
+                 '... nor of a worker id nobody registered');
+SELECT throws_ok($$SELECT durable.worker_channel('kr', 'role-1')$$, '42501', NULL,
+                 'a worker role cannot compute a worker channel itself');
 RESET SESSION AUTHORIZATION;
+SELECT is(:'role_channel', durable.worker_channel('kr', 'role-1'),
+          'a worker role gets the salted channel of its own live worker');
 SELECT is((SELECT array_agg((worker_id, role_name = session_user, role_name = :'wrk', live)::text ORDER BY worker_id)
            FROM durable.list_workers('kr')), '{"(owner-made,t,f,t)","(role-1,f,t,t)","(role-5,f,t,f)"}'::text[],
           'the registry names the role that registered each worker; refused calls changed nothing');

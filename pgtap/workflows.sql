@@ -7,7 +7,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(154);
+SELECT plan(168);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -547,6 +547,59 @@ SELECT throws_ok($$SELECT * FROM durable.start_workflows_v1('sm3', NULL)$$, 'PD0
 
 SELECT is(pg_temp.step('bnd', 'w', (SELECT jsonb_agg(jsonb_build_object('type', 'timer', 'seq', i, 'seconds', 60))
                                    FROM generate_series(1, 2000) i)), 'ok', '2000 commands are allowed');
+
+-- Taking a cached run by id: wake_in, stickiness, claim_workflow_task_v1
+SELECT pg_temp.start('tk', 'sleeper') AS ignored \gset
+CREATE TEMP TABLE tk_task AS SELECT * FROM durable.claim_workflow_tasks_v1('tk', ARRAY['q'], ARRAY['sleeper'], 1);
+CREATE TEMP TABLE tk_done AS
+SELECT c.* FROM tk_task t, durable.complete_workflow_task_v1(t.message_id, t.lease_token, 1,
+    '[{"type": "timer", "seq": 1, "seconds": 60}]',
+    '{"owner": "wk-1", "lease_seconds": 30, "task_queue": "q", "workflow_names": ["sleeper"]}') c;
+SELECT ok((SELECT status = 'ok' AND wake_in BETWEEN 59 AND 60 FROM tk_done),
+          'a completion that parks the run on a timer says in how many seconds it is due (wake_in)');
+SELECT is((SELECT sticky_worker FROM durable.workflows WHERE namespace = 'tk' AND workflow_id = 'sleeper'), 'wk-1',
+          'the worker that completed the task (serving workflows) becomes the run''s sticky worker');
+SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', 'sleeper', ARRAY['sleeper'])), 0,
+          'claim_workflow_task_v1 takes nothing before the run''s timer is due');
+SELECT durable.advance_clock('61 seconds') IS NOT NULL AS moved \gset
+CREATE TEMP TABLE tk_again AS
+SELECT * FROM durable.claim_workflow_task_v1('tk', 'q', 'sleeper', ARRAY['sleeper'], interval '30 seconds', 'wk-1');
+SELECT ok((SELECT workflow_id = 'sleeper' AND events @> '[{"event_type": "timer_fired", "seq": 1}]'
+           FROM tk_again),
+          'once it is due, claim_workflow_task_v1 fires the run''s timer and leases its task, with timer_fired');
+SELECT is((SELECT lease_owner FROM durable.messages WHERE namespace = 'tk' AND workflow_id = 'sleeper' AND kind = 'workflow'),
+          'wk-1', 'the task taken by id is leased to the caller');
+SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', 'sleeper', ARRAY['sleeper'])), 0,
+          'a task leased already is not taken by id again');
+SELECT ok((SELECT c.status = 'ok' AND c.wake_in IS NULL
+           FROM tk_again t, durable.complete_workflow_task_v1(t.message_id, t.lease_token, 3,
+               '[{"type": "condition", "seq": 2, "signal_id": "tk-go"}]',
+               '{"owner": "wk-1", "lease_seconds": 30, "task_queue": "q", "workflow_names": ["sleeper"]}') c),
+          'a run parked on a condition without timeout has no wake_in');
+SELECT pg_temp.start('tk', 'other') AS ignored \gset
+SELECT pg_temp.step('tk', 'other', '[{"type": "timer", "seq": 1, "seconds": 0}]') AS ignored \gset
+SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', 'other', ARRAY['sleeper'])), 0,
+          'claim_workflow_task_v1 takes only tasks of the named workflows');
+SELECT is((SELECT sticky_worker FROM durable.workflows WHERE namespace = 'tk' AND workflow_id = 'other'), NULL,
+          'a completion without a workflow-serving p_eager leaves no sticky worker');
+SELECT pg_temp.start('tk', 'early') AS ignored \gset
+SELECT pg_temp.step('tk', 'early', '[{"type": "timer", "seq": 1, "seconds": 0.03}]') AS ignored \gset
+SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', 'early', ARRAY['early'],
+                                                                     interval '30 seconds', 'wk-0', interval '1 second')
+           WHERE events @> '[{"event_type": "timer_fired", "seq": 1}]'), 1,
+          'with p_wait it waits for a timer falling due within it (an early caller), then fires it and takes the task');
+SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', 'early', ARRAY['early'])), 0,
+          'the task it took is leased');
+SELECT durable.start_workflow_v1('tk', 'elsewhere', 'elsewhere', 'q2', '[]') IS NOT NULL AS started \gset
+SELECT role_name AS tkw FROM durable.provision_worker_role(ARRAY['q'], 'tk') \gset
+SET SESSION AUTHORIZATION :'tkw';
+SELECT throws_ok($$SELECT * FROM durable.claim_workflow_task_v1('tk', 'q2', 'elsewhere', ARRAY['elsewhere'])$$,
+                 'PD005', NULL, 'a worker role cannot take by id a task on a task queue outside its scope');
+SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', 'elsewhere', ARRAY['elsewhere'])), 0,
+          '... nor name that workflow under a task queue of its own');
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT lease_owner FROM durable.messages WHERE namespace = 'tk' AND workflow_id = 'elsewhere' AND kind = 'workflow'),
+          NULL, 'the task outside its scope stays unleased');
 
 SELECT * FROM finish();
 ROLLBACK;

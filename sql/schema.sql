@@ -75,10 +75,13 @@ CREATE TABLE durable.workflows (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL,
     closed_at timestamptz,
+    sticky_worker text,
     PRIMARY KEY (namespace, workflow_id, run_id)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE durable.workflows IS
-    'One row per workflow run; processed_event_id is how far the workflow code has seen its history.';
+    'One row per workflow run; processed_event_id is how far the workflow code has seen its history; '
+    'sticky_worker is the worker that completed its last workflow task (it holds the run in its cache and '
+    'is told on its own channel when the run has new events).';
 CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
     WHERE status = 'running';
 -- No timestamp in this index: appending an event updates updated_at, and an

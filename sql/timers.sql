@@ -106,3 +106,17 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
     'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
+
+CREATE FUNCTION durable._next_timer_in(p_namespace text, p_workflow_id text, p_run_id integer)
+RETURNS double precision
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    -- greatest() skips a NULL: no timer must stay NULL, not become 0.
+    SELECT CASE WHEN min(m.visible_at) IS NOT NULL
+                THEN greatest(extract(epoch FROM min(m.visible_at) - durable.now()), 0)::double precision END
+    FROM durable.messages m
+    WHERE m.namespace = p_namespace AND m.workflow_id = p_workflow_id AND m.run_id = p_run_id
+      AND m.kind = 'timer'
+$$;
+COMMENT ON FUNCTION durable._next_timer_in(text, text, integer) IS
+    'Internal: seconds (engine clock) until the run''s first pending timer is due; 0 if one is due, NULL if '
+    'it has none.';

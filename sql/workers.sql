@@ -103,3 +103,36 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION durable._live_worker_serves(text, text, text, timestamptz) IS
     'Internal: whether a live worker serves workflow p_workflow_name on p_task_queue.';
+
+-- A worker's own NOTIFY channel (sticky wake-ups): salted like the stream
+-- channels, handed out only to the role that registered that worker id
+-- while the worker is live.
+CREATE FUNCTION durable.worker_channel(p_namespace text, p_worker_id text) RETURNS text
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'pgd_w_' || durable._salted_md5('worker/' || p_namespace || '/' || p_worker_id)
+$$;
+COMMENT ON FUNCTION durable.worker_channel(text, text) IS
+    'The LISTEN channel NOTIFYed (payload <run_id>:<workflow_id>) when a run this worker holds in its cache '
+    'gets new events (salted: only the owner computes it).';
+
+CREATE FUNCTION durable.worker_channel_v1(p_namespace text, p_worker_id text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_yours boolean;
+BEGIN
+    PERFORM durable._authorize(p_namespace, '{}'::text[]);
+    SELECT (k.role_name = session_user OR durable._is_engine_admin())
+           AND durable._worker_is_live(k.last_seen_at, k.heartbeat_interval, k.stopped_at, durable.now())
+    INTO v_yours
+    FROM durable.workers k WHERE k.worker_id = p_worker_id AND k.namespace = p_namespace;
+    IF NOT coalesce(v_yours, false) THEN
+        -- Say nothing of the row that may be there: another role's workers stay unseen.
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('role %s has no live worker %L in namespace %L: register it (heartbeat_worker_v1) '
+                             'before asking for its channel', session_user, left(p_worker_id, 80), p_namespace);
+    END IF;
+    RETURN durable.worker_channel(p_namespace, p_worker_id);
+END $$;
+COMMENT ON FUNCTION durable.worker_channel_v1(text, text) IS
+    'Worker: the LISTEN channel of one of the caller''s own live workers (registered by this role, not '
+    'stopped), on which it is told of new events of the runs it caches (PD005 otherwise).';

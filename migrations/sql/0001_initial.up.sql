@@ -79,10 +79,13 @@ CREATE TABLE durable.workflows (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL,
     closed_at timestamptz,
+    sticky_worker text,
     PRIMARY KEY (namespace, workflow_id, run_id)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE durable.workflows IS
-    'One row per workflow run; processed_event_id is how far the workflow code has seen its history.';
+    'One row per workflow run; processed_event_id is how far the workflow code has seen its history; '
+    'sticky_worker is the worker that completed its last workflow task (it holds the run in its cache and '
+    'is told on its own channel when the run has new events).';
 CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
     WHERE status = 'running';
 -- No timestamp in this index: appending an event updates updated_at, and an
@@ -1014,7 +1017,8 @@ COMMENT ON FUNCTION durable._append_event(text, text, integer, text, integer, bo
 CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id text, p_run_id integer,
                                               p_task_queue text, p_workflow_name text,
                                               p_delay interval DEFAULT interval '0',
-                                              p_notify boolean DEFAULT true) RETURNS void
+                                              p_notify boolean DEFAULT true,
+                                              p_sticky text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
@@ -1030,12 +1034,23 @@ BEGIN
             visible_at = EXCLUDED.visible_at, created_at = EXCLUDED.created_at
         WHERE m.run_id IS DISTINCT FROM EXCLUDED.run_id;
     IF FOUND AND p_notify THEN
-        PERFORM durable._notify_stream(p_namespace, p_task_queue);
+        -- The worker holding the run in its cache first (it takes the task by id), then the
+        -- stream (the backstop when that worker is gone: a stale sticky_worker costs nothing).
+        -- The stream's NOTIFY then names the run too, so that the sticky worker's claim loop
+        -- can leave it to the take by id (other workers wake as ever).
+        IF p_sticky IS NOT NULL THEN
+            PERFORM durable._notify(durable.worker_channel(p_namespace, p_sticky), p_run_id || ':' || p_workflow_id);
+            PERFORM durable._notify(durable.stream_channel(p_namespace, p_task_queue), p_run_id || ':' || p_workflow_id);
+        ELSE
+            PERFORM durable._notify_stream(p_namespace, p_task_queue);
+        END IF;
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean) IS
+COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean, text) IS
     'Internal: makes sure the run has a pending workflow task (new events fold into an existing one; '
-    'a task an earlier run of the id left behind is taken over). p_notify false: the caller leases it.';
+    'a task an earlier run of the id left behind is taken over). p_notify false: the caller leases it. '
+    'p_sticky: the worker that holds the run in its cache, NOTIFYed on its own channel (payload '
+    '<run_id>:<workflow_id>) before the stream (whose NOTIFY then carries the same payload).';
 
 -- Appends an inbound event to a running run and wakes it. Returns false
 -- (and records nothing) when the run is no longer running or the durable
@@ -1061,7 +1076,8 @@ BEGIN
     END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, p_event_type, p_seq, true, p_data);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id,
-                                          v_wf.task_queue, v_wf.workflow_name, interval '0', p_notify);
+                                          v_wf.task_queue, v_wf.workflow_name, interval '0', p_notify,
+                                          v_wf.sticky_worker);
     RETURN true;
 END $$;
 COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb, boolean) IS
@@ -1430,6 +1446,86 @@ COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], intege
     'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '
     'run''s inbound events the workflow code has not yet seen (events after processed_event_id).';
 
+-- The targeted claim: the worker that holds a run in its cache takes that
+-- run's task by id when its timer is due (an asyncio timer of its own) or
+-- when it is told on its own channel that the run has new events. Nothing
+-- else relies on it: claim_workflow_tasks_v1 still fires and claims it all.
+CREATE FUNCTION durable.claim_workflow_task_v1(
+    p_namespace text,
+    p_task_queue text,
+    p_workflow_id text,
+    p_workflow_names text[],
+    p_lease interval DEFAULT interval '30 seconds',
+    p_owner text DEFAULT NULL,
+    p_wait interval DEFAULT interval '0'
+) RETURNS TABLE (message_id bigint, lease_token uuid, task_attempt integer, workflow_id text,
+                 run_id integer, workflow_name text, task_queue text, attempt integer, args text,
+                 parent_workflow_id text, started_at timestamptz, processed_event_id integer,
+                 cancel_requested boolean, events jsonb)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_timer durable.messages;
+    v_msg durable.messages;
+    v_now timestamptz := durable.now();
+    v_due timestamptz;
+BEGIN
+    -- Scoped like claim_workflow_tasks_v1: only the caller's own task queue is looked at, so a
+    -- workflow id outside it is neither claimed nor told apart from one that does not exist.
+    PERFORM durable._authorize(p_namespace, ARRAY[p_task_queue]);
+    PERFORM durable._relaxed_commit();
+    PERFORM durable._check_lease(p_lease);
+    IF length(p_owner) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
+    END IF;
+    -- A worker arms its own timer a little early (its clock reads the engine's through a round
+    -- trip): it may ask to wait here, before any lock, for the run's first timer (50 ms at most).
+    IF p_wait > interval '0' THEN
+        SELECT min(t.visible_at) INTO v_due FROM durable.messages t
+        WHERE t.namespace = p_namespace AND t.workflow_id = p_workflow_id AND t.stream = p_task_queue
+          AND t.kind = 'timer';
+        IF v_due > v_now AND v_due <= v_now + least(p_wait, interval '50 milliseconds') THEN
+            PERFORM pg_catalog.pg_sleep(extract(epoch FROM v_due - v_now)::float8);
+            v_now := durable.now();
+        END IF;
+    END IF;
+    -- The run's due timers become inbound events first (lock order: timer, then run).
+    FOR v_timer IN
+        DELETE FROM durable.messages d
+        WHERE d.id IN (SELECT t.id FROM durable.messages t
+                       WHERE t.namespace = p_namespace AND t.workflow_id = p_workflow_id
+                         AND t.stream = p_task_queue AND t.kind = 'timer' AND t.visible_at <= v_now
+                       ORDER BY t.visible_at, t.id
+                       FOR UPDATE SKIP LOCKED)
+        RETURNING d.*
+    LOOP
+        PERFORM durable._fire_timer(v_timer);
+    END LOOP;
+    v_now := durable.now();  -- a task the firing just made is visible from its own now
+    UPDATE durable.messages m
+    SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = gen_random_uuid(),
+        visible_at = v_now + p_lease
+    WHERE m.id = (SELECT x.id FROM durable.messages x
+                  WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id AND x.kind = 'workflow'
+                    AND x.stream = p_task_queue AND x.name = ANY (p_workflow_names) AND x.visible_at <= v_now
+                  FOR UPDATE SKIP LOCKED)
+    RETURNING m.* INTO v_msg;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT v_msg.id, v_msg.lease_token, v_msg.attempt, w.workflow_id, w.run_id,
+           w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
+           w.processed_event_id, w.cancel_requested,
+           durable._inbound_events(w.namespace, w.workflow_id, w.run_id, w.processed_event_id)
+    FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = v_msg.workflow_id AND w.run_id = v_msg.run_id;
+END $$;
+COMMENT ON FUNCTION durable.claim_workflow_task_v1(text, text, text, text[], interval, text, interval) IS
+    'Fires the due timers of workflow p_workflow_id on task queue p_task_queue, then leases its workflow '
+    'task if one is visible (and of the named workflows); a row shaped like claim_workflow_tasks_v1''s, or '
+    'none. The worker that caches the run calls it when its timer is due or its channel says it has events. '
+    'p_wait: first wait for the run''s first timer if it falls due within it (capped at 50 ms).';
+
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1514,7 +1610,7 @@ CREATE FUNCTION durable.complete_workflow_task_v1(
     p_processed_event_id integer,
     p_commands jsonb,
     p_eager jsonb DEFAULT NULL
-) RETURNS TABLE (status text, activities jsonb, events jsonb)
+) RETURNS TABLE (status text, activities jsonb, events jsonb, wake_in double precision)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_peek durable.messages;
@@ -1537,7 +1633,7 @@ BEGIN
     PERFORM durable._held_message(p_message_id, p_lease_token);
     IF v_wf.status <> 'running' THEN
         DELETE FROM durable.messages m WHERE m.id = p_message_id;
-        RETURN QUERY SELECT 'discarded'::text, '[]'::jsonb, NULL::jsonb;
+        RETURN QUERY SELECT 'discarded'::text, '[]'::jsonb, NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
     IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
@@ -1569,12 +1665,14 @@ BEGIN
         END IF;
     END LOOP;
     IF v_closed THEN
-        RETURN QUERY SELECT 'closed'::text, '[]'::jsonb, NULL::jsonb;
+        RETURN QUERY SELECT 'closed'::text, '[]'::jsonb, NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
     UPDATE durable.workflows w
     SET processed_event_id = greatest(w.processed_event_id, p_processed_event_id),
-        task_failures = 0, last_task_failure = NULL
+        task_failures = 0, last_task_failure = NULL,
+        -- A worker that serves workflows keeps the run in its cache: it is told first of new events.
+        sticky_worker = CASE WHEN p_eager ? 'task_queue' THEN p_eager->>'owner' END
     WHERE w.namespace = v_wf.namespace AND w.workflow_id = v_wf.workflow_id AND w.run_id = v_wf.run_id
     RETURNING w.last_inbound_event_id INTO v_last_inbound;
     IF v_last_inbound > p_processed_event_id THEN
@@ -1585,7 +1683,8 @@ BEGIN
             SET visible_at = durable.now() + make_interval(secs => (p_eager->>'lease_seconds')::float8)
             WHERE m.id = p_message_id;
             RETURN QUERY SELECT 'continue'::text, durable._activity_tasks(v_leased),
-                durable._inbound_events(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, p_processed_event_id);
+                durable._inbound_events(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, p_processed_event_id),
+                NULL::float8;
             RETURN;
         END IF;
         -- Hand the task out again now.
@@ -1593,11 +1692,13 @@ BEGIN
         SET lease_token = NULL, lease_owner = NULL, attempt = 0, visible_at = durable.now()
         WHERE m.id = p_message_id;
         PERFORM durable._notify_stream(v_wf.namespace, v_wf.task_queue);
-        RETURN QUERY SELECT 'requeued'::text, durable._activity_tasks(v_leased), NULL::jsonb;
+        RETURN QUERY SELECT 'requeued'::text, durable._activity_tasks(v_leased), NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
     DELETE FROM durable.messages m WHERE m.id = p_message_id;
-    RETURN QUERY SELECT 'ok'::text, durable._activity_tasks(v_leased), NULL::jsonb;
+    -- The run is parked: a worker that keeps it cached wakes it itself when its first timer is due.
+    RETURN QUERY SELECT 'ok'::text, durable._activity_tasks(v_leased), NULL::jsonb,
+        CASE WHEN p_eager ? 'task_queue' THEN durable._next_timer_in(v_wf.namespace, v_wf.workflow_id, v_wf.run_id) END;
 END $$;
 COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb) IS
     'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
@@ -1607,7 +1708,9 @@ COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jso
     'caller keeps the task: events holds the new ones), closed or discarded. With p_eager {owner, '
     'lease_seconds, activity_stream, activity_names, capacity}, activities the caller serves come back '
     'already leased to it (activities), at most capacity of them (no limit without it); the others are '
-    'queued.';
+    'queued. With p_eager.task_queue (the caller serves workflows) the caller becomes the run''s '
+    'sticky_worker and, on ok, wake_in says in how many seconds the run''s first pending timer is due '
+    '(NULL: none), so that it can take the task by id then (claim_workflow_task_v1).';
 
 CREATE FUNCTION durable.fail_workflow_task_v1(p_message_id bigint, p_lease_token uuid, p_error jsonb)
 RETURNS interval
@@ -1755,6 +1858,20 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
     'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
+
+CREATE FUNCTION durable._next_timer_in(p_namespace text, p_workflow_id text, p_run_id integer)
+RETURNS double precision
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    -- greatest() skips a NULL: no timer must stay NULL, not become 0.
+    SELECT CASE WHEN min(m.visible_at) IS NOT NULL
+                THEN greatest(extract(epoch FROM min(m.visible_at) - durable.now()), 0)::double precision END
+    FROM durable.messages m
+    WHERE m.namespace = p_namespace AND m.workflow_id = p_workflow_id AND m.run_id = p_run_id
+      AND m.kind = 'timer'
+$$;
+COMMENT ON FUNCTION durable._next_timer_in(text, text, integer) IS
+    'Internal: seconds (engine clock) until the run''s first pending timer is due; 0 if one is due, NULL if '
+    'it has none.';
 
 -- >>> activities.sql
 -- activities.sql: activity tasks. Scheduling (a workflow task's activity
@@ -2287,6 +2404,39 @@ $$;
 COMMENT ON FUNCTION durable._live_worker_serves(text, text, text, timestamptz) IS
     'Internal: whether a live worker serves workflow p_workflow_name on p_task_queue.';
 
+-- A worker's own NOTIFY channel (sticky wake-ups): salted like the stream
+-- channels, handed out only to the role that registered that worker id
+-- while the worker is live.
+CREATE FUNCTION durable.worker_channel(p_namespace text, p_worker_id text) RETURNS text
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'pgd_w_' || durable._salted_md5('worker/' || p_namespace || '/' || p_worker_id)
+$$;
+COMMENT ON FUNCTION durable.worker_channel(text, text) IS
+    'The LISTEN channel NOTIFYed (payload <run_id>:<workflow_id>) when a run this worker holds in its cache '
+    'gets new events (salted: only the owner computes it).';
+
+CREATE FUNCTION durable.worker_channel_v1(p_namespace text, p_worker_id text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_yours boolean;
+BEGIN
+    PERFORM durable._authorize(p_namespace, '{}'::text[]);
+    SELECT (k.role_name = session_user OR durable._is_engine_admin())
+           AND durable._worker_is_live(k.last_seen_at, k.heartbeat_interval, k.stopped_at, durable.now())
+    INTO v_yours
+    FROM durable.workers k WHERE k.worker_id = p_worker_id AND k.namespace = p_namespace;
+    IF NOT coalesce(v_yours, false) THEN
+        -- Say nothing of the row that may be there: another role's workers stay unseen.
+        RAISE EXCEPTION USING ERRCODE = 'PD005',
+            MESSAGE = format('role %s has no live worker %L in namespace %L: register it (heartbeat_worker_v1) '
+                             'before asking for its channel', session_user, left(p_worker_id, 80), p_namespace);
+    END IF;
+    RETURN durable.worker_channel(p_namespace, p_worker_id);
+END $$;
+COMMENT ON FUNCTION durable.worker_channel_v1(text, text) IS
+    'Worker: the LISTEN channel of one of the caller''s own live workers (registered by this role, not '
+    'stopped), on which it is told of new events of the runs it caches (PD005 otherwise).';
+
 -- >>> client.sql
 -- client.sql: what a client does to workflows from outside: read their
 -- outcome, state and history, list them, cancel and interrupt them.
@@ -2708,11 +2858,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.schema_version()',
         'durable.worker_scope_v1()',
         'durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text)',
+        'durable.claim_workflow_task_v1(text, text, text, text[], interval, text, interval)',
         'durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb)',
         'durable.fail_workflow_task_v1(bigint, uuid, jsonb)',
         'durable.fire_timers_v1(text, text[], integer)',
         'durable.run_history_v1(text, text, integer, uuid)',
         'durable.stream_channels_v1(text, text[])',
+        'durable.worker_channel_v1(text, text)',
         'durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text)',
         'durable.complete_activity_v1(bigint, uuid, text, jsonb)',
         'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',

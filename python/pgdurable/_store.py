@@ -280,6 +280,15 @@ async def complete_tasks(conn: Conn, items: list[dict[str, Any]]) -> list[Row]:
 
 
 @_mapped
+async def claim_workflow_task(conn: Conn, namespace: str, task_queue: str, workflow_id: str, names: list[str],
+                              lease: timedelta, owner: str, wait: float = 0.0) -> list[Row]:
+    """Fires one workflow's due timers (first waiting up to ``wait`` s for its first one) and leases
+    its workflow task (no row: none is visible)."""
+    return await _rows(conn, "SELECT * FROM durable.claim_workflow_task_v1(%s, %s, %s, %s, %s, %s, %s)",
+                       (namespace, task_queue, workflow_id, names, lease, owner, timedelta(seconds=wait)))
+
+
+@_mapped
 async def fail_workflow_task(conn: Conn, message_id: int, lease_token: Any,
                              error: dict[str, Any]) -> timedelta:
     return await _value(conn, "SELECT durable.fail_workflow_task_v1(%s, %s, %s)",
@@ -358,6 +367,12 @@ def as_utc(value: datetime | str) -> datetime:
 async def stream_channels(conn: Conn, namespace: str, streams: list[str]) -> list[str]:
     """The NOTIFY channels of streams the caller may consume (names are salted in the database)."""
     return await _value(conn, "SELECT durable.stream_channels_v1(%s, %s)", (namespace, streams))
+
+
+@_mapped
+async def worker_channel(conn: Conn, namespace: str, worker_id: str) -> str:
+    """The NOTIFY channel of one of the caller's live workers: new events of the runs it caches."""
+    return await _value(conn, "SELECT durable.worker_channel_v1(%s, %s)", (namespace, worker_id))
 
 
 @_mapped

@@ -277,6 +277,7 @@ class Listener:
         self._connection = connection
         self._subscribers: dict[str, set[asyncio.Event]] = {}
         self._by_payload: dict[tuple[str, str], set[asyncio.Event]] = {}
+        self._callbacks: dict[str, list[Callable[[str], None]]] = {}
         self._refs: dict[str, int] = {}
         self._listening: set[str] = set()
         self._changed = asyncio.Event()
@@ -297,6 +298,27 @@ class Listener:
         if channel not in self._listening:
             await self._sync(channel)
         return event
+
+    async def subscribe_payloads(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Calls ``callback(payload)`` on every NOTIFY of ``channel``, and ``callback("")`` when
+        the connection comes back (what was missed is not replayed); returns once LISTEN is
+        active. A callback must not block."""
+        self._callbacks.setdefault(channel, []).append(callback)
+        self._refs[channel] = self._refs.get(channel, 0) + 1
+        if channel not in self._listening:
+            await self._sync(channel)
+
+    def unsubscribe_payloads(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Stops calling ``callback`` for ``channel``."""
+        callbacks = self._callbacks.get(channel)
+        if not callbacks or callback not in callbacks:
+            return
+        callbacks.remove(callback)
+        if not callbacks:
+            del self._callbacks[channel]
+        self._refs[channel] -= 1
+        if not self._refs[channel]:
+            del self._refs[channel]
 
     def unsubscribe(self, channel: str, event: asyncio.Event, payload: str | None = None) -> None:
         """Stops delivering ``channel`` to ``event``."""
@@ -324,6 +346,9 @@ class Listener:
         for events in [*self._subscribers.values(), *self._by_payload.values()]:
             for event in events:
                 event.set()
+        for callbacks in list(self._callbacks.values()):
+            for callback in list(callbacks):
+                callback("")  # an empty payload: something may have been missed
 
     async def _run(self) -> None:
         delay, outage = 0.1, False
@@ -397,6 +422,11 @@ class Listener:
 
     async def _read(self, conn: store.Conn) -> None:
         async for notify in conn.notifies():
+            for callback in list(self._callbacks.get(notify.channel, ())):
+                try:
+                    callback(notify.payload)
+                except Exception:  # a hint's handler must never stop the LISTEN connection
+                    log.exception("NOTIFY handler of channel %s failed", notify.channel)
             for event in self._subscribers.get(notify.channel, ()):
                 event.set()
             for event in self._by_payload.get((notify.channel, notify.payload), ()):

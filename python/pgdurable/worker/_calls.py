@@ -110,10 +110,13 @@ class Calls:
             log.debug("worker %s: login still refused: %s", self.owner, exc)
 
     async def idle(self, wakeup: asyncio.Event, namespace: str, streams: list[str],
-                   names: list[str]) -> None:
+                   names: list[str], later: Callable[[float], float] | None = None) -> None:
         """Sleeps until ``wakeup`` (a NOTIFY), the next task of ``streams`` falls due, or
-        ``POLL_INTERVAL``, whichever comes first."""
+        ``POLL_INTERVAL``, whichever comes first. ``later(delay)`` may push a due time back (the
+        caller takes that task another way: this wake-up is its backstop)."""
         delay = await self.poll(lambda c: store.next_wakeup(c, namespace, streams, names))
+        if delay is not None and later is not None:
+            delay = later(float(delay))
         timeout = POLL_INTERVAL if delay is None else min(float(delay), POLL_INTERVAL)
         if timeout > 0:
             await wait(wakeup, timeout)

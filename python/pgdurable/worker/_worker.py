@@ -134,10 +134,24 @@ class Worker:
             act.workflows = wf
             await act.start(self._listener, self._channels[self.activity_stream])
         await self._register()
+        if wf is not None:
+            await self._listen_for_runs(wf)
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pgdurable-worker-heartbeat")
         _workers.add(self)
         log.info("worker %s serving task queue %r (workflows: %s; activities on %r)", self._owner,
                  self.task_queue, ", ".join(self.workflows) or "none", self.activity_stream)
+
+    async def _listen_for_runs(self, wf: WorkflowWorker) -> None:
+        """This worker's own channel (the runs it caches get their events there first). Only a
+        registered, live worker gets it; without it the stream's NOTIFY and the claim loop do."""
+        try:
+            async with self._conn.connect() as conn:
+                channel = await store.worker_channel(conn, self.namespace, self._owner)
+        except errors.DurableError as exc:
+            log.info("worker %s: no channel of its own (%s); runs it caches wake through the claim loop",
+                     self._owner, exc)
+            return
+        await wf.listen_for_runs(self._listener, channel)
 
     async def _apply_role_scope(self) -> None:
         """A scoped role serves only the streams it covers: none → WorkerRoleError, some → a warning."""

@@ -5,6 +5,12 @@ tasks at once. The activities a completion leases at once go to the activity wor
 
 It also wakes, every few seconds, the runs that wait on an activity this process does not know
 yet: their replay registers it.
+
+A run it holds in its cache it takes by id (``claim_workflow_task_v1``), not through the claim loop:
+when the run's first timer is due (an asyncio timer armed from the ``wake_in`` its last completion
+returned), and when its own channel says the run has new events (it is the run's sticky worker).
+Both are shortcuts only: the claim loop still fires every timer and claims every task, so a worker
+that is gone, or a run it evicted, costs latency (a poll interval at most), never work.
 """
 
 from __future__ import annotations
@@ -32,10 +38,24 @@ log = logging.getLogger("pgdurable.worker.workflow")
 
 UNKNOWN_ACTIVITY_CHECK = 5.0
 """Seconds between two looks for runs waiting on an activity this process does not know."""
+TIMER_BACKSTOP = 0.2
+"""Seconds the claim loop sleeps past a due time that one of this worker's own run timers covers
+(it fires that run itself; the claim loop then fires what it missed)."""
+TIMER_MATCH = 0.01
+"""How close (s) the next due time of the task queue must be to one of this worker's run timers
+for the claim loop to leave it to that timer."""
+TIMER_EARLY = 0.002
+"""Seconds before a cached run's timer falls due that the worker asks for its task: the engine
+waits out the rest (at most ``TIMER_WAIT``), so the lateness of a round trip is not added."""
+TIMER_WAIT = 0.02
+"""Seconds the engine may wait for a run's timer when its worker asks early (capped at 50 ms)."""
 
 
 class WorkflowWorker:
     """Serves the workflow tasks of ``task_queue`` for the workflow functions in ``workflows``."""
+
+    take_by_id = True
+    """Whether cached runs are taken by id (their timers, their channel); off only to measure it."""
 
     def __init__(self, *, calls: Calls, completer: Completer, namespace: str, task_queue: str,
                  workflows: dict[str, Callable[..., Any]], concurrency: int, max_cached: int,
@@ -59,13 +79,23 @@ class WorkflowWorker:
         self._channel = ""
         self._next_unknown_check = 0.0
         self._woken_for_activities: set[str] = set()
+        self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}  # cached runs parked on a timer
+        self._taking: set[tuple[str, int]] = set()  # runs being taken by id right now
+        self._running: set[tuple[str, int]] = set()  # runs whose workflow task this worker holds
+        self._notified: set[tuple[str, int]] = set()  # ... of which a NOTIFY named since
+        self._run_channel = ""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, listener: Any, channel: str) -> None:
         """Listens on the task queue's channel and starts the claim loop."""
         self._listener, self._channel = listener, channel
-        await listener.subscribe(channel, self._wakeup)
+        await listener.subscribe_payloads(channel, self._on_stream_notify)
         self.claimer = asyncio.create_task(self._claim_loop(), name="pgdurable-workflows")
+
+    async def listen_for_runs(self, listener: Any, channel: str) -> None:
+        """Listens on this worker's own channel: new events of the runs it caches."""
+        self._run_channel = channel
+        await listener.subscribe_payloads(channel, self._on_run_event)
 
     def stop(self) -> None:
         """Stops claiming (the claim loop ends at its next turn)."""
@@ -81,11 +111,16 @@ class WorkflowWorker:
         if self.claimer is not None:
             self.claimer.cancel()
             await asyncio.gather(self.claimer, return_exceptions=True)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
         for run in self._cache.values():
             run.evict()
         self._cache.clear()
         if self._listener is not None:
-            self._listener.unsubscribe(self._channel, self._wakeup)
+            self._listener.unsubscribe_payloads(self._channel, self._on_stream_notify)
+            if self._run_channel:
+                self._listener.unsubscribe_payloads(self._run_channel, self._on_run_event)
 
     # -- claiming -----------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -103,7 +138,7 @@ class WorkflowWorker:
                 self._spawn(self._workflow_task(row), row, self._slots.release)
             if len(rows) < batch:
                 await self._wake_for_unknown_activities()
-                await self._calls.idle(self._wakeup, self._namespace, queues, names)
+                await self._calls.idle(self._wakeup, self._namespace, queues, names, self._later)
 
     def start_handed_over(self, task: dict[str, Any]) -> None:
         """Runs a workflow task a completing call handed over (eager continuation, as JSON),
@@ -122,6 +157,84 @@ class WorkflowWorker:
         task = asyncio.create_task(coro, name=f"workflow task {row['workflow_id']}")
         self._tasks.add(task)
         task.add_done_callback(lambda t: (self._tasks.discard(t), release(), log_crash(t)))
+
+    # -- taking a cached run by id ---------------------------------------------------------
+    def _on_stream_notify(self, payload: str) -> None:
+        """A NOTIFY of the task queue wakes the claim loop, unless it names a run this worker is
+        taking by id or holds the task of (its completion gets the new events)."""
+        if payload:
+            run_id, _, workflow_id = payload.partition(":")
+            if run_id.isdigit():
+                key = (workflow_id, int(run_id))
+                if key in self._running:
+                    self._notified.add(key)  # seen to when its task ends
+                    return
+                if key in self._taking:
+                    return
+        self._wakeup.set()
+
+    def _on_run_event(self, payload: str) -> None:
+        """A NOTIFY on this worker's channel: ``<run_id>:<workflow_id>`` has new events."""
+        run_id, _, workflow_id = payload.partition(":")
+        if run_id.isdigit():
+            key = (workflow_id, int(run_id))
+            if key in self._running:
+                self._notified.add(key)
+            else:
+                self._take(key)
+
+    def _after_task(self, key: tuple[str, int]) -> None:
+        """A NOTIFY named the run while this worker held its task (it may have come after the
+        completion, before the run was cached again): take the new task now, or claim it."""
+        self._running.discard(key)
+        if key in self._notified:
+            self._notified.discard(key)
+            if not self._take(key):
+                self._wakeup.set()
+
+    def _arm(self, key: tuple[str, int], wake_in: float | None) -> None:
+        """Takes the cached run ``key`` by id in ``wake_in`` seconds (the engine's count, from the
+        completion that parked it), when its first timer is due."""
+        self._disarm(key)
+        if wake_in is not None and self.take_by_id:
+            loop = asyncio.get_running_loop()
+            self._timers[key] = loop.call_at(loop.time() + max(float(wake_in) - TIMER_EARLY, 0.0), self._take,
+                                             key, TIMER_WAIT)
+
+    def _later(self, delay: float) -> float:
+        """The claim loop's next wake-up: a due time one of this worker's run timers covers is
+        left to that timer (pushed back by ``TIMER_BACKSTOP``), so the two do not race."""
+        if not self._timers:
+            return delay
+        due = asyncio.get_running_loop().time() + delay
+        if any(abs(handle.when() - due) <= TIMER_MATCH for handle in self._timers.values()):
+            return delay + TIMER_BACKSTOP
+        return delay
+
+    def _disarm(self, key: tuple[str, int]) -> None:
+        handle = self._timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _take(self, key: tuple[str, int], wait: float = 0.0) -> bool:
+        """Takes the task of the cached run ``key`` by id, if this worker has a free slot now (else
+        the claim loop takes it, as it takes everything). Whether it does."""
+        self._disarm(key)
+        if (not self.take_by_id or self._stopping or key not in self._cache or key in self._taking
+                or self._slots.locked()):
+            return False
+        self._taking.add(key)
+        self._spawn(self._take_by_id(key, wait), {"workflow_id": key[0]}, lambda: self._taking.discard(key))
+        return True
+
+    async def _take_by_id(self, key: tuple[str, int], wait: float) -> None:
+        async with self._slots:
+            rows = await self._calls.poll(lambda c: store.claim_workflow_task(
+                c, self._namespace, self._queue, key[0], list(self._workflows), self._calls.lease,
+                self._calls.owner, wait))
+            self._taking.discard(key)
+            for row in rows or ():
+                await self._workflow_task(row)
 
     async def _wake_for_unknown_activities(self) -> None:
         """Activities register when workflow code calls ``proxy_activities(activities=...)``: a
@@ -143,7 +256,15 @@ class WorkflowWorker:
     async def _workflow_task(self, row: dict[str, Any]) -> None:
         _faults.point("workflow_task_claimed")
         key = (row["workflow_id"], row["run_id"])
+        self._running.add(key)
+        try:
+            await self._run_workflow_task(key, row)
+        finally:
+            self._after_task(key)
+
+    async def _run_workflow_task(self, key: tuple[str, int], row: dict[str, Any]) -> None:
         run = self._cache.pop(key, None)
+        self._disarm(key)
         while True:
             try:
                 if run is None or run.processed_event_id != row["processed_event_id"]:
@@ -197,8 +318,11 @@ class WorkflowWorker:
             # New events arrived while this task ran: they came back with our lease kept.
             row = {**row, "processed_event_id": run.processed_event_id, "events": result["events"]}
         self._cache[key] = run
+        if result["status"] == "ok":
+            self._arm(key, result.get("wake_in"))
         while len(self._cache) > self._max_cached:
-            _, old = self._cache.popitem(last=False)
+            old_key, old = self._cache.popitem(last=False)
+            self._disarm(old_key)
             old.evict()
 
     async def _replay(self, row: dict[str, Any]) -> tuple[WorkflowRun, list[dict[str, Any]]]:
