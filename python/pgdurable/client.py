@@ -9,8 +9,8 @@ import math
 from datetime import datetime
 from typing import Any, overload
 
+from . import _observe, errors, payloads
 from . import _store as store
-from . import errors, payloads
 from ._validate import check_text
 from .connection import Connection
 from .retry import RetryPolicy
@@ -61,10 +61,11 @@ class WorkflowClient:
         encoded = payloads.dumps(list(args))
         policy = None if retry is None else retry.to_json()
         # A start whose commit was lost would be refused as a duplicate if made again.
-        row = await self._client.connection.run(
-            lambda conn: store.start_workflow(conn, self._client.namespace, workflow_id, workflow_name,
-                                              task_queue, encoded, policy, id_reuse),
-            repeatable=id_reuse == "return_existing")
+        with _observe.start_workflow(workflow_id, workflow_name, task_queue) as headers:
+            row = await self._client.connection.run(
+                lambda conn: store.start_workflow(conn, self._client.namespace, workflow_id, workflow_name,
+                                                  task_queue, encoded, policy, id_reuse, headers),
+                repeatable=id_reuse == "return_existing")
         log.info("workflow %s (%s) started on task queue %r", workflow_id, workflow_name, task_queue)
         handle = self.get_handle(task_queue, workflow_name, workflow_id)
         # A run this call started has these names; an existing one returned is checked on first use.
@@ -110,9 +111,10 @@ class WorkflowClient:
         check_text("signal_id", signal_id)
         encoded = payloads.dumps(data)
         # A signal sent twice would be delivered twice: never repeated.
-        await self._client.connection.run(
-            lambda conn: store.send_signal(conn, self._client.namespace, signal_id, encoded),
-            repeatable=False)
+        with _observe.signal(signal_id, None):
+            await self._client.connection.run(
+                lambda conn: store.send_signal(conn, self._client.namespace, signal_id, encoded),
+                repeatable=False)
 
     async def list(self, status: str | None = None, workflow_name: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
@@ -232,10 +234,11 @@ class WorkflowHandle:
         encoded = payloads.dumps(data)
         await self._verify_names()
         # A signal sent twice would be delivered twice: never repeated.
-        await self._client.connection.run(
-            lambda conn: store.signal_workflow(conn, self._client.namespace, self.workflow_id, signal_id,
-                                               encoded),
-            repeatable=False)
+        with _observe.signal(signal_id, self.workflow_id):
+            await self._client.connection.run(
+                lambda conn: store.signal_workflow(conn, self._client.namespace, self.workflow_id, signal_id,
+                                                   encoded),
+                repeatable=False)
 
     async def cancel(self) -> bool:
         """Requests cooperative cancellation (wakes the workflow now). False when the workflow
