@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from pgdurable import Durable, otel
 from support.history import wait_event
+from support.polling import wait_for
 from support.subprocess_workers import TESTS_DIR, finish, wait_ready
 from workers.traced_worker import span_json
 
@@ -159,7 +160,12 @@ async def test_a_workflow_task_after_a_worker_restart_still_joins_the_trace_its_
     await handle.signal("go", "went")
     assert await handle.result(timeout=30) == "went"
 
-    spans = exporter.get_finished_spans()
+    # The last task's span ends once the worker has recorded it: a moment after the client sees it.
+    def both_tasks() -> Any:
+        spans = exporter.get_finished_spans()
+        return spans if sum(s.name == "pgdurable.workflow_task" for s in spans) >= 2 else None
+
+    spans = await wait_for(both_tasks, "the second workflow task's span to end")
     (start,) = [s for s in spans if s.name == "pgdurable.start_workflow"]
     tasks = [s for s in spans if s.name == "pgdurable.workflow_task"]
     assert len(tasks) == 2

@@ -85,7 +85,8 @@ def _takes_connection(fn: Callable[..., Any]) -> bool:
     return bool(params)
 
 
-async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: threading.Event) -> None:
+async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: threading.Event,
+                 metrics_port: int | None = None, metrics_interval: float = 10.0) -> None:
     from pgdurable import Connection, Durable
     from pgdurable import worker as worker_module
 
@@ -95,6 +96,7 @@ async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: thr
         loop.add_signal_handler(signum, stop.set)
     if early_stop.is_set():  # a signal that came while we were starting up
         stop.set()
+    exporter = None if metrics_port is None else await _serve_metrics(dsn, metrics_port, metrics_interval)
     try:
         if _takes_connection(fn):
             await fn(Connection(dsn))
@@ -111,8 +113,41 @@ async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: thr
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)  # a second Ctrl-C stops at once
+        if exporter is not None:
+            await exporter()
         await Durable.shutdown(grace)
     err_console.print("stopped.")
+
+
+async def _serve_metrics(dsn: str, port: int, interval: float) -> Callable[[], Any]:
+    """Serves Prometheus text on :port/metrics: this process's measurements and the stream
+    statistics read every ``interval`` seconds. Returns the coroutine function that stops it."""
+    try:
+        from pgdurable import metrics
+        from pgdurable.connection import Connection
+
+        prometheus = metrics.PrometheusMetrics()
+    except ImportError as exc:
+        raise CliError(f"--metrics-port needs prometheus-client ({exc}): pip install 'pgdurable[metrics]'") \
+            from None
+    try:
+        prometheus.serve(port)
+    except OSError as exc:
+        raise CliError(f"cannot serve metrics on port {port}: {exc}; pick another --metrics-port") from None
+    prometheus.install()
+    poller = metrics.StreamStatsPoller(Connection(dsn), interval=interval)
+    metrics.watch_streams(poller)
+    poller.start()
+    err_console.print(f"metrics on http://0.0.0.0:{port}/metrics", highlight=False)
+
+    async def stop() -> None:
+        await poller.stop()
+        await poller.connection.close()
+        metrics.unwatch_streams(poller)
+        prometheus.uninstall()
+        prometheus.close()
+
+    return stop
 
 
 @worker_app.command("run")
@@ -123,6 +158,11 @@ def worker(
                                           "e.g. myapp.workers:start.")],
     dsn: DsnOption = None,
     grace: Annotated[float, typer.Option(help="Seconds in-flight tasks get to finish on shutdown.")] = 30.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve Prometheus metrics on this port (/metrics); needs pgdurable[metrics].")]
+    = None,
+    metrics_interval: Annotated[float, typer.Option(
+        "--metrics-interval", help="Seconds between two reads of durable.stream_stats for /metrics.")] = 10.0,
 ) -> None:
     """Run your workers until SIGINT/SIGTERM, then shut them down gracefully.
 
@@ -147,7 +187,7 @@ def worker(
     _takes_connection(fn)
     with database(dsn) as resolved:
         os.environ["PGDURABLE_DSN"] = resolved
-        asyncio.run(_serve(fn, resolved, grace, early_stop))
+        asyncio.run(_serve(fn, resolved, grace, early_stop, metrics_port, metrics_interval))
 
 
 @worker_app.command("list")
