@@ -16,8 +16,9 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
-from pgdurable import Durable, otel
+from pgdurable import Durable, errors, otel
 from support.history import wait_event
 from support.polling import wait_for
 from support.subprocess_workers import TESTS_DIR, finish, wait_ready
@@ -171,3 +172,24 @@ async def test_a_workflow_task_after_a_worker_restart_still_joins_the_trace_its_
     assert len(tasks) == 2
     assert all(t.context.trace_id == start.context.trace_id and t.parent.span_id == start.context.span_id
                for t in tasks)
+
+
+async def refuses(order_id: str) -> str:
+    raise ValueError(f"order {order_id} is not payable")
+
+
+async def test_a_failed_workflow_marks_its_closing_task_span_as_an_error(dsn, traced):
+    provider, exporter = traced
+    connection = Durable.Connection(dsn)
+    await Durable.Worker.create(connection=connection, task_queue="failing", workflow=refuses)
+    client = Durable.Client(connection=connection)
+    handle = await client.workflow.start(args=["o-9"], task_queue="failing", workflow_name="refuses")
+    with pytest.raises(errors.WorkflowFailedError):
+        await handle.result(timeout=30)
+
+    def task_span() -> Any:
+        return [s for s in exporter.get_finished_spans() if s.name == "pgdurable.workflow_task"]
+
+    (task,) = await wait_for(task_span, "the workflow task's span to end")
+    assert task.status.status_code is StatusCode.ERROR
+    assert "ValueError" in task.status.description and task.attributes["pgdurable.outcome"] == "fail"
