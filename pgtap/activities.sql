@@ -9,7 +9,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(89);
+SELECT plan(90);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -106,7 +106,11 @@ SELECT * FROM durable.complete_workflow_task_v1((SELECT message_id FROM eg1), (S
     '{"owner": "wk-e", "lease_seconds": 45, "activity_stream": "q-activity", "activity_names": ["charge"]}');
 SELECT is((SELECT (status, jsonb_array_length(activities), events IS NULL)::text FROM eg1_done), '(ok,1,t)',
           'with p_eager the completion hands back the activities the caller serves');
-SELECT is((SELECT a - '{message_id,lease_token}'::text[] FROM eg1_done, jsonb_array_elements(activities) a),
+SELECT ok((SELECT (a#>>'{payload,scheduled_at}')::timestamptz BETWEEN durable.now() - interval '1 minute' AND durable.now()
+           FROM eg1_done, jsonb_array_elements(activities) a),
+          'an activity task''s payload says when it was scheduled (schedule-to-start metrics)');
+SELECT is((SELECT a - '{message_id,lease_token}'::text[] #- '{payload,scheduled_at}'
+           FROM eg1_done, jsonb_array_elements(activities) a),
           '{"attempt": 1, "activity_name": "charge", "stream": "q-activity", "workflow_id": "w", "run_id": 1,
             "payload": {"seq": 1, "args": "[1]", "retry": null, "headers": {}, "start_to_close_timeout": null,
                         "workflow_name": "w", "task_queue": "q"}}'::jsonb,

@@ -7,7 +7,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(168);
+SELECT plan(175);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -148,6 +148,23 @@ SELECT results_eq($$SELECT * FROM durable.start_workflow_v1('st', 'w', 'w', 'q',
                   'a closed workflow id starts again as run 2');
 SELECT is((SELECT array_agg(status ORDER BY run_id) FROM durable.workflows WHERE namespace = 'st'),
           '{completed,running}'::text[], 'run 1 keeps its outcome beside run 2');
+
+-- Headers (a trace context) travel in workflow_started, to children and to the next run.
+SELECT is(pg_temp.last_event('st', 'w', 'workflow_started') ? 'headers', false,
+          'an untraced start stores no headers');
+SELECT s.run_id AS ignored FROM durable.start_workflow_v1('hd', 'hw', 'hw', 'q', '[]',
+                                                          p_headers => '{"traceparent": "00-abc-def-01"}') s \gset
+SELECT is(pg_temp.last_event('hd', 'hw', 'workflow_started')->'headers', '{"traceparent": "00-abc-def-01"}',
+          'start_workflow_v1(p_headers) keeps them in the run''s workflow_started event');
+SELECT throws_ok($$SELECT * FROM durable.start_workflow_v1('hd', 'hx', 'hx', 'q', '[]', p_headers => '[1]')$$,
+                 'PD004', NULL, 'headers that are not a JSON object are refused');
+SELECT pg_temp.step('hd', 'hw', '[{"type": "child", "seq": 1, "workflow_id": "hkid", "workflow_name": "hkid",
+                                   "args": "[]", "awaited": false, "headers": {"traceparent": "00-kid-x-01"}},
+                                  {"type": "continue_as_new", "args": "[]"}]') AS ignored \gset
+SELECT is(pg_temp.last_event('hd', 'hkid', 'workflow_started')->'headers', '{"traceparent": "00-kid-x-01"}',
+          'a child command''s headers go into the child''s workflow_started event');
+SELECT is(pg_temp.last_event('hd', 'hw', 'workflow_started')->'headers', '{"traceparent": "00-abc-def-01"}',
+          'a run continued as new keeps the headers of the run before it');
 SELECT is((SELECT run_id FROM durable.messages WHERE namespace = 'st' AND kind = 'workflow'), 2,
           'run 2 gets a workflow task');
 SELECT is(pg_temp.step('st', 'w', '[{"type": "complete", "result": "2"}]'), 'closed', 'run 2 completes');
@@ -495,6 +512,14 @@ SELECT results_eq($$SELECT ordinality, run_id, started, error_sqlstate, error_me
 SELECT is((SELECT array_agg((workflow_id, task_queue, args, retry)::text ORDER BY workflow_id) FROM durable.workflows
            WHERE namespace = 'sm'),
           ARRAY['(a,q2,[2],"{""maximum_attempts"": 3}")', '(b,q,[1],)'], 'each run has its own args, task queue and retry');
+SELECT is((SELECT count(*)::int FROM durable.start_workflows_v1('smh', '[{"workflow_id": "t", "workflow_name": "n",
+               "task_queue": "q", "args": "[]", "headers": {"traceparent": "00-abc-def-01"}},
+              {"workflow_id": "u", "workflow_name": "n", "task_queue": "q", "args": "[]", "headers": null}]')
+           WHERE started), 2, 'a batch of starts with and without headers starts both');
+SELECT is(ARRAY[pg_temp.last_event('smh', 't', 'workflow_started')->'headers',
+                pg_temp.last_event('smh', 'u', 'workflow_started')->'headers'],
+          ARRAY['{"traceparent": "00-abc-def-01"}'::jsonb, NULL],
+          'a batched start keeps its headers (a trace context) in workflow_started, as start_workflow_v1 does');
 SELECT is((SELECT count(*)::int FROM durable.messages WHERE namespace = 'sm' AND kind = 'workflow'), 2,
           'each started run has its workflow task');
 SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'sm' AND event_type = 'workflow_started'), 2,

@@ -37,7 +37,8 @@ BEGIN
             jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
                                'start_to_close_timeout', p_cmd->'start_to_close_timeout',
-                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue),
+                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue,
+                               'scheduled_at', v_now),
             CASE WHEN v_eager THEN v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
                  ELSE v_now END,
             CASE WHEN v_eager THEN 1 ELSE 0 END,

@@ -120,11 +120,16 @@ CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id 
                                  p_workflow_name text, p_task_queue text, p_args text,
                                  p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
                                  p_parent_run_id integer, p_parent_seq integer,
-                                 p_delay interval DEFAULT interval '0') RETURNS boolean
+                                 p_delay interval DEFAULT interval '0', p_headers jsonb DEFAULT NULL)
+RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
+    IF p_headers IS NOT NULL AND pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'workflow headers must be a JSON object of strings (a trace context), or NULL';
+    END IF;
     -- A concurrent start of the same id (the run id, or a second running run)
     -- wins the unique index: this one then does nothing and says so.
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
@@ -138,14 +143,17 @@ BEGIN
     END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, 'workflow_started', NULL, true,
         jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
-                           'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id));
+                           'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id)
+        -- Trace context (W3C traceparent, ...): only a traced start has it.
+        || CASE WHEN p_headers IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('headers', p_headers) END);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
                                           p_workflow_name, p_delay);
     RETURN true;
 END $$;
-COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval) IS
-    'Internal: creates a running run with its workflow_started event and first workflow task; false '
-    '(nothing done) when a concurrent start of the id got there first.';
+COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval, jsonb) IS
+    'Internal: creates a running run with its workflow_started event (p_headers, the caller''s trace context, '
+    'in its data when given) and first workflow task; false (nothing done) when a concurrent start of the id '
+    'got there first.';
 
 -- Starts a workflow. p_id_reuse: 'reject' (a running workflow with this id
 -- is an error; a closed one gets a new run) or 'return_existing' (the
@@ -153,7 +161,7 @@ COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, inte
 CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_workflow_name text,
                                         p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
                                         p_parent_workflow_id text, p_parent_run_id integer,
-                                        p_parent_seq integer)
+                                        p_parent_seq integer, p_headers jsonb DEFAULT NULL)
 RETURNS TABLE (run_id integer, started boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -198,26 +206,28 @@ BEGIN
         END IF;
         IF durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
                             p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
-                            p_parent_seq) THEN
+                            p_parent_seq, interval '0', p_headers) THEN
             RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
             RETURN;
         END IF;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer) IS
-    'Internal: starts a run (a workflow or a child) under the id_reuse rule.';
+COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer, jsonb) IS
+    'Internal: starts a run (a workflow or a child) under the id_reuse rule; p_headers (trace context) go into '
+    'its workflow_started event.';
 
 CREATE FUNCTION durable.start_workflow_v1(p_namespace text, p_workflow_id text, p_workflow_name text,
                                           p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
-                                          p_id_reuse text DEFAULT 'reject')
+                                          p_id_reuse text DEFAULT 'reject', p_headers jsonb DEFAULT NULL)
 RETURNS TABLE (run_id integer, started boolean)
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT s.run_id, s.started
     FROM durable._start_workflow(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args,
-                                 p_retry, p_id_reuse, NULL, NULL, NULL) s
+                                 p_retry, p_id_reuse, NULL, NULL, NULL, p_headers) s
 $$;
-COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, jsonb, text) IS
-    'Starts workflow p_workflow_id (PD002 if it is running and p_id_reuse = ''reject''). '
+COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, jsonb, text, jsonb) IS
+    'Starts workflow p_workflow_id (PD002 if it is running and p_id_reuse = ''reject''). p_headers: string '
+    'headers (a trace context) kept in the workflow_started event for the workers. '
     'Returns the run id and whether a new run was started.';
 
 -- Starts many workflows in one transaction: the client's group commit of
@@ -273,7 +283,8 @@ BEGIN
             FROM durable._start_workflow(p_namespace, v_item.start->>'workflow_id', v_item.start->>'workflow_name',
                                          v_item.start->>'task_queue', v_item.start->>'args',
                                          nullif(v_item.start->'retry', 'null'::jsonb),
-                                         coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL) s;
+                                         coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL,
+                                         nullif(v_item.start->'headers', 'null'::jsonb)) s;
             ordinality := v_item.ord;
             run_id := v_run_id;
             started := v_started;
@@ -352,7 +363,11 @@ BEGIN
             CASE WHEN v_retrying THEN p_wf.args ELSE p_command->>'args' END,
             CASE WHEN v_retrying THEN p_wf.attempt + 1 ELSE 1 END,
             p_wf.retry, p_wf.parent_workflow_id, p_wf.parent_run_id, p_wf.parent_seq,
-            CASE WHEN v_retrying THEN durable.retry_delay_v1(p_wf.retry, p_wf.attempt) ELSE interval '0' END);
+            CASE WHEN v_retrying THEN durable.retry_delay_v1(p_wf.retry, p_wf.attempt) ELSE interval '0' END,
+            -- The next run keeps the trace context of this one (its workflow_started is event 1).
+            (SELECT h.data->'headers' FROM durable.history h
+             WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
+               AND h.event_id = 1));
     ELSIF p_wf.parent_seq IS NOT NULL THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.parent_workflow_id, p_wf.parent_run_id,
             CASE v_status WHEN 'completed' THEN 'child_completed' ELSE 'child_failed' END,
@@ -600,7 +615,8 @@ BEGIN
             FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
                                          coalesce(p_cmd->>'task_queue', p_wf.task_queue), p_cmd->>'args', NULL,
                                          'reject', p_wf.workflow_id, p_wf.run_id,
-                                         CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END) c;
+                                         CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END,
+                                         p_cmd->'headers') c;
         EXCEPTION WHEN SQLSTATE 'PD002' THEN
             v_child_run := NULL;
             v_refusal := SQLERRM;

@@ -362,6 +362,15 @@ def test_a_worker_process_that_fails_before_serving_stops_the_supervisor_with_it
     assert "restarting" not in proc.stderr
 
 
+def test_metrics_of_several_worker_processes_are_refused_with_what_to_do_instead(app_dir, dsn):
+    proc = subprocess.run(_cli_command("worker", "cli_app:start", "--processes", "2",
+                                       "--metrics-port", "9464", "--dsn", dsn),
+                          cwd=app_dir, env=_clean_env(), capture_output=True, text=True, timeout=DEADLINE)
+    assert proc.returncode != 0
+    assert "--metrics-port serves the metrics of one process" in proc.stderr
+    assert "each with its own --metrics-port" in proc.stderr
+
+
 # -- errors --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [("workflow", "list"), ("workflow", "show", "x"), ("db", "current"),

@@ -120,6 +120,10 @@ COMMENT ON TABLE durable.history IS
 -- A durable call is resolved at most once: exactly-once recording.
 CREATE UNIQUE INDEX history_one_resolution ON durable.history (namespace, workflow_id, run_id, seq)
     WHERE inbound AND seq IS NOT NULL;
+-- The last minute's events for durable.stream_stats (stats.sql). BRIN: history is appended in
+-- time order, so the index is a few pages and an insert into the newest, unsummarized range of
+-- pages costs it nothing.
+CREATE INDEX history_by_time ON durable.history USING brin (created_at) WITH (pages_per_range = 16);
 
 -- Signals: a namespace-wide mailbox per signal id, and signals sent to one
 -- workflow (same ids, same FIFO). Buffered signals wait here (FIFO by
@@ -1087,11 +1091,16 @@ CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id 
                                  p_workflow_name text, p_task_queue text, p_args text,
                                  p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
                                  p_parent_run_id integer, p_parent_seq integer,
-                                 p_delay interval DEFAULT interval '0') RETURNS boolean
+                                 p_delay interval DEFAULT interval '0', p_headers jsonb DEFAULT NULL)
+RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
+    IF p_headers IS NOT NULL AND pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'workflow headers must be a JSON object of strings (a trace context), or NULL';
+    END IF;
     -- A concurrent start of the same id (the run id, or a second running run)
     -- wins the unique index: this one then does nothing and says so.
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
@@ -1105,14 +1114,17 @@ BEGIN
     END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, 'workflow_started', NULL, true,
         jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
-                           'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id));
+                           'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id)
+        -- Trace context (W3C traceparent, ...): only a traced start has it.
+        || CASE WHEN p_headers IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('headers', p_headers) END);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
                                           p_workflow_name, p_delay);
     RETURN true;
 END $$;
-COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval) IS
-    'Internal: creates a running run with its workflow_started event and first workflow task; false '
-    '(nothing done) when a concurrent start of the id got there first.';
+COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval, jsonb) IS
+    'Internal: creates a running run with its workflow_started event (p_headers, the caller''s trace context, '
+    'in its data when given) and first workflow task; false (nothing done) when a concurrent start of the id '
+    'got there first.';
 
 -- Starts a workflow. p_id_reuse: 'reject' (a running workflow with this id
 -- is an error; a closed one gets a new run) or 'return_existing' (the
@@ -1120,7 +1132,7 @@ COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, inte
 CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_workflow_name text,
                                         p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
                                         p_parent_workflow_id text, p_parent_run_id integer,
-                                        p_parent_seq integer)
+                                        p_parent_seq integer, p_headers jsonb DEFAULT NULL)
 RETURNS TABLE (run_id integer, started boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1165,26 +1177,28 @@ BEGIN
         END IF;
         IF durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
                             p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
-                            p_parent_seq) THEN
+                            p_parent_seq, interval '0', p_headers) THEN
             RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
             RETURN;
         END IF;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer) IS
-    'Internal: starts a run (a workflow or a child) under the id_reuse rule.';
+COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer, jsonb) IS
+    'Internal: starts a run (a workflow or a child) under the id_reuse rule; p_headers (trace context) go into '
+    'its workflow_started event.';
 
 CREATE FUNCTION durable.start_workflow_v1(p_namespace text, p_workflow_id text, p_workflow_name text,
                                           p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
-                                          p_id_reuse text DEFAULT 'reject')
+                                          p_id_reuse text DEFAULT 'reject', p_headers jsonb DEFAULT NULL)
 RETURNS TABLE (run_id integer, started boolean)
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT s.run_id, s.started
     FROM durable._start_workflow(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args,
-                                 p_retry, p_id_reuse, NULL, NULL, NULL) s
+                                 p_retry, p_id_reuse, NULL, NULL, NULL, p_headers) s
 $$;
-COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, jsonb, text) IS
-    'Starts workflow p_workflow_id (PD002 if it is running and p_id_reuse = ''reject''). '
+COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, jsonb, text, jsonb) IS
+    'Starts workflow p_workflow_id (PD002 if it is running and p_id_reuse = ''reject''). p_headers: string '
+    'headers (a trace context) kept in the workflow_started event for the workers. '
     'Returns the run id and whether a new run was started.';
 
 -- Starts many workflows in one transaction: the client's group commit of
@@ -1240,7 +1254,8 @@ BEGIN
             FROM durable._start_workflow(p_namespace, v_item.start->>'workflow_id', v_item.start->>'workflow_name',
                                          v_item.start->>'task_queue', v_item.start->>'args',
                                          nullif(v_item.start->'retry', 'null'::jsonb),
-                                         coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL) s;
+                                         coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL,
+                                         nullif(v_item.start->'headers', 'null'::jsonb)) s;
             ordinality := v_item.ord;
             run_id := v_run_id;
             started := v_started;
@@ -1319,7 +1334,11 @@ BEGIN
             CASE WHEN v_retrying THEN p_wf.args ELSE p_command->>'args' END,
             CASE WHEN v_retrying THEN p_wf.attempt + 1 ELSE 1 END,
             p_wf.retry, p_wf.parent_workflow_id, p_wf.parent_run_id, p_wf.parent_seq,
-            CASE WHEN v_retrying THEN durable.retry_delay_v1(p_wf.retry, p_wf.attempt) ELSE interval '0' END);
+            CASE WHEN v_retrying THEN durable.retry_delay_v1(p_wf.retry, p_wf.attempt) ELSE interval '0' END,
+            -- The next run keeps the trace context of this one (its workflow_started is event 1).
+            (SELECT h.data->'headers' FROM durable.history h
+             WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
+               AND h.event_id = 1));
     ELSIF p_wf.parent_seq IS NOT NULL THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.parent_workflow_id, p_wf.parent_run_id,
             CASE v_status WHEN 'completed' THEN 'child_completed' ELSE 'child_failed' END,
@@ -1567,7 +1586,8 @@ BEGIN
             FROM durable._start_workflow(p_wf.namespace, p_cmd->>'workflow_id', p_cmd->>'workflow_name',
                                          coalesce(p_cmd->>'task_queue', p_wf.task_queue), p_cmd->>'args', NULL,
                                          'reject', p_wf.workflow_id, p_wf.run_id,
-                                         CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END) c;
+                                         CASE WHEN (p_cmd->>'awaited')::boolean THEN v_seq END,
+                                         p_cmd->'headers') c;
         EXCEPTION WHEN SQLSTATE 'PD002' THEN
             v_child_run := NULL;
             v_refusal := SQLERRM;
@@ -1913,7 +1933,8 @@ BEGIN
             jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
                                'start_to_close_timeout', p_cmd->'start_to_close_timeout',
-                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue),
+                               'workflow_name', p_wf.workflow_name, 'task_queue', v_queue,
+                               'scheduled_at', v_now),
             CASE WHEN v_eager THEN v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
                  ELSE v_now END,
             CASE WHEN v_eager THEN 1 ELSE 0 END,
@@ -3234,6 +3255,78 @@ COMMENT ON FUNCTION durable.prune(interval, text, integer) IS
     'expired buffered signals, the mailboxes (signal ids) unused since then and the workers not seen since then, '
     'skipping rows in use. '
     'Returns how many runs went; call again until 0.';
+
+-- >>> stats.sql
+-- stats.sql: what an operator scrapes (dashboards, `pgdurable worker
+-- --metrics-port`). stream_stats: per stream, the messages waiting, delayed
+-- and leased now, the age of the oldest waiting one, and what started and
+-- failed in the last minute (read from history through its BRIN index
+-- history_by_time, so the cost follows the last minute's events, not the
+-- table). Writes nothing.
+
+CREATE FUNCTION durable.stream_stats(p_namespace text DEFAULT NULL)
+RETURNS TABLE (namespace text, stream text, queued bigint, delayed bigint, running bigint,
+               oldest_queued_age interval, started_last_minute bigint, failed_last_minute bigint)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+    WITH clock AS (SELECT durable.now() AS now),
+    -- Messages: visible now (never leased, released, or a lease that expired) is queued; not yet
+    -- visible and not leased (a delayed start, a retry's backoff, a timer) is delayed; leased is running.
+    waiting AS (
+        SELECT m.namespace, m.stream,
+               pg_catalog.count(*) FILTER (WHERE m.visible_at <= c.now) AS queued,
+               pg_catalog.count(*) FILTER (WHERE m.visible_at > c.now AND m.lease_token IS NULL) AS delayed,
+               pg_catalog.count(*) FILTER (WHERE m.visible_at > c.now AND m.lease_token IS NOT NULL) AS running,
+               c.now - pg_catalog.min(m.visible_at) FILTER (WHERE m.visible_at <= c.now) AS oldest_queued_age
+        FROM durable.messages m, clock c
+        WHERE p_namespace IS NULL OR m.namespace = p_namespace
+        GROUP BY m.namespace, m.stream, c.now
+    ),
+    -- The last minute's history: runs started (on their task queue), activities scheduled (on
+    -- <task_queue>-activity), and failures: activity attempts failed or lost, workflow tasks failed,
+    -- runs failed. (Materialized: each event's stream is worked out once.)
+    recent AS MATERIALIZED (
+        SELECT h.namespace,
+               CASE h.event_type
+                   WHEN 'workflow_started' THEN h.data->>'task_queue'
+                   WHEN 'activity_scheduled' THEN (h.data->>'task_queue') || '-activity'
+                   WHEN 'activity_failed' THEN
+                       (SELECT (s.data->>'task_queue') || '-activity' FROM durable.history s
+                        WHERE s.namespace = h.namespace AND s.workflow_id = h.workflow_id
+                          AND s.run_id = h.run_id AND s.seq = h.seq AND s.event_type = 'activity_scheduled'
+                        LIMIT 1)
+                   ELSE (SELECT w.task_queue FROM durable.workflows w
+                         WHERE w.namespace = h.namespace AND w.workflow_id = h.workflow_id
+                           AND w.run_id = h.run_id)
+               END AS stream,
+               h.event_type IN ('workflow_started', 'activity_scheduled') AS started
+        FROM durable.history h, clock c
+        WHERE h.created_at > c.now - interval '1 minute'
+          AND h.event_type IN ('workflow_started', 'activity_scheduled', 'activity_failed',
+                               'workflow_task_failed', 'workflow_failed')
+          AND (p_namespace IS NULL OR h.namespace = p_namespace)
+    ),
+    recent_by_stream AS (
+        SELECT r.namespace, r.stream,
+               pg_catalog.count(*) FILTER (WHERE r.started) AS started,
+               pg_catalog.count(*) FILTER (WHERE NOT r.started) AS failed
+        FROM recent r
+        WHERE r.stream IS NOT NULL
+        GROUP BY r.namespace, r.stream
+    )
+    SELECT COALESCE(w.namespace, r.namespace), COALESCE(w.stream, r.stream),
+           COALESCE(w.queued, 0), COALESCE(w.delayed, 0), COALESCE(w.running, 0), w.oldest_queued_age,
+           COALESCE(r.started, 0), COALESCE(r.failed, 0)
+    FROM waiting w
+    FULL JOIN recent_by_stream r ON r.namespace = w.namespace AND r.stream = w.stream
+    ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION durable.stream_stats(text) IS
+    'Owner/DBA: per stream (of one namespace, or all): queued (visible now, an expired lease included), '
+    'delayed (not yet visible: delayed starts, retry backoffs, timers), running (leased), the age of the oldest '
+    'queued message, and in the last minute: started (runs started on a workflow task queue, activities '
+    'scheduled on an activity stream) and failed (activity attempts failed or lost, workflow tasks and runs '
+    'failed). One scan of durable.messages; history is read through the BRIN index history_by_time. No JIT: '
+    'its compile time would exceed the query''s.';
 
 -- >>> grants.sql
 -- grants.sql: loaded last. Nothing in schema durable is callable by PUBLIC:

@@ -173,12 +173,12 @@ async def check_schema(conn: Conn) -> None:
 @_mapped
 async def start_workflow(conn: Conn, namespace: str, workflow_id: str, workflow_name: str,
                          task_queue: str, args: str, retry: dict[str, Any] | None,
-                         id_reuse: str) -> Row:
+                         id_reuse: str, headers: dict[str, str] | None = None) -> Row:
     rows = await _rows(
         conn,
-        "SELECT run_id, started FROM durable.start_workflow_v1(%s, %s, %s, %s, %s, %s, %s)",
+        "SELECT run_id, started FROM durable.start_workflow_v1(%s, %s, %s, %s, %s, %s, %s, %s)",
         (namespace, workflow_id, workflow_name, task_queue, args,
-         None if retry is None else Jsonb(retry), id_reuse),
+         None if retry is None else Jsonb(retry), id_reuse, None if headers is None else Jsonb(headers)),
     )
     return rows[0]
 
@@ -349,6 +349,11 @@ async def heartbeat_worker(conn: Conn, namespace: str, worker_id: str, host: str
 @_mapped
 async def list_workers(conn: Conn, namespace: str | None) -> list[Row]:
     return await _rows(conn, "SELECT * FROM durable.list_workers(%s)", (namespace,))
+
+
+@_mapped
+async def stream_stats(conn: Conn, namespace: str | None) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.stream_stats(%s)", (namespace,))
 
 
 async def listen(conn: Conn, channel: str) -> None:

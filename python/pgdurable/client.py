@@ -9,12 +9,12 @@ import logging
 import math
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, overload
 
+from . import _observe, errors, payloads
 from . import _store as store
-from . import errors, payloads
 from ._batching import Batcher
 from ._validate import check_text
 from .connection import Connection
@@ -42,11 +42,12 @@ class _Start:
     args: str
     retry: dict[str, Any] | None
     id_reuse: str
+    headers: dict[str, str] | None = None  # a trace context, kept in the run's workflow_started event
 
     def as_json(self) -> dict[str, Any]:
         return {"workflow_id": self.workflow_id, "workflow_name": self.workflow_name,
                 "task_queue": self.task_queue, "args": self.args, "retry": self.retry,
-                "id_reuse": self.id_reuse}
+                "id_reuse": self.id_reuse, "headers": self.headers}
 
 
 def _prepare_start(*, args: list[Any] | tuple[Any, ...] = (), task_queue: str, workflow_name: str,
@@ -127,7 +128,7 @@ class Client:
                     outcomes.append(await self.connection.run(
                         lambda conn, one=one: store.start_workflow(
                             conn, self.namespace, one.workflow_id, one.workflow_name, one.task_queue,
-                            one.args, one.retry, one.id_reuse),
+                            one.args, one.retry, one.id_reuse, one.headers),
                         repeatable=repeatable))
                     continue
                 items = [start.as_json() for start in call]
@@ -176,7 +177,10 @@ class WorkflowClient:
         batchers = self._client._batchers()
         # A start whose commit was lost would be refused as a duplicate if made again.
         batcher = batchers.start_existing if start.id_reuse == "return_existing" else batchers.start
-        row = await batcher.submit(start)
+        with _observe.start_workflow(start.workflow_id, start.workflow_name, start.task_queue) as headers:
+            if headers is not None:
+                start = replace(start, headers=headers)
+            row = await batcher.submit(start)
         return self._started(start, row)
 
     def _started(self, start: _Start, row: dict[str, Any]) -> WorkflowHandle:
@@ -269,9 +273,10 @@ class WorkflowClient:
         check_text("signal_id", signal_id)
         encoded = payloads.dumps(data)
         # A signal sent twice would be delivered twice: never repeated.
-        await self._client.connection.run(
-            lambda conn: store.send_signal(conn, self._client.namespace, signal_id, encoded),
-            repeatable=False)
+        with _observe.signal(signal_id, None):
+            await self._client.connection.run(
+                lambda conn: store.send_signal(conn, self._client.namespace, signal_id, encoded),
+                repeatable=False)
 
     async def list(self, status: str | None = None, workflow_name: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
@@ -391,10 +396,11 @@ class WorkflowHandle:
         encoded = payloads.dumps(data)
         await self._verify_names()
         # A signal sent twice would be delivered twice: never repeated.
-        await self._client.connection.run(
-            lambda conn: store.signal_workflow(conn, self._client.namespace, self.workflow_id, signal_id,
-                                               encoded),
-            repeatable=False)
+        with _observe.signal(signal_id, self.workflow_id):
+            await self._client.connection.run(
+                lambda conn: store.signal_workflow(conn, self._client.namespace, self.workflow_id, signal_id,
+                                                   encoded),
+                repeatable=False)
 
     async def cancel(self) -> bool:
         """Requests cooperative cancellation (wakes the workflow now). False when the workflow

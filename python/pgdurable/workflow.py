@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from . import _observe, errors, interceptors, payloads
 from . import _registry as registry
-from . import errors, interceptors, payloads
 from ._runtime import WorkflowInfo, _shielded, current, random_uuid
 from ._validate import check_text
 from .durations import Duration, to_seconds
@@ -121,10 +121,11 @@ async def signal(signal_id: str, data: Any = None) -> None:
 def _child_command(run: Any, seq: int, workflow_name: str, args: list[Any], task_queue: str | None,
                    workflow_id: str | None, awaited: bool) -> str:
     child_id = workflow_id or f"{run.info.workflow_id}-{run.info.run_id}.{seq}"
+    headers = _observe.child_headers(run.info)  # a trace context, when traced
     run.record(seq, "child", workflow_name, lambda: {
         "type": "child", "seq": seq, "workflow_name": workflow_name, "workflow_id": child_id,
         "task_queue": task_queue or run.info.task_queue, "args": payloads.dumps(list(args)),
-        "awaited": awaited})
+        "awaited": awaited, **({"headers": headers} if headers else {})})
     return child_id
 
 

@@ -26,6 +26,7 @@ from pgdurable.cli import worker as _worker
 from pgdurable.cli._common import err_console
 from pgdurable.cli.db import db_app
 from pgdurable.cli.roles import roles_app
+from pgdurable.cli.stream import stream_app
 from pgdurable.cli.workflow import workflow_app
 
 __all__ = ["app", "configure_logging", "main"]
@@ -43,6 +44,7 @@ app.command("dev")(_dev.dev)
 app.command("demo")(_dev.demo)
 app.add_typer(_worker.worker_app, name="worker")
 app.add_typer(roles_app, name="roles", help="Provision, list, rotate and revoke scoped worker roles.")
+app.add_typer(stream_app, name="stream")
 
 
 # -- logging and the options of every command -------------------------------------

@@ -91,7 +91,8 @@ def _takes_connection(fn: Callable[..., Any]) -> bool:
     return bool(params)
 
 
-async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: threading.Event) -> None:
+async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: threading.Event,
+                 metrics_port: int | None = None, metrics_interval: float = 10.0) -> None:
     from pgdurable import Connection, Durable
     from pgdurable import worker as worker_module
 
@@ -105,6 +106,7 @@ async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: thr
     supervisor = os.environ.get(_SUPERVISOR_ENV)
     if supervisor:  # a child of `--processes N`: a supervisor that died (SIGKILL) must not leave it behind
         orphan_watch = asyncio.create_task(_stop_when_orphaned(int(supervisor), stop))
+    exporter = None if metrics_port is None else await _serve_metrics(dsn, metrics_port, metrics_interval)
     try:
         if _takes_connection(fn):
             await fn(Connection(dsn))
@@ -123,6 +125,8 @@ async def _serve(fn: Callable[..., Any], dsn: str, grace: float, early_stop: thr
             loop.remove_signal_handler(signum)  # a second Ctrl-C stops at once
         if orphan_watch is not None:
             orphan_watch.cancel()
+        if exporter is not None:
+            await exporter()
         await Durable.shutdown(grace)
     err_console.print("stopped.")
 
@@ -132,6 +136,37 @@ async def _stop_when_orphaned(supervisor_pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(1.0)
     err_console.print("the supervisor is gone: stopping", highlight=False)
     stop.set()
+
+
+async def _serve_metrics(dsn: str, port: int, interval: float) -> Callable[[], Any]:
+    """Serves Prometheus text on :port/metrics: this process's measurements and the stream
+    statistics read every ``interval`` seconds. Returns the coroutine function that stops it."""
+    try:
+        from pgdurable import metrics
+        from pgdurable.connection import Connection
+
+        prometheus = metrics.PrometheusMetrics()
+    except ImportError as exc:
+        raise CliError(f"--metrics-port needs prometheus-client ({exc}): pip install 'pgdurable[metrics]'") \
+            from None
+    try:
+        prometheus.serve(port)
+    except OSError as exc:
+        raise CliError(f"cannot serve metrics on port {port}: {exc}; pick another --metrics-port") from None
+    prometheus.install()
+    poller = metrics.StreamStatsPoller(Connection(dsn), interval=interval)
+    metrics.watch_streams(poller)
+    poller.start()
+    err_console.print(f"metrics on http://0.0.0.0:{port}/metrics", highlight=False)
+
+    async def stop() -> None:
+        await poller.stop()
+        await poller.connection.close()
+        metrics.unwatch_streams(poller)
+        prometheus.uninstall()
+        prometheus.close()
+
+    return stop
 
 
 @worker_app.command("run")
@@ -145,6 +180,11 @@ def worker(
     processes: Annotated[int, typer.Option("--processes", min=1,
                                            help="Worker processes to run (a supervisor starts, stops and "
                                            "restarts them); 1 runs the workers in this process.")] = 1,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve Prometheus metrics on this port (/metrics); needs pgdurable[metrics].")]
+    = None,
+    metrics_interval: Annotated[float, typer.Option(
+        "--metrics-interval", help="Seconds between two reads of durable.stream_stats for /metrics.")] = 10.0,
 ) -> None:
     """Run your workers until SIGINT/SIGTERM, then shut them down gracefully.
 
@@ -170,6 +210,9 @@ def worker(
     stops them all, with its exit status.
     """
     if processes > 1:
+        if metrics_port is not None:
+            raise CliError("--metrics-port serves the metrics of one process: with --processes N, run N "
+                           "`pgdurable worker` commands, each with its own --metrics-port")
         with database(dsn) as resolved:
             raise typer.Exit(supervise(target, processes, dsn=resolved, grace=grace))
     early_stop = threading.Event()  # SIGINT/SIGTERM before the event loop's handlers are in place
@@ -179,7 +222,7 @@ def worker(
     _takes_connection(fn)
     with database(dsn) as resolved:
         os.environ["PGDURABLE_DSN"] = resolved
-        asyncio.run(_serve(fn, resolved, grace, early_stop))
+        asyncio.run(_serve(fn, resolved, grace, early_stop, metrics_port, metrics_interval))
 
 
 # -- --processes N: the supervisor -------------------------------------------------------------

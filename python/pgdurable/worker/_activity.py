@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import _faults, errors, interceptors, payloads
+from .. import _faults, _observe, errors, interceptors, payloads
 from .. import _registry as registry
 from .. import _store as store
 from .. import activity as activity_api
@@ -198,6 +198,7 @@ class ActivityWorker:
         fn = registry.get(name)
         beat = self._activities.get(message_id, (None, None, {}))[2]
         beat.update(name=name, workflow_id=row["workflow_id"], attempt=row["attempt"])
+        _observe.activity_started(row, payload)
         loop = asyncio.get_running_loop()
         unstorable = False
         try:

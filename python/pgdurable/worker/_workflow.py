@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import _faults, errors, payloads
+from .. import _faults, _observe, errors, payloads
 from .. import _registry as registry
 from .. import _store as store
 from .._runtime import WorkflowInfo, WorkflowRun
@@ -154,6 +154,7 @@ class WorkflowWorker:
 
     def _spawn(self, coro: Coroutine[Any, Any, None], row: dict[str, Any],
                release: Callable[[], None]) -> None:
+        coro = _observe.workflow_task(self._calls, self._namespace, row, coro)
         task = asyncio.create_task(coro, name=f"workflow task {row['workflow_id']}")
         self._tasks.add(task)
         task.add_done_callback(lambda t: (self._tasks.discard(t), release(), log_crash(t)))
@@ -312,6 +313,7 @@ class WorkflowWorker:
             if result["status"] in ("closed", "discarded"):
                 run.evict()
                 self._log_close(row, commands)
+                _observe.workflow_closed(row, commands)
                 return
             if result["status"] != "continue":
                 break
@@ -342,6 +344,7 @@ class WorkflowWorker:
     async def _fail_workflow_task(self, row: dict[str, Any], exc: BaseException) -> None:
         log.warning("workflow %s (%s): workflow task failed, will retry: %s: %s", row["workflow_id"],
                     row["workflow_name"], type(exc).__name__, exc)
+        _observe.workflow_task_failed(row, exc)
         error = {"type": type(exc).__name__, "message": str(exc)}
         with contextlib.suppress(errors.LeaseLostError):
             await self._calls.record(lambda c: store.fail_workflow_task(
