@@ -75,6 +75,8 @@ class Batcher(Generic[I, R]):
         # nobody, but a half-sent batch would be a worse surprise than a result nobody reads.
         try:
             outcomes = await self._send([item for item, _ in batch])
+        except GeneratorExit:
+            raise  # the event loop is gone (closed with this call pending): nobody is left to tell
         except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
             for _, future in batch:
                 if not future.done():
