@@ -153,8 +153,9 @@ class WorkflowWorker:
         self._spawn(bounded(), row, lambda: None)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], row: dict[str, Any],
-               release: Callable[[], None]) -> None:
-        coro = _observe.workflow_task(self._calls, self._namespace, row, coro)
+               release: Callable[[], None], *, observed: bool = True) -> None:
+        if observed:  # a workflow task (a take by id observes the task it gets, if any)
+            coro = _observe.workflow_task(self._calls, self._namespace, row, coro)
         task = asyncio.create_task(coro, name=f"workflow task {row['workflow_id']}")
         self._tasks.add(task)
         task.add_done_callback(lambda t: (self._tasks.discard(t), release(), log_crash(t)))
@@ -225,7 +226,8 @@ class WorkflowWorker:
                 or self._slots.locked()):
             return False
         self._taking.add(key)
-        self._spawn(self._take_by_id(key, wait), {"workflow_id": key[0]}, lambda: self._taking.discard(key))
+        self._spawn(self._take_by_id(key, wait), {"workflow_id": key[0]}, lambda: self._taking.discard(key),
+                    observed=False)
         return True
 
     async def _take_by_id(self, key: tuple[str, int], wait: float) -> None:
@@ -235,7 +237,7 @@ class WorkflowWorker:
                 self._calls.owner, wait))
             self._taking.discard(key)
             for row in rows or ():
-                await self._workflow_task(row)
+                await _observe.workflow_task(self._calls, self._namespace, row, self._workflow_task(row))
 
     async def _wake_for_unknown_activities(self) -> None:
         """Activities register when workflow code calls ``proxy_activities(activities=...)``: a
