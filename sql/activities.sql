@@ -327,8 +327,10 @@ BEGIN
     FOR v_run IN
         SELECT DISTINCT w.workflow_id, w.run_id, w.task_queue, w.workflow_name
         FROM durable.messages m
-        JOIN durable.workflows w
-          ON w.namespace = m.namespace AND w.workflow_id = m.workflow_id AND w.run_id = m.run_id
+        CROSS JOIN LATERAL (  -- one primary-key lookup per message, whatever the statistics say
+            SELECT x.* FROM durable.workflows x
+            WHERE x.namespace = m.namespace AND x.workflow_id = m.workflow_id AND x.run_id = m.run_id
+            LIMIT 1) w
         WHERE m.namespace = p_namespace AND m.stream = p_task_queue || '-activity' AND m.kind = 'activity'
           AND m.visible_at <= v_now AND NOT (m.name = ANY (p_known_activities))
           AND w.status = 'running' AND w.task_queue = p_task_queue

@@ -254,10 +254,13 @@ BEGIN
             MESSAGE = format('extend_lease_v1 takes at most 1000 messages (got %s)', cardinality(p_message_ids));
     END IF;
     RETURN QUERY
+    -- By primary key (= ANY), whatever the statistics say: a join with the arrays could be planned
+    -- as a scan of every message.
     UPDATE durable.messages m
     SET visible_at = v_now + p_lease
-    FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
-    WHERE m.id = h.id AND m.lease_token = h.token
+    WHERE m.id = ANY (p_message_ids)
+      AND m.lease_token = (SELECT h.token FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
+                           WHERE h.id = m.id LIMIT 1)
     RETURNING m.id;
 END $$;
 COMMENT ON FUNCTION durable.extend_lease_v1(bigint[], uuid[], interval) IS

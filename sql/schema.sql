@@ -85,8 +85,12 @@ COMMENT ON TABLE durable.workflows IS
 CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
     WHERE status = 'running';
 -- No timestamp in this index: appending an event updates updated_at, and an
--- index on it would make every such update a non-HOT one.
-CREATE INDEX workflows_by_status ON durable.workflows (namespace, status);
+-- index on it would make every such update a non-HOT one. Status first: with
+-- namespace first it served "namespace = $1" as well as the primary key, and
+-- on a young table whose statistics lag (a burst of starts before the first
+-- autoanalyze) the planner picked it, smaller, for lookups by workflow id --
+-- a scan of every run of the namespace per lookup.
+CREATE INDEX workflows_by_status ON durable.workflows (status, namespace);
 CREATE INDEX workflows_by_parent ON durable.workflows (namespace, parent_workflow_id)
     WHERE parent_workflow_id IS NOT NULL;
 

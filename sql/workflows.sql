@@ -487,8 +487,13 @@ BEGIN
            w.processed_event_id, w.cancel_requested,
            durable._inbound_events(w.namespace, w.workflow_id, w.run_id, w.processed_event_id)
     FROM unnest(v_claimed) c
-    JOIN durable.workflows w
-      ON w.namespace = p_namespace AND w.workflow_id = c.workflow_id AND w.run_id = c.run_id;
+    -- One primary-key lookup per claimed task, whatever the statistics say: a join the planner
+    -- may hash would read every run of the namespace on each claim (stale statistics of a
+    -- young, fast-growing table made it do so).
+    CROSS JOIN LATERAL (
+        SELECT x.* FROM durable.workflows x
+        WHERE x.namespace = p_namespace AND x.workflow_id = c.workflow_id AND x.run_id = c.run_id
+        LIMIT 1) w;
 END $$;
 COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text) IS
     'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '

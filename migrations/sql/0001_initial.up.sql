@@ -89,8 +89,12 @@ COMMENT ON TABLE durable.workflows IS
 CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
     WHERE status = 'running';
 -- No timestamp in this index: appending an event updates updated_at, and an
--- index on it would make every such update a non-HOT one.
-CREATE INDEX workflows_by_status ON durable.workflows (namespace, status);
+-- index on it would make every such update a non-HOT one. Status first: with
+-- namespace first it served "namespace = $1" as well as the primary key, and
+-- on a young table whose statistics lag (a burst of starts before the first
+-- autoanalyze) the planner picked it, smaller, for lookups by workflow id --
+-- a scan of every run of the namespace per lookup.
+CREATE INDEX workflows_by_status ON durable.workflows (status, namespace);
 CREATE INDEX workflows_by_parent ON durable.workflows (namespace, parent_workflow_id)
     WHERE parent_workflow_id IS NOT NULL;
 
@@ -542,10 +546,13 @@ BEGIN
             MESSAGE = format('extend_lease_v1 takes at most 1000 messages (got %s)', cardinality(p_message_ids));
     END IF;
     RETURN QUERY
+    -- By primary key (= ANY), whatever the statistics say: a join with the arrays could be planned
+    -- as a scan of every message.
     UPDATE durable.messages m
     SET visible_at = v_now + p_lease
-    FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
-    WHERE m.id = h.id AND m.lease_token = h.token
+    WHERE m.id = ANY (p_message_ids)
+      AND m.lease_token = (SELECT h.token FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
+                           WHERE h.id = m.id LIMIT 1)
     RETURNING m.id;
 END $$;
 COMMENT ON FUNCTION durable.extend_lease_v1(bigint[], uuid[], interval) IS
@@ -1458,8 +1465,13 @@ BEGIN
            w.processed_event_id, w.cancel_requested,
            durable._inbound_events(w.namespace, w.workflow_id, w.run_id, w.processed_event_id)
     FROM unnest(v_claimed) c
-    JOIN durable.workflows w
-      ON w.namespace = p_namespace AND w.workflow_id = c.workflow_id AND w.run_id = c.run_id;
+    -- One primary-key lookup per claimed task, whatever the statistics say: a join the planner
+    -- may hash would read every run of the namespace on each claim (stale statistics of a
+    -- young, fast-growing table made it do so).
+    CROSS JOIN LATERAL (
+        SELECT x.* FROM durable.workflows x
+        WHERE x.namespace = p_namespace AND x.workflow_id = c.workflow_id AND x.run_id = c.run_id
+        LIMIT 1) w;
 END $$;
 COMMENT ON FUNCTION durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text) IS
     'Fires due timers, then leases up to p_batch workflow tasks of the named workflows, each with the '
@@ -2223,8 +2235,10 @@ BEGIN
     FOR v_run IN
         SELECT DISTINCT w.workflow_id, w.run_id, w.task_queue, w.workflow_name
         FROM durable.messages m
-        JOIN durable.workflows w
-          ON w.namespace = m.namespace AND w.workflow_id = m.workflow_id AND w.run_id = m.run_id
+        CROSS JOIN LATERAL (  -- one primary-key lookup per message, whatever the statistics say
+            SELECT x.* FROM durable.workflows x
+            WHERE x.namespace = m.namespace AND x.workflow_id = m.workflow_id AND x.run_id = m.run_id
+            LIMIT 1) w
         WHERE m.namespace = p_namespace AND m.stream = p_task_queue || '-activity' AND m.kind = 'activity'
           AND m.visible_at <= v_now AND NOT (m.name = ANY (p_known_activities))
           AND w.status = 'running' AND w.task_queue = p_task_queue
