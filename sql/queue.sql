@@ -172,6 +172,21 @@ BEGIN
           AND m.kind = p_kind
           AND m.name = ANY (p_names)
           AND m.visible_at <= v_now
+          -- One stream (a worker's claim) reads messages_ready in its order and stops at the
+          -- batch; several are merged and sorted.
+          AND cardinality(p_streams) > 1
+        ORDER BY m.priority DESC, m.visible_at, m.id
+        LIMIT p_batch
+        FOR UPDATE SKIP LOCKED
+    ), picked_one AS (
+        SELECT m.id, m.lease_token AS old_token
+        FROM durable.messages m
+        WHERE m.namespace = p_namespace
+          AND m.stream = p_streams[1]
+          AND m.kind = p_kind
+          AND m.name = ANY (p_names)
+          AND m.visible_at <= v_now
+          AND cardinality(p_streams) = 1
         ORDER BY m.priority DESC, m.visible_at, m.id
         LIMIT p_batch
         FOR UPDATE SKIP LOCKED
@@ -181,7 +196,7 @@ BEGIN
             lease_owner = p_owner,
             lease_token = gen_random_uuid(),
             visible_at = v_now + p_lease
-        FROM picked
+        FROM (SELECT * FROM picked UNION ALL SELECT * FROM picked_one) picked
         WHERE m.id = picked.id
         RETURNING m.*, picked.old_token IS NOT NULL AS lost
     )

@@ -45,6 +45,12 @@ COMMENT ON TABLE durable.messages IS
 CREATE INDEX messages_ready ON durable.messages (namespace, stream, priority DESC, visible_at, id);
 CREATE INDEX messages_by_workflow ON durable.messages (namespace, workflow_id, run_id)
     WHERE workflow_id IS NOT NULL;
+-- Due timers (fire_timers_v1, run inside every workflow-task claim) and expired
+-- leases (the lost attempts every activity claim records first) are few among
+-- the queued tasks: each has an index of its own, so finding none costs an
+-- index probe, not a read of the stream's backlog.
+CREATE INDEX messages_timers ON durable.messages (namespace, stream, visible_at, id) WHERE kind = 'timer';
+CREATE INDEX messages_leased ON durable.messages (namespace, stream, visible_at) WHERE lease_token IS NOT NULL;
 -- At most one pending workflow task per workflow: new events fold into it.
 CREATE UNIQUE INDEX messages_one_workflow_task ON durable.messages (namespace, workflow_id)
     WHERE kind = 'workflow';

@@ -49,6 +49,12 @@ COMMENT ON TABLE durable.messages IS
 CREATE INDEX messages_ready ON durable.messages (namespace, stream, priority DESC, visible_at, id);
 CREATE INDEX messages_by_workflow ON durable.messages (namespace, workflow_id, run_id)
     WHERE workflow_id IS NOT NULL;
+-- Due timers (fire_timers_v1, run inside every workflow-task claim) and expired
+-- leases (the lost attempts every activity claim records first) are few among
+-- the queued tasks: each has an index of its own, so finding none costs an
+-- index probe, not a read of the stream's backlog.
+CREATE INDEX messages_timers ON durable.messages (namespace, stream, visible_at, id) WHERE kind = 'timer';
+CREATE INDEX messages_leased ON durable.messages (namespace, stream, visible_at) WHERE lease_token IS NOT NULL;
 -- At most one pending workflow task per workflow: new events fold into it.
 CREATE UNIQUE INDEX messages_one_workflow_task ON durable.messages (namespace, workflow_id)
     WHERE kind = 'workflow';
@@ -464,6 +470,21 @@ BEGIN
           AND m.kind = p_kind
           AND m.name = ANY (p_names)
           AND m.visible_at <= v_now
+          -- One stream (a worker's claim) reads messages_ready in its order and stops at the
+          -- batch; several are merged and sorted.
+          AND cardinality(p_streams) > 1
+        ORDER BY m.priority DESC, m.visible_at, m.id
+        LIMIT p_batch
+        FOR UPDATE SKIP LOCKED
+    ), picked_one AS (
+        SELECT m.id, m.lease_token AS old_token
+        FROM durable.messages m
+        WHERE m.namespace = p_namespace
+          AND m.stream = p_streams[1]
+          AND m.kind = p_kind
+          AND m.name = ANY (p_names)
+          AND m.visible_at <= v_now
+          AND cardinality(p_streams) = 1
         ORDER BY m.priority DESC, m.visible_at, m.id
         LIMIT p_batch
         FOR UPDATE SKIP LOCKED
@@ -473,7 +494,7 @@ BEGIN
             lease_owner = p_owner,
             lease_token = gen_random_uuid(),
             visible_at = v_now + p_lease
-        FROM picked
+        FROM (SELECT * FROM picked UNION ALL SELECT * FROM picked_one) picked
         WHERE m.id = picked.id
         RETURNING m.*, picked.old_token IS NOT NULL AS lost
     )
