@@ -70,6 +70,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="cProfile pgdurable's B1 and B2 (worker + client, this process) and print "
                              "the functions that dominate")
+    parser.add_argument("--otel", action="store_true",
+                        help="pgdurable.otel.instrument() in this process (the B1-B3 client and worker): "
+                             "spans recorded by the OpenTelemetry SDK and batched to an exporter that "
+                             "discards them, metrics to an SDK meter provider without a reader")
     args = parser.parse_args(argv)
     selected = [s.strip().upper() for s in args.only.split(",")] if args.only else \
         [*PGDURABLE_BENCHES, *PEERS]
@@ -87,6 +91,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _instrument() -> Any:
+    """Turns pgdurable's tracing and metrics on, with the SDK's real processing and nothing exported:
+    what ``--otel`` measures is what the SDK and pgdurable's observers cost, not an exporter."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    import pgdurable.otel
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    pgdurable.otel.instrument(tracer_provider=provider, meter_provider=MeterProvider())
+    return provider
+
+
 def _top(profiler: cProfile.Profile, n: int = 20) -> list[dict[str, Any]]:
     stats = pstats.Stats(profiler)
     entries = stats.stats  # type: ignore[attr-defined]
@@ -97,10 +120,11 @@ def _top(profiler: cProfile.Profile, n: int = 20) -> list[dict[str, Any]]:
 
 
 async def pgdurable_run(dsn: str, meter: CpuMeter, params: dict[str, Any], selected: list[str],
-                        concurrency: int, profile: bool, log: Any) -> dict[str, Any]:
+                        concurrency: int, profile: bool, log: Any, otel: bool = False) -> dict[str, Any]:
     from pgdurable import Durable
 
     run: dict[str, Any] = {}
+    provider = _instrument() if otel else None
     profiler = cProfile.Profile() if profile else None
     try:
         if "B1" in selected:
@@ -126,6 +150,11 @@ async def pgdurable_run(dsn: str, meter: CpuMeter, params: dict[str, Any], selec
                                             timer_samples=params["timer_samples"], concurrency=concurrency)
     finally:
         await Durable.shutdown(grace=5)
+        if provider is not None:
+            import pgdurable.otel
+
+            pgdurable.otel.uninstrument()
+            provider.shutdown()
     if profiler is not None:
         run["profile"] = _top(profiler)
     return run
@@ -244,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_before": load_before,
         "cores": os.cpu_count(), "python": platform.python_version(), "runs": args.runs,
-        "quick": args.quick, "selected": args.selected, "params": params}, "notes": []}
+        "quick": args.quick, "otel": args.otel, "selected": args.selected, "params": params}, "notes": []}
     log("starting the server" if not args.dsn else "using the server at --dsn")
     server = start_server(args.dsn)
     results["meta"]["server"] = {"major": server.major, "kind": "embedded (temp dir, default settings)"
@@ -267,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             for index in range(args.runs):
                 log(f"pgdurable run {index + 1} of {args.runs}")
                 runs[index].update(asyncio.run(pgdurable_run(dsn, meter, params, args.selected,
-                                                             args.concurrency, args.profile, log)))
+                                                             args.concurrency, args.profile, log, args.otel)))
             server.drop_database(dsn)
         if "B4" in args.selected:
             for index in range(args.runs):

@@ -9,7 +9,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(130);
+SELECT plan(142);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -437,11 +437,50 @@ SELECT is((SELECT h.seq FROM durable.workflow_history_v1('tg', 'wi') h
            WHERE h.event_type = 'signal_received' ORDER BY h.event_id DESC LIMIT 1), 2,
           'given back while the workflow has another condition on the id, it goes to that condition');
 
+-- Headers (a traced sender's trace context) travel with the signal
+SELECT pg_temp.start('th', 'wa') AS ignored \gset
+SELECT pg_temp.step('th', 'wa', '[{"type": "condition", "seq": 1, "signal_id": "ha"}]') AS ignored \gset
+SELECT is(durable.send_signal_v1('th', 'ha', '"x"', interval '1 hour', '{"traceparent": "00-a-b-01"}'),
+          'delivered', 'a mailbox signal with headers is delivered to a waiting condition');
+SELECT is(pg_temp.last_event('th', 'wa', 'signal_received'),
+          '{"signal_id": "ha", "data": "\"x\"", "delivery": "mailbox", "headers": {"traceparent": "00-a-b-01"}}'::jsonb,
+          'its signal_received event carries the sender''s headers');
+SELECT is(durable.signal_workflow_v1('th', 'wa', 'hb', '"y"', interval '1 hour', '{"traceparent": "00-c-d-01"}'),
+          'buffered', 'a targeted signal with headers nobody waits for is buffered');
+SELECT is((SELECT headers FROM durable.signals WHERE namespace = 'th' AND signal_id = 'hb'),
+          '{"traceparent": "00-c-d-01"}'::jsonb, 'buffered, it keeps its headers');
+SELECT pg_temp.step('th', 'wa', '[{"type": "condition", "seq": 2, "signal_id": "hb"}]') AS ignored \gset
+SELECT is(pg_temp.last_event('th', 'wa', 'signal_received')->'headers', '{"traceparent": "00-c-d-01"}'::jsonb,
+          'a condition taking the buffered signal receives its headers');
+SELECT pg_temp.step('th', 'wa', '[{"type": "condition", "seq": 3, "signal_id": "hc"}]') AS ignored \gset
+SELECT is(durable.send_signal_v1('th', 'hc', '"z"'), 'delivered', 'a signal without headers is delivered');
+SELECT ok(NOT pg_temp.last_event('th', 'wa', 'signal_received') ? 'headers',
+          'and its event stores no headers at all');
+SELECT pg_temp.start('th', 'wb') AS ignored \gset
+SELECT pg_temp.step('th', 'wb', '[{"type": "signal", "seq": 1, "signal_id": "hd", "data": "\"w\"", "headers": {"traceparent": "00-e-f-01"}}]') AS ignored \gset
+SELECT is((SELECT headers FROM durable.signals WHERE namespace = 'th' AND signal_id = 'hd'),
+          '{"traceparent": "00-e-f-01"}'::jsonb, 'a workflow''s signal command sends its headers with the signal');
+SELECT pg_temp.start('th', 'wd') AS ignored \gset
+SELECT pg_temp.step('th', 'wd', '[{"type": "signal", "seq": 1, "signal_id": "he", "data": "\"v\""}]') AS ignored \gset
+SELECT ok((SELECT headers IS NULL FROM durable.signals WHERE namespace = 'th' AND signal_id = 'he'),
+          'a signal command without headers stores none');
+SELECT throws_ok($$SELECT durable.send_signal_v1('th', 'hf', '"x"', interval '1 hour', '["not", "an object"]')$$,
+                 'PD004', 'signal headers must be a JSON object of strings (a trace context), or NULL',
+                 'send_signal_v1 refuses headers that are not a JSON object');
+SELECT throws_ok($$SELECT durable.signal_workflow_v1('th', 'wa', 'hf', '"x"', interval '1 hour', '"text"')$$,
+                 'PD004', NULL, 'and so does signal_workflow_v1');
+SELECT pg_temp.start('th', 'wc') AS ignored \gset
+SELECT pg_temp.step('th', 'wc', '[{"type": "condition", "seq": 1, "signal_id": "hg"}]') AS ignored \gset
+SELECT durable.send_signal_v1('th', 'hg', '"g"', interval '1 hour', '{"traceparent": "00-g-h-01"}') IS NOT NULL AS ok \gset
+SELECT pg_temp.step('th', 'wc', '[{"type": "cancel_wait", "seq": 1, "signal_id": "hg"}]') AS ignored \gset
+SELECT is((SELECT headers FROM durable.signals WHERE namespace = 'th' AND signal_id = 'hg'),
+          '{"traceparent": "00-g-h-01"}'::jsonb, 'a signal given back by an abandoned condition keeps its headers');
+
 -- Owner and clients only
 SELECT is_empty($$SELECT 1 FROM durable.worker_functions() f
-                  WHERE f = 'durable.signal_workflow_v1(text, text, text, text, interval)'::regprocedure$$,
+                  WHERE f = 'durable.signal_workflow_v1(text, text, text, text, interval, jsonb)'::regprocedure$$,
                 'worker roles are not granted signal_workflow_v1');
-SELECT ok(NOT has_function_privilege('public', 'durable.signal_workflow_v1(text, text, text, text, interval)',
+SELECT ok(NOT has_function_privilege('public', 'durable.signal_workflow_v1(text, text, text, text, interval, jsonb)',
                                      'EXECUTE'), 'nor is PUBLIC');
 
 SELECT * FROM finish();

@@ -148,6 +148,7 @@ CREATE TABLE durable.signals (
     position bigint NOT NULL DEFAULT 0,
     allowed_queues text[],
     target_workflow_id text,
+    headers jsonb,  -- the sender's trace context (a traced sender only)
     created_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL
 );

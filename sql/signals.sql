@@ -23,6 +23,10 @@
 -- timing out or abandoned, the run closing), which needs no signal lock.
 -- A targeted sender locks the running run of its workflow id, then the
 -- signal id: it needs no retry, as that run's waits cannot change under it.
+--
+-- A traced sender gives headers (its trace context, a JSON object of
+-- strings): they travel with the signal, buffered or not, into the
+-- signal_received event's data. An untraced one gives NULL: nothing stored.
 
 CREATE FUNCTION durable._lock_signal(p_namespace text, p_signal_id text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -77,25 +81,38 @@ END $$;
 COMMENT ON FUNCTION durable._check_signal(text, text, interval) IS
     'Internal: PD004 unless the signal id, data (a JSON payload) and expiry (positive) are valid.';
 
+-- Checks a sender's headers (its trace context): a JSON object, or NULL.
+CREATE FUNCTION durable._check_signal_headers(p_headers jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_headers IS NOT NULL AND pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'signal headers must be a JSON object of strings (a trace context), or NULL';
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_signal_headers(jsonb) IS
+    'Internal: PD004 unless a signal''s headers (the sender''s trace context) are a JSON object or NULL.';
+
 -- Buffers a signal no condition took, under its signal id's lock (p_front:
 -- at the head of its mailbox, for a signal given back).
 CREATE FUNCTION durable._buffer_signal(p_namespace text, p_signal_id text, p_data text, p_ttl interval,
-                                       p_front boolean, p_allowed_queues text[], p_target_workflow_id text)
+                                       p_front boolean, p_allowed_queues text[], p_target_workflow_id text,
+                                       p_headers jsonb DEFAULT NULL)
 RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO durable.signals (namespace, signal_id, data, position, allowed_queues, target_workflow_id,
-                                 created_at, expires_at)
+                                 headers, created_at, expires_at)
     SELECT p_namespace, p_signal_id, p_data,
            CASE WHEN p_front
                 THEN (SELECT least(coalesce(min(x.position), 0), 0) - 1 FROM durable.signals x
                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id)
                 ELSE 0 END,
-           p_allowed_queues, p_target_workflow_id, t.now, t.now + p_ttl
+           p_allowed_queues, p_target_workflow_id, p_headers, t.now, t.now + p_ttl
     FROM (SELECT durable.now() AS now) t
 $$;
-COMMENT ON FUNCTION durable._buffer_signal(text, text, text, interval, boolean, text[], text) IS
+COMMENT ON FUNCTION durable._buffer_signal(text, text, text, interval, boolean, text[], text, jsonb) IS
     'Internal: buffers a signal (FIFO per signal id; p_front: at the head; p_target_workflow_id: only '
-    'that workflow may take it).';
+    'that workflow may take it; p_headers: the sender''s trace context, kept with it).';
 
 -- Delivers to the oldest waiting condition it may reach, else buffers.
 -- Returns 'delivered' or 'buffered'. p_front puts a buffered signal back at
@@ -103,13 +120,15 @@ COMMENT ON FUNCTION durable._buffer_signal(text, text, text, interval, boolean, 
 CREATE FUNCTION durable._send_signal(p_namespace text, p_signal_id text, p_data text,
                                      p_ttl interval DEFAULT interval '7 days',
                                      p_front boolean DEFAULT false,
-                                     p_allowed_queues text[] DEFAULT NULL) RETURNS text
+                                     p_allowed_queues text[] DEFAULT NULL,
+                                     p_headers jsonb DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wait durable.signal_waits;
     v_locked durable.signal_waits[] := '{}';
 BEGIN
     PERFORM durable._check_signal(p_signal_id, p_data, p_ttl);
+    PERFORM durable._check_signal_headers(p_headers);
     LOOP
         -- The run first: find the oldest wait without locks and lock its run.
         v_wait := durable._oldest_wait(p_namespace, p_signal_id, p_allowed_queues);
@@ -135,30 +154,33 @@ BEGIN
         EXIT WHEN v_wait.id IS NULL;
         DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
         IF durable._deliver(p_namespace, v_wait.workflow_id, v_wait.run_id, 'signal_received', v_wait.seq,
-                            durable._received(p_signal_id, p_data, p_allowed_queues, 'mailbox')) THEN
+                            durable._received(p_signal_id, p_data, p_allowed_queues, 'mailbox', p_headers)) THEN
             RETURN 'delivered';
         END IF;
         -- That call was resolved already (a stale wait): the next one, still
         -- holding the signal lock, may only be one whose run we hold.
     END LOOP;
-    PERFORM durable._buffer_signal(p_namespace, p_signal_id, p_data, p_ttl, p_front, p_allowed_queues, NULL);
+    PERFORM durable._buffer_signal(p_namespace, p_signal_id, p_data, p_ttl, p_front, p_allowed_queues, NULL,
+                                   p_headers);
     RETURN 'buffered';
 END $$;
-COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean, text[]) IS
+COMMENT ON FUNCTION durable._send_signal(text, text, text, interval, boolean, text[], jsonb) IS
     'Internal: hands a signal to the oldest waiting condition it may reach, or buffers it (FIFO, expiring; '
-    'p_front: at the head of its mailbox).';
+    'p_front: at the head of its mailbox; p_headers: the sender''s trace context, carried along).';
 
 -- Delivers a signal to one workflow: its running run p_wf, which the caller
 -- holds locked, takes it in its oldest condition on the id, else it is
 -- buffered for that workflow. Returns 'delivered' or 'buffered'.
 CREATE FUNCTION durable._send_targeted(p_wf durable.workflows, p_signal_id text, p_data text,
                                        p_ttl interval DEFAULT interval '7 days',
-                                       p_front boolean DEFAULT false) RETURNS text
+                                       p_front boolean DEFAULT false,
+                                       p_headers jsonb DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wait durable.signal_waits;
 BEGIN
     PERFORM durable._check_signal(p_signal_id, p_data, p_ttl);
+    PERFORM durable._check_signal_headers(p_headers);
     -- The run is held, so its waits cannot change: take the signal id's lock
     -- second, as every sender does, and no retry is needed.
     PERFORM durable._lock_signal(p_wf.namespace, p_signal_id);
@@ -168,16 +190,17 @@ BEGIN
                   ORDER BY x.id LOOP
         DELETE FROM durable.signal_waits sw WHERE sw.id = v_wait.id;
         IF durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_received', v_wait.seq,
-                            durable._received(p_signal_id, p_data, NULL, 'workflow')) THEN
+                            durable._received(p_signal_id, p_data, NULL, 'workflow', p_headers)) THEN
             RETURN 'delivered';
         END IF;
     END LOOP;
-    PERFORM durable._buffer_signal(p_wf.namespace, p_signal_id, p_data, p_ttl, p_front, NULL, p_wf.workflow_id);
+    PERFORM durable._buffer_signal(p_wf.namespace, p_signal_id, p_data, p_ttl, p_front, NULL, p_wf.workflow_id,
+                                   p_headers);
     RETURN 'buffered';
 END $$;
-COMMENT ON FUNCTION durable._send_targeted(durable.workflows, text, text, interval, boolean) IS
+COMMENT ON FUNCTION durable._send_targeted(durable.workflows, text, text, interval, boolean, jsonb) IS
     'Internal: hands a signal to the oldest waiting condition of one locked running run, or buffers it '
-    'for that workflow only.';
+    'for that workflow only (p_headers: the sender''s trace context, carried along).';
 
 -- Registers a condition of a run the caller holds locked: takes the oldest
 -- unexpired buffered signal the run may receive at once, or waits.
@@ -202,7 +225,8 @@ BEGIN
         PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_received', p_seq,
                                  durable._received(p_signal_id, v_signal.data, v_signal.allowed_queues,
                                                    CASE WHEN v_signal.target_workflow_id IS NULL
-                                                        THEN 'mailbox' ELSE 'workflow' END));
+                                                        THEN 'mailbox' ELSE 'workflow' END,
+                                                   v_signal.headers));
         RETURN true;
     END IF;
     INSERT INTO durable.signal_waits (namespace, signal_id, workflow_id, run_id, seq, created_at)
@@ -237,7 +261,7 @@ COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, intege
 -- was cancelled); the caller holds the run. Its wait goes, resolved as timed
 -- out; a signal that reached it first goes back to the head of the mailbox
 -- it came from, with the reach it had: the signal id, the allowed queues
--- and the delivery (a targeted signal stays this workflow's) come from the
+-- and the delivery (a targeted signal stays this workflow's), and its headers, come from the
 -- recorded delivery, never from the command, so a worker cannot re-send
 -- what it received to another id or strip a signal's scope.
 CREATE FUNCTION durable._cancel_wait(p_wf durable.workflows, p_seq integer) RETURNS void
@@ -258,12 +282,14 @@ BEGIN
     WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
       AND h.seq = p_seq AND h.event_type = 'signal_received';
     IF FOUND AND v_received->>'delivery' = 'workflow' THEN
-        PERFORM durable._send_targeted(p_wf, v_received->>'signal_id', v_received->>'data', interval '7 days', true);
+        PERFORM durable._send_targeted(p_wf, v_received->>'signal_id', v_received->>'data', interval '7 days', true,
+                                       v_received->'headers');
     ELSIF FOUND THEN
         PERFORM durable._send_signal(p_wf.namespace, v_received->>'signal_id', v_received->>'data',
             interval '7 days', true,
             CASE WHEN v_received ? 'allowed_queues'
-                 THEN ARRAY(SELECT jsonb_array_elements_text(v_received->'allowed_queues')) END);
+                 THEN ARRAY(SELECT jsonb_array_elements_text(v_received->'allowed_queues')) END,
+            v_received->'headers');
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, integer) IS
@@ -271,38 +297,46 @@ COMMENT ON FUNCTION durable._cancel_wait(durable.workflows, integer) IS
     'of its own mailbox, with the reach it had.';
 
 -- The data of a signal_received event: the signal, its delivery ('mailbox'
--- or 'workflow') and (for a signal a worker role sent) the task queues it
--- may reach, the last two kept for a give-back.
-CREATE FUNCTION durable._received(p_signal_id text, p_data text, p_allowed_queues text[], p_delivery text)
+-- or 'workflow'), (for a signal a worker role sent) the task queues it may
+-- reach, the last two kept for a give-back, and (for a traced sender) its
+-- headers: the receiving workflow task's span links to the sender's.
+CREATE FUNCTION durable._received(p_signal_id text, p_data text, p_allowed_queues text[], p_delivery text,
+                                  p_headers jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object('signal_id', p_signal_id, 'data', p_data, 'delivery', p_delivery)
            || CASE WHEN p_allowed_queues IS NULL THEN '{}'::jsonb
                    ELSE jsonb_build_object('allowed_queues', to_jsonb(p_allowed_queues)) END
+           || CASE WHEN p_headers IS NULL OR p_headers = 'null'::jsonb THEN '{}'::jsonb
+                   ELSE jsonb_build_object('headers', p_headers) END
 $$;
-COMMENT ON FUNCTION durable._received(text, text, text[], text) IS
-    'Internal: a signal_received event''s data (signal id, data, delivery: mailbox or workflow, and the '
-    'queues a scoped signal may reach).';
+COMMENT ON FUNCTION durable._received(text, text, text[], text, jsonb) IS
+    'Internal: a signal_received event''s data (signal id, data, delivery: mailbox or workflow, the '
+    'queues a scoped signal may reach, and the sender''s headers when it was traced).';
 
 CREATE FUNCTION durable.send_signal_v1(p_namespace text, p_signal_id text, p_data text,
-                                       p_ttl interval DEFAULT interval '7 days') RETURNS text
+                                       p_ttl interval DEFAULT interval '7 days',
+                                       p_headers jsonb DEFAULT NULL) RETURNS text
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT durable._send_signal(p_namespace, p_signal_id, p_data, p_ttl)
+    SELECT durable._send_signal(p_namespace, p_signal_id, p_data, p_ttl, false, NULL, p_headers)
 $$;
-COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval) IS
+COMMENT ON FUNCTION durable.send_signal_v1(text, text, text, interval, jsonb) IS
     'Sends a signal (namespace-wide id): consumed by the oldest waiting condition, else buffered FIFO '
-    'until p_ttl passes. Returns ''delivered'' or ''buffered''.';
+    'until p_ttl passes. Returns ''delivered'' or ''buffered''. p_headers: string pairs (a trace context) '
+    'carried into the receiver''s signal_received event; NULL stores nothing.';
 
 -- Owner and clients only (never a worker role's: worker_functions() does not
 -- list it).
 CREATE FUNCTION durable.signal_workflow_v1(p_namespace text, p_workflow_id text, p_signal_id text, p_data text,
-                                           p_ttl interval DEFAULT interval '7 days') RETURNS text
+                                           p_ttl interval DEFAULT interval '7 days',
+                                           p_headers jsonb DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
 BEGIN
     PERFORM durable._check_name('workflow id', p_workflow_id);
     PERFORM durable._check_signal(p_signal_id, p_data, p_ttl);
+    PERFORM durable._check_signal_headers(p_headers);
     -- The running run first. One that closes while we wait for its lock may
     -- have been followed by a new run (continue-as-new, a retry), which only
     -- a fresh look (a new statement) sees.
@@ -319,9 +353,10 @@ BEGIN
                                  'was not sent', p_workflow_id, p_namespace, p_signal_id);
         END IF;
     END LOOP;
-    RETURN durable._send_targeted(v_wf, p_signal_id, p_data, p_ttl);
+    RETURN durable._send_targeted(v_wf, p_signal_id, p_data, p_ttl, false, p_headers);
 END $$;
-COMMENT ON FUNCTION durable.signal_workflow_v1(text, text, text, text, interval) IS
+COMMENT ON FUNCTION durable.signal_workflow_v1(text, text, text, text, interval, jsonb) IS
     'Sends a signal to one workflow (handle.signal): the oldest waiting condition of its running run on '
     'p_signal_id takes it, else it is buffered for that workflow only until p_ttl passes. Returns '
-    '''delivered'' or ''buffered''; PD003 when the workflow is unknown or closed (nothing buffered).';
+    '''delivered'' or ''buffered''; PD003 when the workflow is unknown or closed (nothing buffered). '
+    'p_headers: string pairs (a trace context) carried into its signal_received event; NULL stores nothing.';

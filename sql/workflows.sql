@@ -608,8 +608,10 @@ BEGIN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
                                       jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
         -- A worker role's signal reaches only runs on the task queues it may produce to.
+        -- Its headers (the sending task's trace context) travel with it, when traced.
         PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data', interval '7 days',
-                                     false, durable._produce_scope(p_wf.namespace));
+                                     false, durable._produce_scope(p_wf.namespace),
+                                     nullif(p_cmd->'headers', 'null'::jsonb));
     WHEN 'child' THEN
         -- A child id that is running already is refused (the parent sees a
         -- child failure); a closed one gets a new run, as client starts do.

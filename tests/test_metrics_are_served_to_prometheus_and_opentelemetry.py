@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
-from pgdurable import Durable, otel
+from pgdurable import Durable, metrics, otel
 from support.polling import wait_for, wait_until
 from support.subprocess_workers import TESTS_DIR
 from workers import traced_flows
@@ -138,3 +138,28 @@ async def test_instrument_records_the_same_measurements_through_an_opentelemetry
         == [("ConnectionError", 1)]
     assert [(p.attributes["task_type"], p.value) for p in points["pgdurable.task_retries"]] \
         == [("activity", 1)]
+
+
+async def test_a_stream_stats_poller_in_your_own_process_feeds_the_opentelemetry_stream_gauges(dsn, client):
+    # Nobody serves this task queue: its task stays queued.
+    await client.workflow.start(task_queue="nobody-serves-otel", workflow_name="never_run")
+    reader = InMemoryMetricReader()
+    otel.instrument(meter_provider=MeterProvider(metric_readers=[reader]))
+    try:
+        async with metrics.StreamStatsPoller(client.connection, namespace="durable", interval=0.2) as poller:
+            assert poller.read_at is not None  # read once on entering
+
+            def queued() -> float | None:
+                for rm in reader.get_metrics_data().resource_metrics:
+                    for metric in (m for sm in rm.scope_metrics for m in sm.metrics):
+                        if metric.name == "pgdurable.stream.queued":
+                            for point in metric.data.data_points:
+                                if point.attributes == {"namespace": "durable",
+                                                        "stream": "nobody-serves-otel"}:
+                                    return point.value
+                return None
+
+            assert await wait_for(queued, "the queued gauge of the unserved stream") == 1
+        assert metrics.stream_samples() == []  # unwatched on leaving
+    finally:
+        otel.uninstrument()

@@ -26,8 +26,10 @@ class Observer:
         """Around a client's start: yields headers (a trace context) to store with the run."""
         return contextlib.nullcontext()
 
-    def signal(self, signal_id: str, workflow_id: str | None) -> contextlib.AbstractContextManager[None]:
-        """Around a client's signal (to one workflow, or to the mailbox when ``workflow_id`` is None)."""
+    def signal(self, signal_id: str,
+               workflow_id: str | None) -> contextlib.AbstractContextManager[dict[str, str] | None]:
+        """Around a client's signal (to one workflow, or to the mailbox when ``workflow_id`` is None):
+        yields headers (a trace context) to send with it."""
         return contextlib.nullcontext()
 
     def workflow_task(self, calls: Any, namespace: str, row: dict[str, Any],
@@ -38,11 +40,18 @@ class Observer:
     def workflow_task_failed(self, row: dict[str, Any], exc: BaseException) -> None:
         """A workflow task failed (it is retried)."""
 
+    def workflow_task_continued(self, row: dict[str, Any]) -> None:
+        """A workflow task goes on with the events that arrived while it ran (``row["events"]``)."""
+
     def workflow_closed(self, row: dict[str, Any], commands: list[dict[str, Any]]) -> None:
         """A workflow task closed its run (completed, failed, cancelled, continued)."""
 
     def child_headers(self, info: Any) -> dict[str, str] | None:
         """Headers for a child workflow the running workflow task starts."""
+        return None
+
+    def workflow_signal(self, info: Any, signal_id: str) -> dict[str, str] | None:
+        """A signal command the running workflow task records: headers to send with the signal."""
         return None
 
     def activity_started(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
@@ -80,15 +89,16 @@ def start_workflow(workflow_id: str, workflow_name: str, task_queue: str) -> Ite
 
 
 @contextlib.contextmanager
-def signal(signal_id: str, workflow_id: str | None) -> Iterator[None]:
-    """Around a client's signal."""
+def signal(signal_id: str, workflow_id: str | None) -> Iterator[dict[str, str] | None]:
+    """Around a client's signal; yields the headers to send with it (None: none)."""
     if not observers:
-        yield
+        yield None
         return
     with contextlib.ExitStack() as stack:
+        headers: dict[str, str] = {}
         for hook in _each("signal"):
-            stack.enter_context(hook(signal_id, workflow_id))
-        yield
+            headers.update(stack.enter_context(hook(signal_id, workflow_id)) or {})
+        yield headers or None
 
 
 def workflow_task(calls: Any, namespace: str, row: dict[str, Any],
@@ -111,6 +121,11 @@ def workflow_task_failed(row: dict[str, Any], exc: BaseException) -> None:
         _notify("workflow_task_failed", row, exc)
 
 
+def workflow_task_continued(row: dict[str, Any]) -> None:
+    if observers:
+        _notify("workflow_task_continued", row)
+
+
 def workflow_closed(row: dict[str, Any], commands: list[dict[str, Any]]) -> None:
     if observers:
         _notify("workflow_closed", row, commands)
@@ -127,4 +142,14 @@ def child_headers(info: Any) -> dict[str, str] | None:
     headers: dict[str, str] = {}
     for hook in _each("child_headers"):
         headers.update(hook(info) or {})
+    return headers or None
+
+
+def workflow_signal(info: Any, signal_id: str) -> dict[str, str] | None:
+    """A new signal command of the running workflow task; the headers to send with it (None: none)."""
+    if not observers:
+        return None
+    headers: dict[str, str] = {}
+    for hook in _each("workflow_signal"):
+        headers.update(hook(info, signal_id) or {})
     return headers or None

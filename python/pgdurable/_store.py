@@ -201,16 +201,16 @@ async def start_workflows(conn: Conn, namespace: str,
 
 @_mapped
 async def send_signal(conn: Conn, namespace: str, signal_id: str, data: str,
-                      ttl: timedelta = timedelta(days=7)) -> str:
-    return await _value(conn, "SELECT durable.send_signal_v1(%s, %s, %s, %s)",
-                        (namespace, signal_id, data, ttl))
+                      ttl: timedelta = timedelta(days=7), headers: dict[str, str] | None = None) -> str:
+    return await _value(conn, "SELECT durable.send_signal_v1(%s, %s, %s, %s, %s)",
+                        (namespace, signal_id, data, ttl, Jsonb(headers) if headers else None))
 
 
 @_mapped
 async def signal_workflow(conn: Conn, namespace: str, workflow_id: str, signal_id: str, data: str,
-                          ttl: timedelta = timedelta(days=7)) -> str:
-    return await _value(conn, "SELECT durable.signal_workflow_v1(%s, %s, %s, %s, %s)",
-                        (namespace, workflow_id, signal_id, data, ttl))
+                          ttl: timedelta = timedelta(days=7), headers: dict[str, str] | None = None) -> str:
+    return await _value(conn, "SELECT durable.signal_workflow_v1(%s, %s, %s, %s, %s, %s)",
+                        (namespace, workflow_id, signal_id, data, ttl, Jsonb(headers) if headers else None))
 
 
 @_mapped

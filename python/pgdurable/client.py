@@ -273,9 +273,10 @@ class WorkflowClient:
         check_text("signal_id", signal_id)
         encoded = payloads.dumps(data)
         # A signal sent twice would be delivered twice: never repeated.
-        with _observe.signal(signal_id, None):
+        with _observe.signal(signal_id, None) as headers:
             await self._client.connection.run(
-                lambda conn: store.send_signal(conn, self._client.namespace, signal_id, encoded),
+                lambda conn: store.send_signal(conn, self._client.namespace, signal_id, encoded,
+                                               headers=headers),
                 repeatable=False)
 
     async def list(self, status: str | None = None, workflow_name: str | None = None,
@@ -396,10 +397,10 @@ class WorkflowHandle:
         encoded = payloads.dumps(data)
         await self._verify_names()
         # A signal sent twice would be delivered twice: never repeated.
-        with _observe.signal(signal_id, self.workflow_id):
+        with _observe.signal(signal_id, self.workflow_id) as headers:
             await self._client.connection.run(
                 lambda conn: store.signal_workflow(conn, self._client.namespace, self.workflow_id, signal_id,
-                                                   encoded),
+                                                   encoded, headers=headers),
                 repeatable=False)
 
     async def cancel(self) -> bool:

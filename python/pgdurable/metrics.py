@@ -114,7 +114,18 @@ class Recorder(_observe.Observer):
 
 class StreamStatsPoller:
     """Reads ``durable.stream_stats`` every ``interval`` seconds into :attr:`rows` (the last
-    answer; kept through a failed read, which is logged once)."""
+    answer; kept through a failed read, which is logged once) and :attr:`read_at`.
+
+    ``connection`` is a :class:`pgdurable.Connection` of the schema's owner or a DBA (the function
+    is not a worker role's); ``namespace`` None reads every namespace. To export the stream
+    gauges from your own process (``pgdurable worker --metrics-port`` does it for you), run one
+    as an async context manager, which starts it and :func:`watch_streams` it, then stops and
+    unwatches it::
+
+        pgdurable.otel.instrument(meter_provider=...)
+        async with pgdurable.metrics.StreamStatsPoller(connection, interval=10) as poller:
+            ...  # pgdurable.stream.queued & co. are observed from poller.rows
+    """
 
     def __init__(self, connection: Any, namespace: str | None = None, interval: float = 10.0) -> None:
         self.connection = connection
@@ -125,7 +136,18 @@ class StreamStatsPoller:
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
+    async def __aenter__(self) -> StreamStatsPoller:
+        await self.refresh()  # the gauges have values from the start
+        self.start()
+        watch_streams(self)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        unwatch_streams(self)
+        await self.stop()
+
     async def refresh(self) -> None:
+        """Reads the statistics once now (a failed read keeps the last answer)."""
         try:
             rows = await self.connection.run(lambda c: store.stream_stats(c, self.namespace))
         except Exception as exc:  # noqa: BLE001 - metrics must not stop the worker
@@ -138,14 +160,18 @@ class StreamStatsPoller:
         self.rows, self.read_at = rows, datetime.now(UTC)
 
     def start(self) -> None:
+        """Reads them every ``interval`` seconds in a task of the running event loop, until :meth:`stop`."""
         self._task = asyncio.create_task(self._loop(), name="pgdurable-stream-stats")
 
     async def _loop(self) -> None:
+        if self.read_at is not None:  # just read (entering the context manager)
+            await asyncio.sleep(self.interval)
         while True:
             await self.refresh()
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
+        """Stops the reads :meth:`start` began (the last answer stays in :attr:`rows`)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -173,11 +199,13 @@ def watch_streams(poller: StreamStatsPoller) -> None:
 
 
 def unwatch_streams(poller: StreamStatsPoller) -> None:
+    """Stops exporting ``poller``'s stream statistics (see :func:`watch_streams`)."""
     with _lock:
         _pollers[:] = [p for p in _pollers if p is not poller]
 
 
 def stream_samples() -> list[tuple[str, dict[str, str], float]]:
+    """(gauge, labels, value) of every watched poller's last answer: what the exporters observe."""
     with _lock:
         pollers = list(_pollers)
     return [sample for poller in pollers for sample in poller.samples()]

@@ -3,7 +3,8 @@
 ``pgdurable.otel.instrument()`` in every process (clients and workers) turns on:
 
 - spans ``pgdurable.start_workflow`` and ``pgdurable.signal`` around a client's start and
-  signals; ``pgdurable.workflow_task`` around each workflow task a worker runs;
+  signals; ``pgdurable.workflow_task`` around each workflow task a worker runs, with a
+  ``pgdurable.signal`` child for each signal its workflow code sends;
   ``pgdurable.activity`` around each activity attempt. Attributes ``pgdurable.workflow_id``,
   ``pgdurable.workflow_name``, ``pgdurable.activity_name``, ``pgdurable.attempt``; a failed
   attempt or workflow task records its exception and an error status.
@@ -11,7 +12,9 @@
   ``workflow_started`` event (so every workflow task, in any process, after any restart, joins
   the client's trace), a workflow task passes its own to the activities it schedules (their
   ``headers``) and to the child workflows it starts (their ``workflow_started``); a run continued
-  as new or retried keeps its run's.
+  as new or retried keeps its run's. A signal carries its sender's (the client's or the sending
+  task's ``pgdurable.signal`` span) to the run that receives it, whose workflow task span links to
+  it (a span link: a signal is not the receiving run's cause, its start is).
 - metrics (:mod:`pgdurable.metrics`) exported through the OpenTelemetry meter.
 
 Spans and metrics go to the global tracer and meter providers (or those given): configure the
@@ -27,7 +30,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from . import _observe, interceptors
 from . import _store as store
@@ -40,6 +43,7 @@ WORKFLOW_ID = "pgdurable.workflow_id"
 WORKFLOW_NAME = "pgdurable.workflow_name"
 ACTIVITY_NAME = "pgdurable.activity_name"
 ATTEMPT = "pgdurable.attempt"
+SIGNAL_ID = "pgdurable.signal_id"
 
 _MAX_CARRIERS = 10_000
 """Trace contexts of runs remembered per process (read again from history when forgotten)."""
@@ -52,6 +56,7 @@ class _Tracing(_observe.Observer):
         self.tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
         self.carriers: OrderedDict[tuple[str, int], dict[str, str]] = OrderedDict()
         self.task_spans: dict[tuple[str, int], Span] = {}  # the running workflow task of each run
+        self.signal_spans: dict[tuple[str, int], list[Span]] = {}  # signals its workflow code sent
 
     # -- client ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -66,13 +71,15 @@ class _Tracing(_observe.Observer):
             yield carrier
 
     @contextlib.contextmanager
-    def signal(self, signal_id: str, workflow_id: str | None) -> Iterator[None]:
-        attributes = {"pgdurable.signal_id": signal_id}
+    def signal(self, signal_id: str, workflow_id: str | None) -> Iterator[dict[str, str] | None]:
+        attributes = {SIGNAL_ID: signal_id}
         if workflow_id is not None:
             attributes[WORKFLOW_ID] = workflow_id
         with self.tracer.start_as_current_span("pgdurable.signal", kind=SpanKind.PRODUCER,
                                                attributes=attributes):
-            yield
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            yield carrier
 
     # -- workflow tasks ---------------------------------------------------------------
     def workflow_task(self, calls: Any, namespace: str, row: dict[str, Any],
@@ -91,13 +98,16 @@ class _Tracing(_observe.Observer):
         attributes = {WORKFLOW_ID: row["workflow_id"], WORKFLOW_NAME: row["workflow_name"],
                       ATTEMPT: row.get("task_attempt") or 1, "pgdurable.run_id": row["run_id"]}
         with self.tracer.start_as_current_span("pgdurable.workflow_task", context=propagate.extract(carrier),
-                                               kind=SpanKind.CONSUMER, attributes=attributes) as span:
+                                               kind=SpanKind.CONSUMER, attributes=attributes,
+                                               links=_signal_links(row)) as span:
             self.task_spans[key] = span
             try:
                 await coro
             finally:
                 if self.task_spans.get(key) is span:
                     del self.task_spans[key]
+                for sent in self.signal_spans.pop(key, ()):
+                    sent.end()
 
     async def _carrier(self, calls: Any, namespace: str, row: dict[str, Any]) -> dict[str, str]:
         """The trace context the run's start stored (its workflow_started event)."""
@@ -118,10 +128,21 @@ class _Tracing(_observe.Observer):
         return carrier
 
     def workflow_task_failed(self, row: dict[str, Any], exc: BaseException) -> None:
-        span = self.task_spans.get((row["workflow_id"], row["run_id"]))
+        key = (row["workflow_id"], row["run_id"])
+        span = self.task_spans.get(key)
         if span is not None:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        for sent in self.signal_spans.get(key, ()):  # its commands were not recorded: nothing was sent
+            sent.set_status(Status(StatusCode.ERROR,
+                                   f"not sent: the workflow task failed ({type(exc).__name__})"))
+
+    def workflow_task_continued(self, row: dict[str, Any]) -> None:
+        """Signals delivered while the task ran (a condition that took a buffered one, say): its
+        span links to their senders too."""
+        span = self.task_spans.get((row["workflow_id"], row["run_id"]))
+        for link in (_signal_links(row) if span is not None else None) or ():
+            span.add_link(link.context, link.attributes)
 
     def workflow_closed(self, row: dict[str, Any], commands: list[dict[str, Any]]) -> None:
         self.carriers.pop((row["workflow_id"], row["run_id"]), None)
@@ -145,6 +166,38 @@ class _Tracing(_observe.Observer):
 
     def child_headers(self, info: Any) -> dict[str, str] | None:
         return self._context_of(info.workflow_id, info.run_id) or None
+
+    def workflow_signal(self, info: Any, signal_id: str) -> dict[str, str] | None:
+        """A ``pgdurable.signal`` span, child of the sending workflow task's, ended with that task
+        (when its commands, the signal among them, were recorded); its context goes with the signal."""
+        key = (info.workflow_id, info.run_id)
+        task = self.task_spans.get(key)
+        if task is None:
+            return None
+        span = self.tracer.start_span("pgdurable.signal", context=trace.set_span_in_context(task),
+                                      kind=SpanKind.PRODUCER,
+                                      attributes={SIGNAL_ID: signal_id, WORKFLOW_ID: info.workflow_id,
+                                                  WORKFLOW_NAME: info.workflow_name})
+        self.signal_spans.setdefault(key, []).append(span)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        return carrier
+
+
+def _signal_links(row: dict[str, Any]) -> list[Link] | None:
+    """Links to the senders of the signals a workflow task delivers (those whose sender was traced)."""
+    links = []
+    for event in row.get("events") or ():
+        if event["event_type"] != "signal_received":
+            continue
+        data = event.get("data") or {}
+        headers = data.get("headers")
+        if not headers:
+            continue
+        sender = trace.get_current_span(propagate.extract(dict(headers))).get_span_context()
+        if sender.is_valid:
+            links.append(Link(sender, {SIGNAL_ID: data.get("signal_id", "")}))
+    return links or None
 
 
 class _ScheduleWithContext:

@@ -114,8 +114,13 @@ async def signal(signal_id: str, data: Any = None) -> None:
     check_text("signal_id", signal_id)
     run = current()
     seq = run.next_seq()
-    run.record(seq, "signal", signal_id, lambda: {
-        "type": "signal", "seq": seq, "signal_id": signal_id, "data": payloads.dumps(data)})
+
+    def command() -> dict[str, Any]:  # a new command only (never on replay)
+        headers = _observe.workflow_signal(run.info, signal_id)  # a trace context, when traced
+        return {"type": "signal", "seq": seq, "signal_id": signal_id, "data": payloads.dumps(data),
+                **({"headers": headers} if headers else {})}
+
+    run.record(seq, "signal", signal_id, command)
 
 
 def _child_command(run: Any, seq: int, workflow_name: str, args: list[Any], task_queue: str | None,

@@ -321,6 +321,7 @@ class WorkflowWorker:
                 break
             # New events arrived while this task ran: they came back with our lease kept.
             row = {**row, "processed_event_id": run.processed_event_id, "events": result["events"]}
+            _observe.workflow_task_continued(row)
         self._cache[key] = run
         if result["status"] == "ok":
             self._arm(key, result.get("wake_in"))
