@@ -9,7 +9,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(142);
+SELECT plan(144);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -467,6 +467,14 @@ SELECT ok((SELECT headers IS NULL FROM durable.signals WHERE namespace = 'th' AN
 SELECT throws_ok($$SELECT durable.send_signal_v1('th', 'hf', '"x"', interval '1 hour', '["not", "an object"]')$$,
                  'PD004', 'signal headers must be a JSON object of strings (a trace context), or NULL',
                  'send_signal_v1 refuses headers that are not a JSON object');
+SELECT throws_ok(format('SELECT durable.send_signal_v1(%L, %L, %L, interval %L, %L)', 'th', 'hg', '"x"', '1 hour',
+                        jsonb_build_object('tracestate', repeat('x', 9000))::text),
+                 'PD004', 'signal headers of 9018 bytes exceed the 8192 byte limit: headers carry a trace context, '
+                          'not data (put data in the args or the signal''s payload)',
+                 'headers over 8 KiB are refused: they carry a trace context, not data');
+SELECT throws_ok(format('SELECT * FROM durable.start_workflow_v1(%L, %L, %L, %L, %L, NULL, %L, %L)', 'th', 'hh', 'n',
+                        'q', '[]', 'reject', jsonb_build_object('tracestate', repeat('x', 9000))::text),
+                 'PD004', NULL, 'and so are a start''s');
 SELECT throws_ok($$SELECT durable.signal_workflow_v1('th', 'wa', 'hf', '"x"', interval '1 hour', '"text"')$$,
                  'PD004', NULL, 'and so does signal_workflow_v1');
 SELECT pg_temp.start('th', 'wc') AS ignored \gset

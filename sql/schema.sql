@@ -238,6 +238,27 @@ $$;
 COMMENT ON FUNCTION durable._salted_md5(text) IS
     'Internal: md5 of p_text salted with durable.secret (NOTIFY channel names).';
 
+CREATE FUNCTION durable._check_headers(p_what text, p_headers jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_headers IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('%s headers must be a JSON object of strings (a trace context), or NULL',
+                                        p_what);
+    END IF;
+    IF pg_catalog.octet_length(p_headers::text) > 8192 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('%s headers of %s bytes exceed the 8192 byte limit: headers carry a trace '
+                                        'context, not data (put data in the args or the signal''s payload)',
+                                        p_what, pg_catalog.octet_length(p_headers::text));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_headers(text, jsonb) IS
+    'Internal: PD004 unless p_headers (of a workflow start or a signal) is NULL or a JSON object of at most 8 KiB.';
+
 CREATE FUNCTION durable._check_payload(p_payload text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

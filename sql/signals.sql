@@ -85,10 +85,7 @@ COMMENT ON FUNCTION durable._check_signal(text, text, interval) IS
 CREATE FUNCTION durable._check_signal_headers(p_headers jsonb) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_headers IS NOT NULL AND pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = 'signal headers must be a JSON object of strings (a trace context), or NULL';
-    END IF;
+    PERFORM durable._check_headers('signal', p_headers);
 END $$;
 COMMENT ON FUNCTION durable._check_signal_headers(jsonb) IS
     'Internal: PD004 unless a signal''s headers (the sender''s trace context) are a JSON object or NULL.';

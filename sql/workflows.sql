@@ -126,10 +126,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    IF p_headers IS NOT NULL AND pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = 'workflow headers must be a JSON object of strings (a trace context), or NULL';
-    END IF;
+    PERFORM durable._check_headers('workflow', p_headers);
     -- A concurrent start of the same id (the run id, or a second running run)
     -- wins the unique index: this one then does nothing and says so.
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,

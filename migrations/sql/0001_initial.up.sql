@@ -242,6 +242,27 @@ $$;
 COMMENT ON FUNCTION durable._salted_md5(text) IS
     'Internal: md5 of p_text salted with durable.secret (NOTIFY channel names).';
 
+CREATE FUNCTION durable._check_headers(p_what text, p_headers jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_headers IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('%s headers must be a JSON object of strings (a trace context), or NULL',
+                                        p_what);
+    END IF;
+    IF pg_catalog.octet_length(p_headers::text) > 8192 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('%s headers of %s bytes exceed the 8192 byte limit: headers carry a trace '
+                                        'context, not data (put data in the args or the signal''s payload)',
+                                        p_what, pg_catalog.octet_length(p_headers::text));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._check_headers(text, jsonb) IS
+    'Internal: PD004 unless p_headers (of a workflow start or a signal) is NULL or a JSON object of at most 8 KiB.';
+
 CREATE FUNCTION durable._check_payload(p_payload text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -756,10 +777,7 @@ COMMENT ON FUNCTION durable._check_signal(text, text, interval) IS
 CREATE FUNCTION durable._check_signal_headers(p_headers jsonb) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_headers IS NOT NULL AND pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = 'signal headers must be a JSON object of strings (a trace context), or NULL';
-    END IF;
+    PERFORM durable._check_headers('signal', p_headers);
 END $$;
 COMMENT ON FUNCTION durable._check_signal_headers(jsonb) IS
     'Internal: PD004 unless a signal''s headers (the sender''s trace context) are a JSON object or NULL.';
@@ -1161,10 +1179,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    IF p_headers IS NOT NULL AND pg_catalog.jsonb_typeof(p_headers) <> 'object' THEN
-        RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = 'workflow headers must be a JSON object of strings (a trace context), or NULL';
-    END IF;
+    PERFORM durable._check_headers('workflow', p_headers);
     -- A concurrent start of the same id (the run id, or a second running run)
     -- wins the unique index: this one then does nothing and says so.
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
