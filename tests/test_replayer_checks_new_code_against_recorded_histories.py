@@ -14,7 +14,7 @@ import pytest
 from pgdurable import Durable, errors
 from pgdurable.testing import Replayer
 from support.cli import invoke, restore_logging  # noqa: F401 - a fixture
-from support.history import new_client
+from support.history import new_client, wait_pending
 
 QUEUE = "replaying"
 
@@ -99,6 +99,15 @@ async def shipping_that_stops_early(order: str) -> list[str]:
     return done
 
 
+@named
+async def shipping_that_now_raises(order: str) -> list[str]:
+    acts = Durable.workflow.proxy_activities(activities=ACTIVITIES)
+    done = [await acts.reserve(order), await acts.charge(order)]
+    await Durable.workflow.sleep(0.2)
+    done.append(await acts.ship(order))
+    raise ValueError(f"no courier for {order}")
+
+
 CHANGED = [shipping_reordered]  # what the CLI test deploys: a list of workflows, as ATTR may be
 
 
@@ -177,6 +186,14 @@ def test_a_removed_last_call_says_the_workflow_finished_early(history_file: Path
     assert error.event_id == recorded_event(history, 4)["event_id"]
     assert (error.expected, error.actual) == ("activity 'ship'", "the workflow finished")
     assert "finished after 3 durable calls but its history recorded 4" in str(error)
+
+
+def test_code_that_now_raises_where_the_run_returned_names_the_completion(history_file: Path) -> None:
+    history = json.loads(history_file.read_text())
+    error = mismatch(history, shipping_that_now_raises)
+    completed = history["runs"][0]["events"][-1]
+    assert (error.event_id, error.expected) == (completed["event_id"], "workflow_completed")
+    assert error.actual == "the workflow raises ValueError: no courier for o-1"
 
 
 def test_the_same_change_guarded_by_patched_replays_clean(history_file: Path) -> None:
@@ -276,3 +293,35 @@ def test_exporting_an_unknown_workflow_is_one_line_on_stderr(dsn: str, restore_l
     result = invoke("workflow", "export", "nope", "--dsn", dsn)
     assert result.exit_code == 1
     assert "workflow 'nope' not found" in result.stderr
+
+
+async def approval(order: str) -> str:
+    acts = Durable.workflow.proxy_activities(activities=ACTIVITIES)
+    await acts.reserve(order)
+    await Durable.workflow.condition(f"approve-{order}")
+    return await acts.charge(order)
+
+
+async def approval_without_the_wait(order: str) -> str:
+    acts = Durable.workflow.proxy_activities(activities=ACTIVITIES)
+    await acts.reserve(order)
+    return await acts.charge(order)
+
+
+approval_without_the_wait.__name__ = "approval"
+
+
+async def test_a_history_of_a_workflow_still_running_replays_up_to_where_it_waits(dsn: str) -> None:
+    connection = Durable.Connection(dsn)
+    try:
+        await Durable.Worker.create(connection=connection, task_queue=QUEUE, workflow=approval)
+        handle = await new_client(connection).workflow.start(
+            args=["o-2"], task_queue=QUEUE, workflow_name="approval", workflow_id="approval-o-2")
+        await wait_pending(handle, "condition", signal_id="approve-o-2")
+        history = await handle.export_history()
+    finally:
+        await Durable.shutdown(grace=5)
+    assert history["runs"][0]["status"] == "running"
+    Replayer(workflows=[approval]).replay(history)
+    error = mismatch(history, approval_without_the_wait)
+    assert (error.expected, error.actual) == ("condition 'approve-o-2'", "activity 'charge'")

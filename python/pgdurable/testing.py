@@ -90,9 +90,35 @@ class Replayer:
             replayed.activate(replayed.load_history(events))
         finally:
             replayed.evict()
-        if replayed.failure is not None:
-            failure = replayed.failure
+        failure = replayed.failure or _changed_ending(replayed, events)
+        if failure is not None:
             if isinstance(failure, errors.NonDeterminismError):
                 failure.add_note(f"(run {run['run_id']} of {history['workflow_id']!r})")
             raise failure
+
+
+# The event that closed a run, by how its code ended (interrupted runs were stopped from outside).
+_ENDINGS = {"workflow_completed": "complete", "workflow_failed": "fail", "workflow_cancelled": "cancelled",
+            "workflow_continued_as_new": "continue_as_new"}
+_ENDING_TEXT = {"complete": "returns", "fail": "raises", "cancelled": "ends cancelled",
+                "continue_as_new": "continues as new"}
+
+
+def _changed_ending(replayed: WorkflowRun, events: list[dict[str, Any]]) -> errors.NonDeterminismError | None:
+    """A mismatch when the history's run ended one way and the replayed code ends another (it
+    returned, and now raises: a bug a worker would record on the runs still open)."""
+    closing = replayed.closing
+    recorded = next((event for event in reversed(events) if event["event_type"] in _ENDINGS), None)
+    if closing is None or recorded is None or _ENDINGS[recorded["event_type"]] == closing["type"]:
+        return None
+    actual = f"the workflow {_ENDING_TEXT.get(closing['type'], closing['type'])}"
+    if closing["type"] in ("fail", "cancelled"):
+        error_type, message, _ = payloads.error_from_json(closing.get("error"))
+        actual += f" {error_type}: {message}"
+    info = replayed.info
+    return errors.NonDeterminismError(
+        f"workflow {info.workflow_name} ({info.workflow_id}): history recorded {recorded['event_type']} "
+        f"(event {recorded['event_id']}) but {actual}: fix the code, or guard the change with "
+        "Durable.workflow.patched()",
+        event_id=recorded["event_id"], expected=recorded["event_type"], actual=actual)
 
