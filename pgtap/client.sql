@@ -2,7 +2,7 @@
 -- outcome, describe, history, list, cancel, interrupt.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(63);
+SELECT plan(66);
 
 -- ---------------------------------------------------------------------------
 -- workflow_outcome_v1
@@ -128,6 +128,16 @@ SELECT results_eq($$SELECT event_id, event_type, seq, inbound FROM durable.run_h
                   'run_history_v1 gives one run''s whole history, outbound events included');
 SELECT is_empty($$SELECT * FROM durable.workflow_history_v1('h', 'nope', true)$$, 'an unknown workflow has no history');
 SELECT is_empty($$SELECT * FROM durable.workflow_history_v1('h2', 'w')$$, 'histories are per namespace');
+
+-- workflow_runs_v1 (with workflow_history_v1: an exported history)
+SELECT results_eq($$SELECT run_id, workflow_name, task_queue, attempt, args, status
+                    FROM durable.workflow_runs_v1('h', 'w')$$,
+                  $$VALUES (2, 'w', 'q', 1, '[]', 'running')$$,
+                  'workflow_runs_v1 gives the latest run and what it was started with by default');
+SELECT results_eq($$SELECT run_id, status FROM durable.workflow_runs_v1('h', 'w', true)$$,
+                  $$VALUES (1, 'continued'), (2, 'running')$$,
+                  'with p_all_runs it gives every run, in order');
+SELECT is_empty($$SELECT * FROM durable.workflow_runs_v1('h', 'nope', true)$$, 'an unknown workflow has no runs');
 
 -- ---------------------------------------------------------------------------
 -- list_workflows_v1

@@ -2679,6 +2679,22 @@ $$;
 COMMENT ON FUNCTION durable.workflow_history_v1(text, text, boolean) IS
     'The history of the latest run of a workflow id (or of every run), in order.';
 
+CREATE FUNCTION durable.workflow_runs_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)
+RETURNS TABLE (run_id integer, workflow_name text, task_queue text, attempt integer, parent_workflow_id text,
+               args text, status text, created_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT w.run_id, w.workflow_name, w.task_queue, w.attempt, w.parent_workflow_id, w.args, w.status,
+           w.created_at
+    FROM durable.workflows w
+    WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
+      AND (p_all_runs OR w.run_id = (SELECT max(x.run_id) FROM durable.workflows x
+                                     WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id))
+    ORDER BY w.run_id
+$$;
+COMMENT ON FUNCTION durable.workflow_runs_v1(text, text, boolean) IS
+    'The latest run of a workflow id (or every run), in order, with what its code was started with '
+    '(name, task queue, attempt, parent, encoded args): with workflow_history_v1, what an exported history holds.';
+
 CREATE FUNCTION durable.run_history_v1(p_namespace text, p_workflow_id text, p_run_id integer,
                                        p_lease_token uuid DEFAULT NULL)
 RETURNS TABLE (event_id integer, event_type text, seq integer, inbound boolean, data jsonb, created_at timestamptz)

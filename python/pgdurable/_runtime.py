@@ -161,6 +161,7 @@ class WorkflowRun:
         self.loop = WorkflowLoop(self)
         self.seq = 0
         self.recorded: dict[int, tuple[str, str | None]] = {}
+        self.recorded_event: dict[int, int] = {}  # call seq -> the event id that recorded it
         self.max_recorded = 0
         self.recorded_patches: set[str] = set()
         self.cancelled_timers: set[int] = set()  # timers withdrawn (recorded, or commanded in this run)
@@ -195,6 +196,7 @@ class WorkflowRun:
                 command, name_key = kind
                 name = event["data"].get(name_key) if name_key else None
                 self.recorded[event["seq"]] = (command, name)
+                self.recorded_event[event["seq"]] = event["event_id"]
                 self.max_recorded = max(self.max_recorded, event["seq"])
             elif event["event_type"] == "patch_marker":
                 self.recorded_patches.add(event["data"].get("patch_id"))
@@ -234,9 +236,14 @@ class WorkflowRun:
         if main is None or not main.done() or self.closing is not None or self.failure is not None:
             return
         if self.seq < self.max_recorded:
+            missing = min((seq for seq in self.recorded if seq > self.seq), default=self.max_recorded)
+            expected = _call_text(*self.recorded[missing]) if missing in self.recorded else None
             self.failure = errors.NonDeterminismError(
                 f"workflow {self.info.workflow_name} ({self.info.workflow_id}): the workflow finished after "
-                f"{self.seq} durable calls but its history recorded {self.max_recorded}")
+                f"{self.seq} durable calls but its history recorded {self.max_recorded}"
+                + (f" (event {self.recorded_event[missing]}: {expected})" if expected else "")
+                + ": a call was removed (guard the change with Durable.workflow.patched())",
+                event_id=self.recorded_event.get(missing), expected=expected, actual="the workflow finished")
             return
         if main.cancelled():
             self.closing = {"type": "fail", "error": _error(RuntimeError("workflow task was cancelled"))}
@@ -296,13 +303,16 @@ class WorkflowRun:
         recorded = self.recorded.get(seq)
         if recorded is not None:
             if recorded != (command, name):
+                event_id = self.recorded_event.get(seq)
                 self.nondeterminism(
-                    f"durable call #{seq} is {command} {name!r} but history recorded "
-                    f"{recorded[0]} {recorded[1]!r}: the workflow code changed under a running "
-                    "workflow (guard the change with Durable.workflow.patched())")
+                    f"durable call #{seq} is {_call_text(command, name)} but history recorded "
+                    f"{_call_text(*recorded)} (event {event_id}): the workflow code changed under a running "
+                    "workflow (guard the change with Durable.workflow.patched())",
+                    event_id=event_id, expected=_call_text(*recorded), actual=_call_text(command, name))
             return
         if seq <= self.max_recorded:
-            self.nondeterminism(f"durable call #{seq} ({command} {name!r}) is not in the history")
+            self.nondeterminism(f"durable call #{seq} ({_call_text(command, name)}) is not in the history",
+                                expected=None, actual=_call_text(command, name))
         self.commands.append(make())
 
     def wait(self, seq: int, **extra: Any) -> asyncio.Future[Any]:
@@ -370,10 +380,12 @@ class WorkflowRun:
         self.patch_memo[patch_id] = value
         return value
 
-    def nondeterminism(self, message: str) -> None:
+    def nondeterminism(self, message: str, *, event_id: int | None = None, expected: str | None = None,
+                       actual: str | None = None) -> None:
         """Fails the task with NonDeterminismError and stops this replay."""
         self.failure = errors.NonDeterminismError(
-            f"workflow {self.info.workflow_name} ({self.info.workflow_id}): {message}")
+            f"workflow {self.info.workflow_name} ({self.info.workflow_id}): {message}",
+            event_id=event_id, expected=expected, actual=actual)
         raise errors.DurableReplayAbortedError(message)
 
     def evict(self) -> None:
@@ -394,6 +406,11 @@ class WorkflowRun:
         finally:
             asyncio.events._set_running_loop(outer)
         self.pending.clear()
+
+
+def _call_text(command: str, name: str | None) -> str:
+    """A durable call in words: ``activity 'charge'``, ``timer``."""
+    return command if name is None else f"{command} {name!r}"
 
 
 def _error(exc: BaseException, non_retryable: bool = False) -> dict[str, Any]:

@@ -39,8 +39,9 @@ def _take(run: WorkflowRun, event: Event) -> _Call | None:
     run.resolved.add(seq)
     call = run.pending.pop(seq, None)
     if call is None and (seq is None or seq > run.seq):
-        run.nondeterminism(f"history resolves durable call #{seq} ({event['event_type']}) but the "
-                           "workflow code has not made that call")
+        run.nondeterminism(f"history resolves durable call #{seq} ({event['event_type']}, event "
+                           f"{event['event_id']}) but the workflow code has not made that call",
+                           event_id=event["event_id"], expected=event["event_type"], actual=None)
     return call
 
 

@@ -239,6 +239,12 @@ async def workflow_history(conn: Conn, namespace: str, workflow_id: str, all_run
 
 
 @_mapped
+async def workflow_runs(conn: Conn, namespace: str, workflow_id: str, all_runs: bool) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.workflow_runs_v1(%s, %s, %s)",
+                       (namespace, workflow_id, all_runs))
+
+
+@_mapped
 async def run_history(conn: Conn, namespace: str, workflow_id: str, run_id: int,
                       lease_token: Any) -> list[Row]:
     return await _rows(conn, "SELECT * FROM durable.run_history_v1(%s, %s, %s, %s)",

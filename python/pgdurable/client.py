@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, overload
 
-from . import _observe, errors, payloads
+from . import _history, _observe, errors, payloads
 from . import _store as store
 from ._batching import Batcher
 from ._validate import check_text
@@ -428,6 +428,23 @@ class WorkflowHandle:
         if not rows:
             await self._outcome()  # raises for an unknown id
         return [history_event(index, row) for index, row in enumerate(rows, start=1)]
+
+
+    async def export_history(self, all_runs: bool = False) -> dict[str, Any]:
+        """The latest run's history (every run's with ``all_runs``) as a versioned JSON document
+        (``pgdurable-history``, version 1) that :class:`pgdurable.testing.Replayer` replays against new code
+        without a database. Payloads stay as stored (encoded by your codec, if any)."""
+        await self._verify_names()
+        namespace = self._client.namespace
+
+        async def read(conn: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            runs = await store.workflow_runs(conn, namespace, self.workflow_id, all_runs)
+            return runs, await store.workflow_history(conn, namespace, self.workflow_id, True)
+
+        runs, rows = await self._client.connection.run(read)
+        if not runs:
+            await self._outcome()  # raises for an unknown id
+        return _history.document(namespace, self.workflow_id, runs, rows)
 
 
 def _at_index(exc: TypeError | ValueError, index: int) -> TypeError | ValueError:

@@ -109,8 +109,17 @@ class NonDeterminismError(DurableError):
 
     The engine stops that replay (workflow code never sees this error), fails the
     workflow task and retries it later: deploy code that matches, or use
-    ``patched()`` for the change.
+    ``patched()`` for the change. ``event_id`` is the history event of the first mismatching
+    call (None when there is none), ``expected`` what it recorded and ``actual`` what the code did
+    (each in words, e.g. ``activity 'charge'``; None when not known).
     """
+
+    def __init__(self, message: str, *, event_id: int | None = None, expected: str | None = None,
+                 actual: str | None = None) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+        self.expected = expected
+        self.actual = actual
 
 
 class PayloadError(DurableError):

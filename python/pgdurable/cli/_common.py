@@ -7,7 +7,10 @@ import asyncio
 import base64
 import contextlib
 import functools
+import importlib
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -189,3 +192,24 @@ def run_with_connection(dsn: str | None, body: Callable[[Connection], Awaitable[
 def hint(text: str) -> None:
     """A line for the human at the terminal, on stderr (stdout stays parseable)."""
     err_console.print(text, highlight=False, soft_wrap=True)
+
+
+def load_attribute(target: str, example: str) -> Any:
+    """The object ``MODULE:ATTR`` names (ATTR may be dotted), the current directory on ``sys.path``;
+    a CliError that says what is wrong otherwise (``example`` shows the form)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise CliError(f"expected MODULE:ATTR (e.g. {example}), got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(f"cannot import {module_name!r}: {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise CliError(f"module {module_name!r} has no attribute {attr!r}") from exc
+    return obj

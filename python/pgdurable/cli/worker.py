@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import os
@@ -33,6 +32,7 @@ from pgdurable.cli._common import (
     database,
     err_console,
     friendly_errors,
+    load_attribute,
     print_json,
     run_with_connection,
 )
@@ -61,21 +61,8 @@ worker_app = typer.Typer(
 
 
 def _load_target(target: str) -> Callable[..., Any]:
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise CliError(f"expected MODULE:ATTR (e.g. myapp.workers:start), got {target!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CliError(f"cannot import {module_name!r}: {exc}") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as exc:
-            raise CliError(f"module {module_name!r} has no attribute {attr!r}") from exc
+    obj = load_attribute(target, "myapp.workers:start")
+    attr = target.partition(":")[2]
     if not inspect.iscoroutinefunction(obj):
         raise CliError(f"{target} must be an async function (async def {attr.split('.')[-1]}"
                        "(connection): ...) that creates workers")

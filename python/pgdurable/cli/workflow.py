@@ -1,4 +1,4 @@
-"""``pgdurable workflow list|show|history|start|signal|cancel|interrupt``: inspect and steer
+"""``pgdurable workflow list|show|history|export|start|signal|cancel|interrupt``: inspect and steer
 workflows through the client API. Tables by default; ``--json`` for scripts."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pgdurable.client import Client
 
 workflow_app = typer.Typer(
-    help="Inspect and steer workflows: list, show, history, start, signal, cancel, interrupt. "
+    help="Inspect and steer workflows: list, show, history, export, start, signal, cancel, interrupt. "
     "Tables by default; --json for scripts. An id that starts with '-' goes after '--' "
     "(pgdurable workflow show -- -x1).",
     no_args_is_help=True,
@@ -152,6 +152,21 @@ def workflow_history(
         return
     console.print(history_table(events, all_runs=all_runs))
 
+
+
+@workflow_app.command("export")
+@friendly_errors
+def workflow_export(
+    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="The workflow id.")],
+    all_runs: Annotated[bool, typer.Option("--all-runs", help="Every run of a continued chain.")] = False,
+    namespace: NamespaceOption = "durable",
+    dsn: DsnOption = None,
+) -> None:
+    """Print a workflow's history as a versioned JSON document on stdout (redirect it to a file):
+    `pgdurable replay` and pgdurable.testing.Replayer check new workflow code against it."""
+    document = with_client(dsn, namespace,
+                           lambda client: client.workflow.get_handle(workflow_id).export_history(all_runs))
+    print_json(document)
 
 @workflow_app.command("start")
 @friendly_errors
