@@ -1,7 +1,7 @@
 -- repair.sql: reset and fork (mirrors sql/repair.sql).
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(32);
+SELECT plan(35);
 
 -- A workflow 'w' that ran two activities and waits on a third:
 -- 1 workflow_started, 2 scheduled a, 3 completed a, 4 scheduled b, 5 completed b, 6 scheduled c.
@@ -86,6 +86,15 @@ SELECT is(pg_temp.events('r', 'w'), ARRAY['workflow_started', 'activity_schedule
           'workflow_reset'], 'the new run keeps the events below event 4');
 SELECT is((SELECT last_event_id FROM durable.workflows WHERE namespace = 'r' AND workflow_id = 'w' AND run_id = 3), 4,
           'the new run appends after its copied events');
+
+-- A timer point: the old run's pending timer goes with it.
+SELECT pg_temp.start('r', 't') AS ignored \gset
+SELECT pg_temp.step('r', 't', '[{"type": "timer", "seq": 1, "seconds": 3600}]') AS ignored \gset
+SELECT is(durable.reset_workflow('r', 't', 2), 2, 'a workflow is reset to a timer_started event');
+SELECT results_eq($$SELECT run_id, kind FROM durable.messages WHERE namespace = 'r' AND workflow_id = 't'$$,
+                  $$VALUES (2, 'workflow')$$, 'the old run''s timer is dropped; the new run has only its workflow task');
+SELECT is(pg_temp.events('r', 't'), ARRAY['workflow_started', 'workflow_reset'],
+          'the new run starts before the timer: the code starts it again');
 
 -- ---------------------------------------------------------------------------
 -- fork_workflow

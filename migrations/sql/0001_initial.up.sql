@@ -2868,7 +2868,14 @@ BEGIN
                      WHERE h.namespace = p_from.namespace AND h.workflow_id = p_from.workflow_id
                        AND h.run_id = p_from.run_id AND h.event_id < p_event_id AND h.inbound), 0),
            -- Not 0: a worker then fetches the whole copied history (non-inbound events included).
-           1, v_now, v_now;
+           1, v_now, v_now
+    -- Two resets of one run at once: the second finds the run the first made.
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD002',
+            MESSAGE = format('workflow %L already has run %s in namespace %L (a reset or fork made at the same '
+                             'time): read its history and reset again', p_workflow_id, p_run_id, p_from.namespace);
+    END IF;
     INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, data, created_at)
     SELECT h.namespace, p_workflow_id, p_run_id, h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
     FROM durable.history h
