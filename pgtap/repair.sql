@@ -1,7 +1,7 @@
 -- repair.sql: reset and fork (mirrors sql/repair.sql).
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(35);
+SELECT plan(38);
 
 -- A workflow 'w' that ran two activities and waits on a third:
 -- 1 workflow_started, 2 scheduled a, 3 completed a, 4 scheduled b, 5 completed b, 6 scheduled c.
@@ -95,6 +95,19 @@ SELECT results_eq($$SELECT run_id, kind FROM durable.messages WHERE namespace = 
                   $$VALUES (2, 'workflow')$$, 'the old run''s timer is dropped; the new run has only its workflow task');
 SELECT is(pg_temp.events('r', 't'), ARRAY['workflow_started', 'workflow_reset'],
           'the new run starts before the timer: the code starts it again');
+
+-- A child point: a child still running is not touched; the new run's start of it is refused as
+-- any start of a running id is (the parent sees the child fail), until the child has closed.
+SELECT pg_temp.start('rc', 'c') AS ignored \gset
+SELECT pg_temp.step('rc', 'c', '[{"type": "child", "seq": 1, "workflow_id": "kid", "workflow_name": "kid",
+                                  "args": "[]", "awaited": true}]') AS ignored \gset
+SELECT is(durable.reset_workflow('rc', 'c', 2), 2, 'a workflow is reset to a child_started event');
+SELECT results_eq($$SELECT status, parent_run_id FROM durable.workflows WHERE namespace = 'rc' AND workflow_id = 'kid'$$,
+                  $$VALUES ('running', 1)$$, 'the old run''s running child keeps running');
+SELECT pg_temp.step('rc', 'c', '[{"type": "child", "seq": 1, "workflow_id": "kid", "workflow_name": "kid",
+                                  "args": "[]", "awaited": true}]') AS ignored \gset
+SELECT is(pg_temp.last_event('rc', 'c', 'child_failed')->'error'->>'type', 'DuplicateWorkflowError',
+          'the new run''s start of the still running child fails as a duplicate');
 
 -- ---------------------------------------------------------------------------
 -- fork_workflow

@@ -2946,7 +2946,8 @@ COMMENT ON FUNCTION durable.reset_workflow(text, text, integer, text) IS
     'starts the next run from a copy of its events below p_event_id (an activity_scheduled, timer_started, '
     'child_started or signal_wait_started event; PD004 otherwise): a worker replays the copy, so calls '
     'resolved before the point are not made again, and runs the code on from there. Both runs record a '
-    'workflow_reset event (with p_reason). Returns the new run id.';
+    'workflow_reset event (with p_reason). Children the old run started are not touched: the new run''s start '
+    'of one still running fails as a duplicate (child_failed). Returns the new run id.';
 
 CREATE FUNCTION durable.fork_workflow(p_namespace text, p_workflow_id text, p_from_event_id integer,
                                       p_new_workflow_id text DEFAULT NULL) RETURNS text
