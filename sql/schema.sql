@@ -110,7 +110,7 @@ CREATE TABLE durable.history (
     event_id integer NOT NULL,
     event_type text NOT NULL CHECK (event_type IN (
         'workflow_started', 'workflow_completed', 'workflow_failed', 'workflow_cancelled',
-        'workflow_interrupted', 'workflow_continued_as_new', 'workflow_task_failed',
+        'workflow_interrupted', 'workflow_continued_as_new', 'workflow_task_failed', 'workflow_reset',
         'cancel_requested', 'activity_scheduled', 'activity_failed', 'activity_completed',
         'timer_started', 'timer_fired', 'timer_cancelled', 'signal_wait_started', 'signal_received',
         'signal_timed_out', 'signal_sent', 'child_started', 'child_completed', 'child_failed',

@@ -269,6 +269,20 @@ async def interrupt_workflow(conn: Conn, namespace: str, workflow_id: str, reaso
                         (namespace, workflow_id, reason))
 
 
+@_mapped
+async def reset_workflow(conn: Conn, namespace: str, workflow_id: str, event_id: int,
+                         reason: str | None) -> int:
+    return await _value(conn, "SELECT durable.reset_workflow(%s, %s, %s, %s)",
+                        (namespace, workflow_id, event_id, reason))
+
+
+@_mapped
+async def fork_workflow(conn: Conn, namespace: str, workflow_id: str, from_event_id: int,
+                        new_workflow_id: str | None) -> str:
+    return await _value(conn, "SELECT durable.fork_workflow(%s, %s, %s, %s)",
+                        (namespace, workflow_id, from_event_id, new_workflow_id))
+
+
 # -- workflows: worker side ---------------------------------------------------
 
 @_mapped

@@ -279,6 +279,19 @@ class WorkflowClient:
                                                headers=headers),
                 repeatable=False)
 
+    async def fork(self, workflow_id: str, *, from_event_id: int,
+                   new_workflow_id: str | None = None) -> WorkflowHandle:
+        """Starts a copy of workflow ``workflow_id`` (its latest run's history below
+        ``from_event_id``, the same points as :meth:`WorkflowHandle.reset`) under
+        ``new_workflow_id`` (default a new uuid), leaving the original alone."""
+        if new_workflow_id is not None:
+            check_text("new_workflow_id", new_workflow_id)
+        new_id = await self._client.connection.run(
+            lambda conn: store.fork_workflow(conn, self._client.namespace, workflow_id, from_event_id,
+                                             new_workflow_id),
+            repeatable=False)
+        return WorkflowHandle(self._client, new_id)
+
     async def list(self, status: str | None = None, workflow_name: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
         """Workflow runs, newest first: workflow_id, workflow_name, task_queue, status,
@@ -416,6 +429,18 @@ class WorkflowHandle:
         await self._verify_names()
         return await self._client.connection.run(
             lambda conn: store.interrupt_workflow(conn, self._client.namespace, self.workflow_id, reason),
+            repeatable=False)
+
+    async def reset(self, event_id: int, reason: str | None = None) -> int:
+        """Ends the latest run (if it is running) and starts the next one from a copy of its history
+        below ``event_id`` (an ``activity_scheduled``, ``timer_started``, ``child_started`` or
+        ``signal_wait_started`` event of :meth:`history`): the code runs again from that durable call,
+        and calls resolved before it are not made again. Returns the new run id. Raises
+        :class:`~pgdurable.errors.InvalidArgumentError` for any other event."""
+        await self._verify_names()
+        return await self._client.connection.run(
+            lambda conn: store.reset_workflow(conn, self._client.namespace, self.workflow_id, event_id,
+                                              reason),
             repeatable=False)
 
     async def history(self, all_runs: bool = False) -> list[dict[str, Any]]:

@@ -162,6 +162,13 @@ class Client:
         buffered. Never repeated by the SDK (a signal sent twice is delivered twice)."""
         self._run(self._async.workflow.signal(signal_id, data))
 
+    def fork(self, workflow_id: str, *, from_event_id: int,
+             new_workflow_id: str | None = None) -> WorkflowHandle:
+        """Starts a copy of a workflow from one of its events, as :meth:`pgdurable.WorkflowClient.fork`."""
+        handle = self._run(self._async.workflow.fork(workflow_id, from_event_id=from_event_id,
+                                                     new_workflow_id=new_workflow_id))
+        return WorkflowHandle(self, handle)
+
     def list(self, status: str | None = None, workflow_name: str | None = None,
              limit: int = 100) -> list[dict[str, Any]]:
         """Workflow runs, newest first: workflow_id, workflow_name, task_queue, status, created_at,
@@ -261,6 +268,11 @@ class WorkflowHandle:
     def interrupt(self, reason: str | None = None) -> bool:
         """Stops the workflow hard: nothing of it runs again. False when it was not running."""
         return self._client._run(self._handle.interrupt(reason))
+
+    def reset(self, event_id: int, reason: str | None = None) -> int:
+        """Restarts the workflow from one of its events, as :meth:`pgdurable.WorkflowHandle.reset`;
+        returns the new run id."""
+        return self._client._run(self._handle.reset(event_id, reason))
 
     def history(self, all_runs: bool = False) -> list[dict[str, Any]]:
         """The history as JSON-serialisable dicts (see :meth:`pgdurable.WorkflowHandle.history`)."""

@@ -15,7 +15,7 @@ EVENT_TYPES = frozenset({
     "workflow_interrupted", "workflow_continued_as_new", "workflow_task_failed", "cancel_requested",
     "activity_scheduled", "activity_failed", "activity_completed", "timer_started", "timer_fired",
     "timer_cancelled", "signal_wait_started", "signal_received", "signal_timed_out", "signal_sent",
-    "child_started", "child_completed", "child_failed", "patch_marker",
+    "child_started", "child_completed", "child_failed", "patch_marker", "workflow_reset",
 })
 """The closed set of history event types of API.md."""
 

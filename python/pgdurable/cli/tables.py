@@ -80,6 +80,11 @@ def describe_event(event: dict[str, Any]) -> str:
         return f"args {short(d.get('args'))}"
     if etype == "patch_marker":
         return str(d.get("patch_id"))
+    if etype == "workflow_reset":
+        source = f"{d.get('from_workflow_id')} run {d.get('from_run_id')}"
+        verb = "forked from" if d.get("fork") else f"reset to run {d.get('new_run_id')} from"
+        reason = f": {d['reason']}" if d.get("reason") else ""
+        return f"{verb} {source} at event {d.get('event_id')}{reason}"
     return short({k: v for k, v in d.items() if k != "traceback"}) if d else ""
 
 

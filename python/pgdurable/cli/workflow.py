@@ -1,5 +1,5 @@
-"""``pgdurable workflow list|show|history|export|start|signal|cancel|interrupt``: inspect and steer
-workflows through the client API. Tables by default; ``--json`` for scripts."""
+"""``pgdurable workflow list|show|history|export|start|signal|cancel|interrupt|reset|fork``: inspect,
+steer and repair workflows through the client API. Tables by default; ``--json`` for scripts."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from pgdurable.client import Client
 
 workflow_app = typer.Typer(
-    help="Inspect and steer workflows: list, show, history, export, start, signal, cancel, interrupt. "
+    help="Inspect, steer and repair workflows: list, show, history, export, start, signal, cancel, "
+    "interrupt, reset, fork. "
     "Tables by default; --json for scripts. An id that starts with '-' goes after '--' "
     "(pgdurable workflow show -- -x1).",
     no_args_is_help=True,
@@ -314,3 +315,61 @@ def workflow_interrupt(
         print_json({"workflow_id": workflow_id, "status": status})
     else:
         console.print(f"{escape(workflow_id)}: {styled_status(status)}", highlight=False)
+
+
+@workflow_app.command("reset")
+@friendly_errors
+def workflow_reset(
+    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="The workflow id.")],
+    event: Annotated[int, typer.Option(
+        "--event", help="Restart from this event of its history (`workflow history`): an "
+        "activity_scheduled, timer_started, child_started or signal_wait_started event.")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in both runs' workflow_reset event).")] = None,
+    as_json: JsonOption = False,
+    namespace: NamespaceOption = "durable",
+    dsn: DsnOption = None,
+) -> None:
+    """Restart a workflow from one of its durable calls, in a new run of the same id.
+
+    The new run keeps the history below the event: calls resolved there are not made again.
+    A running run ends (status continued) and its pending work is dropped.
+    """
+
+    async def body(client: Client) -> int:
+        return await client.workflow.get_handle(workflow_id).reset(event, reason=reason)
+
+    run_id = with_client(dsn, namespace, body)
+    if as_json:
+        print_json({"workflow_id": workflow_id, "run_id": run_id, "from_event_id": event})
+    else:
+        console.print(f"{escape(workflow_id)}: reset to event {event}, running as run {run_id}",
+                      highlight=False)
+
+
+@workflow_app.command("fork")
+@friendly_errors
+def workflow_fork(
+    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="The workflow id to copy.")],
+    from_event: Annotated[int, typer.Option(
+        "--from-event", help="Copy the history below this event (the same points as `workflow reset`).")],
+    new_id: Annotated[str | None, typer.Option(
+        "--new-id", help="The copy's workflow id (default a new uuid).")] = None,
+    as_json: JsonOption = False,
+    namespace: NamespaceOption = "durable",
+    dsn: DsnOption = None,
+) -> None:
+    """Start a copy of a workflow from one of its durable calls, under a new id.
+
+    The original is left alone.
+    """
+
+    async def body(client: Client) -> str:
+        handle = await client.workflow.fork(workflow_id, from_event_id=from_event, new_workflow_id=new_id)
+        return handle.workflow_id
+
+    forked = with_client(dsn, namespace, body)
+    if as_json:
+        print_json({"workflow_id": forked, "forked_from": workflow_id, "from_event_id": from_event})
+    else:
+        console.print(f"{escape(forked)}: forked from {escape(workflow_id)} at event {from_event}",
+                      highlight=False)
