@@ -5,7 +5,7 @@
 -- One transaction, rolled back; every part uses its own namespace.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(22);
+SELECT plan(29);
 
 -- ---------------------------------------------------------------------------
 -- A timer command enqueues a timer message
@@ -78,6 +78,26 @@ SELECT throws_ok(format('SELECT status FROM durable.complete_workflow_task_v1(%s
 -- ---------------------------------------------------------------------------
 SELECT throws_like($$SELECT durable.fire_timers_v1('bnd', ARRAY['q'], 1001)$$,
                    'fire_timers_v1 limit 1001 is out of range%', 'fire_timers_v1 fires at most 1000 timers a call');
+
+-- ---------------------------------------------------------------------------
+-- skip_to_next_timer_v1: time skipping for tests
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('sk', 'w') AS ignored \gset
+SELECT is(durable.skip_to_next_timer_v1('sk'), NULL, 'a runnable workflow task keeps the clock where it is');
+CREATE TEMP TABLE sk_task AS SELECT * FROM durable.claim_workflow_tasks_v1('sk', ARRAY['q'], ARRAY['w'], 1);
+SELECT is(durable.skip_to_next_timer_v1('sk'), NULL, 'so does a leased (running) task');
+SELECT is(durable.complete_workflow_task_v1((SELECT message_id FROM sk_task), (SELECT lease_token FROM sk_task),
+          (SELECT coalesce(max((e->>'event_id')::integer), 1) FROM sk_task, jsonb_array_elements(events) e),
+          '[{"type": "timer", "seq": 1, "seconds": 2592000}]')::text IS NOT NULL, true, 'the run sleeps 30 days');
+SELECT (SELECT visible_at FROM durable.messages WHERE namespace = 'sk' AND kind = 'timer') AS sk_due \gset
+SELECT ok(durable.skip_to_next_timer_v1('sk') >= :'sk_due'::timestamptz,
+          'with only a timer pending the clock jumps to its due time and the new now() is returned');
+SELECT is(durable.fire_timers_v1('sk', ARRAY['q']), 1, 'after the jump the timer is due');
+SELECT is(durable.skip_to_next_timer_v1('sk'), NULL, 'the woken run''s task is runnable: no second jump');
+SELECT durable.enqueue_v1('sk2', 's', 'm', '{}', 0::smallint, '1 hour', NULL) IS NOT NULL AS queued \gset
+SELECT ok(durable.skip_to_next_timer_v1('sk2') IS NULL
+          AND 'durable.skip_to_next_timer_v1(text)'::regprocedure NOT IN (SELECT durable.worker_functions()),
+          'a next due message that is no timer is not skipped to, and no worker role may skip time');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1979,6 +1979,38 @@ COMMENT ON FUNCTION durable._next_timer_in(text, text, integer) IS
     'Internal: seconds (engine clock) until the run''s first pending timer is due; 0 if one is due, NULL if '
     'it has none.';
 
+-- Time skipping (pgdurable.testing's WorkflowEnvironment(time_skipping=True)); owner only, never in
+-- worker_functions(). The check and the jump are one transaction: the SHARE lock waits for the
+-- writers under way (a completion that schedules an activity, a signal) and keeps new ones out until
+-- the jump is made, so nothing can become runnable between the look and the leap.
+CREATE FUNCTION durable.skip_to_next_timer_v1(p_namespace text) RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz;
+    v_next durable.messages;
+BEGIN
+    LOCK TABLE durable.messages IN SHARE MODE;
+    PERFORM 1 FROM durable.clock FOR UPDATE;
+    v_now := durable.now();
+    -- Runnable now: a visible message (a due timer included), or a leased one (a task running).
+    IF EXISTS (SELECT 1 FROM durable.messages m
+               WHERE m.namespace = p_namespace AND (m.lease_token IS NOT NULL OR m.visible_at <= v_now)) THEN
+        RETURN NULL;
+    END IF;
+    SELECT m.* INTO v_next FROM durable.messages m
+    WHERE m.namespace = p_namespace ORDER BY m.visible_at, m.id LIMIT 1;
+    IF NOT FOUND OR v_next.kind <> 'timer' THEN
+        RETURN NULL;
+    END IF;
+    UPDATE durable.clock SET offset_by = offset_by + (v_next.visible_at - v_now);
+    PERFORM durable._notify_stream(p_namespace, v_next.stream);
+    RETURN durable.now();
+END $$;
+COMMENT ON FUNCTION durable.skip_to_next_timer_v1(text) IS
+    'Owner only, for tests: when nothing of the namespace is runnable (no visible message, no leased task) '
+    'and its next due message is a timer, moves the engine clock to that timer''s due time and wakes its '
+    'task queue. Returns the new now(), or NULL when it did not move the clock.';
+
 -- >>> activities.sql
 -- activities.sql: activity tasks. Scheduling (a workflow task's activity
 -- commands, eagerly leased to the completing worker when it serves them),
