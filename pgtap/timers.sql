@@ -5,7 +5,7 @@
 -- One transaction, rolled back; every part uses its own namespace.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(29);
+SELECT plan(33);
 
 -- ---------------------------------------------------------------------------
 -- A timer command enqueues a timer message
@@ -98,6 +98,17 @@ SELECT durable.enqueue_v1('sk2', 's', 'm', '{}', 0::smallint, '1 hour', NULL) IS
 SELECT ok(durable.skip_to_next_timer_v1('sk2') IS NULL
           AND 'durable.skip_to_next_timer_v1(text)'::regprocedure NOT IN (SELECT durable.worker_functions()),
           'a next due message that is no timer is not skipped to, and no worker role may skip time');
+
+SELECT pg_temp.start('ad', 'w') AS ignored \gset
+SELECT is(durable.advance_clock_when_idle_v1('ad', '1 day'), NULL,
+          'advance_clock_when_idle_v1 leaves the clock alone while a task is runnable');
+SELECT pg_temp.step('ad', 'w', '[{"type": "timer", "seq": 1, "seconds": 86400}]') AS ignored \gset
+SELECT (SELECT visible_at FROM durable.messages WHERE namespace = 'ad' AND kind = 'timer') AS ad_due \gset
+SELECT ok(durable.advance_clock_when_idle_v1('ad', '1 day') >= :'ad_due'::timestamptz,
+          'once idle it moves the clock by the interval');
+SELECT is(durable.fire_timers_v1('ad', ARRAY['q']), 1, 'and the timer due by then fires');
+SELECT throws_ok($$SELECT durable.advance_clock_when_idle_v1('ad2', '-1 day')$$, 'PD004', NULL,
+                 'the clock never moves back');
 
 SELECT * FROM finish();
 ROLLBACK;

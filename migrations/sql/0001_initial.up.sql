@@ -1983,6 +1983,15 @@ COMMENT ON FUNCTION durable._next_timer_in(text, text, integer) IS
 -- worker_functions(). The check and the jump are one transaction: the SHARE lock waits for the
 -- writers under way (a completion that schedules an activity, a signal) and keeps new ones out until
 -- the jump is made, so nothing can become runnable between the look and the leap.
+CREATE FUNCTION durable._runnable(p_namespace text) RETURNS boolean
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    -- Runnable now: a visible message (a due timer included), or a leased one (a task running).
+    SELECT EXISTS (SELECT 1 FROM durable.messages m
+                   WHERE m.namespace = p_namespace AND (m.lease_token IS NOT NULL OR m.visible_at <= durable.now()))
+$$;
+COMMENT ON FUNCTION durable._runnable(text) IS
+    'Internal (time skipping): whether the namespace has a visible message or a leased (running) task.';
+
 CREATE FUNCTION durable.skip_to_next_timer_v1(p_namespace text) RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1992,9 +2001,7 @@ BEGIN
     LOCK TABLE durable.messages IN SHARE MODE;
     PERFORM 1 FROM durable.clock FOR UPDATE;
     v_now := durable.now();
-    -- Runnable now: a visible message (a due timer included), or a leased one (a task running).
-    IF EXISTS (SELECT 1 FROM durable.messages m
-               WHERE m.namespace = p_namespace AND (m.lease_token IS NOT NULL OR m.visible_at <= v_now)) THEN
+    IF durable._runnable(p_namespace) THEN
         RETURN NULL;
     END IF;
     SELECT m.* INTO v_next FROM durable.messages m
@@ -2010,6 +2017,35 @@ COMMENT ON FUNCTION durable.skip_to_next_timer_v1(text) IS
     'Owner only, for tests: when nothing of the namespace is runnable (no visible message, no leased task) '
     'and its next due message is a timer, moves the engine clock to that timer''s due time and wakes its '
     'task queue. Returns the new now(), or NULL when it did not move the clock.';
+
+-- env.sleep(duration) of pgdurable.testing; owner only, never in worker_functions().
+CREATE FUNCTION durable.advance_clock_when_idle_v1(p_namespace text, p_by interval) RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz;
+    v_stream text;
+BEGIN
+    IF p_by < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('advance_clock_when_idle_v1 by %s: the engine clock only moves forward', p_by);
+    END IF;
+    LOCK TABLE durable.messages IN SHARE MODE;  -- as skip_to_next_timer_v1: look and leap at once
+    PERFORM 1 FROM durable.clock FOR UPDATE;
+    IF durable._runnable(p_namespace) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE durable.clock SET offset_by = offset_by + p_by;
+    v_now := durable.now();
+    FOR v_stream IN SELECT DISTINCT m.stream FROM durable.messages m
+                    WHERE m.namespace = p_namespace AND m.kind = 'timer' AND m.visible_at <= v_now LOOP
+        PERFORM durable._notify_stream(p_namespace, v_stream);
+    END LOOP;
+    RETURN v_now;
+END $$;
+COMMENT ON FUNCTION durable.advance_clock_when_idle_v1(text, interval) IS
+    'Owner only, for tests: when nothing of the namespace is runnable (no visible message, no leased task), '
+    'moves the engine clock forward by p_by and wakes the task queues whose timers are due by then. Returns '
+    'the new now(), or NULL (clock untouched) while something is runnable: call again once it has run.';
 
 -- >>> activities.sql
 -- activities.sql: activity tasks. Scheduling (a workflow task's activity

@@ -8,11 +8,48 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 _activities: dict[str, Callable[..., Any]] = {}
+# Test doubles (pgdurable.testing): run instead of the same-named registered activity until removed.
+_overrides: dict[str, Callable[..., Any]] = {}
 _listeners: list[Callable[[], None]] = []
 
 
 def register_activities(activities: Any) -> Iterable[str]:
     """Registers a module's public functions, a dict name→callable or a list of callables."""
+    found = _functions(activities)
+    changed = any(_activities.get(name) is not fn for name, fn in found.items())
+    _activities.update(found)
+    if changed:
+        _changed()
+    return found.keys()
+
+
+def override(activities: Any) -> dict[str, Callable[..., Any] | None]:
+    """Makes ``activities`` (any form :func:`register_activities` takes) run instead of the
+    same-named registered ones, whoever registers those later; returns what each name overrode
+    before, for :func:`restore_overrides`."""
+    found = _functions(activities)
+    before = {name: _overrides.get(name) for name in found}
+    _overrides.update(found)
+    _changed()
+    return before
+
+
+def restore_overrides(before: dict[str, Callable[..., Any] | None]) -> None:
+    """Undoes :func:`override` (``before`` is what it returned)."""
+    for name, fn in before.items():
+        if fn is None:
+            _overrides.pop(name, None)
+        else:
+            _overrides[name] = fn
+    _changed()
+
+
+def _changed() -> None:
+    for listener in list(_listeners):
+        listener()
+
+
+def _functions(activities: Any) -> dict[str, Callable[..., Any]]:
     found: dict[str, Callable[..., Any]] = {}
     if isinstance(activities, types.ModuleType):
         for name, value in vars(activities).items():
@@ -35,22 +72,17 @@ def register_activities(activities: Any) -> Iterable[str]:
         found[activities.__name__] = activities
     else:
         raise TypeError("activities must be a module, a dict name->callable or a list of callables")
-    changed = any(_activities.get(name) is not fn for name, fn in found.items())
-    _activities.update(found)
-    if changed:
-        for listener in list(_listeners):
-            listener()
-    return found.keys()
+    return found
 
 
 def names() -> list[str]:
     """Names of every activity registered in this process."""
-    return sorted(_activities)
+    return sorted(_activities.keys() | _overrides.keys())
 
 
 def get(name: str) -> Callable[..., Any] | None:
     """The activity function registered under ``name``."""
-    return _activities.get(name)
+    return _overrides.get(name) or _activities.get(name)
 
 
 def on_change(listener: Callable[[], None]) -> None:

@@ -406,6 +406,40 @@ async def closed_channel(conn: Conn, namespace: str) -> str:
     return await _value(conn, "SELECT durable.closed_channel(%s)", (namespace,))
 
 
+# -- test environments (pgdurable.testing; the engine owner's) -----------------------
+
+@_mapped
+async def skip_to_next_timer(conn: Conn, namespace: str) -> datetime | None:
+    """Moves the engine clock to the next timer when nothing else is runnable; the new now() or None."""
+    value = await _value(conn, "SELECT durable.skip_to_next_timer_v1(%s)", (namespace,))
+    return None if value is None else as_utc(value)
+
+
+@_mapped
+async def advance_clock_when_idle(conn: Conn, namespace: str, by: timedelta) -> datetime | None:
+    """Moves the engine clock forward by ``by`` unless something is runnable; the new now() or None."""
+    value = await _value(conn, "SELECT durable.advance_clock_when_idle_v1(%s, %s)", (namespace, by))
+    return None if value is None else as_utc(value)
+
+
+@_mapped
+async def engine_now(conn: Conn) -> datetime:
+    """The engine clock, durable.now()."""
+    return as_utc(await _value(conn, "SELECT durable.now()"))
+
+
+@_mapped
+async def create_database(conn: Conn, name: str) -> None:
+    """CREATE DATABASE ``name`` (an autocommit connection of a role allowed to)."""
+    await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+@_mapped
+async def drop_database(conn: Conn, name: str) -> None:
+    """DROP DATABASE ``name``, closing the sessions still connected to it."""
+    await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 # -- retention ---------------------------------------------------------------------
 
 @_mapped

@@ -155,6 +155,13 @@ class WorkflowIOError(DurableError, RuntimeError):
     always was."""
 
 
+class TestEnvironmentError(DurableError, RuntimeError):
+    """A :class:`~pgdurable.testing.WorkflowEnvironment` used outside its ``async with`` block, or
+    one that could not get its database."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+
 class DatabaseError(DurableError):
     """The database failed a call for a reason that is not one of the engine's own errors.
 
@@ -273,6 +280,7 @@ __all__ = [
     "NonDeterminismError",
     "PayloadError",
     "SchemaVersionError",
+    "TestEnvironmentError",
     "TransientDatabaseError",
     "WorkerRoleError",
     "WorkflowCancelledError",

@@ -1,4 +1,6 @@
-"""Testing workflow code: :class:`Replayer` checks new code against recorded histories.
+"""Testing workflow code: :class:`WorkflowEnvironment` runs workflows against a database of their own
+(skipping time on request; the ``durable_env`` pytest fixture is one), :class:`Replayer` checks new
+code against recorded histories.
 
 A history exported with ``pgdurable workflow export ID > h.json`` (or
 ``handle.export_history()``) holds every event a run recorded. The replayer
@@ -19,8 +21,9 @@ from typing import Any
 
 from . import _history, errors, payloads
 from ._runtime import WorkflowInfo, WorkflowRun
+from ._test_env import WorkflowEnvironment
 
-__all__ = ["ReplayResult", "Replayer"]
+__all__ = ["ReplayResult", "Replayer", "WorkflowEnvironment"]
 
 WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
 
