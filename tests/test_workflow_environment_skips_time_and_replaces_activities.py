@@ -99,6 +99,17 @@ async def test_an_activity_double_replaces_the_real_activity_by_name(server_env:
     assert _registry.get("charge_card") is charge_card, "the double is gone once the environment closes"
 
 
+async def test_a_given_database_is_migrated_and_kept(empty_dsn: str) -> None:
+    async with WorkflowEnvironment(workflows=[one_day_workflow], time_skipping=True, dsn=empty_dsn) as env:
+        handle = await env.client.workflow.start(
+            task_queue=env.task_queue, workflow_name="one_day_workflow", workflow_id=Durable.guid())
+        assert await handle.result(timeout=10) >= 1
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT status FROM durable.workflows WHERE workflow_id = %s",
+                           [handle.workflow_id]).fetchone()
+    assert row == ("completed",), "the database given is the caller's: the environment leaves it be"
+
+
 async def test_an_environment_used_before_it_starts_says_how_to_start_it() -> None:
     env = WorkflowEnvironment()
     with pytest.raises(errors.TestEnvironmentError, match="async with WorkflowEnvironment"):
