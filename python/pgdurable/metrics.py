@@ -23,6 +23,7 @@ keep the clocks in sync (NTP).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -55,14 +56,16 @@ def _since(value: Any) -> float | None:
     return None if at is None else max((datetime.now(UTC) - at).total_seconds(), 0.0)
 
 
-class Recorder(_observe.Observer):
+class Recorder(_observe.Observer, abc.ABC):
     """Turns observation points into measurements; a subclass says where they go."""
 
+    @abc.abstractmethod
     def histogram(self, name: str, value: float, labels: dict[str, str]) -> None:
-        raise NotImplementedError
+        """Records ``value`` in histogram ``name`` (seconds) under ``labels``."""
 
+    @abc.abstractmethod
     def count(self, name: str, labels: dict[str, str]) -> None:
-        raise NotImplementedError
+        """Adds one to counter ``name`` under ``labels``."""
 
     # -- observation points -----------------------------------------------------------
     def workflow_task(self, calls: Any, namespace: str, row: dict[str, Any], coro: Any) -> Any:
