@@ -4,7 +4,7 @@
 -- commands, unknown kind) fails alone and writes nothing; the batch is bounded.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(16);
+SELECT plan(18);
 
 -- Three runs: g1 has a workflow task to complete, g2 and g3 each an activity to record.
 SELECT pg_temp.start('g', 'g1') AS ignored \gset
@@ -69,6 +69,28 @@ SELECT is((SELECT lease_token FROM durable.messages WHERE id = (SELECT message_i
           'its task is still held (the worker may record a failure for it)');
 SELECT is((SELECT outcome->>'status' FROM hr WHERE item = 1), 'ok', 'the other item in the same call is recorded');
 SELECT is(pg_temp.events('h', 'h2'), ARRAY['workflow_started', 'activity_scheduled'], 'with its activity scheduled');
+
+-- A worker role: each item is authorized as its own function authorizes it.
+SELECT durable.start_workflow_v1('gr', 'mine', 'mine', 'q', '[]') IS NOT NULL AS started \gset
+SELECT durable.start_workflow_v1('gr', 'theirs', 'theirs', 'q2', '[]') IS NOT NULL AS started \gset
+CREATE TEMP TABLE gm AS SELECT * FROM durable.claim_workflow_tasks_v1('gr', ARRAY['q'], ARRAY['mine']);
+CREATE TEMP TABLE gt AS SELECT * FROM durable.claim_workflow_tasks_v1('gr', ARRAY['q2'], ARRAY['theirs']);
+GRANT SELECT ON gm, gt TO PUBLIC;
+SELECT role_name AS grw FROM durable.provision_worker_role(ARRAY['q'], 'gr') \gset
+SET SESSION AUTHORIZATION :'grw';
+CREATE TEMP TABLE grr AS
+SELECT * FROM durable.complete_tasks_v1(jsonb_build_array(
+    jsonb_build_object('kind', 'workflow_task', 'message_id', (SELECT message_id FROM gt),
+                       'lease_token', (SELECT lease_token FROM gt), 'processed_event_id', 1,
+                       'commands', '[{"type": "complete", "result": "1"}]'::jsonb),
+    jsonb_build_object('kind', 'workflow_task', 'message_id', (SELECT message_id FROM gm),
+                       'lease_token', (SELECT lease_token FROM gm), 'processed_event_id', 1,
+                       'commands', '[{"type": "complete", "result": "1"}]'::jsonb)));
+SELECT is((SELECT array_agg(COALESCE(error_code, outcome->>'status') ORDER BY item) FROM grr),
+          ARRAY['PD005', 'closed'],
+          'a worker role''s item on a task queue outside its scope is refused (PD005), its own is recorded');
+RESET SESSION AUTHORIZATION;
+SELECT is(pg_temp.status('gr', 'theirs'), 'running', 'the run outside its scope is untouched');
 
 -- Bounds.
 SELECT throws_ok($$SELECT * FROM durable.complete_tasks_v1('{"kind": "workflow_task"}')$$, 'PD004',

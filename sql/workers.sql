@@ -128,8 +128,8 @@ BEGIN
     IF NOT coalesce(v_yours, false) THEN
         -- Say nothing of the row that may be there: another role's workers stay unseen.
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('role %s has no live worker %L in namespace %L: register it (heartbeat_worker_v1) '
-                             'before asking for its channel', session_user, left(p_worker_id, 80), p_namespace);
+            MESSAGE = pg_catalog.format('role %s has no live worker %L in namespace %L: register it (heartbeat_worker_v1) '
+                             'before asking for its channel', session_user, pg_catalog.left(p_worker_id, 80), p_namespace);
     END IF;
     RETURN durable.worker_channel(p_namespace, p_worker_id);
 END $$;

@@ -524,7 +524,7 @@ BEGIN
     PERFORM durable._authorize(p_namespace, ARRAY[p_task_queue]);
     PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
-    IF length(p_owner) > 1000 THEN
+    IF pg_catalog.length(p_owner) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
     END IF;
     -- A worker arms its own timer a little early (its clock reads the engine's through a round

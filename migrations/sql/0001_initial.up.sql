@@ -1577,7 +1577,7 @@ BEGIN
     PERFORM durable._authorize(p_namespace, ARRAY[p_task_queue]);
     PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
-    IF length(p_owner) > 1000 THEN
+    IF pg_catalog.length(p_owner) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
     END IF;
     -- A worker arms its own timer a little early (its clock reads the engine's through a round
@@ -2605,8 +2605,8 @@ BEGIN
     IF NOT coalesce(v_yours, false) THEN
         -- Say nothing of the row that may be there: another role's workers stay unseen.
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('role %s has no live worker %L in namespace %L: register it (heartbeat_worker_v1) '
-                             'before asking for its channel', session_user, left(p_worker_id, 80), p_namespace);
+            MESSAGE = pg_catalog.format('role %s has no live worker %L in namespace %L: register it (heartbeat_worker_v1) '
+                             'before asking for its channel', session_user, pg_catalog.left(p_worker_id, 80), p_namespace);
     END IF;
     RETURN durable.worker_channel(p_namespace, p_worker_id);
 END $$;
