@@ -2,7 +2,7 @@
 -- outcome, describe, history, list, cancel, interrupt.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(66);
+SELECT plan(77);
 
 -- ---------------------------------------------------------------------------
 -- workflow_outcome_v1
@@ -160,6 +160,50 @@ SELECT is((SELECT count(*)::int FROM durable.list_workflows_v1('li', p_limit => 
 SELECT is((SELECT count(*)::int FROM durable.list_workflows_v1('li', p_limit => -1)), 0, 'a negative limit returns nothing');
 SELECT results_eq($$SELECT workflow_id, run_id, workflow_name, task_queue, status FROM durable.list_workflows_v1('li2')$$,
                   $$VALUES ('z', 1, 'order', 'q', 'running')$$, 'another namespace lists only its own runs');
+
+-- ---------------------------------------------------------------------------
+-- search_workflows_v1
+-- ---------------------------------------------------------------------------
+-- Runs created at known times (set by hand: the engine clock moves on), one completed.
+SELECT s.run_id AS ignored FROM durable.start_workflow_v1('se', 'ord-1', 'order', 'q', '[]') s \gset
+SELECT s.run_id AS ignored FROM durable.start_workflow_v1('se', 'ord-2', 'order', 'q', '[]') s \gset
+SELECT s.run_id AS ignored FROM durable.start_workflow_v1('se', 'ref-1', 'refund', 'q2', '[]') s \gset
+SELECT s.run_id AS ignored FROM durable.start_workflow_v1('se', 'ord-3', 'order', 'q', '[]') s \gset
+SELECT s.run_id AS ignored FROM durable.start_workflow_v1('se2', 'ord-9', 'order', 'q', '[]') s \gset
+UPDATE durable.workflows SET created_at = CASE workflow_id WHEN 'ord-1' THEN '2030-01-01 10:00:00+00'
+    WHEN 'ord-3' THEN '2030-01-01 12:00:00+00' ELSE '2030-01-01 11:00:00+00' END::timestamptz
+WHERE namespace IN ('se', 'se2');
+CREATE TEMP TABLE se AS SELECT * FROM durable.claim_workflow_tasks_v1('se', ARRAY['q'], ARRAY['order'], 1);
+SELECT c.status AS ignored FROM se, durable.complete_workflow_task_v1(se.message_id, se.lease_token, 1, '[{"type": "complete", "result": "1"}]') c \gset
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se')$$,
+                  $$VALUES ('ord-3'), ('ref-1'), ('ord-2'), ('ord-1')$$,
+                  'search_workflows_v1 lists a namespace''s runs, newest created first (ties by id, descending)');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_limit => 2)$$,
+                  $$VALUES ('ord-3'), ('ref-1')$$, 'a page holds at most p_limit runs');
+SELECT results_eq($$SELECT s.workflow_id FROM durable.search_workflows_v1('se', p_limit => 2) l,
+                    durable.search_workflows_v1('se', p_before_created_at => l.created_at,
+                                                p_before_workflow_id => l.workflow_id,
+                                                p_before_run_id => l.run_id, p_limit => 2) s
+                    WHERE l.workflow_id = 'ref-1'$$,
+                  $$VALUES ('ord-2'), ('ord-1')$$,
+                  'the next page starts right after the cursor (the previous page''s last row), ties included');
+SELECT results_eq($$SELECT workflow_id, status FROM durable.search_workflows_v1('se', p_status => 'completed')$$,
+                  $$VALUES ('ord-1', 'completed')$$, 'it filters by status');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_workflow_name => 'refund')$$,
+                  $$VALUES ('ref-1')$$, 'it filters by workflow name');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_task_queue => 'q2')$$,
+                  $$VALUES ('ref-1')$$, 'it filters by task queue');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_created_after => '2030-01-01 10:30:00+00',
+                                                                            p_created_before => '2030-01-01 12:00:00+00')$$,
+                  $$VALUES ('ref-1'), ('ord-2')$$, 'it filters by a creation time range, its end excluded');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_id_prefix => 'ord-')$$,
+                  $$VALUES ('ord-3'), ('ord-2'), ('ord-1')$$, 'it finds workflow ids by prefix');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', 'running', 'order', 'q', p_id_prefix => 'ord')$$,
+                  $$VALUES ('ord-3'), ('ord-2')$$, 'filters combine');
+SELECT is((SELECT count(*)::int FROM durable.search_workflows_v1('se', p_limit => -1)), 0,
+          'a negative limit returns nothing');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se2')$$, $$VALUES ('ord-9')$$,
+                  'another namespace lists only its own runs');
 
 -- ---------------------------------------------------------------------------
 -- cancel_workflow_v1

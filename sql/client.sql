@@ -193,6 +193,44 @@ $$;
 COMMENT ON FUNCTION durable.list_workflows_v1(text, text, text, integer) IS
     'Workflow runs of a namespace, newest activity first, optionally by status and name.';
 
+CREATE FUNCTION durable.search_workflows_v1(
+    p_namespace text, p_status text DEFAULT NULL, p_workflow_name text DEFAULT NULL,
+    p_task_queue text DEFAULT NULL, p_created_after timestamptz DEFAULT NULL,
+    p_created_before timestamptz DEFAULT NULL, p_id_prefix text DEFAULT NULL,
+    p_before_created_at timestamptz DEFAULT NULL, p_before_workflow_id text DEFAULT NULL,
+    p_before_run_id integer DEFAULT NULL, p_limit integer DEFAULT 50)
+RETURNS TABLE (workflow_id text, run_id integer, workflow_name text, task_queue text, status text,
+               created_at timestamptz, updated_at timestamptz, closed_at timestamptz)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Keyset pagination: a page holds the runs strictly older than the cursor
+    -- (p_before_*: the last row of the previous page), newest first, read
+    -- through workflows_by_created whatever the table's size. The bounds are
+    -- index conditions (never an OR), the other filters are checked per row.
+    RETURN QUERY
+    SELECT w.workflow_id, w.run_id, w.workflow_name, w.task_queue, w.status, w.created_at, w.updated_at,
+           w.closed_at
+    FROM durable.workflows w
+    WHERE w.namespace = p_namespace
+      AND (w.created_at, w.workflow_id, w.run_id)
+          < (coalesce(p_before_created_at, 'infinity'::timestamptz), coalesce(p_before_workflow_id, ''),
+             coalesce(p_before_run_id, 0))
+      AND w.created_at >= coalesce(p_created_after, '-infinity'::timestamptz)
+      AND w.created_at < coalesce(p_created_before, 'infinity'::timestamptz)
+      AND (p_status IS NULL OR w.status = p_status)
+      AND (p_workflow_name IS NULL OR w.workflow_name = p_workflow_name)
+      AND (p_task_queue IS NULL OR w.task_queue = p_task_queue)
+      AND (p_id_prefix IS NULL OR pg_catalog.starts_with(w.workflow_id, p_id_prefix))
+    ORDER BY w.created_at DESC, w.workflow_id DESC, w.run_id DESC
+    LIMIT LEAST(GREATEST(coalesce(p_limit, 50), 0), 1000);
+END $$;
+COMMENT ON FUNCTION durable.search_workflows_v1(text, text, text, text, timestamptz, timestamptz, text,
+                                                timestamptz, text, integer, integer) IS
+    'Workflow runs of a namespace, newest created first, a page (at most 1000) at a time: optionally by '
+    'status, workflow name, task queue, creation time range [p_created_after, p_created_before) and workflow '
+    'id prefix. The next page passes the last row''s created_at, workflow_id and run_id as p_before_* '
+    '(keyset pagination through the index workflows_by_created: as fast on page 1000 as on page 1).';
+
 -- The running run of a workflow id, locked; NULLs when the workflow has
 -- ended; PD003 when the id is unknown.
 CREATE FUNCTION durable._running_run(p_namespace text, p_workflow_id text) RETURNS durable.workflows

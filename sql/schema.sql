@@ -97,6 +97,9 @@ CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workf
 -- autoanalyze) the planner picked it, smaller, for lookups by workflow id --
 -- a scan of every run of the namespace per lookup.
 CREATE INDEX workflows_by_status ON durable.workflows (status, namespace);
+-- The dashboard's list, newest first, a page at a time (search_workflows_v1):
+-- created_at never changes after the insert, so this index keeps updates HOT.
+CREATE INDEX workflows_by_created ON durable.workflows (namespace, created_at, workflow_id, run_id);
 CREATE INDEX workflows_by_parent ON durable.workflows (namespace, parent_workflow_id)
     WHERE parent_workflow_id IS NOT NULL;
 

@@ -259,6 +259,21 @@ async def list_workflows(conn: Conn, namespace: str, status: str | None, workflo
 
 
 @_mapped
+async def search_workflows(conn: Conn, namespace: str, *, status: str | None = None,
+                           workflow_name: str | None = None, task_queue: str | None = None,
+                           created_after: datetime | None = None, created_before: datetime | None = None,
+                           id_prefix: str | None = None, before: tuple[datetime, str, int] | None = None,
+                           limit: int = 50) -> list[Row]:
+    """A page of workflow runs, newest created first (``search_workflows_v1``); ``before`` is the
+    previous page's last row as (created_at, workflow_id, run_id)."""
+    before_at, before_id, before_run = before if before is not None else (None, None, None)
+    return await _rows(conn, "SELECT * FROM durable.search_workflows_v1(%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                             "%s, %s)",
+                       (namespace, status, workflow_name, task_queue, created_after, created_before,
+                        id_prefix, before_at, before_id, before_run, limit))
+
+
+@_mapped
 async def cancel_workflow(conn: Conn, namespace: str, workflow_id: str) -> bool:
     return await _value(conn, "SELECT durable.cancel_workflow_v1(%s, %s)", (namespace, workflow_id))
 
@@ -374,6 +389,18 @@ async def list_workers(conn: Conn, namespace: str | None) -> list[Row]:
 @_mapped
 async def stream_stats(conn: Conn, namespace: str | None) -> list[Row]:
     return await _rows(conn, "SELECT * FROM durable.stream_stats(%s)", (namespace,))
+
+
+@_mapped
+async def has_schedules(conn: Conn) -> bool:
+    """Whether this database's engine has schedules (``durable.list_schedules`` exists)."""
+    return bool(await _value(conn, "SELECT pg_catalog.to_regprocedure('durable.list_schedules(text)') "
+                                   "IS NOT NULL"))
+
+
+@_mapped
+async def list_schedules(conn: Conn, namespace: str | None) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.list_schedules(%s)", (namespace,))
 
 
 async def listen(conn: Conn, channel: str) -> None:
