@@ -80,6 +80,14 @@ def test_wheel_has_the_package_and_the_cli_but_no_bytecode(wheel_names):
     assert entry_points, "no entry_points.txt"
 
 
+def test_wheel_carries_the_dashboards_templates_and_stylesheet(wheel_names):
+    package = REPO_ROOT / "python" / "pgdurable" / "ui"
+    files = [p for p in (package / "templates").glob("*.html")] + [package / "static" / "dashboard.css"]
+    assert len(files) > 5
+    for path in files:
+        assert f"pgdurable/ui/{path.relative_to(package).as_posix()}" in wheel_names
+
+
 def test_installed_wheel_finds_its_own_sql_and_migrations(wheel, tmp_path):
     unpacked = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:

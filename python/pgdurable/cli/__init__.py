@@ -10,7 +10,7 @@ line on stderr and exit with status 1; ``--json`` output goes alone to
 stdout, so scripts can parse it.
 
 This module builds :data:`app` from the command groups (one module each: ``db``, ``dev`` (dev and
-demo), ``worker``, ``workflow``, ``roles``, ``stream``, ``replay``) and owns the options every
+demo), ``worker``, ``workflow``, ``roles``, ``stream``, ``replay``, ``ui``) and owns the options every
 command has (``-v``, ``--version``); what the commands share is in ``_common``, how they render
 workflows in ``tables``.
 """
@@ -24,6 +24,7 @@ import typer
 
 from pgdurable.cli import dev as _dev
 from pgdurable.cli import replay as _replay
+from pgdurable.cli import ui as _ui
 from pgdurable.cli import worker as _worker
 from pgdurable.cli._common import err_console
 from pgdurable.cli.db import db_app
@@ -48,6 +49,7 @@ app.add_typer(_worker.worker_app, name="worker")
 app.add_typer(roles_app, name="roles", help="Provision, list, rotate and revoke scoped worker roles.")
 app.add_typer(stream_app, name="stream")
 app.command("replay")(_replay.replay)
+app.command("ui")(_ui.ui)
 
 
 # -- logging and the options of every command -------------------------------------
