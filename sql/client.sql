@@ -202,7 +202,19 @@ CREATE FUNCTION durable.search_workflows_v1(
 RETURNS TABLE (workflow_id text, run_id integer, workflow_name text, task_queue text, status text,
                created_at timestamptz, updated_at timestamptz, closed_at timestamptz)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- Where the page starts: below the cursor and below the time range's end,
+    -- whichever is lower (one bound, so the index scan starts there).
+    v_at timestamptz := coalesce(p_before_created_at, 'infinity'::timestamptz);
+    v_id text := coalesce(p_before_workflow_id, '');
+    v_run integer := coalesce(p_before_run_id, 0);
 BEGIN
+    IF p_created_before IS NOT NULL AND p_created_before <= v_at THEN
+        -- (created_at, id, run) < (t, '', 0) is created_at < t: no id sorts below ''.
+        v_at := p_created_before;
+        v_id := '';
+        v_run := 0;
+    END IF;
     -- Keyset pagination: a page holds the runs strictly older than the cursor
     -- (p_before_*: the last row of the previous page), newest first, read
     -- through workflows_by_created whatever the table's size. The bounds are
@@ -212,11 +224,8 @@ BEGIN
            w.closed_at
     FROM durable.workflows w
     WHERE w.namespace = p_namespace
-      AND (w.created_at, w.workflow_id, w.run_id)
-          < (coalesce(p_before_created_at, 'infinity'::timestamptz), coalesce(p_before_workflow_id, ''),
-             coalesce(p_before_run_id, 0))
+      AND (w.created_at, w.workflow_id, w.run_id) < (v_at, v_id, v_run)
       AND w.created_at >= coalesce(p_created_after, '-infinity'::timestamptz)
-      AND w.created_at < coalesce(p_created_before, 'infinity'::timestamptz)
       AND (p_status IS NULL OR w.status = p_status)
       AND (p_workflow_name IS NULL OR w.workflow_name = p_workflow_name)
       AND (p_task_queue IS NULL OR w.task_queue = p_task_queue)
