@@ -2,7 +2,7 @@
 -- outcome, describe, history, list, cancel, interrupt.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(77);
+SELECT plan(79);
 
 -- ---------------------------------------------------------------------------
 -- workflow_outcome_v1
@@ -196,6 +196,14 @@ SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_
 SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_created_after => '2030-01-01 10:30:00+00',
                                                                             p_created_before => '2030-01-01 12:00:00+00')$$,
                   $$VALUES ('ref-1'), ('ord-2')$$, 'it filters by a creation time range, its end excluded');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_created_before => '2030-01-01 12:00:00+00',
+                                                                            p_before_created_at => '2030-01-01 11:00:00+00',
+                                                                            p_before_workflow_id => 'ref-1', p_before_run_id => 1)$$,
+                  $$VALUES ('ord-2'), ('ord-1')$$, 'a page below the cursor stays below it within a time range');
+SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_created_before => '2030-01-01 11:00:00+00',
+                                                                            p_before_created_at => '2030-01-01 12:00:00+00',
+                                                                            p_before_workflow_id => 'ord-3', p_before_run_id => 1)$$,
+                  $$VALUES ('ord-1')$$, 'and below the time range''s end when that is lower than the cursor');
 SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', p_id_prefix => 'ord-')$$,
                   $$VALUES ('ord-3'), ('ord-2'), ('ord-1')$$, 'it finds workflow ids by prefix');
 SELECT results_eq($$SELECT workflow_id FROM durable.search_workflows_v1('se', 'running', 'order', 'q', p_id_prefix => 'ord')$$,
