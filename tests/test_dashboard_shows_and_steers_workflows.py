@@ -18,6 +18,7 @@ httpx = pytest.importorskip("httpx", reason="httpx (dev extra) drives the dashbo
 
 from tests.support.db import sql  # noqa: E402
 from tests.support.polling import wait_for  # noqa: E402
+from tests.support.rot13 import Rot13  # noqa: E402
 
 from pgdurable import Durable, RetryPolicy, payloads  # noqa: E402
 from pgdurable.cli.ui import is_local  # noqa: E402
@@ -174,17 +175,6 @@ async def test_runs_continued_as_new_link_to_each_other(worker, client, connecti
 
 async def test_payloads_a_codec_wrote_are_shown_encoded_without_it_and_decoded_with_it(worker, client,
                                                                                      connection):
-    class Rot13:
-        def encode(self, text: str) -> str:
-            return "r13:" + text.translate(str.maketrans("abcdefghijklmnopqrstuvwxyz",
-                                                         "nopqrstuvwxyzabcdefghijklm"))
-
-        def decode(self, text: str) -> str:
-            if not text.startswith("r13:"):
-                raise ValueError("not rot13")
-            return text[4:].translate(str.maketrans("nopqrstuvwxyzabcdefghijklm",
-                                                    "abcdefghijklmnopqrstuvwxyz"))
-
     payloads.register_codec(Rot13())
     try:
         handle = await client.workflow.start(args=["secret"], task_queue=QUEUE, workflow_name="waiter",

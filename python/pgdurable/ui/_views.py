@@ -104,6 +104,22 @@ class Timeline:
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds()
 
+    @property
+    def ticks(self) -> list[tuple[float, str]]:
+        """The axis: (percent, seconds since the run started) at five even steps."""
+        return [(p * 25.0, _span(self.seconds * p / 4)) for p in range(5)]
+
+
+def _span(seconds: float) -> str:
+    """A duration for an axis: 0.5 s, 12 s, 4.2 min, 1.5 h."""
+    if seconds < 10:
+        return f"{seconds:.1f}".rstrip("0").rstrip(".") + " s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
 
 def _event_at(events: list[dict[str, Any]], seq: int | None, *types: str) -> list[dict[str, Any]]:
     return [e for e in events if e["seq"] == seq and e["event_type"] in types]
