@@ -446,7 +446,7 @@ def test_info_log_lines_show_with_verbose_only(dsn):
 def test_help_names_every_command():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("demo", "dev", "db", "worker", "workflow"):
+    for command in ("demo", "dev", "db", "worker", "workflow", "ui"):
         assert command in result.stdout
     workflow_help = invoke("workflow", "--help").stdout
     for command in ("list", "show", "history", "signal", "cancel", "interrupt", "start"):

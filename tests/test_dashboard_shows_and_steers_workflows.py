@@ -296,6 +296,17 @@ async def test_with_a_token_every_request_needs_it_and_the_first_visit_sets_a_co
         assert bearer.status_code == 200
         assert CSRF_COOKIE in bearer.cookies
     assert is_local("127.0.0.1") and is_local("localhost") and is_local("::1")
+
+
+async def test_without_a_token_only_requests_addressed_to_localhost_are_answered(connection):
+    app = create_app(connection)
+    for base in ("http://127.0.0.1:8321", "http://localhost", "http://[::1]:8321"):
+        async with browser(app, base) as web:
+            assert (await web.get("/streams")).status_code == 200, base
+    for base in ("http://rebound.example:8321", "http://10.1.2.3"):
+        async with browser(app, base) as web:
+            refused = await web.get("/streams")
+            assert refused.status_code == 403 and "addressed to localhost" in refused.text, base
     assert not is_local("0.0.0.0") and not is_local("10.1.2.3") and not is_local("example.com")
 
 

@@ -9,7 +9,9 @@ Security, in one place (:class:`_Guard`):
 - actions are POSTs carrying a CSRF token (double submit: a form field equal to the
   ``pgdurable_csrf`` cookie, a SameSite=Strict cookie), and a POST whose ``Origin`` is not the
   dashboard's own is refused; each action asks for confirmation first;
-- read-only mode refuses every POST (403) and its pages show no action.
+- read-only mode refuses every POST (403) and its pages show no action;
+- without a token, only requests whose Host is localhost, 127.0.0.1 or [::1] are answered (a page
+  of another site cannot reach it through DNS rebinding).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ CSRF_COOKIE = "pgdurable_csrf"
 ACTIONS = ("signal", "cancel", "interrupt", "reset")
 STATUSES = ("running", "completed", "failed", "cancelled", "interrupted", "continued")
 PAGE_SIZES = (20, 50, 100, 200)
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 def _link(workflow_id: str, **query: Any) -> str:
@@ -94,6 +97,12 @@ class _Guard(BaseHTTPMiddleware):
         return any(g and hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if self.token is None and _host_name(request) not in LOCAL_HOSTS:
+            # Without a token only this machine may ask: a page of another site that rebinds its
+            # name to 127.0.0.1 (DNS rebinding) sends its own name as the Host.
+            return _message(request, 403, "refused",
+                            "This dashboard has no access token, so it answers only requests addressed to "
+                            "localhost, 127.0.0.1 or [::1]: give it one (--token) to serve other names.")
         if self.token is not None and not self._has_token(request):
             given = request.query_params.get("token")
             if given and hmac.compare_digest(given.encode(), self.token.encode()):
@@ -120,6 +129,14 @@ class _Guard(BaseHTTPMiddleware):
         if new_csrf is not None:
             response.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="strict")
         return response
+
+
+def _host_name(request: Request) -> str:
+    """The Host header's name, without its port."""
+    host = request.headers.get("host", "")
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _message(request: Request, status: int, title: str, text: str) -> Response:
