@@ -79,7 +79,8 @@ def demo(
         ok = asyncio.run(demo_module.run(resolved, console=console, orders=orders))
     hint = " --dsn ..." if dsn else ""
     console.print(f"\nAll of it is in Postgres. Next: [bold]pgdurable workflow list{hint}[/bold], "
-                  f"[bold]pgdurable workflow history{hint} <id>[/bold]; the code is in "
+                  f"[bold]pgdurable workflow history{hint} <id>[/bold], or the dashboard: "
+                  f"[bold]pgdurable ui{hint}[/bold]; the code is in "
                   f"{escape(demo_module.__file__ or 'pgdurable/demo.py')}.", highlight=False)
     if not ok:
         raise typer.Exit(1)
