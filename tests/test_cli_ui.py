@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("starlette", reason="the dashboard's extra (pip install 'pgdurable[ui]') is missing")
 
 from tests.support.cli import assert_one_line_error, invoke, restore_logging  # noqa: E402, F401
-from tests.support.db import free_port  # noqa: E402
+from tests.support.db import TEST_PORTS, free_port  # noqa: E402
 from tests.support.polling import wait_until  # noqa: E402
 from tests.support.rot13 import Rot13  # noqa: E402
 
@@ -112,3 +112,39 @@ def test_a_token_from_the_environment_is_required_even_on_localhost_and_read_onl
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 403 and "read-only" in refused.value.read().decode()
+
+
+@pytest.mark.slow
+def test_without_a_dsn_it_serves_the_dev_server_and_sigterm_stops_both(tmp_path):
+    from pgdurable.embedded import EmbeddedPostgres
+
+    data_dir = tmp_path / "dev"
+    dev_port = free_port()
+    env = {**os.environ, "PGDURABLE_DEV_DATA_DIR": str(data_dir), "PGDURABLE_DEV_PORT": str(dev_port),
+           "COLUMNS": "300"}
+    for name in ("PGDURABLE_DSN", "DATABASE_URL"):
+        env.pop(name, None)
+    server = EmbeddedPostgres(data_dir)
+    try:
+        bare = subprocess.run([sys.executable, "-m", "pgdurable.cli", "ui"], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert bare.returncode == 1 and "pgdurable db upgrade" in bare.stderr, bare.stderr
+        assert not server.is_running()
+        upgrade = subprocess.run([sys.executable, "-m", "pgdurable.cli", "db", "upgrade"], env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert upgrade.returncode == 0, upgrade.stderr
+        port = free_port(range(dev_port + 1, TEST_PORTS.stop))  # not the dev server's, stopped now
+        proc = subprocess.Popen([sys.executable, "-m", "pgdurable.cli", "ui", "--port", str(port)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_until(lambda: fetch(f"http://127.0.0.1:{port}/workers")[0] == 200, "the dashboard to serve",
+                       timeout=60)
+            assert server.is_running()
+        finally:
+            proc.terminate()
+            out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        assert "stopped." in out
+        assert not server.is_running()
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import secrets
+import signal
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +19,7 @@ from pgdurable.cli._common import (
     database,
     friendly_errors,
     load_attribute,
+    run_with_connection,
 )
 
 UI_MODULES = ("starlette", "uvicorn", "jinja2", "multipart")
@@ -74,6 +76,7 @@ def ui(
                        "pip install 'pgdurable[ui]'")
     import uvicorn
 
+    from pgdurable import _store as store
     from pgdurable import payloads
     from pgdurable.ui.app import create_app
 
@@ -82,6 +85,7 @@ def ui(
     if token is None and not is_local(host):
         token = secrets.token_urlsafe(24)
     with database(dsn) as resolved:
+        run_with_connection(resolved, lambda connection: connection.run(store.check_schema))
         app = create_app(resolved, namespace=namespace, read_only=read_only, token=token)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
@@ -93,4 +97,17 @@ def ui(
         if token and not is_local(host):
             console.print("bound to a non-local address: every request must carry the access token "
                           "(the URL above sets it as a cookie)", highlight=False)
-        server.run()
+        # uvicorn stops on SIGINT or SIGTERM, then sends the signal again to the handler it found:
+        # ours ends the command through the `with` blocks (the embedded server is stopped too).
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    console.print("stopped.", highlight=False)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
