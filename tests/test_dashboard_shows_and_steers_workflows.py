@@ -324,3 +324,26 @@ async def test_streams_workers_roles_and_schedules_pages_render(worker, client, 
         schedules = await web.get("/schedules")
         assert schedules.status_code == 200 and 'id="no-schedules"' in schedules.text
         assert (await web.get("/static/dashboard.css")).status_code == 200
+        assert "max running" not in streams.text  # this engine has no stream limits (yet)
+
+
+async def test_schedules_and_stream_limits_show_once_the_engine_has_them(client, connection):
+    await client.workflow.start(args=["s"], task_queue="limited-q", workflow_name="waiter",
+                                workflow_id="li-1")
+    # Stand-ins with the binding signatures (shared/API.md) of functions a newer engine adds.
+    sql(connection.dsn, """
+        CREATE FUNCTION durable.list_schedules(p_namespace text DEFAULT NULL)
+        RETURNS TABLE (schedule_id text, workflow_name text, paused boolean)
+        LANGUAGE sql AS $$ SELECT 'nightly-report', 'report', false $$""")
+    sql(connection.dsn, """
+        CREATE FUNCTION durable.stream_limits(p_namespace text DEFAULT NULL)
+        RETURNS TABLE (namespace text, stream text, max_running integer, rate_limit integer,
+                       rate_period interval)
+        LANGUAGE sql AS $$ SELECT 'durable', 'limited-q', 7, 30, interval '1 minute' $$""")
+    async with browser(create_app(connection)) as web:
+        schedules = await web.get("/schedules")
+        assert 'id="schedules"' in schedules.text and "nightly-report" in schedules.text
+        streams = await web.get("/streams")
+        assert "max running" in streams.text
+        assert re.search(r'<td class="limit">7</td>\s*<td class="limit">30 per 60 s</td>', streams.text), \
+            streams.text

@@ -392,15 +392,20 @@ async def stream_stats(conn: Conn, namespace: str | None) -> list[Row]:
 
 
 @_mapped
-async def has_schedules(conn: Conn) -> bool:
-    """Whether this database's engine has schedules (``durable.list_schedules`` exists)."""
-    return bool(await _value(conn, "SELECT pg_catalog.to_regprocedure('durable.list_schedules(text)') "
-                                   "IS NOT NULL"))
+async def function_exists(conn: Conn, signature: str) -> bool:
+    """Whether this database's engine has the function ``signature`` (``'durable.f(text)'``): what a
+    newer engine added (schedules, stream limits) is shown only where it is there."""
+    return bool(await _value(conn, "SELECT pg_catalog.to_regprocedure(%s) IS NOT NULL", (signature,)))
 
 
 @_mapped
 async def list_schedules(conn: Conn, namespace: str | None) -> list[Row]:
     return await _rows(conn, "SELECT * FROM durable.list_schedules(%s)", (namespace,))
+
+
+@_mapped
+async def stream_limits(conn: Conn, namespace: str | None) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.stream_limits(%s)", (namespace,))
 
 
 async def listen(conn: Conn, channel: str) -> None:

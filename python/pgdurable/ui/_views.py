@@ -110,6 +110,11 @@ class Timeline:
         return [(p * 25.0, _span(self.seconds * p / 4)) for p in range(5)]
 
 
+def duration(value: timedelta | None) -> str:
+    """An interval as the dashboard writes it (60 s, 4.2 min); empty for None."""
+    return "" if value is None else _span(value.total_seconds())
+
+
 def _span(seconds: float) -> str:
     """A duration for an axis: 0.5 s, 12 s, 4.2 min, 1.5 h."""
     if seconds < 10:

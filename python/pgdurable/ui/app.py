@@ -77,7 +77,8 @@ def _time(value: Any) -> str:
 def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.globals.update(link=_link, action_url=_action_url, statuses=STATUSES, page_sizes=PAGE_SIZES)
-    env.filters.update(time=_time, pending=views.pending_text, event_text=views.describe_event)
+    env.filters.update(time=_time, pending=views.pending_text, event_text=views.describe_event,
+                       duration=views.duration)
     return Jinja2Templates(env=env)
 
 
@@ -311,9 +312,16 @@ async def act(request: Request) -> Response:
 
 async def streams(request: Request) -> Response:
     client = _client(request)
-    rows = await client.connection.run(lambda conn: store.stream_stats(conn, client.namespace))
+
+    async def read(conn: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]] | None]:
+        rows = await store.stream_stats(conn, client.namespace)
+        if not await store.function_exists(conn, "durable.stream_limits(text)"):
+            return rows, None
+        return rows, {row["stream"]: row for row in await store.stream_limits(conn, client.namespace)}
+
+    rows, limits = await client.connection.run(read)
     return request.app.state.templates.TemplateResponse(request, "streams.html",
-                                                        {"rows": rows, "page": "streams"})
+                                                        {"rows": rows, "limits": limits, "page": "streams"})
 
 
 async def workers(request: Request) -> Response:
@@ -334,7 +342,7 @@ async def schedules(request: Request) -> Response:
     client = _client(request)
 
     async def read(conn: Any) -> list[dict[str, Any]] | None:
-        if not await store.has_schedules(conn):
+        if not await store.function_exists(conn, "durable.list_schedules(text)"):
             return None
         return await store.list_schedules(conn, client.namespace)
 
