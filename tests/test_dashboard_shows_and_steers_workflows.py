@@ -347,3 +347,16 @@ async def test_schedules_and_stream_limits_show_once_the_engine_has_them(client,
         assert "max running" in streams.text
         assert re.search(r'<td class="limit">7</td>\s*<td class="limit">30 per 60 s</td>', streams.text), \
             streams.text
+
+
+async def test_logged_in_as_a_worker_role_the_dashboard_shows_only_what_its_grants_allow(connection):
+    credential = await Durable.provision_worker_role(connection=connection, stream_names=["ui-q"])
+    scoped = connection.with_login(credential.role_name, credential.password)
+    try:
+        async with browser(create_app(scoped)) as web:
+            for path in ("/", "/workflows/anything", "/streams", "/workers", "/worker-roles"):
+                refused = await web.get(path)
+                assert refused.status_code == 403 and "not allowed" in refused.text, path
+                assert "permission denied" in refused.text, path
+    finally:
+        await scoped.close()
