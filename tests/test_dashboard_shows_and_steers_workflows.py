@@ -207,9 +207,10 @@ async def test_a_signal_needs_a_csrf_token_and_a_confirmation_then_reaches_the_w
         form = {"signal_id": "go-b", "data": '{"ok": true}'}
         forged = await web.post(target, data={**form, "csrf": "guess", "confirmed": "yes"})
         assert forged.status_code == 403 and "CSRF" in forged.text
-        cross = await web.post(target, data={**form, "csrf": token, "confirmed": "yes"},
-                               headers={"Origin": "http://evil.example"})
-        assert cross.status_code == 403
+        for origin in ("http://evil.example", "http://127.0.0.1:9999", "null"):
+            cross = await web.post(target, data={**form, "csrf": token, "confirmed": "yes"},
+                                   headers={"Origin": origin})
+            assert cross.status_code == 403, origin
         confirm = await web.post(target, data={**form, "csrf": token})
         assert confirm.status_code == 200 and 'id="confirm"' in confirm.text
         assert await handle.status() == "running"  # nothing happened before the confirmation

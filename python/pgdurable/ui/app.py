@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -234,11 +234,12 @@ async def workflow(request: Request) -> Response:
 
 
 def _csrf_refusal(request: Request, form: Any) -> Response | None:
-    """A 403 page unless the form comes from this dashboard: its Origin (when the browser sends one)
-    is the dashboard's own and its ``csrf`` field equals this browser's CSRF cookie."""
+    """A 403 page unless the form comes from this dashboard: its Origin (when the browser sends one;
+    ``null``, an opaque origin, is refused) is the dashboard's own and its ``csrf`` field equals this
+    browser's CSRF cookie."""
     origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin and origin != "null" and origin != own:
+    # The host and port only: a TLS proxy in front makes the browser's scheme https.
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
         return _message(request, 403, "refused", f"a form posted from {origin} may not act here.")
     cookie = request.cookies.get(CSRF_COOKIE, "")
     given = str(form.get("csrf") or "")
