@@ -99,6 +99,7 @@ class Timeline:
     start: datetime
     end: datetime
     rows: list[Row]
+    hidden: int = 0  # durable calls past TIMELINE_ROWS
 
     @property
     def seconds(self) -> float:
@@ -126,8 +127,10 @@ def _span(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _event_at(events: list[dict[str, Any]], seq: int | None, *types: str) -> list[dict[str, Any]]:
-    return [e for e in events if e["seq"] == seq and e["event_type"] in types]
+TIMELINE_ROWS = 300
+"""A timeline shows at most this many durable calls (the first ones); the history has them all."""
+HISTORY_ROWS = 2000
+"""The history table shows at most this many events (``?format=json`` has them all)."""
 
 
 def timeline(events: list[dict[str, Any]], now: datetime, running: bool) -> Timeline | None:
@@ -135,17 +138,26 @@ def timeline(events: list[dict[str, Any]], now: datetime, running: bool) -> Time
     outcome), each timer, signal wait and awaited child a span, failed workflow tasks as marks."""
     if not events:
         return None
+    by_seq: dict[int | None, list[dict[str, Any]]] = {}
+    for event in events:
+        by_seq.setdefault(event["seq"], []).append(event)
+
+    def outcomes(seq: int | None, *types: str) -> list[dict[str, Any]]:
+        return [e for e in by_seq.get(seq, ()) if e["event_type"] in types]
+
     start = events[0]["at"]
     end = max(now, events[-1]["at"]) if running else events[-1]["at"]
     rows: list[Row] = []
     for event in events:
+        if len(rows) >= TIMELINE_ROWS:
+            break
         etype, seq, d = event["event_type"], event["seq"], event.get("details") or {}
         if etype == "activity_scheduled":
             row = Row("activity", str(d.get("activity_name") or "activity"), seq)
             begin = event["at"]
             attempt = 1
             closed = False
-            for outcome in _event_at(events, seq, "activity_failed", "activity_completed"):
+            for outcome in outcomes(seq, "activity_failed", "activity_completed"):
                 if outcome["event_type"] == "activity_completed":
                     row.bars.append(Bar(f"#{d_attempt(outcome, attempt)} ✓", "ok", begin, outcome["at"],
                                         title="completed"))
@@ -168,7 +180,7 @@ def timeline(events: list[dict[str, Any]], now: datetime, running: bool) -> Time
         elif etype == "timer_started":
             seconds = float(d.get("seconds") or 0)
             row = Row("timer", f"timer {seconds:g} s", seq)
-            outcome = next(iter(_event_at(events, seq, "timer_fired", "timer_cancelled")), None)
+            outcome = next(iter(outcomes(seq, "timer_fired", "timer_cancelled")), None)
             if outcome is None:
                 due = event["at"] + timedelta(seconds=seconds)
                 row.bars.append(Bar("sleeping", "pending" if running else "cancelled", event["at"],
@@ -180,7 +192,7 @@ def timeline(events: list[dict[str, Any]], now: datetime, running: bool) -> Time
             rows.append(row)
         elif etype == "signal_wait_started":
             row = Row("signal", f"signal {d.get('signal_id')!s}", seq)
-            outcome = next(iter(_event_at(events, seq, "signal_received", "signal_timed_out")), None)
+            outcome = next(iter(outcomes(seq, "signal_received", "signal_timed_out")), None)
             if outcome is None:
                 row.bars.append(Bar("waiting", "pending" if running else "cancelled", event["at"], end))
             else:
@@ -190,7 +202,7 @@ def timeline(events: list[dict[str, Any]], now: datetime, running: bool) -> Time
             rows.append(row)
         elif etype == "child_started":
             row = Row("child", f"child {d.get('workflow_name') or ''} {d.get('workflow_id')}", seq)
-            outcome = next(iter(_event_at(events, seq, "child_completed", "child_failed")), None)
+            outcome = next(iter(outcomes(seq, "child_completed", "child_failed")), None)
             if outcome is None:
                 row.bars.append(Bar("running", "pending" if running else "cancelled", event["at"], end))
             else:
@@ -210,7 +222,12 @@ def timeline(events: list[dict[str, Any]], now: datetime, running: bool) -> Time
             bar.width = max(0.6, min(100.0 - bar.left, (bar.end - bar.start).total_seconds() / total * 100))
             seconds = (bar.end - bar.start).total_seconds()
             bar.title = f"{bar.label} ({seconds:.2f} s)" + (f": {bar.title}" if bar.title else "")
-    return Timeline(start, end, rows)
+    calls = sum(e["event_type"] in _CALLS for e in events)
+    return Timeline(start, end, rows, hidden=max(0, calls - len(rows)))
+
+
+_CALLS = ("activity_scheduled", "timer_started", "signal_wait_started", "child_started",
+          "workflow_task_failed")
 
 
 def d_attempt(event: dict[str, Any], default: int) -> int:
@@ -267,19 +284,19 @@ async def workflow_page(client: Client, workflow_id: str, run: int | None) -> di
     run's input, history, timeline and reset points, the children tree."""
     state = await describe(client, workflow_id)
 
-    async def read(conn: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], datetime]:
-        runs = await store.workflow_runs(conn, client.namespace, workflow_id, True)
-        rows = await store.workflow_history(conn, client.namespace, workflow_id, True)
-        return runs, rows, await store.engine_now(conn)
-
-    runs, rows, now = await client.connection.run(read)
     latest = state["run_id"]
-    selected = run if run is not None and any(r["run_id"] == run for r in runs) else latest
+
+    async def read(conn: Any) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]], datetime]:
+        runs = await store.workflow_runs(conn, client.namespace, workflow_id, True)
+        selected = run if run is not None and any(r["run_id"] == run for r in runs) else latest
+        # The owner reads any run's history (a worker role only that of a task it holds).
+        rows = await store.run_history(conn, client.namespace, workflow_id, selected, None)
+        return runs, selected, rows, await store.engine_now(conn)
+
+    runs, selected, rows, now = await client.connection.run(read)
     this_run = next((r for r in runs if r["run_id"] == selected), None)
-    events = [event_of(row) for row in rows if row["run_id"] == selected]
+    events = [event_of({**row, "run_id": selected}) for row in rows]
     run_status = this_run["status"] if this_run else state["status"]
-    for r in runs:
-        r["input"] = decode(r.get("args"))
     return {
         "state": state,
         "runs": runs,
@@ -287,7 +304,8 @@ async def workflow_page(client: Client, workflow_id: str, run: int | None) -> di
         "latest_run_id": latest,
         "run_status": run_status,
         "input": decode(this_run.get("args")) if this_run else Payload(None),
-        "events": events,
+        "events": events[:HISTORY_ROWS],
+        "events_hidden": max(0, len(events) - HISTORY_ROWS),
         "timeline": timeline(events, now, run_status == "running"),
         "reset_points": [e for e in events if e["event_type"] in RESET_POINTS] if selected == latest else [],
         "children": await children_tree(client, state),
