@@ -102,10 +102,13 @@ BEGIN
         PERFORM durable._fire_timer(v_timer);
         v_fired := v_fired + 1;
     END LOOP;
+    -- Due schedules of these task queues start their runs (schedules.sql).
+    PERFORM durable._fire_schedules(p_namespace, p_task_queues, p_limit);
     RETURN v_fired;
 END $$;
 COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
-    'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
+    'Fires up to p_limit due timers of these task queues (each becomes an inbound event), then the due '
+    'schedules of these task queues (up to p_limit; each starts its tick''s run). Returns how many timers.';
 
 CREATE FUNCTION durable._next_timer_in(p_namespace text, p_workflow_id text, p_run_id integer)
 RETURNS double precision
