@@ -122,7 +122,8 @@ def _cronsim(expr: str, zone: str, start: datetime, count: int) -> list[datetime
     return out
 
 
-def _engine(conn: psycopg.Connection, expr: str, zone: str, start: datetime, count: int) -> list[datetime] | None:
+def _engine(conn: psycopg.Connection, expr: str, zone: str, start: datetime,
+            count: int) -> list[datetime] | None:
     try:
         rows = conn.execute("SELECT durable.cron_next(%s, %s, %s, %s)", (expr, zone, start, count)).fetchall()
     except psycopg.Error as exc:
@@ -144,14 +145,17 @@ def test_cron_next_agrees_with_cronsim_on_random_expressions_zones_and_dst_trans
 
 @pytest.mark.parametrize(("expr", "zone", "after", "expected"), [
     # A wall-clock time inside a spring-forward gap fires at the first minute after it.
-    ("30 2 * * *", "America/New_York", "2021-03-14T05:00:00Z", ["2021-03-14T07:00:00Z", "2021-03-15T06:30:00Z"]),
+    ("30 2 * * *", "America/New_York", "2021-03-14T05:00:00Z",
+     ["2021-03-14T07:00:00Z", "2021-03-15T06:30:00Z"]),
     # A wall-clock time of a repeated (fall-back) hour fires once, at its first occurrence.
-    ("30 1 * * *", "America/New_York", "2021-11-06T12:00:00Z", ["2021-11-07T05:30:00Z", "2021-11-08T06:30:00Z"]),
+    ("30 1 * * *", "America/New_York", "2021-11-06T12:00:00Z",
+     ["2021-11-07T05:30:00Z", "2021-11-08T06:30:00Z"]),
     # With a '*' minute or hour field, every real instant that matches fires: the repeated hour twice ...
     ("0 * * * *", "America/New_York", "2021-11-07T04:30:00Z",
      ["2021-11-07T05:00:00Z", "2021-11-07T06:00:00Z", "2021-11-07T07:00:00Z"]),
     # ... and the skipped hour never.
-    ("0 * * * *", "America/New_York", "2021-03-14T06:30:00Z", ["2021-03-14T07:00:00Z", "2021-03-14T08:00:00Z"]),
+    ("0 * * * *", "America/New_York", "2021-03-14T06:30:00Z",
+     ["2021-03-14T07:00:00Z", "2021-03-14T08:00:00Z"]),
     # Day-of-month OR day-of-week when both are restricted; AND when either starts with '*'.
     ("0 0 13 * FRI", "UTC", "2026-11-01T00:00:00Z", ["2026-11-06T00:00:00Z", "2026-11-13T00:00:00Z"]),
     ("0 0 */13 * FRI", "UTC", "2026-01-01T00:00:00Z", ["2026-02-27T00:00:00Z", "2026-03-27T00:00:00Z"]),
