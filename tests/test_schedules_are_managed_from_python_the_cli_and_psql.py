@@ -108,6 +108,38 @@ async def test_a_duplicate_or_unknown_schedule_id_gets_a_typed_error(dsn):
         await Durable.shutdown()
 
 
+async def slow(n: int) -> int:
+    await Durable.workflow.sleep("1.5 seconds")
+    return n
+
+
+async def test_buffer_one_with_a_worker_runs_the_ticks_one_at_a_time_and_the_buffered_one_after(dsn):
+    connection = Durable.Connection(dsn)
+    try:
+        await Durable.Worker.create(connection=connection, task_queue="bq", workflow=slow)
+        client = Durable.Client(connection=connection)
+        handle = await client.schedule.create("one-at-a-time", workflow_name="slow", task_queue="bq",
+                                              args=[1], every="1 second", overlap="buffer_one")
+
+        def spans() -> list[tuple[datetime, datetime | None]]:
+            return sql(dsn, "SELECT created_at, closed_at FROM durable.workflows WHERE workflow_id LIKE %s "
+                            "ORDER BY created_at", ("one-at-a-time-%",))
+
+        await wait_for(lambda: sum(end is not None for _, end in spans()) >= 3, "three runs to close",
+                       timeout=30)
+        await handle.pause()
+        actions = {r["action"] for r in (await handle.describe(fire_times=0))["recent_runs"]}
+        assert {"started", "buffered", "skipped"} <= actions, actions
+        closed = [(start, end) for start, end in spans() if end is not None]
+        assert all(end <= nxt for (_, end), (nxt, _) in zip(closed, closed[1:], strict=False)), \
+            f"runs overlapped: {closed}"
+        runs = (await handle.describe(fire_times=0))["recent_runs"]
+        buffered = [r for r in runs if r["trigger"] == "buffered"]
+        assert buffered and all(r["action"] == "started" for r in buffered), buffered
+    finally:
+        await Durable.shutdown()
+
+
 async def test_a_worker_fires_the_ticks_and_each_run_gets_the_encoded_args(dsn):
     register_codec(Base64Codec())
     try:
@@ -163,6 +195,13 @@ def test_a_schedule_is_managed_from_the_cli(dsn, restore_logging):  # noqa: F811
                           "schedule 'nightly' not found")
     assert_one_line_error(invoke("schedule", "create", "x", "-w", "report", "-q", "sq", "--cron", "* * *",
                                  "--dsn", dsn), "invalid cron expression")
+    bounded = ok_json("schedule", "create", "bounded", "-w", "report", "-q", "sq", "--every", "1 day",
+                      "--start-at", "2030-01-01T06:00:00+01:00", "--end-at", "2030-01-03T05:00:00Z",
+                      "--dsn", dsn)
+    assert bounded["next_fire_times"] == ["2030-01-01T05:00:00+00:00", "2030-01-02T05:00:00+00:00",
+                                          "2030-01-03T05:00:00+00:00"]
+    assert invoke("schedule", "create", "y", "-w", "report", "-q", "sq", "--every", "1 day",
+                  "--start-at", "2030-01-01 06:00", "--dsn", dsn).exit_code == 2
 
 
 def test_a_schedule_is_managed_from_psql(dsn, pg_bin_dir):

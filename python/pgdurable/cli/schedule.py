@@ -3,6 +3,7 @@ client API (``client.schedule``). Tables by default; ``--json`` for scripts."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -51,6 +52,10 @@ def schedule_create(
     = "1 minute",
     jitter: Annotated[str | None, typer.Option(help="Delay each tick by a deterministic offset below this.")]
     = None,
+    start_at: Annotated[str | None, typer.Option(help="No tick before this ISO 8601 time (with its offset).")]
+    = None,
+    end_at: Annotated[str | None, typer.Option(help="No tick after this ISO 8601 time (with its offset).")]
+    = None,
     as_json: JsonOption = False,
     namespace: NamespaceOption = "durable",
     dsn: DsnOption = None,
@@ -60,10 +65,14 @@ def schedule_create(
     if values is not None and not isinstance(values, list):
         raise CliError("--args must be a JSON array of the workflow's arguments, e.g. '[\"eu\", 3]'")
 
+    bounds = {name: _instant(text, option) for name, text, option in
+              (("start_at", start_at, "--start-at"), ("end_at", end_at, "--end-at"))}
+
     async def body(client: Client) -> dict[str, Any]:
         handle = await client.schedule.create(
             schedule_id, workflow_name=workflow, task_queue=task_queue, args=values or [], cron=cron,
-            every=every, timezone=timezone, overlap=overlap, catchup_window=catchup_window, jitter=jitter)
+            every=every, timezone=timezone, overlap=overlap, catchup_window=catchup_window, jitter=jitter,
+            **bounds)
         return await handle.describe()
 
     described = with_client(dsn, namespace, body)
@@ -73,6 +82,20 @@ def schedule_create(
     first = described["next_fire_times"][0] if described["next_fire_times"] else None
     console.print(f"schedule {escape(schedule_id)} created; next fire: "
                   f"{format_time(first) if first else 'none'}", highlight=False)
+
+
+def _instant(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time with its UTC offset (``Z`` or ``+02:00``); a usage error otherwise."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter("not an ISO 8601 time, e.g. 2026-01-31T03:00:00+01:00",
+                                 param_hint=option) from None
+    if value.tzinfo is None:
+        raise typer.BadParameter("give its UTC offset too (e.g. Z or +01:00)", param_hint=option)
+    return value
 
 
 @schedule_app.command("list")
