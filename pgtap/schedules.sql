@@ -5,7 +5,7 @@
 -- role may not do. One transaction, rolled back.
 \ir include/fixtures.psql
 BEGIN;
-SELECT plan(50);
+SELECT plan(54);
 
 -- ---------------------------------------------------------------------------
 -- cron_next
@@ -127,6 +127,17 @@ SELECT lives_ok($$SELECT durable.delete_schedule('one')$$, 'delete_schedule dele
 SELECT is((SELECT count(*) FROM durable.schedule_runs WHERE schedule_id = 'one'), 0::bigint,
           'and its record of ticks');
 SELECT is(ARRAY(SELECT schedule_id FROM durable.list_schedules()), ARRAY['enc', 'm'], 'list_schedules lists the rest');
+
+-- ---------------------------------------------------------------------------
+-- Time skipping (tests): a schedule's fire time is skipped to like a timer
+-- ---------------------------------------------------------------------------
+SELECT durable.create_schedule('skip-me', 'wf', 'ts', every => '1 day', namespace => 'tskip') AS first_fire \gset
+SELECT is(durable.skip_to_next_timer_v1('tskip') >= :'first_fire'::timestamptz, true,
+          'skip_to_next_timer_v1 moves the clock to the next fire time of a schedule');
+SELECT is(durable._runnable('tskip'), true, 'a due schedule counts as runnable (its workers have yet to fire it)');
+SELECT is(durable.skip_to_next_timer_v1('tskip'), NULL, 'so time does not skip past it');
+SELECT durable.fire_timers_v1('tskip', ARRAY['ts']) AS ignored \gset
+SELECT is((SELECT count(*) FROM durable.workflows WHERE namespace = 'tskip'), 1::bigint, 'the tick fired');
 
 -- ---------------------------------------------------------------------------
 -- As a worker role

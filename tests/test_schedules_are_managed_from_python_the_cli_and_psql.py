@@ -234,3 +234,28 @@ def test_next_fire_time_of_a_schedule_wakes_idle_workers(conn):
     (after_pause,) = conn.execute(
         "SELECT durable.next_wakeup_v1('durable', ARRAY['sq'], ARRAY['wf'])").fetchone()
     assert after_pause is None
+
+
+async def daily_digest(team: str) -> str:
+    return f"digest for {team} at {Durable.workflow.now():%Y-%m-%d %H:%M}"
+
+
+async def test_time_skipping_reaches_a_nightly_schedules_ticks_without_waiting():
+    from pgdurable.testing import WorkflowEnvironment
+
+    async with WorkflowEnvironment(workflows=[daily_digest], time_skipping=True) as env:
+        started = await asyncio.to_thread(sql, env.dsn, "SELECT durable.now()")
+        handle = await env.client.schedule.create("digest", workflow_name="daily_digest",
+                                                  task_queue=env.task_queue, args=["ops"],
+                                                  cron="0 3 * * *", timezone="Asia/Tokyo")
+
+        async def two_digests() -> list[tuple[str, str]]:
+            rows = await asyncio.to_thread(sql, env.dsn, "SELECT workflow_id, result FROM durable.workflows "
+                                                         "WHERE status = 'completed' ORDER BY 1")
+            return rows if len(rows) >= 2 else []
+
+        done = await wait_for(two_digests, "two nightly digests, days apart in engine time", timeout=30)
+        await handle.pause()
+        ticks = [datetime.fromisoformat(wid.removeprefix("digest-")) for wid, _ in done]
+        assert all((t.hour, t.minute) == (18, 0) for t in ticks), ticks  # 03:00 in Tokyo is 18:00 UTC
+        assert ticks[1] - ticks[0] == timedelta(days=1) and ticks[0] > started[0][0]
