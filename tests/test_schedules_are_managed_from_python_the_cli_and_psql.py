@@ -40,6 +40,7 @@ async def test_a_schedule_is_managed_from_python(dsn):
         assert described["schedule_id"] == "report" and described["paused"] is False
         spec = described["spec"]
         assert spec["cron"] == "0 3 * * MON-FRI" and spec["timezone"] == "Europe/Paris"
+        assert spec["args"] == ["ops", 1]
         assert described["spec"]["jitter"] == 10.0 and described["spec"]["overlap"] == "skip"
         fires = described["next_fire_times"]
         assert len(fires) == 5 and fires == sorted(fires)

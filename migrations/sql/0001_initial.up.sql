@@ -2959,7 +2959,8 @@ BEGIN
         'schedule_id', v_s.schedule_id,
         'namespace', v_s.namespace,
         'spec', pg_catalog.jsonb_build_object(
-            'workflow_name', v_s.workflow_name, 'task_queue', v_s.task_queue, 'cron', v_s.cron,
+            'workflow_name', v_s.workflow_name, 'task_queue', v_s.task_queue, 'args', v_s.args,
+            'cron', v_s.cron,
             'every', EXTRACT(epoch FROM v_s.every), 'timezone', v_s.timezone, 'overlap', v_s.overlap,
             'catchup_window', EXTRACT(epoch FROM v_s.catchup_window), 'start_at', v_s.start_at,
             'end_at', v_s.end_at, 'jitter', EXTRACT(epoch FROM v_s.jitter)),
@@ -2977,7 +2978,8 @@ BEGIN
             WHERE r.namespace = v_s.namespace AND r.schedule_id = v_s.schedule_id), '[]'::jsonb));
 END $$;
 COMMENT ON FUNCTION durable.describe_schedule(text, text, integer) IS
-    'A schedule as JSON: schedule_id, spec (what it starts, cron or every in seconds, timezone, overlap, '
+    'A schedule as JSON: schedule_id, spec (what it starts, its args payload, cron or every in seconds, '
+    'timezone, overlap, '
     'catchup_window and jitter in seconds, start_at, end_at), paused and note, next_fire_times (none while '
     'paused), buffered_tick, last_workflow_id, recent_runs (newest first: tick, trigger, action, workflow_id, '
     'detail). PDS02 for an unknown schedule.';

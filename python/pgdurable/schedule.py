@@ -139,7 +139,7 @@ class ScheduleHandle:
             lambda conn: store.delete_schedule(conn, client.namespace, self.schedule_id))
 
     async def describe(self, fire_times: int = 5) -> dict[str, Any]:
-        """The schedule as a dict: ``schedule_id``, ``spec`` (workflow_name, task_queue, cron, every,
+        """The schedule as a dict: ``schedule_id``, ``spec`` (workflow_name, task_queue, args, cron, every,
         timezone, overlap, catchup_window, jitter — durations in seconds —, start_at, end_at),
         ``paused``, ``note``, ``next_fire_times`` (the next ``fire_times``, aware UTC datetimes; none
         while paused), ``buffered_tick``, ``last_workflow_id`` and ``recent_runs`` (newest first:
@@ -161,6 +161,10 @@ def _with_datetimes(described: dict[str, Any]) -> dict[str, Any]:
         spec[key] = _parse_time(spec[key])
     for key in ("every", "catchup_window", "jitter"):
         spec[key] = None if spec[key] is None else float(spec[key])
+    try:
+        spec["args"] = payloads.loads(spec["args"])
+    except errors.PayloadError:
+        pass  # written by psql as plain JSON while this process has a codec: shown as stored
     return {**described, "spec": spec,
             "next_fire_times": [_parse_time(t) for t in described["next_fire_times"]],
             "buffered_tick": _parse_time(described["buffered_tick"]),
