@@ -311,11 +311,15 @@ BEGIN
     FROM durable.messages m
     WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
       AND (m.kind = 'timer' OR m.name = ANY (p_names));
+    -- The next fire time of a schedule of these streams (schedules.sql): least() skips a NULL.
+    v_next := least(v_next, (SELECT min(s.next_fire_at) FROM durable.schedules s
+                             WHERE s.namespace = p_namespace AND s.task_queue = ANY (p_streams) AND NOT s.paused));
     IF v_next IS NULL THEN
         RETURN NULL;
     END IF;
     RETURN greatest(extract(epoch FROM v_next - durable.now()), 0)::double precision;
 END $$;
 COMMENT ON FUNCTION durable.next_wakeup_v1(text, text[], text[]) IS
-    'Seconds until the next message (or timer, or lease expiry) of these streams becomes claimable; '
-    '0 if one is due now, NULL if the streams are empty. Workers sleep until then or a NOTIFY.';
+    'Seconds until the next message (or timer, or lease expiry) of these streams becomes claimable, or the '
+    'next schedule of these streams fires; 0 if one is due now, NULL if there is none. Workers sleep until '
+    'then or a NOTIFY.';

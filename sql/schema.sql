@@ -6,7 +6,7 @@
 -- whatever a registered codec made of it) — the engine never looks inside.
 -- Errors raised by the engine use SQLSTATE class PD (PD001 lease lost,
 -- PD002 duplicate workflow, PD003 not found, PD004 invalid argument,
--- PD005 not permitted).
+-- PD005 not permitted; PDS01 duplicate schedule, PDS02 schedule not found).
 
 CREATE SCHEMA durable;
 COMMENT ON SCHEMA durable IS 'pgdurable: a durable workflow engine in PL/pgSQL';
@@ -315,3 +315,68 @@ LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION durable.advance_clock(interval) IS
     'Owner only: moves the engine clock forward by p_by. Returns the new now().';
+
+-- Schedules (schedules.sql): a workflow started on every tick of a cron
+-- expression (in a time zone) or of a fixed interval. next_tick is the
+-- nominal time of the next tick (NULL: none left before end_at), next_fire_at
+-- that tick plus its jitter offset: the workers' timer path
+-- (fire_timers_v1) fires a schedule once next_fire_at has passed, under the
+-- row lock (FOR UPDATE SKIP LOCKED), and moves next_tick on in the same
+-- transaction. buffered_tick: overlap 'buffer_one' keeps one tick here until
+-- the schedule's last run closes. args: the payload every run starts with.
+CREATE TABLE durable.schedules (
+    namespace text NOT NULL,
+    schedule_id text NOT NULL,
+    workflow_name text NOT NULL,
+    task_queue text NOT NULL,
+    args text NOT NULL,
+    cron text,
+    every interval,
+    timezone text NOT NULL,
+    overlap text NOT NULL CHECK (overlap IN ('skip', 'buffer_one', 'allow_all', 'cancel_other',
+                                             'terminate_other')),
+    catchup_window interval NOT NULL,
+    start_at timestamptz,
+    end_at timestamptz,
+    jitter interval,
+    paused boolean NOT NULL DEFAULT false,
+    note text,
+    next_tick timestamptz,
+    next_fire_at timestamptz,
+    buffered_tick timestamptz,
+    last_workflow_id text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, schedule_id),
+    CHECK ((cron IS NULL) <> (every IS NULL))
+);
+COMMENT ON TABLE durable.schedules IS
+    'Schedules: workflow_name started on task_queue at every tick of cron (in timezone) or every; fired by the '
+    'workers'' timer path when next_fire_at passes. Change them with durable.create_schedule / pause_schedule / '
+    'resume_schedule / trigger_schedule / delete_schedule, not by hand.';
+-- The timer path's probe (run inside every workflow-task claim): due, unpaused schedules of its
+-- task queues, and those holding a buffered tick.
+CREATE INDEX schedules_due ON durable.schedules (namespace, task_queue, next_fire_at) WHERE NOT paused;
+CREATE INDEX schedules_buffered ON durable.schedules (namespace, task_queue) WHERE buffered_tick IS NOT NULL;
+
+-- What each tick of a schedule did (the newest 50 per schedule are kept):
+-- action 'started' (a run started: workflow_id), 'skipped' (overlap, or
+-- missed beyond the catch-up window: detail says which), 'buffered',
+-- 'cancelled_other' / 'terminated_other' (the previous run it stopped),
+-- 'error' (the start failed: detail).
+CREATE TABLE durable.schedule_runs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    schedule_id text NOT NULL,
+    tick timestamptz NOT NULL,
+    trigger text NOT NULL CHECK (trigger IN ('scheduled', 'manual', 'buffered')),
+    action text NOT NULL CHECK (action IN ('started', 'skipped', 'buffered', 'cancelled_other',
+                                           'terminated_other', 'error')),
+    workflow_id text,
+    detail text,
+    created_at timestamptz NOT NULL
+);
+COMMENT ON TABLE durable.schedule_runs IS
+    'What the recent ticks of each schedule did (started a run, skipped, buffered, stopped the previous run, '
+    'failed); the newest 50 per schedule are kept.';
+CREATE INDEX schedule_runs_by_schedule ON durable.schedule_runs (namespace, schedule_id, id);

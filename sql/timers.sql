@@ -102,10 +102,13 @@ BEGIN
         PERFORM durable._fire_timer(v_timer);
         v_fired := v_fired + 1;
     END LOOP;
+    -- Due schedules of these task queues start their runs (schedules.sql).
+    PERFORM durable._fire_schedules(p_namespace, p_task_queues, p_limit);
     RETURN v_fired;
 END $$;
 COMMENT ON FUNCTION durable.fire_timers_v1(text, text[], integer) IS
-    'Fires up to p_limit due timers of these task queues (each becomes an inbound event). Returns how many.';
+    'Fires up to p_limit due timers of these task queues (each becomes an inbound event), then the due '
+    'schedules of these task queues (up to p_limit; each starts its tick''s run). Returns how many timers.';
 
 CREATE FUNCTION durable._next_timer_in(p_namespace text, p_workflow_id text, p_run_id integer)
 RETURNS double precision
@@ -127,18 +130,23 @@ COMMENT ON FUNCTION durable._next_timer_in(text, text, integer) IS
 -- the jump is made, so nothing can become runnable between the look and the leap.
 CREATE FUNCTION durable._runnable(p_namespace text) RETURNS boolean
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-    -- Runnable now: a visible message (a due timer included), or a leased one (a task running).
+    -- Runnable now: a visible message (a due timer included), or a leased one (a task running), or
+    -- a due schedule (schedules.sql) its workers have yet to fire.
     SELECT EXISTS (SELECT 1 FROM durable.messages m
                    WHERE m.namespace = p_namespace AND (m.lease_token IS NOT NULL OR m.visible_at <= durable.now()))
+        OR EXISTS (SELECT 1 FROM durable.schedules s
+                   WHERE s.namespace = p_namespace AND NOT s.paused AND s.next_fire_at <= durable.now())
 $$;
 COMMENT ON FUNCTION durable._runnable(text) IS
-    'Internal (time skipping): whether the namespace has a visible message or a leased (running) task.';
+    'Internal (time skipping): whether the namespace has a visible message, a leased (running) task or a due '
+    'schedule.';
 
 CREATE FUNCTION durable.skip_to_next_timer_v1(p_namespace text) RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz;
     v_next durable.messages;
+    v_schedule durable.schedules;
 BEGIN
     LOCK TABLE durable.messages IN SHARE MODE;
     PERFORM 1 FROM durable.clock FOR UPDATE;
@@ -148,7 +156,16 @@ BEGIN
     END IF;
     SELECT m.* INTO v_next FROM durable.messages m
     WHERE m.namespace = p_namespace ORDER BY m.visible_at, m.id LIMIT 1;
-    IF NOT FOUND OR v_next.kind <> 'timer' THEN
+    -- A schedule that fires first (schedules.sql) is skipped to as a timer is.
+    SELECT s.* INTO v_schedule FROM durable.schedules s
+    WHERE s.namespace = p_namespace AND NOT s.paused AND s.next_fire_at IS NOT NULL
+    ORDER BY s.next_fire_at LIMIT 1;
+    IF v_schedule.next_fire_at IS NOT NULL AND (v_next.id IS NULL OR v_schedule.next_fire_at <= v_next.visible_at) THEN
+        UPDATE durable.clock SET offset_by = offset_by + (v_schedule.next_fire_at - v_now);
+        PERFORM durable._notify_stream(p_namespace, v_schedule.task_queue);
+        RETURN durable.now();
+    END IF;
+    IF v_next.id IS NULL OR v_next.kind <> 'timer' THEN
         RETURN NULL;
     END IF;
     UPDATE durable.clock SET offset_by = offset_by + (v_next.visible_at - v_now);
@@ -156,9 +173,9 @@ BEGIN
     RETURN durable.now();
 END $$;
 COMMENT ON FUNCTION durable.skip_to_next_timer_v1(text) IS
-    'Owner only, for tests: when nothing of the namespace is runnable (no visible message, no leased task) '
-    'and its next due message is a timer, moves the engine clock to that timer''s due time and wakes its '
-    'task queue. Returns the new now(), or NULL when it did not move the clock.';
+    'Owner only, for tests: when nothing of the namespace is runnable (no visible message, no leased task, no '
+    'due schedule) and its next due message is a timer (or a schedule fires first), moves the engine clock to '
+    'that time and wakes its task queue. Returns the new now(), or NULL when it did not move the clock.';
 
 -- env.sleep(duration) of pgdurable.testing; owner only, never in worker_functions().
 CREATE FUNCTION durable.advance_clock_when_idle_v1(p_namespace text, p_by interval) RETURNS timestamptz
@@ -179,12 +196,15 @@ BEGIN
     UPDATE durable.clock SET offset_by = offset_by + p_by;
     v_now := durable.now();
     FOR v_stream IN SELECT DISTINCT m.stream FROM durable.messages m
-                    WHERE m.namespace = p_namespace AND m.kind = 'timer' AND m.visible_at <= v_now LOOP
+                    WHERE m.namespace = p_namespace AND m.kind = 'timer' AND m.visible_at <= v_now
+                    UNION
+                    SELECT s.task_queue FROM durable.schedules s
+                    WHERE s.namespace = p_namespace AND NOT s.paused AND s.next_fire_at <= v_now LOOP
         PERFORM durable._notify_stream(p_namespace, v_stream);
     END LOOP;
     RETURN v_now;
 END $$;
 COMMENT ON FUNCTION durable.advance_clock_when_idle_v1(text, interval) IS
     'Owner only, for tests: when nothing of the namespace is runnable (no visible message, no leased task), '
-    'moves the engine clock forward by p_by and wakes the task queues whose timers are due by then. Returns '
+    'moves the engine clock forward by p_by and wakes the task queues whose timers (or schedules) are due by then. Returns '
     'the new now(), or NULL (clock untouched) while something is runnable: call again once it has run.';

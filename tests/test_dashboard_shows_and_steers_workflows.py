@@ -329,26 +329,20 @@ async def test_streams_workers_roles_and_schedules_pages_render(worker, client, 
         assert "max running" not in streams.text  # this engine has no stream limits (yet)
 
 
-async def test_schedules_and_stream_limits_show_once_the_engine_has_them(client, connection):
-    await client.workflow.start(args=["s"], task_queue="limited-q", workflow_name="waiter",
-                                workflow_id="li-1")
-    # Stand-ins with the binding signatures (shared/API.md) of functions a newer engine adds.
-    sql(connection.dsn, """
-        CREATE FUNCTION durable.list_schedules(p_namespace text DEFAULT NULL)
-        RETURNS TABLE (schedule_id text, workflow_name text, paused boolean)
-        LANGUAGE sql AS $$ SELECT 'nightly-report', 'report', false $$""")
-    sql(connection.dsn, """
-        CREATE FUNCTION durable.stream_limits(p_namespace text DEFAULT NULL)
-        RETURNS TABLE (namespace text, stream text, max_running integer, rate_limit integer,
-                       rate_period interval)
-        LANGUAGE sql AS $$ SELECT 'durable', 'limited-q', 7, 30, interval '1 minute' $$""")
+async def test_schedules_page_shows_each_schedule_its_state_and_last_run(client, connection):
+    await client.schedule.create("nightly-report", workflow_name="waiter", task_queue="sched-q",
+                                 args=["r"], cron="0 2 * * *", timezone="Europe/Paris")
+    paused = await client.schedule.create("every-5", workflow_name="waiter", task_queue="sched-q",
+                                          every="5 minutes")
+    await paused.pause(note="maintenance window")
+    started = await client.schedule.get_handle("nightly-report").trigger()
+    assert started
     async with browser(create_app(connection)) as web:
-        schedules = await web.get("/schedules")
-        assert 'id="schedules"' in schedules.text and "nightly-report" in schedules.text
-        streams = await web.get("/streams")
-        assert "max running" in streams.text
-        assert re.search(r'<td class="limit">7</td>\s*<td class="limit">30 per 60 s</td>', streams.text), \
-            streams.text
+        page = (await web.get("/schedules")).text
+    assert 'id="schedules"' in page and 'id="no-schedules"' not in page
+    assert re.search(r"<code>0 2 \* \* \*</code> \(Europe/Paris\)", page), page
+    assert "every 5.0 min" in page and "maintenance window" in page and ">paused<" in page
+    assert f'href="/workflows/{quote(started, safe="")}"' in page, page
 
 
 async def test_logged_in_as_a_worker_role_the_dashboard_shows_only_what_its_grants_allow(connection):

@@ -53,13 +53,24 @@ async def test_saga_compensates_failed_and_cancelled_trips_in_reverse(dsn):
     assert result["cancelled"]["compensations"] == ["cancel_car", "cancel_hotel", "cancel_flight"]
 
 
+async def test_nightly_report_is_scheduled_at_3_in_paris_triggered_and_its_heartbeat_fired(dsn):
+    from zoneinfo import ZoneInfo
+
+    result = await load("nightly_report").main(dsn)
+    paris = [fire.astimezone(ZoneInfo("Europe/Paris")) for fire in result["fires"]]
+    assert len(paris) == 5 and all((p.hour, p.minute) == (3, 0) for p in paris), paris
+    assert result["report"] == "report for eu: all green"
+    assert result["heartbeats"] >= 3
+    assert sorted(result["listed"].values()) == [False, True]  # the nightly one active, the heartbeat paused
+
+
 def test_every_example_has_a_test():
     names = {path.stem for path in EXAMPLES.glob("*.py")}
-    assert names == {"order_workflow", "approval", "fan_out", "saga"}
+    assert names == {"order_workflow", "approval", "fan_out", "saga", "nightly_report"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["order_workflow", "approval", "fan_out", "saga"])
+@pytest.mark.parametrize("name", ["order_workflow", "approval", "fan_out", "saga", "nightly_report"])
 def test_example_runs_as_a_script_and_migrates_an_empty_database(empty_dsn, name):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["PGDURABLE_DSN"] = empty_dsn

@@ -14,6 +14,7 @@ from .errors import did_interrupt, is_cancellation
 from .payloads import register_codec
 from .retry import RetryPolicy
 from .roles import WorkerCredential, WorkerCredentialInfo
+from .schedule import ScheduleClient, ScheduleHandle
 from .worker import Worker, register_activity_worker
 from .workflow import CancellationScope, WorkflowInfo
 
@@ -24,6 +25,8 @@ __all__ = [
     "Connection",
     "Durable",
     "RetryPolicy",
+    "ScheduleClient",
+    "ScheduleHandle",
     "Worker",
     "WorkerCredential",
     "WorkerCredentialInfo",

@@ -34,6 +34,8 @@ _ERRORS: dict[str, type[errors.DurableError]] = {
     "PD003": errors.WorkflowNotFoundError,
     "PD004": errors.InvalidArgumentError,
     "PD005": errors.WorkerRoleError,
+    "PDS01": errors.ScheduleAlreadyExistsError,
+    "PDS02": errors.ScheduleNotFoundError,
 }
 
 
@@ -298,6 +300,54 @@ async def fork_workflow(conn: Conn, namespace: str, workflow_id: str, from_event
                         (namespace, workflow_id, from_event_id, new_workflow_id))
 
 
+# -- schedules (schedules.sql; owner functions) ------------------------------------
+
+@_mapped
+async def create_schedule(conn: Conn, namespace: str, schedule_id: str, *, workflow_name: str,
+                          task_queue: str, args: str, cron: str | None, every: timedelta | None,
+                          timezone: str, overlap: str, catchup_window: timedelta, start_at: datetime | None,
+                          end_at: datetime | None, jitter: timedelta | None) -> datetime | None:
+    """``args`` is the encoded payload text: passed as a JSON string (the engine stores it as is)."""
+    return await _value(
+        conn,
+        "SELECT durable.create_schedule(schedule_id => %s, workflow_name => %s, task_queue => %s, "
+        "args => %s, cron => %s, every => %s, namespace => %s, timezone => %s, overlap => %s, "
+        "catchup_window => %s, start_at => %s, end_at => %s, jitter => %s)",
+        (schedule_id, workflow_name, task_queue, Jsonb(args), cron, every, namespace, timezone, overlap,
+         catchup_window, start_at, end_at, jitter))
+
+
+@_mapped
+async def pause_schedule(conn: Conn, namespace: str, schedule_id: str, note: str | None) -> None:
+    await _value(conn, "SELECT durable.pause_schedule(%s, %s, %s)", (schedule_id, namespace, note))
+
+
+@_mapped
+async def resume_schedule(conn: Conn, namespace: str, schedule_id: str) -> datetime | None:
+    return await _value(conn, "SELECT durable.resume_schedule(%s, %s)", (schedule_id, namespace))
+
+
+@_mapped
+async def trigger_schedule(conn: Conn, namespace: str, schedule_id: str) -> str | None:
+    return await _value(conn, "SELECT durable.trigger_schedule(%s, %s)", (schedule_id, namespace))
+
+
+@_mapped
+async def delete_schedule(conn: Conn, namespace: str, schedule_id: str) -> None:
+    await _value(conn, "SELECT durable.delete_schedule(%s, %s)", (schedule_id, namespace))
+
+
+@_mapped
+async def describe_schedule(conn: Conn, namespace: str, schedule_id: str, fire_times: int) -> dict[str, Any]:
+    return await _value(conn, "SELECT durable.describe_schedule(%s, %s, %s)",
+                        (schedule_id, namespace, fire_times))
+
+
+@_mapped
+async def list_schedules(conn: Conn, namespace: str | None) -> list[Row]:
+    return await _rows(conn, "SELECT * FROM durable.list_schedules(%s)", (namespace,))
+
+
 # -- workflows: worker side ---------------------------------------------------
 
 @_mapped
@@ -396,11 +446,6 @@ async def function_exists(conn: Conn, signature: str) -> bool:
     """Whether this database's engine has the function ``signature`` (``'durable.f(text)'``): what a
     newer engine added (schedules, stream limits) is shown only where it is there."""
     return bool(await _value(conn, "SELECT pg_catalog.to_regprocedure(%s) IS NOT NULL", (signature,)))
-
-
-@_mapped
-async def list_schedules(conn: Conn, namespace: str | None) -> list[Row]:
-    return await _rows(conn, "SELECT * FROM durable.list_schedules(%s)", (namespace,))
 
 
 @_mapped

@@ -19,6 +19,7 @@ from ._batching import Batcher
 from ._validate import check_text
 from .connection import Connection
 from .retry import RetryPolicy
+from .schedule import ScheduleClient
 
 log = logging.getLogger("pgdurable.client")
 
@@ -104,6 +105,7 @@ class Client:
         self.connection = connection
         self.namespace = namespace
         self.workflow = WorkflowClient(self)
+        self.schedule = ScheduleClient(self)
         self._closed_channel: str | None = None
         self._batchers_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batchers] = (
             weakref.WeakKeyDictionary())

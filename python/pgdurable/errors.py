@@ -88,6 +88,15 @@ class StartManyError(DurableError):
         self.handles = handles
 
 
+class ScheduleAlreadyExistsError(DurableError):
+    """A schedule with this id already exists in the namespace (delete it first, or pick another
+    id)."""
+
+
+class ScheduleNotFoundError(DurableError, LookupError):
+    """No schedule with this id exists in the namespace."""
+
+
 class WorkflowNotFoundError(DurableError, LookupError):
     """No workflow with this id exists in the namespace."""
 
@@ -279,6 +288,8 @@ __all__ = [
     "MissingDsnError",
     "NonDeterminismError",
     "PayloadError",
+    "ScheduleAlreadyExistsError",
+    "ScheduleNotFoundError",
     "SchemaVersionError",
     "TestEnvironmentError",
     "TransientDatabaseError",

@@ -10,9 +10,9 @@ line on stderr and exit with status 1; ``--json`` output goes alone to
 stdout, so scripts can parse it.
 
 This module builds :data:`app` from the command groups (one module each: ``db``, ``dev`` (dev and
-demo), ``worker``, ``workflow``, ``roles``, ``stream``, ``replay``, ``ui``) and owns the options every
-command has (``-v``, ``--version``); what the commands share is in ``_common``, how they render
-workflows in ``tables``.
+demo), ``worker``, ``workflow``, ``roles``, ``stream``, ``schedule``, ``replay``, ``ui``) and owns
+the options every command has (``-v``, ``--version``); what the commands share is in ``_common``,
+how they render workflows in ``tables``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pgdurable.cli import worker as _worker
 from pgdurable.cli._common import err_console
 from pgdurable.cli.db import db_app
 from pgdurable.cli.roles import roles_app
+from pgdurable.cli.schedule import schedule_app
 from pgdurable.cli.stream import stream_app
 from pgdurable.cli.workflow import workflow_app
 
@@ -48,6 +49,7 @@ app.command("demo")(_dev.demo)
 app.add_typer(_worker.worker_app, name="worker")
 app.add_typer(roles_app, name="roles", help="Provision, list, rotate and revoke scoped worker roles.")
 app.add_typer(stream_app, name="stream")
+app.add_typer(schedule_app, name="schedule")
 app.command("replay")(_replay.replay)
 app.command("ui")(_ui.ui)
 

@@ -342,15 +342,9 @@ async def roles(request: Request) -> Response:
 async def schedules(request: Request) -> Response:
     client = _client(request)
 
-    async def read(conn: Any) -> list[dict[str, Any]] | None:
-        if not await store.function_exists(conn, "durable.list_schedules(text)"):
-            return None
-        return await store.list_schedules(conn, client.namespace)
-
-    rows = await client.connection.run(read)
-    columns = list(rows[0]) if rows else []
-    return request.app.state.templates.TemplateResponse(request, "schedules.html", {
-        "rows": rows, "columns": columns, "page": "schedules"})
+    rows = await client.connection.run(lambda conn: store.list_schedules(conn, client.namespace))
+    return request.app.state.templates.TemplateResponse(request, "schedules.html",
+                                                        {"rows": rows, "page": "schedules"})
 
 
 # -- errors ----------------------------------------------------------------------------------
