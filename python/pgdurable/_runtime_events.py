@@ -79,9 +79,15 @@ def _cancel_requested(run: WorkflowRun, event: Event) -> None:
 
 
 def _completed(run: WorkflowRun, event: Event) -> None:
-    """The activity or child call returns its result."""
+    """The activity or child call returns its result, decoded into the called function's annotated
+    return type when the workflow knows it (a result that does not fit raises at the await)."""
     if (call := _awaiting(run, event)) is not None:
-        _settle(call, payloads.loads(event["data"]["result"]))
+        raw = payloads.loads_raw(event["data"]["result"])
+        try:
+            outcome: Any = payloads.convert(raw, call.extra.get("result_type"))
+        except (TypeError, ValueError) as exc:
+            outcome = exc
+        _settle(call, outcome)
 
 
 def _activity_failed(run: WorkflowRun, event: Event) -> None:

@@ -503,5 +503,7 @@ def _result_of(workflow_id: str, outcome: dict[str, Any]) -> Any:
         raise errors.WorkflowCancelledError(f"workflow {workflow_id!r} was cancelled")
     if status == "interrupted":
         raise errors.WorkflowInterruptedError(f"workflow {workflow_id!r} was interrupted: {message}")
+    cause, exhausted = payloads.error_cause(outcome.get("error"))
     raise errors.WorkflowFailedError(message, error_type=error_type, traceback=tb,
-                                     details={"workflow_id": workflow_id})
+                                     details={"workflow_id": workflow_id}, cause=cause,
+                                     retries_exhausted=exhausted)

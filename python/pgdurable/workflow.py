@@ -71,7 +71,11 @@ async def _call_activity(name: str, args: list[Any], options: dict[str, Any]) ->
             "args": payloads.dumps(call_args), "retry": opts["retry"], "headers": opts.get("headers") or {},
             "start_to_close_timeout": opts.get("start_to_close_timeout"),
         })
-        return await run.wait(seq, name=activity_ctx["activity_name"])
+        # The result comes back as the activity function's annotated return type, when this process
+        # knows the function (dataclasses, Pydantic models, enums).
+        fn = registry.get(activity_ctx["activity_name"])
+        return await run.wait(seq, name=activity_ctx["activity_name"], kind="activity",
+                              result_type=payloads.return_type(fn))
 
     return await interceptors.chain(interceptors.outbound, schedule, activity_ctx, workflow_ctx)()
 
@@ -141,7 +145,8 @@ async def execute_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...]
     run = current()
     seq = run.next_seq()
     _child_command(run, seq, _name_of(workflow_name), list(args), task_queue, workflow_id, True)
-    return await run.wait(seq)
+    # Given the child's function (not its name), its result comes back as its annotated return type.
+    return await run.wait(seq, result_type=payloads.return_type(workflow_name))
 
 
 async def start_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...] = (),

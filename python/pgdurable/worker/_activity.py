@@ -204,7 +204,8 @@ class ActivityWorker:
         try:
             if fn is None:
                 raise errors.DurableFatalError(f"activity {name!r} is not registered in this process")
-            args = payloads.loads(payload["args"])
+            # Into the activity function's annotated parameter types (enums, dataclasses, Pydantic models).
+            args = payloads.convert_args(fn, list(payloads.loads_raw(payload["args"])))
             details = payload.get("heartbeat_details")
             ctx = activity_api.ActivityContext(
                 activity_name=name, args=list(args), headers=dict(payload.get("headers") or {}),
