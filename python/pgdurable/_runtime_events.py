@@ -135,6 +135,12 @@ def _child_failed(run: WorkflowRun, event: Event) -> None:
                                            details={"status": data.get("status")}))
 
 
+def _external(run: WorkflowRun, event: Event) -> None:
+    """An external handle's signal, cancel or interrupt returns its outcome (the handle reads it)."""
+    if (call := _awaiting(run, event)) is not None:
+        _settle(call, dict(event["data"]))
+
+
 HANDLERS: dict[str, Callable[[WorkflowRun, Event], None]] = {
     "workflow_started": _workflow_started,
     "cancel_requested": _cancel_requested,
@@ -145,6 +151,9 @@ HANDLERS: dict[str, Callable[[WorkflowRun, Event], None]] = {
     "signal_timed_out": _signal_timed_out,
     "child_completed": _completed,
     "child_failed": _child_failed,
+    "external_signal_sent": _external,
+    "external_cancel_sent": _external,
+    "external_interrupt_sent": _external,
 }
 
 
