@@ -46,7 +46,30 @@ async def porting_steerer(approval_id: str, sleeper_id: str, victim_id: str) -> 
     return outcomes
 
 
-WORKFLOWS = [porting_approval, porting_sleeper, porting_steerer]
+async def porting_scoped_steerer(target_id: str) -> dict[str, str]:
+    refusals: dict[str, str] = {}
+    for verb in ("signal", "cancel"):
+        try:
+            handle = Durable.workflow.get_external_handle(target_id)
+            await (handle.signal("approve", "forged") if verb == "signal" else handle.cancel())
+        except errors.WorkerRoleError as exc:
+            refusals[verb] = str(exc)
+    try:
+        await Durable.workflow.get_external_handle("porting-nobody").cancel()
+    except (errors.WorkflowNotFoundError, errors.WorkerRoleError) as exc:
+        refusals["unknown"] = type(exc).__name__
+    return refusals
+
+
+async def porting_unknown_cancel() -> str:
+    try:
+        await Durable.workflow.get_external_handle("porting-nobody").cancel()
+    except errors.WorkflowNotFoundError as exc:
+        return type(exc).__name__
+    return "no error"
+
+
+WORKFLOWS = [porting_approval, porting_sleeper, porting_steerer, porting_unknown_cancel]
 
 
 @pytest.fixture
@@ -96,3 +119,32 @@ async def test_signal_cancel_and_interrupt_from_workflow_code_are_recorded_and_r
                         ("external_interrupt_sent", "interrupted"), ("external_signal_sent", "not_found")]
     assert [e["event_type"] for e in await events(approval)].count("signal_received") == 1
     assert [e["details"].get("delivery") for e in await events(approval, "signal_received")] == ["workflow"]
+
+
+async def test_cancelling_an_unknown_workflow_raises_workflow_not_found(
+        connection: Durable.Connection) -> None:
+    await Durable.Worker.create(connection=connection, task_queue=QUEUE, workflows=WORKFLOWS)
+    client = new_client(connection)
+    handle = await client.workflow.start(task_queue=QUEUE, workflow_name="porting_unknown_cancel")
+    assert await handle.result(timeout=20) == "WorkflowNotFoundError"
+
+
+@pytest.mark.sql
+async def test_a_worker_roles_workflow_cannot_steer_a_workflow_outside_its_produce_scope(
+        connection: Durable.Connection) -> None:
+    cred = await Durable.provision_worker_role(connection=connection, stream_names=["porting-scoped"])
+    await Durable.Worker.create(connection=connection, task_queue="porting-scoped",
+                                workflow=porting_scoped_steerer, worker_credentials=cred)
+    client = new_client(connection)
+    other = await client.workflow.start(args=["o-9"], task_queue="porting-other",
+                                        workflow_name="porting_sleeper")
+    handle = await client.workflow.start(args=[other.workflow_id], task_queue="porting-scoped",
+                                         workflow_name="porting_scoped_steerer")
+    refusals = await handle.result(timeout=30)
+    for verb in ("signal", "cancel"):
+        assert f"worker role {cred.role_name} may not steer workflow '{other.workflow_id}'" in refusals[verb]
+        assert "task queue the role may produce to (porting-scoped)" in refusals[verb]
+    # An unknown id is refused alike (a worker role cannot probe for other teams' workflows).
+    assert refusals["unknown"] == "WorkerRoleError"
+    state = await other.state()
+    assert state["status"] == "running" and state["cancel_requested"] is False
