@@ -100,6 +100,14 @@ def _functions(activities: Any) -> dict[str, Callable[..., Any]]:
     return found
 
 
+def forget_activities() -> None:
+    """Forgets every activity registration (not the test doubles): ``Durable.shutdown()`` ends the
+    process's workers, and with them the names they claimed. Workers created afterwards register
+    their activities again (``activities=``, ``register_activity_worker``, workflow code's
+    ``proxy_activities``)."""
+    _activities.clear()
+
+
 def names() -> list[str]:
     """Names of every activity registered in this process."""
     return sorted(_activities.keys() | _overrides.keys())
