@@ -28,6 +28,7 @@ async def compose_greeting(greeting: str, name: str) -> str:
         # Goes silent, like a hung call: the engine times the attempt out; the worker then finds the
         # lease lost (after the engine retried it) and this attempt's result is discarded.
         await wait_for(lambda: ctx.lease_lost, "the silent attempt to lose its lease", timeout=30)
+        seen.append({"attempt": 1, "noticed": "lease lost"})
         return "late and discarded"
     for step in range(3):
         Durable.activity.heartbeat(f"step {step + 2}")
@@ -57,7 +58,11 @@ async def test_an_attempt_that_stops_heartbeating_is_timed_out_and_retried(
     handle = await client.workflow.start(args=["World"], task_queue=QUEUE, workflow_name="greeting_workflow")
     assert await handle.result(timeout=30) == "Hello, World!"
     assert time.monotonic() - began < 20  # far below the 60 s start_to_close_timeout
-    assert seen == [{"attempt": 1, "details": None}, {"attempt": 2, "details": "step 1"}]
+    # The silent attempt's worker learns it lost the lease (a renewal each third of the timeout).
+    await wait_for(lambda: len(seen) == 3, "the silent attempt to notice it lost its lease", timeout=10)
+    assert seen[0] == {"attempt": 1, "details": None}
+    assert {"attempt": 2, "details": "step 1"} in seen[1:]  # heartbeat details reach the next attempt
+    assert {"attempt": 1, "noticed": "lease lost"} in seen[1:]
     failures = await events(handle, "activity_failed")
     assert len(failures) == 1
     assert failures[0]["details"]["error"]["type"] == "DurableTimeoutError"

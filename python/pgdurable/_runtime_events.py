@@ -82,10 +82,9 @@ def _completed(run: WorkflowRun, event: Event) -> None:
     """The activity or child call returns its result, decoded into the called function's annotated
     return type when the workflow knows it (a result that does not fit raises at the await)."""
     if (call := _awaiting(run, event)) is not None:
-        raw = payloads.loads_raw(event["data"]["result"])
         try:
-            outcome: Any = payloads.convert(raw, call.extra.get("result_type"))
-        except (TypeError, ValueError) as exc:
+            outcome: Any = payloads.loads(event["data"]["result"], call.extra.get("result_type"))
+        except (TypeError, ValueError) as exc:  # (an undecodable payload, PayloadError, fails the task)
             outcome = exc
         _settle(call, outcome)
 

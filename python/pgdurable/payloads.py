@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import inspect
 import json
 import math
@@ -210,6 +211,11 @@ def _resolving(value: Any) -> Any:
 
 
 _EMPTY = inspect.Parameter.empty
+_ENUM_MARK = '"$pd":"enum"'  # in a payload's JSON text only where dumps tagged an enum member
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def convert(value: Any, annotation: Any) -> Any:
@@ -217,14 +223,17 @@ def convert(value: Any, annotation: Any) -> Any:
     Pydantic v2 models (also inside ``list[...]``, ``dict[str, ...]``, ``Optional``/unions, tuples
     and sets, which stay lists) become instances of their type; everything else is returned as is.
     A value that does not fit the annotated type raises ``TypeError``/``ValueError``."""
+    return _convert(value, annotation, True)
+
+
+def _convert(value: Any, annotation: Any, enums: bool) -> Any:
+    """:func:`convert`; ``enums`` False: the value holds no stored enum member (nothing to resolve)."""
+    keep = _resolving if enums else _same
     if annotation is None or annotation is _EMPTY or annotation is Any or isinstance(annotation, str):
-        return _resolving(value)
-    is_enum = isinstance(annotation, type) and issubclass(annotation, enum.Enum)
-    if isinstance(value, _EnumValue) and not is_enum:
-        value = _resolve(value)
+        return keep(value)
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return convert(value, typing.get_args(annotation)[0])
+        return _convert(value, typing.get_args(annotation)[0], enums)
     if origin is typing.Union or origin is types.UnionType:
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
         if value is None:
@@ -232,28 +241,28 @@ def convert(value: Any, annotation: Any) -> Any:
         errors: list[BaseException] = []
         for option in options:
             try:
-                return convert(value, option)
+                return _convert(value, option, enums)
             except (TypeError, ValueError, PayloadError) as exc:
                 errors.append(exc)
         if errors and len(errors) == len(options):
             raise errors[0]
-        return _resolving(value)
+        return keep(value)
     if origin in (list, tuple, set, frozenset, typing.Sequence, typing.MutableSequence,
                   typing.Iterable) or (origin is not None and _is_abc(origin, "Sequence")):
         given = typing.get_args(annotation)
         args = [a for a in given if a is not Ellipsis]
         if not isinstance(value, list):
-            return _resolving(value)
+            return keep(value)
         if origin is tuple and Ellipsis not in given and len(args) == len(value):
-            return [convert(v, a) for v, a in zip(value, args, strict=True)]
+            return [_convert(v, a, enums) for v, a in zip(value, args, strict=True)]
         item = args[0] if args else None
-        return [convert(v, item) for v in value]
+        return [_convert(v, item, enums) for v in value]
     if origin is dict or (origin is not None and _is_abc(origin, "Mapping")):
         args = typing.get_args(annotation)
         if not isinstance(value, dict):
-            return _resolving(value)
+            return keep(value)
         key_type, value_type = (args + (None, None))[:2] if args else (None, None)
-        return {convert(k, key_type): convert(v, value_type) for k, v in value.items()}
+        return {_convert(k, key_type, enums): _convert(v, value_type, enums) for k, v in value.items()}
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             if isinstance(value, _EnumValue):
@@ -274,11 +283,11 @@ def convert(value: Any, annotation: Any) -> Any:
             if unknown:
                 raise TypeError(f"cannot decode into dataclass {_type_name(annotation)}: unknown "
                                 f"field(s) {', '.join(unknown)}")
-            return annotation(**{k: convert(v, hints.get(k)) for k, v in value.items()})
+            return annotation(**{k: _convert(v, hints.get(k), enums) for k, v in value.items()})
         validate = getattr(annotation, "model_validate", None)
         if validate is not None and _is_pydantic_class(annotation):
-            return value if isinstance(value, annotation) else validate(_resolving(value))
-    return _resolving(value)
+            return value if isinstance(value, annotation) else validate(keep(value))
+    return keep(value)
 
 
 def _is_abc(origin: Any, name: str) -> bool:
@@ -296,25 +305,54 @@ def _is_pydantic_class(cls: type) -> bool:
 
 def _hints(obj: Any) -> dict[str, Any]:
     try:
+        return _cached_hints(obj)
+    except TypeError:  # unhashable
+        return _type_hints(obj)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_hints(obj: Any) -> dict[str, Any]:
+    return _type_hints(obj)
+
+
+def _type_hints(obj: Any) -> dict[str, Any]:
+    try:
         return typing.get_type_hints(obj, include_extras=True)
     except Exception:  # noqa: BLE001 - an unresolvable annotation means "no annotation"
         return {}
 
 
-def convert_args(fn: Any, args: list[Any]) -> list[Any]:
-    """``args`` decoded into the annotated parameter types of ``fn`` (positional, in order)."""
+@functools.lru_cache(maxsize=4096)
+def _positional(fn: Any) -> tuple[tuple[str, ...], str | None] | None:
+    """The names of ``fn``'s positional parameters, and of its ``*args`` (None: no signature)."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
-        return [_resolving(a) for a in args]
+        return None
+    params = tuple(p.name for p in signature.parameters.values()
+                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    rest = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_POSITIONAL), None)
+    return params, rest
+
+
+def convert_args(fn: Any, args: list[Any]) -> list[Any]:
+    """``args`` decoded into the annotated parameter types of ``fn`` (positional, in order)."""
+    return _convert_args(fn, args, True)
+
+
+def _convert_args(fn: Any, args: list[Any], enums: bool) -> list[Any]:
+    try:
+        shape = _positional(fn)
+    except TypeError:  # unhashable callable
+        shape = _positional.__wrapped__(fn)
+    if shape is None:
+        return [_resolving(a) if enums else a for a in args]
+    params, rest = shape
     hints = _hints(fn)
-    params = [p for p in signature.parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    rest = next((p for p in signature.parameters.values() if p.kind is p.VAR_POSITIONAL), None)
     converted: list[Any] = []
     for index, value in enumerate(args):
-        param = params[index] if index < len(params) else rest
-        converted.append(convert(value, _EMPTY if param is None else hints.get(param.name, _EMPTY)))
+        name = params[index] if index < len(params) else rest
+        converted.append(_convert(value, _EMPTY if name is None else hints.get(name, _EMPTY), enums))
     return converted
 
 
@@ -343,14 +381,29 @@ def dumps(value: Any) -> str:
 def loads(stored: str, annotation: Any = None) -> Any:
     """Reads stored text back into a value (the codec, then JSON); :class:`PayloadError` when it
     cannot be decoded. With ``annotation``, the value is decoded into that type (:func:`convert`)."""
-    value = _decoded(stored, _hook_enum)
-    return convert(value, annotation)
+    value, enums = _decoded_tagged(stored)
+    if annotation is None and not enums:
+        return value
+    return _convert(value, annotation, enums)
 
 
-def loads_raw(stored: str) -> Any:
-    """:func:`loads` leaving stored enum members unresolved, for :func:`convert` or
-    :func:`convert_args` to decode into the annotated types."""
-    return _decoded(stored, _hook_enum)
+def loads_args(fn: Any, stored: str) -> list[Any]:
+    """Stored arguments read back and decoded into ``fn``'s annotated parameter types
+    (:func:`convert_args`)."""
+    value, enums = _decoded_tagged(stored)
+    return _convert_args(fn, list(value), enums)
+
+
+def _decoded_tagged(stored: str) -> tuple[Any, bool]:
+    try:
+        text = decode_text(stored)
+        enums = _ENUM_MARK in text
+        return json.loads(text, object_hook=_hook_enum if enums else _hook), enums
+    except PayloadError:
+        raise
+    except Exception as exc:
+        raise PayloadError(f"cannot decode a stored payload ({type(exc).__name__}: {exc}); "
+                           "is the same codec registered as when it was written?") from exc
 
 
 def to_json_value(stored: str | None) -> Any:

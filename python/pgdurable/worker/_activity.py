@@ -164,9 +164,14 @@ class ActivityWorker:
                         self._lease_lost(message_id)
                     elif kept is not None and kept["cancelled"]:
                         self._cancelled(message_id)
-            if loop.time() - renewed < period * 0.95:
-                continue
-            renewed = loop.time()
+            # Every lease each third of it; those with a heartbeat_timeout every turn (their lease ends
+            # at their heartbeat deadline: a renewal is how a silent attempt's worker learns it lost it).
+            if loop.time() - renewed >= period * 0.95:
+                renewed = loop.time()
+            else:
+                held = [(m, h) for m, h in held if h[2].get("heartbeat_timeout")]
+                if not held:
+                    continue
             ids, tokens = [m for m, _ in held], [h[1] for _, h in held]
             extended = await self._calls.poll(lambda c, ids=ids, tokens=tokens: store.extend_leases(
                 c, ids, tokens, lease))
@@ -237,7 +242,7 @@ class ActivityWorker:
             if fn is None:
                 raise errors.DurableFatalError(f"activity {name!r} is not registered in this process")
             # Into the activity function's annotated parameter types (enums, dataclasses, Pydantic models).
-            args = payloads.convert_args(fn, list(payloads.loads_raw(payload["args"])))
+            args = payloads.loads_args(fn, payload["args"])
             details = payload.get("heartbeat_details")
             ctx = activity_api.ActivityContext(
                 activity_name=name, args=list(args), headers=dict(payload.get("headers") or {}),

@@ -342,7 +342,7 @@ class WorkflowWorker:
                             parent_workflow_id=row["parent_workflow_id"], run_id=row["run_id"])
         fn = self._workflows[row["workflow_name"]]
         # Into the workflow function's annotated parameter types (a value that does not fit fails the task).
-        args = payloads.convert_args(fn, list(payloads.loads_raw(row["args"])))
+        args = payloads.loads_args(fn, row["args"])
         run = WorkflowRun(info, fn, args, row["started_at"])
         return run, run.load_history(history)
 
