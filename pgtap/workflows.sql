@@ -7,7 +7,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(187);
+SELECT plan(188);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -661,6 +661,10 @@ SELECT throws_ok($$SELECT pg_temp.step('ex', 'steer', '[{"type": "cancel_externa
                  'PD004', NULL, 'no workflow cancels itself through a command');
 SELECT throws_ok($$SELECT pg_temp.step('ex', 'steer', '[{"type": "interrupt_external", "seq": 6, "workflow_id": ""}]')$$,
                  'PD004', NULL, 'an empty target id is refused');
+SELECT throws_ok(format($$SELECT pg_temp.step('ex', 'steer', %L)$$,
+                        jsonb_build_array(jsonb_build_object('type', 'interrupt_external', 'seq', 6, 'workflow_id', 'x',
+                                                             'reason', repeat('r', 16777217)))),
+                 'PD004', NULL, 'an interrupt reason over 16 MiB is refused');
 
 SELECT * FROM finish();
 ROLLBACK;

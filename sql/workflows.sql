@@ -599,6 +599,7 @@ DECLARE
                                 ELSE 'external_interrupt_sent' END;
 BEGIN
     PERFORM durable._check_name('workflow id', v_target);
+    PERFORM durable._check_payload(p_cmd->>'reason');
     IF v_type = 'signal_external' THEN
         PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._check_signal(p_cmd->>'signal_id', p_cmd->>'data', interval '7 days');
