@@ -392,7 +392,12 @@ class WorkflowHandle:
         if not self._names_checked:
             self._check_names(state)
         if state.get("result") is not None:
-            state["result"] = payloads.loads(state["result"])
+            try:
+                state["result"] = payloads.loads(state["result"])
+            except errors.PayloadError:
+                # A member of an enum this process does not import (the CLI's): shown as its tagged
+                # JSON ({"$pd": "enum", "t": type, "v": value}); a codec failure raises again here.
+                state["result"] = payloads.to_json_value(state["result"])
         if state.get("error"):
             error_type, message, tb = payloads.error_from_json(state["error"])
             state["error"] = {"type": error_type, "message": message, "traceback": tb}
