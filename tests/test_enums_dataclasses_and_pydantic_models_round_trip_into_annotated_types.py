@@ -197,3 +197,21 @@ async def test_an_enum_subclass_argument_of_the_wrong_kind_is_refused_before_any
         await client.workflow.start(args=[Sku("a-1")], task_queue=QUEUE, workflow_name="ship",
                                     workflow_id="never")
     assert await client.workflow.list() == []
+
+
+async def test_a_result_holding_an_enum_the_client_cannot_import_is_never_silently_changed(
+        connection: Durable.Connection) -> None:
+    class Flavour(enum.StrEnum):  # defined where no other process could import it
+        SWEET = "sweet"
+
+    async def returns_a_local_enum() -> Flavour:
+        return Flavour.SWEET
+
+    await Durable.Worker.create(connection=connection, task_queue=QUEUE, workflow=returns_a_local_enum)
+    client = new_client(connection)
+    handle = await client.workflow.start(task_queue=QUEUE, workflow_name="returns_a_local_enum")
+    with pytest.raises(errors.PayloadError, match="Flavour"):
+        await handle.result(timeout=20)
+    state = await handle.state()  # what the CLI shows: the tagged JSON, type named
+    assert state["status"] == "completed"
+    assert state["result"]["v"] == "sweet" and state["result"]["t"].endswith("Flavour")
