@@ -229,7 +229,7 @@ def convert(value: Any, annotation: Any) -> Any:
 def _convert(value: Any, annotation: Any, enums: bool) -> Any:
     """:func:`convert`; ``enums`` False: the value holds no stored enum member (nothing to resolve)."""
     keep = _resolving if enums else _same
-    if annotation is None or annotation is _EMPTY or annotation is Any or isinstance(annotation, str):
+    if not _typed(annotation):  # plain JSON types, Any, no annotation: nothing to build
         return keep(value)
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
@@ -288,6 +288,31 @@ def _convert(value: Any, annotation: Any, enums: bool) -> Any:
         if validate is not None and _is_pydantic_class(annotation):
             return value if isinstance(value, annotation) else validate(keep(value))
     return keep(value)
+
+
+def _typed(annotation: Any) -> bool:
+    """Whether ``annotation`` names (or contains) an enum, a dataclass or a Pydantic model."""
+    try:
+        return _typed_cached(annotation)
+    except TypeError:  # unhashable
+        return _typed_uncached(annotation)
+
+
+@functools.lru_cache(maxsize=4096)
+def _typed_cached(annotation: Any) -> bool:
+    return _typed_uncached(annotation)
+
+
+def _typed_uncached(annotation: Any) -> bool:
+    if annotation is None or annotation is _EMPTY or annotation is Any or isinstance(annotation, str):
+        return False
+    args = typing.get_args(annotation)
+    if args:
+        return any(_typed(a) for a in args if a is not Ellipsis)
+    if isinstance(annotation, type):
+        return (issubclass(annotation, enum.Enum) or dataclasses.is_dataclass(annotation)
+                or _is_pydantic_class(annotation))
+    return False
 
 
 def _is_abc(origin: Any, name: str) -> bool:
@@ -352,7 +377,10 @@ def _convert_args(fn: Any, args: list[Any], enums: bool) -> list[Any]:
     converted: list[Any] = []
     for index, value in enumerate(args):
         name = params[index] if index < len(params) else rest
-        converted.append(_convert(value, _EMPTY if name is None else hints.get(name, _EMPTY), enums))
+        annotation = _EMPTY if name is None else hints.get(name, _EMPTY)
+        if enums or _typed(annotation):
+            value = _convert(value, annotation, enums)
+        converted.append(value)
     return converted
 
 
