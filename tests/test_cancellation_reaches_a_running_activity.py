@@ -66,13 +66,22 @@ async def shields_its_activity() -> str:
         return await acts.porting_silent("shielded")
 
 
+async def abandons_a_slow_activity() -> str:
+    acts = Durable.workflow.proxy_activities(activities=[porting_silent])
+    try:
+        return await asyncio.wait_for(acts.porting_silent("abandoned"), timeout=0.5)
+    except TimeoutError:
+        return "gave up waiting"
+
+
 @pytest.fixture
 async def client(dsn: str) -> AsyncIterator[Durable.Client]:
     observed.clear()
     gates["release"] = asyncio.Event()
     connection = Durable.Connection(dsn)
     await Durable.Worker.create(connection=connection, task_queue=QUEUE, workflows=[
-        cancels_a_heartbeating_activity, moves_on_from_a_silent_activity, shields_its_activity])
+        cancels_a_heartbeating_activity, moves_on_from_a_silent_activity, shields_its_activity,
+        abandons_a_slow_activity])
     yield new_client(connection)
     gates["release"].set()
     await Durable.shutdown(grace=5)
@@ -122,3 +131,13 @@ async def test_an_activity_awaited_in_a_non_cancellable_scope_is_not_cancelled(
     assert await handle.result(timeout=30) == "late shielded"
     completed = (await events(handle, "activity_completed"))[0]
     assert "late" not in completed["details"]
+
+
+async def test_an_activity_the_workflow_stops_awaiting_is_cancelled_and_its_late_result_recorded(
+        client: Durable.Client) -> None:
+    handle = await client.workflow.start(task_queue=QUEUE, workflow_name="abandons_a_slow_activity")
+    assert await handle.result(timeout=30) == "gave up waiting"
+    gates["release"].set()
+    late = (await wait_event(handle, "activity_completed"))[0]
+    assert late["details"]["result"] == "late abandoned"
+    assert late["details"]["late"] is True and late["details"]["cancelled"] is True

@@ -96,3 +96,11 @@ async def test_a_conflict_met_in_workflow_code_fails_that_workflow_naming_both(
     assert caught.value.error_type == "ValueError"
     assert "porting_names.billing.send_porting_receipt" in caught.value.message
     assert "porting_names.shipping.send_porting_receipt" in caught.value.message
+
+
+async def test_durable_shutdown_ends_the_processs_activity_registrations() -> None:
+    registry.register_activities([billing.send_porting_receipt])
+    await Durable.shutdown()
+    assert "send_porting_receipt" not in registry.names()
+    registry.register_activities([shipping.send_porting_receipt])  # no conflict any more
+    assert registry.get("send_porting_receipt") is shipping.send_porting_receipt
