@@ -9,7 +9,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(132);
+SELECT plan(133);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -450,7 +450,7 @@ SELECT is((SELECT (held, cancelled)::text FROM durable.heartbeat_activity_v2((SE
 SELECT ok(durable.cancel_workflow_v1('cx', 'w'), 'the workflow is cancelled');
 SELECT is((SELECT (held, cancelled)::text FROM durable.heartbeat_activity_v2((SELECT message_id FROM cx1 WHERE activity_name = 'run'),
                                                                           (SELECT lease_token FROM cx1 WHERE activity_name = 'run'), NULL)),
-          '(t,t)', 'once its cancellation is requested, heartbeats say cancelled');
+          '(t,f)', 'a cancellation request alone does not cancel a running activity (the workflow may shield it)');
 SELECT is(pg_temp.step('cx', 'w', '[{"type": "cancel_activity", "seq": 1}, {"type": "cancel_activity", "seq": 2},
                                     {"type": "cancel_activity", "seq": 3}, {"type": "cancel_activity", "seq": 4}]'), 'ok',
           'a workflow task cancels its activities (cancel_activity commands, _cancel_activity)');
@@ -460,6 +460,9 @@ SELECT is((SELECT (data->'error'->>'type', data->>'late', data->>'cancelled', in
           '(CancelledFailure,true,true,f)', '...recorded as a late, non-inbound activity_failed (_record_late_activity)');
 SELECT is((SELECT payload->>'cancelled' FROM durable.messages WHERE id = (SELECT message_id FROM cx1 WHERE activity_name = 'run')),
           'true', 'a running one is marked cancelled');
+SELECT is((SELECT (held, cancelled)::text FROM durable.heartbeat_activity_v2((SELECT message_id FROM cx1 WHERE activity_name = 'run'),
+                                                                          (SELECT lease_token FROM cx1 WHERE activity_name = 'run'), NULL)),
+          '(t,t)', '...and its heartbeats now say cancelled');
 SELECT lives_ok($$SELECT durable._cancel_activity(w, 1) FROM durable.workflows w WHERE w.namespace = 'cx'$$,
                 'cancel_activity again (a replay sends it again) is harmless');
 SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'cx' AND event_type = 'activity_failed'), 1,

@@ -66,6 +66,12 @@ async def shields_its_activity() -> str:
         return await acts.porting_silent("shielded")
 
 
+async def shields_a_heartbeating_activity() -> str:
+    acts = Durable.workflow.proxy_activities(activities=[porting_heartbeating])
+    async with CancellationScope.non_cancellable():
+        return await acts.porting_heartbeating(40)
+
+
 async def abandons_a_slow_activity() -> str:
     acts = Durable.workflow.proxy_activities(activities=[porting_silent])
     try:
@@ -81,7 +87,7 @@ async def client(dsn: str) -> AsyncIterator[Durable.Client]:
     connection = Durable.Connection(dsn)
     await Durable.Worker.create(connection=connection, task_queue=QUEUE, workflows=[
         cancels_a_heartbeating_activity, moves_on_from_a_silent_activity, shields_its_activity,
-        abandons_a_slow_activity])
+        abandons_a_slow_activity, shields_a_heartbeating_activity])
     yield new_client(connection)
     gates["release"].set()
     await Durable.shutdown(grace=5)
@@ -141,3 +147,13 @@ async def test_an_activity_the_workflow_stops_awaiting_is_cancelled_and_its_late
     late = (await wait_event(handle, "activity_completed"))[0]
     assert late["details"]["result"] == "late abandoned"
     assert late["details"]["late"] is True and late["details"]["cancelled"] is True
+
+
+async def test_a_heartbeating_activity_awaited_in_a_non_cancellable_scope_is_not_cancelled(
+        client: Durable.Client) -> None:
+    handle = await client.workflow.start(task_queue=QUEUE, workflow_name="shields_a_heartbeating_activity")
+    await wait_pending(handle, "activity", activity_name="porting_heartbeating", running=True)
+    await handle.cancel()
+    await wait_event(handle, "cancel_requested")
+    assert await handle.result(timeout=30) == "finished"  # 40 heartbeats, none raised
+    assert "heartbeating" not in observed

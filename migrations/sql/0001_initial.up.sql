@@ -2620,17 +2620,14 @@ BEGIN
         RETURN QUERY SELECT false, false;
         RETURN;
     END IF;
-    -- Cancelled: the workflow stopped waiting for it (cancel_activity), or the workflow's cancellation
-    -- was requested (one primary-key lookup).
-    RETURN QUERY SELECT true, v_msg.payload ? 'cancelled' OR coalesce((
-        SELECT w.cancel_requested OR w.status <> 'running' FROM durable.workflows w
-        WHERE w.namespace = v_msg.namespace AND w.workflow_id = v_msg.workflow_id AND w.run_id = v_msg.run_id),
-        false);
+    -- Cancelled: the workflow stopped waiting for it (its cancel_activity command). A cancellation
+    -- request alone is not enough: the workflow may await it in a non-cancellable scope.
+    RETURN QUERY SELECT true, v_msg.payload ? 'cancelled';
 END $$;
 COMMENT ON FUNCTION durable.heartbeat_activity_v2(bigint, uuid, text, interval) IS
     'Extends a held activity''s lease (bounded by its heartbeat_timeout, whose deadline it moves) and stores '
     'its progress details for the next attempt. held is false when the lease was lost (or its heartbeat '
-    'deadline passed); cancelled is true once its workflow cancelled it or was asked to cancel.';
+    'deadline passed); cancelled is true once its workflow cancelled it (stopped waiting for it).';
 
 CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
                                               p_lease interval DEFAULT interval '30 seconds')

@@ -17,7 +17,8 @@ class ActivityContext:
     """What a running activity knows about its call.
 
     ``is_cancelled()`` turns true once a heartbeat learns that the workflow cancelled this activity
-    (or was asked to cancel); the next :func:`heartbeat` then raises
+    (it stopped waiting for it: the workflow's cancellation reached the await, outside a
+    non-cancellable scope, or the await was abandoned); the next :func:`heartbeat` then raises
     :class:`~pgdurable.errors.CancelledFailure`.
 
     ``lease_lost`` turns true when the worker finds that it lost this attempt's lease (the lease
