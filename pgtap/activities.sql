@@ -9,7 +9,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(133);
+SELECT plan(134);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -488,6 +488,8 @@ SELECT is((SELECT (data->>'late', data->>'lease_lost')::text FROM durable.histor
            WHERE namespace = 'cx' AND event_type = 'activity_failed' AND seq = 4),
           '(true,true)', '...its lost attempt recorded as late');
 SELECT ok(NOT EXISTS (SELECT 1 FROM durable.messages WHERE namespace = 'cx' AND kind = 'activity'), 'no activity task is left');
+SELECT is(durable.describe_workflow_v1('cx', 'w')->'pending', '[]'::jsonb,
+          'describe_workflow_v1: the cancelled activities, ended late, are no longer pending');
 
 -- A cancelled workflow closing keeps its cancelled running activity, so that its late
 -- outcome is recorded (_close_run); an interrupted one drops it.
