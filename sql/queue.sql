@@ -274,13 +274,14 @@ BEGIN
     UPDATE durable.messages m
     -- An activity attempt with a heartbeat_timeout: never past its heartbeat deadline (only its
     -- own heartbeats move that), and a lease past it is lost.
-    SET visible_at = CASE WHEN m.payload ? 'heartbeat_deadline'
+    SET visible_at = CASE WHEN m.kind = 'activity' AND m.payload ? 'heartbeat_deadline'
                           THEN LEAST(v_now + p_lease, (m.payload->>'heartbeat_deadline')::timestamptz)
                           ELSE v_now + p_lease END
     WHERE m.id = ANY (p_message_ids)
       AND m.lease_token = (SELECT h.token FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
                            WHERE h.id = m.id LIMIT 1)
-      AND (NOT m.payload ? 'heartbeat_deadline' OR (m.payload->>'heartbeat_deadline')::timestamptz > v_now)
+      AND (m.kind <> 'activity' OR NOT m.payload ? 'heartbeat_deadline'
+           OR (m.payload->>'heartbeat_deadline')::timestamptz > v_now)
     RETURNING m.id;
 END $$;
 COMMENT ON FUNCTION durable.extend_lease_v1(bigint[], uuid[], interval) IS
