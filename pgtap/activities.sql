@@ -9,7 +9,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(90);
+SELECT plan(134);
 
 DO $$ BEGIN
     PERFORM dblink_connect('b', pg_temp.self_dsn());
@@ -373,6 +373,144 @@ SELECT throws_ok(format('SELECT outcome FROM durable.fail_activity_v1(%s, %L, ''
                  'PD001', NULL, 'so is its failure');
 SELECT is(durable.heartbeat_activity_v1((SELECT message_id FROM i1), (SELECT lease_token FROM i1), 'x'), false,
           'its heartbeat says the lease is lost');
+
+-- ---------------------------------------------------------------------------
+-- heartbeat_timeout: an attempt's lease is bounded by it, its heartbeats move
+-- its deadline, and an attempt past it is failed as a timeout and retried.
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('hb', 'w') AS ignored \gset
+SELECT pg_temp.step('hb', 'w', '[{"type": "activity", "seq": 1, "name": "beat", "args": "[]", "heartbeat_timeout": 2,
+                                  "retry": {"maximum_attempts": 2, "initial_interval": 1}}]') AS ignored \gset
+SELECT is(pg_temp.last_event('hb', 'w', 'activity_scheduled')->'heartbeat_timeout', '2'::jsonb,
+          'activity_scheduled records the heartbeat_timeout (_schedule_activity)');
+CREATE TEMP TABLE hb1 AS SELECT * FROM durable.claim_activity_tasks_v1('hb', ARRAY['q-activity'], ARRAY['beat'], 1,
+                                                                     interval '30 seconds');
+SELECT ok((SELECT visible_at - durable.now() BETWEEN interval '1.9 seconds' AND interval '2 seconds'
+           FROM durable.messages WHERE id = (SELECT message_id FROM hb1)),
+          'a claimed attempt''s 30 s lease is bounded by its heartbeat_timeout (_attempt_lease)');
+SELECT ok((SELECT (payload->>'heartbeat_deadline')::timestamptz - durable.now() BETWEEN interval '1.9 seconds' AND interval '2 seconds'
+           FROM durable.messages WHERE id = (SELECT message_id FROM hb1)),
+          'the claim sets the attempt''s heartbeat deadline');
+SELECT is(_attempt_lease, interval '2 seconds', '_attempt_lease takes the shorter of the lease and the timeout')
+FROM durable._attempt_lease(interval '30 seconds', 2);
+SELECT is((SELECT array_agg(x) FROM durable.extend_lease_v1(ARRAY[(SELECT message_id FROM hb1)],
+                                                          ARRAY[(SELECT lease_token FROM hb1)], interval '30 seconds') x),
+          ARRAY[(SELECT message_id FROM hb1)], 'extend_lease_v1 keeps a held attempt within its deadline...');
+SELECT ok((SELECT visible_at <= durable.now() + interval '2 seconds' FROM durable.messages WHERE id = (SELECT message_id FROM hb1)),
+          '...never past it: only heartbeats move the deadline');
+SELECT durable.advance_clock('1.5 seconds') IS NOT NULL AS moved \gset
+SELECT is((SELECT (held, cancelled)::text FROM durable.heartbeat_activity_v2((SELECT message_id FROM hb1),
+                                                                          (SELECT lease_token FROM hb1), '"half"')),
+          '(t,f)', 'heartbeat_activity_v2: a heartbeat in time keeps the lease, not cancelled');
+SELECT ok((SELECT visible_at - durable.now() BETWEEN interval '1.9 seconds' AND interval '2 seconds'
+                  AND (payload->>'heartbeat_deadline')::timestamptz - durable.now() BETWEEN interval '1.9 seconds' AND interval '2 seconds'
+           FROM durable.messages WHERE id = (SELECT message_id FROM hb1)), '...and moves the deadline and the lease');
+SELECT durable.advance_clock('2.5 seconds') IS NOT NULL AS moved \gset
+SELECT is_empty(format('SELECT * FROM durable.extend_lease_v1(ARRAY[%s], ARRAY[%L]::uuid[], ''30 seconds'')',
+                       (SELECT message_id FROM hb1), (SELECT lease_token FROM hb1)),
+                'past its deadline, extend_lease_v1 reports the lease lost');
+SELECT is((SELECT (held, cancelled)::text FROM durable.heartbeat_activity_v2((SELECT message_id FROM hb1),
+                                                                          (SELECT lease_token FROM hb1), NULL)),
+          '(f,f)', 'so does a late heartbeat');
+SELECT throws_ok(format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, ''"late"'')',
+                        (SELECT message_id FROM hb1), (SELECT lease_token FROM hb1)),
+                 'PD001', NULL, 'a result past the heartbeat deadline is refused (_held_activity)');
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('hb', ARRAY['q-activity'], ARRAY['beat'])$$,
+                'the next claim fails the silent attempt and retries it after the policy''s delay, not at once');
+SELECT is((SELECT (data->'error'->>'type', data->'error'->>'heartbeat_timeout', data->>'maxed', (data->>'retry_in_seconds')::float8, inbound)::text
+           FROM durable.history WHERE namespace = 'hb' AND event_type = 'activity_failed'),
+          '(DurableTimeoutError,true,false,1,f)',
+          'recorded as a DurableTimeoutError attempt (_heartbeat_timeout, _heartbeat_timed_out), retried per the policy');
+SELECT durable.advance_clock('1.5 seconds') IS NOT NULL AS moved \gset
+CREATE TEMP TABLE hb2 AS SELECT * FROM durable.claim_activity_tasks_v1('hb', ARRAY['q-activity'], ARRAY['beat']);
+SELECT is((SELECT attempt FROM hb2), 2, 'the retry runs as attempt 2');
+SELECT durable.advance_clock('2.5 seconds') IS NOT NULL AS moved \gset
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('hb', ARRAY['q-activity'], ARRAY['beat'])$$,
+                'attempt 2 goes silent too');
+SELECT is((SELECT (data->>'maxed', data->'error'->>'type', inbound)::text FROM durable.history
+           WHERE namespace = 'hb' AND event_type = 'activity_failed' ORDER BY event_id DESC LIMIT 1),
+          '(true,DurableTimeoutError,t)', 'the last attempt allowed timing out fails the activity in its workflow');
+SELECT ok(NOT EXISTS (SELECT 1 FROM durable.messages WHERE namespace = 'hb' AND kind = 'activity'), 'and its task goes');
+SELECT pg_temp.start('hb0', 'w') AS ignored \gset
+SELECT throws_ok($$SELECT pg_temp.step('hb0', 'w', '[{"type": "activity", "seq": 1, "name": "beat", "args": "[]", "heartbeat_timeout": 0}]')$$,
+                 'PD004', NULL, 'a heartbeat_timeout must be positive');
+
+-- ---------------------------------------------------------------------------
+-- cancel_activity: a workflow stops waiting for its activities
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('cx', 'w') AS ignored \gset
+SELECT pg_temp.step('cx', 'w', '[{"type": "activity", "seq": 1, "name": "run", "args": "[]"},
+                                  {"type": "activity", "seq": 2, "name": "queued", "args": "[]"},
+                                  {"type": "activity", "seq": 3, "name": "fails", "args": "[]"},
+                                  {"type": "activity", "seq": 4, "name": "vanishes", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE cx1 AS SELECT * FROM durable.claim_activity_tasks_v1('cx', ARRAY['q-activity'], ARRAY['run', 'fails', 'vanishes'], 3);
+SELECT is((SELECT (held, cancelled)::text FROM durable.heartbeat_activity_v2((SELECT message_id FROM cx1 WHERE activity_name = 'run'),
+                                                                          (SELECT lease_token FROM cx1 WHERE activity_name = 'run'), NULL)),
+          '(t,f)', 'before the cancellation, heartbeats say not cancelled');
+SELECT ok(durable.cancel_workflow_v1('cx', 'w'), 'the workflow is cancelled');
+SELECT is((SELECT (held, cancelled)::text FROM durable.heartbeat_activity_v2((SELECT message_id FROM cx1 WHERE activity_name = 'run'),
+                                                                          (SELECT lease_token FROM cx1 WHERE activity_name = 'run'), NULL)),
+          '(t,f)', 'a cancellation request alone does not cancel a running activity (the workflow may shield it)');
+SELECT is(pg_temp.step('cx', 'w', '[{"type": "cancel_activity", "seq": 1}, {"type": "cancel_activity", "seq": 2},
+                                    {"type": "cancel_activity", "seq": 3}, {"type": "cancel_activity", "seq": 4}]'), 'ok',
+          'a workflow task cancels its activities (cancel_activity commands, _cancel_activity)');
+SELECT ok(NOT EXISTS (SELECT 1 FROM durable.messages WHERE namespace = 'cx' AND name = 'queued'), 'a queued activity goes');
+SELECT is((SELECT (data->'error'->>'type', data->>'late', data->>'cancelled', inbound)::text FROM durable.history
+           WHERE namespace = 'cx' AND event_type = 'activity_failed' AND seq = 2),
+          '(CancelledFailure,true,true,f)', '...recorded as a late, non-inbound activity_failed (_record_late_activity)');
+SELECT is((SELECT payload->>'cancelled' FROM durable.messages WHERE id = (SELECT message_id FROM cx1 WHERE activity_name = 'run')),
+          'true', 'a running one is marked cancelled');
+SELECT is((SELECT (held, cancelled)::text FROM durable.heartbeat_activity_v2((SELECT message_id FROM cx1 WHERE activity_name = 'run'),
+                                                                          (SELECT lease_token FROM cx1 WHERE activity_name = 'run'), NULL)),
+          '(t,t)', '...and its heartbeats now say cancelled');
+SELECT lives_ok($$SELECT durable._cancel_activity(w, 1) FROM durable.workflows w WHERE w.namespace = 'cx'$$,
+                'cancel_activity again (a replay sends it again) is harmless');
+SELECT is((SELECT count(*)::int FROM durable.history WHERE namespace = 'cx' AND event_type = 'activity_failed'), 1,
+          '...and records nothing more');
+SELECT is((SELECT (recorded, workflow_task IS NULL)::text
+           FROM durable.complete_activity_v1((SELECT message_id FROM cx1 WHERE activity_name = 'run'),
+                                             (SELECT lease_token FROM cx1 WHERE activity_name = 'run'), '"late"')),
+          '(f,t)', 'the late result of a cancelled activity is not delivered');
+SELECT is((SELECT (data->>'result', data->>'late', data->>'cancelled', inbound)::text FROM durable.history
+           WHERE namespace = 'cx' AND event_type = 'activity_completed'),
+          '("""late""",true,true,f)', '...but recorded as a late, non-inbound activity_completed');
+SELECT is((SELECT outcome FROM durable.fail_activity_v1((SELECT message_id FROM cx1 WHERE activity_name = 'fails'),
+                                                        (SELECT lease_token FROM cx1 WHERE activity_name = 'fails'),
+                                                        '{"type": "X", "types": ["X"]}')),
+          'failed', 'a cancelled activity''s failure is not retried');
+SELECT is((SELECT (data->>'late', inbound)::text FROM durable.history
+           WHERE namespace = 'cx' AND event_type = 'activity_failed' AND seq = 3),
+          '(true,f)', '...and recorded as a late, non-inbound activity_failed');
+SELECT durable.advance_clock('31 seconds') IS NOT NULL AS moved \gset
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('cx', ARRAY['q-activity'], ARRAY['vanishes'])$$,
+                'a cancelled activity whose lease expired is not run again');
+SELECT is((SELECT (data->>'late', data->>'lease_lost')::text FROM durable.history
+           WHERE namespace = 'cx' AND event_type = 'activity_failed' AND seq = 4),
+          '(true,true)', '...its lost attempt recorded as late');
+SELECT ok(NOT EXISTS (SELECT 1 FROM durable.messages WHERE namespace = 'cx' AND kind = 'activity'), 'no activity task is left');
+SELECT is(durable.describe_workflow_v1('cx', 'w')->'pending', '[]'::jsonb,
+          'describe_workflow_v1: the cancelled activities, ended late, are no longer pending');
+
+-- A cancelled workflow closing keeps its cancelled running activity, so that its late
+-- outcome is recorded (_close_run); an interrupted one drops it.
+SELECT pg_temp.start('cy', 'w') AS ignored \gset
+SELECT pg_temp.step('cy', 'w', '[{"type": "activity", "seq": 1, "name": "run", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE cy1 AS SELECT * FROM durable.claim_activity_tasks_v1('cy', ARRAY['q-activity'], ARRAY['run']);
+SELECT ok(durable.cancel_workflow_v1('cy', 'w'), 'cy is cancelled');
+SELECT is(pg_temp.step('cy', 'w', '[{"type": "cancel_activity", "seq": 1}, {"type": "cancelled", "error": {"type": "CancelledFailure"}}]'),
+          'closed', 'its workflow ends cancelled');
+SELECT is((SELECT recorded FROM durable.complete_activity_v1((SELECT message_id FROM cy1), (SELECT lease_token FROM cy1), '"after"')),
+          false, 'the activity still completes (_close_run kept its task)');
+SELECT is((SELECT pg_temp.events('cy', 'w'))[array_length(pg_temp.events('cy', 'w'), 1)], 'activity_completed',
+          '...its late result recorded after workflow_cancelled');
+SELECT pg_temp.start('cz', 'w') AS ignored \gset
+SELECT pg_temp.step('cz', 'w', '[{"type": "activity", "seq": 1, "name": "run", "args": "[]"}]') AS ignored \gset
+CREATE TEMP TABLE cz1 AS SELECT * FROM durable.claim_activity_tasks_v1('cz', ARRAY['q-activity'], ARRAY['run']);
+SELECT ok(durable.cancel_workflow_v1('cz', 'w'), 'cz is cancelled');
+SELECT is(pg_temp.step('cz', 'w', '[{"type": "cancel_activity", "seq": 1}]'), 'ok', 'cz cancels its activity');
+SELECT ok(durable.interrupt_workflow_v1('cz', 'w'), 'then is interrupted');
+SELECT throws_ok(format('SELECT recorded FROM durable.complete_activity_v1(%s, %L, ''1'')', (SELECT message_id FROM cz1), (SELECT lease_token FROM cz1)),
+                 'PD001', NULL, 'an interrupted workflow''s cancelled activity is dropped: its result is refused');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -86,7 +86,7 @@ WHERE n.nspname = 'durable' AND p.oid NOT IN (SELECT f FROM durable.worker_funct
 ORDER BY p.oid::regprocedure::text;
 GRANT SELECT ON forbidden TO PUBLIC;
 
-SELECT plan(151 + (SELECT count(*)::integer FROM forbidden));
+SELECT plan(154 + (SELECT count(*)::integer FROM forbidden));
 
 -- ===========================================================================
 -- Part A: a real login as a worker role (committed role, dblink).
@@ -430,6 +430,21 @@ SELECT is((SELECT array_agg(event_type::text ORDER BY event_id) FROM durable.his
           '...but it does not reach a waiting run of a task queue outside the sender''s produce scope');
 SELECT is((SELECT allowed_queues FROM durable.signals WHERE signal_id = 'shop-paid'), ARRAY['shop'],
           'it is buffered for the sender''s own task queues only');
+SELECT run_id FROM durable.start_workflow_v1('durable', 's-x', 'shop_wf', 'shop', '[]') \gset
+SET SESSION AUTHORIZATION :'prod';
+SELECT is((SELECT c.status FROM durable.claim_workflow_tasks_v1('durable', ARRAY['shop'], ARRAY['shop_wf'], 1) t,
+               durable.complete_workflow_task_v1(t.message_id, t.lease_token, 1,
+                   '[{"type": "cancel_external", "seq": 1, "workflow_id": "pay-wait"},
+                     {"type": "interrupt_external", "seq": 2, "workflow_id": "no-such-workflow"}]') c), 'requeued',
+          'external cancel and interrupt commands of workflows outside the produce scope complete...');
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT array_agg(data->>'outcome' ORDER BY seq) FROM durable.history
+           WHERE workflow_id = 's-x' AND event_type LIKE 'external_%'), ARRAY['refused', 'refused'],
+          '...refused alike for a workflow of another task queue and an unknown id (_steer_external)');
+SELECT is((SELECT cancel_requested::text || status FROM durable.workflows WHERE workflow_id = 'pay-wait'), 'falserunning',
+          'the workflow outside the scope is untouched');
+SELECT c.status AS ignored FROM durable.claim_workflow_tasks_v1('durable', ARRAY['shop'], ARRAY['shop_wf'], 1) t,
+    durable.complete_workflow_task_v1(t.message_id, t.lease_token, 100, '[{"type": "complete", "result": "\"x\""}]') c \gset
 
 SELECT ok((SELECT role_name = :'prod' FROM durable.provision_worker_role(ARRAY['shop', 'shop-activity'],
               p_produce => ARRAY['shop', 'payments'], p_signal_prefixes => ARRAY['shop-'],

@@ -7,7 +7,7 @@
 -- transaction (this database is a throwaway clone); the rest runs in one
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
-SELECT plan(175);
+SELECT plan(188);
 
 -- ---------------------------------------------------------------------------
 -- A run closed while a claim held its workflow task (the close skips locked
@@ -625,6 +625,46 @@ SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('tk', 'q', '
 RESET SESSION AUTHORIZATION;
 SELECT is((SELECT lease_owner FROM durable.messages WHERE namespace = 'tk' AND workflow_id = 'elsewhere' AND kind = 'workflow'),
           NULL, 'the task outside its scope stays unleased');
+
+-- ---------------------------------------------------------------------------
+-- External handles: signal_external, cancel_external, interrupt_external
+-- (_steer_external), each recorded with its outcome as one inbound event.
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.start('ex', 'steer') AS ignored \gset
+SELECT pg_temp.start('ex', 'target') AS ignored \gset
+SELECT is(pg_temp.step('ex', 'steer', '[{"type": "signal_external", "seq": 1, "workflow_id": "target",
+                                          "signal_id": "go", "data": "\"hi\""}]'), 'requeued',
+          'a signal_external command''s outcome is a new inbound event: the task is handed out again');
+SELECT is((SELECT (data->>'outcome', data->>'workflow_id', data->>'signal_id', seq, inbound)::text FROM durable.history
+           WHERE namespace = 'ex' AND workflow_id = 'steer' AND event_type = 'external_signal_sent'),
+          '(buffered,target,go,1,t)', 'external_signal_sent records the outcome (buffered for the target)');
+SELECT is((SELECT count(*)::int FROM durable.signals WHERE namespace = 'ex' AND target_workflow_id = 'target'), 1,
+          'the signal waits for the target only');
+SELECT is(pg_temp.step('ex', 'steer', '[{"type": "cancel_external", "seq": 2, "workflow_id": "target"},
+                                        {"type": "cancel_external", "seq": 3, "workflow_id": "target"}]'), 'requeued',
+          'cancel_external commands apply');
+SELECT is((SELECT array_agg(data->>'outcome' ORDER BY seq) FROM durable.history
+           WHERE namespace = 'ex' AND workflow_id = 'steer' AND event_type = 'external_cancel_sent'),
+          ARRAY['requested', 'not_running'], 'the first requests the cancellation, the second finds it requested');
+SELECT ok((SELECT cancel_requested FROM durable.workflows WHERE namespace = 'ex' AND workflow_id = 'target'),
+          'the target is cancelling');
+SELECT is(pg_temp.step('ex', 'steer', '[{"type": "interrupt_external", "seq": 4, "workflow_id": "target", "reason": "stop"},
+                                        {"type": "signal_external", "seq": 5, "workflow_id": "nobody",
+                                         "signal_id": "go", "data": "1"}]'), 'requeued',
+          'interrupt_external and a signal to an unknown id apply');
+SELECT is(pg_temp.status('ex', 'target'), 'interrupted', 'the target is interrupted');
+SELECT is((SELECT data->>'outcome' FROM durable.history WHERE namespace = 'ex' AND workflow_id = 'steer'
+           AND event_type = 'external_interrupt_sent'), 'interrupted', 'external_interrupt_sent says so');
+SELECT is((SELECT data->>'outcome' FROM durable.history WHERE namespace = 'ex' AND workflow_id = 'steer' AND seq = 5),
+          'not_found', 'a signal to an unknown workflow is not_found');
+SELECT throws_ok($$SELECT pg_temp.step('ex', 'steer', '[{"type": "cancel_external", "seq": 6, "workflow_id": "steer"}]')$$,
+                 'PD004', NULL, 'no workflow cancels itself through a command');
+SELECT throws_ok($$SELECT pg_temp.step('ex', 'steer', '[{"type": "interrupt_external", "seq": 6, "workflow_id": ""}]')$$,
+                 'PD004', NULL, 'an empty target id is refused');
+SELECT throws_ok(format($$SELECT pg_temp.step('ex', 'steer', %L)$$,
+                        jsonb_build_array(jsonb_build_object('type', 'interrupt_external', 'seq', 6, 'workflow_id', 'x',
+                                                             'reason', repeat('r', 16777217)))),
+                 'PD004', NULL, 'an interrupt reason over 16 MiB is refused');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -18,8 +18,16 @@ DECLARE
     v_stream text := coalesce(p_cmd->>'task_queue', p_wf.task_queue) || '-activity';
     v_eager boolean;
     v_id bigint;
+    v_heartbeat jsonb := CASE WHEN jsonb_typeof(p_cmd->'heartbeat_timeout') = 'number'
+                              THEN p_cmd->'heartbeat_timeout' END;
+    v_lease interval;
 BEGIN
     PERFORM durable._check_name('activity name', p_cmd->>'name');
+    IF v_heartbeat IS NOT NULL AND (v_heartbeat::text)::float8 <= 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('heartbeat_timeout of activity %L must be a positive number of seconds, got %s',
+                             p_cmd->>'name', v_heartbeat);
+    END IF;
     PERFORM durable._check_name('task queue', v_queue);
     PERFORM durable._check_produce(p_wf.namespace, 'schedule activity', p_cmd->>'name', v_queue);
     -- Eager dispatch: when the completing worker serves this activity itself,
@@ -30,7 +38,12 @@ BEGIN
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
         jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
-                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
+                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout')
+        || CASE WHEN v_heartbeat IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('heartbeat_timeout', v_heartbeat) END);
+    -- An attempt with a heartbeat_timeout holds its lease until its next heartbeat is due at the latest.
+    v_lease := CASE WHEN v_eager THEN durable._attempt_lease(
+                   make_interval(secs => (p_eager->>'lease_seconds')::float8), (v_heartbeat::text)::float8) END;
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
                                   attempt, max_attempts, lease_owner, lease_token, created_at)
     VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
@@ -38,9 +51,13 @@ BEGIN
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
                                'start_to_close_timeout', p_cmd->'start_to_close_timeout',
                                'workflow_name', p_wf.workflow_name, 'task_queue', v_queue,
-                               'scheduled_at', v_now),
-            CASE WHEN v_eager THEN v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
-                 ELSE v_now END,
+                               'scheduled_at', v_now)
+            || CASE WHEN v_heartbeat IS NULL THEN '{}'::jsonb
+                    ELSE jsonb_build_object('heartbeat_timeout', v_heartbeat)
+                         || CASE WHEN v_eager THEN jsonb_build_object(
+                                'heartbeat_deadline', v_now + make_interval(secs => (v_heartbeat::text)::float8))
+                                 ELSE '{}'::jsonb END END,
+            CASE WHEN v_eager THEN v_now + v_lease ELSE v_now END,
             CASE WHEN v_eager THEN 1 ELSE 0 END,
             coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
             CASE WHEN v_eager THEN p_eager->>'owner' END,
@@ -55,7 +72,84 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
     'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
-    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id).';
+    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id). '
+    'A heartbeat_timeout (seconds) goes into the task''s payload: each attempt''s lease is bounded by it.';
+
+-- heartbeat_timeout: an attempt's lease never runs past its heartbeat deadline (the time of its
+-- claim or last heartbeat plus the timeout), so an attempt that stops heartbeating expires then and
+-- is failed as a timeout (claim_activity_tasks_v1), well before its start_to_close_timeout.
+CREATE FUNCTION durable._attempt_lease(p_lease interval, p_heartbeat_timeout float8) RETURNS interval
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN p_heartbeat_timeout IS NULL THEN p_lease
+                ELSE LEAST(p_lease, make_interval(secs => p_heartbeat_timeout)) END
+$$;
+COMMENT ON FUNCTION durable._attempt_lease(interval, float8) IS
+    'Internal: the lease an activity attempt gets: p_lease, bounded by its heartbeat_timeout (seconds) when '
+    'it has one.';
+
+-- The error of an attempt that sent no heartbeat within its heartbeat_timeout.
+CREATE FUNCTION durable._heartbeat_timed_out(p_attempt integer, p_max_attempts integer, p_timeout jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('type', 'DurableTimeoutError',
+                              'types', '["DurableTimeoutError", "ActivityHeartbeatTimeout"]'::jsonb,
+                              'message', NULL, 'heartbeat_timeout', true,
+                              'detail', format('attempt %s of %s sent no heartbeat within its heartbeat_timeout '
+                                               'of %s s', p_attempt, p_max_attempts, p_timeout))
+$$;
+COMMENT ON FUNCTION durable._heartbeat_timed_out(integer, integer, jsonb) IS
+    'Internal: the stored error (type DurableTimeoutError, heartbeat_timeout true) of an activity attempt '
+    'that stopped heartbeating for longer than its heartbeat_timeout.';
+
+-- An activity the workflow stopped waiting for (a cancellation, an abandoned await): its late
+-- outcome is recorded as such, never delivered; the task goes.
+CREATE FUNCTION durable._record_late_activity(p_msg durable.messages, p_event_type text, p_data jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM durable.messages WHERE id = p_msg.id;
+    IF p_msg.workflow_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM durable.workflows w
+            WHERE w.namespace = p_msg.namespace AND w.workflow_id = p_msg.workflow_id AND w.run_id = p_msg.run_id) THEN
+        PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_event_type,
+            (p_msg.payload->>'seq')::integer, false,
+            p_data || jsonb_build_object('late', true, 'cancelled', true));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._record_late_activity(durable.messages, text, jsonb) IS
+    'Internal: removes the task of an activity its workflow cancelled and records its late outcome as a '
+    'non-inbound activity_completed or activity_failed (late and cancelled true): visible in the history, '
+    'never fed to the workflow code.';
+
+-- A workflow task's cancel_activity command: the workflow stopped waiting for activity call p_seq.
+CREATE FUNCTION durable._cancel_activity(p_wf durable.workflows, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_msg durable.messages;
+BEGIN
+    SELECT m.* INTO v_msg FROM durable.messages m
+    WHERE m.namespace = p_wf.namespace AND m.workflow_id = p_wf.workflow_id AND m.run_id = p_wf.run_id
+      AND m.kind = 'activity' AND (m.payload->>'seq')::integer = p_seq
+    FOR UPDATE;
+    IF NOT FOUND OR v_msg.payload ? 'cancelled' THEN
+        RETURN;  -- it finished already, or was cancelled before (a replay sends the command again)
+    END IF;
+    IF v_msg.lease_token IS NULL THEN
+        -- Not running (queued, or waiting for a retry): it never runs again.
+        PERFORM durable._record_late_activity(v_msg, 'activity_failed', jsonb_build_object(
+            'attempt', v_msg.attempt, 'maxed', false,
+            'error', jsonb_build_object('type', 'CancelledFailure', 'types', '["CancelledFailure"]'::jsonb,
+                                        'message', NULL, 'detail', 'cancelled before it ran again')));
+        RETURN;
+    END IF;
+    -- Running: its heartbeats now say cancelled, and its outcome will be recorded as late.
+    UPDATE durable.messages m SET payload = m.payload || jsonb_build_object('cancelled', true)
+    WHERE m.id = v_msg.id;
+END $$;
+COMMENT ON FUNCTION durable._cancel_activity(durable.workflows, integer) IS
+    'Internal: applies a cancel_activity command: a queued activity task goes (its cancellation recorded as '
+    'a late activity_failed); a running one is marked cancelled, which its heartbeats report and which '
+    'makes its outcome a late, non-inbound event. Idempotent.';
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -96,10 +190,17 @@ BEGIN
         WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
         FOR UPDATE;
     END IF;
-    RETURN durable._held_message(p_message_id, p_lease_token);
+    v_peek := durable._held_message(p_message_id, p_lease_token);
+    IF (v_peek.payload->>'heartbeat_deadline')::timestamptz <= durable.now() THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD001',
+            MESSAGE = format('lease lost on message %s: the attempt sent no heartbeat within its heartbeat_timeout '
+                             '(it is failed as a timeout and retried); this outcome is discarded', p_message_id);
+    END IF;
+    RETURN v_peek;
 END $$;
 COMMENT ON FUNCTION durable._held_activity(bigint, uuid) IS
-    'Internal: locks an activity task''s run then the task, and checks the caller holds its lease (else PD001).';
+    'Internal: locks an activity task''s run then the task, and checks the caller holds its lease (else PD001, '
+    'also once the attempt is past its heartbeat deadline).';
 
 -- The error of an attempt lost with its worker (its lease expired unrecorded).
 CREATE FUNCTION durable._lease_expired(p_attempt integer, p_max_attempts integer) RETURNS jsonb
@@ -128,6 +229,39 @@ END $$;
 COMMENT ON FUNCTION durable._record_lost_attempt(durable.messages, integer) IS
     'Internal: appends a non-inbound activity_failed (lease_lost true) for attempt p_attempt of an activity '
     'task whose lease expired.';
+
+-- An attempt that sent no heartbeat within its heartbeat_timeout (its lease ran out at its heartbeat
+-- deadline): recorded as a DurableTimeoutError attempt and retried per the policy, or, when it was
+-- the last attempt allowed (or the policy says so), the activity fails for good.
+CREATE FUNCTION durable._heartbeat_timeout(p_msg durable.messages) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_error jsonb := durable._heartbeat_timed_out(p_msg.attempt, p_msg.max_attempts, p_msg.payload->'heartbeat_timeout');
+    v_policy jsonb := coalesce(p_msg.payload->'retry', '{}'::jsonb)
+                      || jsonb_build_object('maximum_attempts', coalesce(p_msg.max_attempts, 2147483647));
+    v_delay interval;
+BEGIN
+    IF NOT durable.should_retry_v1(v_policy, p_msg.attempt, v_error) THEN
+        PERFORM durable._finish_activity(p_msg, 'activity_failed', jsonb_build_object(
+            'attempt', p_msg.attempt, 'maxed', true, 'error', v_error));
+        RETURN;
+    END IF;
+    v_delay := durable.retry_delay_v1(v_policy, p_msg.attempt);
+    IF p_msg.workflow_id IS NOT NULL THEN
+        PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, 'activity_failed',
+            (p_msg.payload->>'seq')::integer, false,
+            jsonb_build_object('attempt', p_msg.attempt, 'maxed', false, 'error', v_error,
+                               'retry_in_seconds', extract(epoch FROM v_delay)));
+    END IF;
+    UPDATE durable.messages m
+    SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay,
+        payload = m.payload - 'heartbeat_deadline'
+    WHERE m.id = p_msg.id;
+END $$;
+COMMENT ON FUNCTION durable._heartbeat_timeout(durable.messages) IS
+    'Internal: fails an activity attempt that stopped heartbeating (DurableTimeoutError, heartbeat_timeout '
+    'true in the non-inbound activity_failed) and retries it after the policy''s delay, or fails the '
+    'activity when the policy is exhausted.';
 
 CREATE FUNCTION durable.claim_activity_tasks_v1(
     p_namespace text,
@@ -165,7 +299,15 @@ BEGIN
         WHERE m.id = v_lost.id AND m.lease_token = v_lost.lease_token AND m.visible_at <= v_now
         FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;
-        IF v_lost.attempt >= coalesce(v_lost.max_attempts, 2147483647) THEN
+        IF v_lost.payload ? 'cancelled' THEN
+            -- Its workflow cancelled it: it is not run again.
+            PERFORM durable._record_late_activity(v_lost, 'activity_failed', jsonb_build_object(
+                'attempt', v_lost.attempt, 'maxed', false, 'lease_lost', true,
+                'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
+        ELSIF (v_lost.payload->>'heartbeat_deadline')::timestamptz <= v_now THEN
+            -- It stopped heartbeating: a timeout, retried per policy like any failed attempt.
+            PERFORM durable._heartbeat_timeout(v_lost);
+        ELSIF v_lost.attempt >= coalesce(v_lost.max_attempts, 2147483647) THEN
             PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
                 'attempt', v_lost.attempt, 'maxed', true,
                 'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
@@ -190,6 +332,16 @@ BEGIN
             END IF;
             PERFORM durable._record_lost_attempt(v_msg, v_msg.attempt - 1);
         END IF;
+        IF jsonb_typeof(v_msg.payload->'heartbeat_timeout') = 'number' THEN
+            -- This attempt's heartbeat deadline: its lease never runs past it.
+            UPDATE durable.messages m
+            SET payload = m.payload || jsonb_build_object('heartbeat_deadline',
+                    v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8)),
+                visible_at = LEAST(m.visible_at,
+                                   v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
+            WHERE m.id = v_msg.id
+            RETURNING m.* INTO v_msg;
+        END IF;
         message_id := v_msg.id;
         lease_token := v_msg.lease_token;
         attempt := v_msg.attempt;
@@ -204,7 +356,10 @@ END $$;
 COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text) IS
     'Leases up to p_batch activity tasks of the named activities. A lost attempt (its lease expired) counts '
     'toward maximum_attempts and is recorded in the run''s history as a non-inbound activity_failed with '
-    'lease_lost true; one that was the last allowed fails the activity instead.';
+    'lease_lost true; one that was the last allowed fails the activity instead. An attempt that passed its '
+    'heartbeat deadline is a DurableTimeoutError retried per its policy; a lost attempt of an activity its '
+    'workflow cancelled is not run again. A claimed attempt with a heartbeat_timeout gets its heartbeat '
+    'deadline, which bounds its lease.';
 
 -- An activity's final outcome: recorded in its run, which wakes; when the
 -- caller serves that workflow (p_eager), the woken task comes back leased
@@ -240,12 +395,19 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
     END IF;
     PERFORM durable._check_payload(p_result);
+    IF v_msg.payload ? 'cancelled' THEN
+        PERFORM durable._record_late_activity(v_msg, 'activity_completed',
+            jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+        RETURN QUERY SELECT false, NULL::jsonb;
+        RETURN;
+    END IF;
     RETURN QUERY SELECT * FROM durable._settle_activity(
         v_msg, 'activity_completed', jsonb_build_object('result', p_result, 'attempt', v_msg.attempt), p_eager);
 END $$;
 COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text, jsonb) IS
     'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
-    'recorded is false when the workflow no longer runs (the result is discarded). With p_eager {owner, '
+    'recorded is false when the workflow no longer runs (the result is discarded) or cancelled the activity '
+    '(the result is recorded as a late, non-inbound activity_completed). With p_eager {owner, '
     'lease_seconds, task_queue, workflow_names}, the woken workflow task comes back leased to the caller '
     'when it serves that workflow (workflow_task, shaped like a claim_workflow_tasks_v1 row).';
 
@@ -262,6 +424,12 @@ BEGIN
     PERFORM durable._check_eager(p_eager);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     PERFORM durable._check_payload(p_error::text);
+    IF v_msg.payload ? 'cancelled' THEN
+        PERFORM durable._record_late_activity(v_msg, 'activity_failed',
+            jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error));
+        RETURN QUERY SELECT 'failed'::text, NULL::jsonb;
+        RETURN;
+    END IF;
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
                 || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
@@ -287,27 +455,57 @@ COMMENT ON FUNCTION durable.fail_activity_v1(bigint, uuid, jsonb, jsonb) IS
     'Records a failed activity attempt. p_error: {type, types (class names, most derived first), message, '
     'traceback, non_retryable}. Retries after min(initial * coef^(n-1), max) or, when the policy is '
     'exhausted or the error is non-retryable, fails the activity in its workflow (outcome retrying or '
-    'failed; p_eager as in complete_activity_v1).';
+    'failed; p_eager as in complete_activity_v1). An activity its workflow cancelled is not retried: its '
+    'failure is recorded as a late, non-inbound activity_failed (outcome failed).';
 
-CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
+CREATE FUNCTION durable.heartbeat_activity_v2(p_message_id bigint, p_lease_token uuid, p_details text,
                                               p_lease interval DEFAULT interval '30 seconds')
-RETURNS boolean
+RETURNS TABLE (held boolean, cancelled boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_msg durable.messages;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
     PERFORM durable._check_payload(p_details);
-    UPDATE durable.messages
-    SET visible_at = durable.now() + p_lease,
-        payload = CASE WHEN p_details IS NULL THEN payload
-                       ELSE payload || jsonb_build_object('heartbeat_details', p_details) END
-    WHERE id = p_message_id AND lease_token = p_lease_token AND kind = 'activity';
-    RETURN FOUND;
+    -- A heartbeat moves the attempt's heartbeat deadline (when it has a heartbeat_timeout) and its lease.
+    UPDATE durable.messages m
+    SET visible_at = v_now + durable._attempt_lease(p_lease, (m.payload->>'heartbeat_timeout')::float8),
+        payload = m.payload
+                  || CASE WHEN p_details IS NULL THEN '{}'::jsonb
+                          ELSE jsonb_build_object('heartbeat_details', p_details) END
+                  || CASE WHEN jsonb_typeof(m.payload->'heartbeat_timeout') = 'number'
+                          THEN jsonb_build_object('heartbeat_deadline',
+                                   v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
+                          ELSE '{}'::jsonb END
+    WHERE m.id = p_message_id AND m.lease_token = p_lease_token AND m.kind = 'activity'
+      -- A lease past its heartbeat deadline is lost, even before another claim takes the task.
+      AND (NOT m.payload ? 'heartbeat_deadline' OR (m.payload->>'heartbeat_deadline')::timestamptz > v_now)
+    RETURNING m.* INTO v_msg;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, false;
+        RETURN;
+    END IF;
+    -- Cancelled: the workflow stopped waiting for it (its cancel_activity command). A cancellation
+    -- request alone is not enough: the workflow may await it in a non-cancellable scope.
+    RETURN QUERY SELECT true, v_msg.payload ? 'cancelled';
 END $$;
+COMMENT ON FUNCTION durable.heartbeat_activity_v2(bigint, uuid, text, interval) IS
+    'Extends a held activity''s lease (bounded by its heartbeat_timeout, whose deadline it moves) and stores '
+    'its progress details for the next attempt. held is false when the lease was lost (or its heartbeat '
+    'deadline passed); cancelled is true once its workflow cancelled it (stopped waiting for it).';
+
+CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
+                                              p_lease interval DEFAULT interval '30 seconds')
+RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT h.held FROM durable.heartbeat_activity_v2(p_message_id, p_lease_token, p_details, p_lease) h
+$$;
 COMMENT ON FUNCTION durable.heartbeat_activity_v1(bigint, uuid, text, interval) IS
     'Extends a held activity''s lease and stores its progress details for the next attempt. '
-    'Returns false when the lease was lost.';
+    'Returns false when the lease was lost. (heartbeat_activity_v2 also says whether it was cancelled.)';
 
 -- Activities are registered in a process by running workflow code
 -- (proxy_activities(activities=...)). A worker that starts after its

@@ -73,7 +73,8 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM durable.history r
                       WHERE r.namespace = s.namespace AND r.workflow_id = s.workflow_id
                         AND r.run_id = s.run_id AND r.seq = s.seq
-                        AND (r.inbound OR r.event_type = 'timer_cancelled'));
+                        -- (an activity the workflow cancelled ends with a late, non-inbound event)
+                        AND (r.inbound OR r.event_type = 'timer_cancelled' OR r.data ? 'late'));
     -- A workflow task nobody has claimed: say which worker it waits for.
     SELECT * INTO v_task FROM durable.messages m
     WHERE m.namespace = v_wf.namespace AND m.workflow_id = v_wf.workflow_id AND m.run_id = v_wf.run_id

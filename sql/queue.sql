@@ -272,15 +272,22 @@ BEGIN
     -- By primary key (= ANY), whatever the statistics say: a join with the arrays could be planned
     -- as a scan of every message.
     UPDATE durable.messages m
-    SET visible_at = v_now + p_lease
+    -- An activity attempt with a heartbeat_timeout: never past its heartbeat deadline (only its
+    -- own heartbeats move that), and a lease past it is lost.
+    SET visible_at = CASE WHEN m.kind = 'activity' AND m.payload ? 'heartbeat_deadline'
+                          THEN LEAST(v_now + p_lease, (m.payload->>'heartbeat_deadline')::timestamptz)
+                          ELSE v_now + p_lease END
     WHERE m.id = ANY (p_message_ids)
       AND m.lease_token = (SELECT h.token FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
                            WHERE h.id = m.id LIMIT 1)
+      AND (m.kind <> 'activity' OR NOT m.payload ? 'heartbeat_deadline'
+           OR (m.payload->>'heartbeat_deadline')::timestamptz > v_now)
     RETURNING m.id;
 END $$;
 COMMENT ON FUNCTION durable.extend_lease_v1(bigint[], uuid[], interval) IS
     'Heartbeat: extends the leases still held (id and token match) to now + p_lease; returns those ids. '
-    'A missing id means that lease was lost.';
+    'A missing id means that lease was lost. An activity attempt''s lease stops at its heartbeat deadline '
+    '(heartbeat_timeout): past it, the lease is lost.';
 
 CREATE FUNCTION durable.release_v1(p_message_id bigint, p_lease_token uuid,
                                    p_delay interval DEFAULT interval '0') RETURNS void

@@ -183,6 +183,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',
         'durable.complete_tasks_v1(jsonb)',
         'durable.heartbeat_activity_v1(bigint, uuid, text, interval)',
+        'durable.heartbeat_activity_v2(bigint, uuid, text, interval)',
         'durable.wake_for_unknown_activities_v1(text, text, text[], text[], text[], integer)',
         'durable.extend_lease_v1(bigint[], uuid[], interval)',
         'durable.release_v1(bigint, uuid, interval)',

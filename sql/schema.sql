@@ -117,7 +117,7 @@ CREATE TABLE durable.history (
         'cancel_requested', 'activity_scheduled', 'activity_failed', 'activity_completed',
         'timer_started', 'timer_fired', 'timer_cancelled', 'signal_wait_started', 'signal_received',
         'signal_timed_out', 'signal_sent', 'child_started', 'child_completed', 'child_failed',
-        'patch_marker')),
+        'patch_marker', 'external_signal_sent', 'external_cancel_sent', 'external_interrupt_sent')),
     seq integer,
     inbound boolean NOT NULL,
     data jsonb NOT NULL DEFAULT '{}'::jsonb,

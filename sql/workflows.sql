@@ -338,10 +338,14 @@ BEGIN
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
     -- Nothing of a closed run runs again: its queued activities, timers and
     -- its workflow task go (a leased activity's late completion is refused).
+    -- A running activity the workflow cancelled stays until its late outcome is recorded (unless
+    -- the run is interrupted: then nothing of it is recorded).
     DELETE FROM durable.messages m
     WHERE m.id IN (SELECT x.id FROM durable.messages x
                    WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
                      AND x.run_id = p_wf.run_id
+                     AND NOT (v_type <> 'interrupted' AND x.kind = 'activity' AND x.lease_token IS NOT NULL
+                              AND x.payload ? 'cancelled')
                    FOR UPDATE SKIP LOCKED);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
@@ -576,6 +580,73 @@ COMMENT ON FUNCTION durable.claim_workflow_task_v1(text, text, text, text[], int
     'none. The worker that caches the run calls it when its timer is due or its channel says it has events. '
     'p_wait: first wait for the run''s first timer if it falls due within it (capped at 50 ms).';
 
+-- Workflow code steering another workflow (Durable.workflow.get_external_handle): a signal, a
+-- cancel or an interrupt, recorded as one inbound event (external_signal_sent, external_cancel_sent,
+-- external_interrupt_sent) whose outcome resolves the call in the same workflow task. A worker role
+-- steers only workflows on the task queues it may produce to: any other id, known or not, is
+-- 'refused' alike (its workflow cannot tell one from the other).
+CREATE FUNCTION durable._steer_external(p_wf durable.workflows, p_cmd jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_type text := p_cmd->>'type';
+    v_target text := p_cmd->>'workflow_id';
+    v_produce text[] := durable._produce_scope(p_wf.namespace);
+    v_queue text;
+    v_outcome text;
+    v_message text;
+    v_event text := CASE v_type WHEN 'signal_external' THEN 'external_signal_sent'
+                                WHEN 'cancel_external' THEN 'external_cancel_sent'
+                                ELSE 'external_interrupt_sent' END;
+BEGIN
+    PERFORM durable._check_name('workflow id', v_target);
+    PERFORM durable._check_payload(p_cmd->>'reason');
+    IF v_type = 'signal_external' THEN
+        PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
+        PERFORM durable._check_signal(p_cmd->>'signal_id', p_cmd->>'data', interval '7 days');
+    ELSIF v_target = p_wf.workflow_id THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('workflow %L cannot %s itself through an external handle: raise or return instead',
+                             v_target, CASE v_type WHEN 'cancel_external' THEN 'cancel' ELSE 'interrupt' END);
+    END IF;
+    SELECT w.task_queue INTO v_queue FROM durable.workflows w
+    WHERE w.namespace = p_wf.namespace AND w.workflow_id = v_target
+    ORDER BY w.run_id DESC LIMIT 1;
+    IF v_produce IS NOT NULL AND (v_queue IS NULL OR NOT (v_queue = ANY (v_produce))) THEN
+        v_outcome := 'refused';
+        v_message := format('worker role %s may not steer workflow %L: it is not a workflow on a task queue the '
+                            'role may produce to (%s); the DBA widens that with provision_worker_role(..., '
+                            'p_produce => ...)', session_user, v_target, array_to_string(v_produce, ', '));
+    ELSE
+        BEGIN
+            CASE v_type
+            WHEN 'signal_external' THEN
+                v_outcome := durable.signal_workflow_v1(p_wf.namespace, v_target, p_cmd->>'signal_id',
+                                                        p_cmd->>'data', interval '7 days',
+                                                        nullif(p_cmd->'headers', 'null'::jsonb));
+            WHEN 'cancel_external' THEN
+                v_outcome := CASE WHEN durable.cancel_workflow_v1(p_wf.namespace, v_target)
+                                  THEN 'requested' ELSE 'not_running' END;
+            ELSE
+                v_outcome := CASE WHEN durable.interrupt_workflow_v1(p_wf.namespace, v_target, p_cmd->>'reason')
+                                  THEN 'interrupted' ELSE 'not_running' END;
+            END CASE;
+        EXCEPTION WHEN SQLSTATE 'PD003' THEN
+            v_outcome := 'not_found';
+            v_message := SQLERRM;
+        END;
+    END IF;
+    PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, v_event, (p_cmd->>'seq')::integer,
+        jsonb_strip_nulls(jsonb_build_object(
+            'workflow_id', v_target, 'outcome', v_outcome, 'message', v_message,
+            'signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data', 'reason', p_cmd->'reason')));
+END $$;
+COMMENT ON FUNCTION durable._steer_external(durable.workflows, jsonb) IS
+    'Internal: applies a signal_external, cancel_external or interrupt_external command (a workflow '
+    'steering workflow p_cmd.workflow_id) and records its outcome (delivered, buffered, requested, '
+    'interrupted, not_running, not_found, refused) as an inbound external_*_sent event. A worker role '
+    'steers only workflows on the task queues it may produce to (else refused); no workflow cancels or '
+    'interrupts itself (PD004).';
+
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -636,6 +707,10 @@ BEGIN
                                    'error', jsonb_build_object('type', 'DuplicateWorkflowError',
                                                                'detail', v_refusal)));
         END IF;
+    WHEN 'cancel_activity' THEN
+        PERFORM durable._cancel_activity(p_wf, v_seq);
+    WHEN 'signal_external', 'cancel_external', 'interrupt_external' THEN
+        PERFORM durable._steer_external(p_wf, p_cmd);
     WHEN 'cancel_wait' THEN
         PERFORM durable._cancel_wait(p_wf, v_seq);
     WHEN 'cancel_timer' THEN
@@ -755,7 +830,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb) IS
     'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
-    'signal, child, patch, cancel_wait, cancel_timer, complete, fail, cancelled, continue_as_new) and '
+    'signal, child, patch, cancel_wait, cancel_timer, cancel_activity, signal_external, cancel_external, '
+    'interrupt_external, complete, fail, cancelled, continue_as_new) and '
     'records that the workflow code '
     'has seen events up to p_processed_event_id. status: ok, requeued (new events wait), continue (the '
     'caller keeps the task: events holds the new ones), closed or discarded. With p_eager {owner, '

@@ -39,6 +39,7 @@ EVENT_TYPES = {
     "activity_scheduled", "activity_failed", "activity_completed", "timer_started", "timer_fired",
     "timer_cancelled", "signal_wait_started", "signal_received", "signal_timed_out", "signal_sent",
     "child_started", "child_completed", "child_failed", "patch_marker", "workflow_reset",
+    "external_signal_sent", "external_cancel_sent", "external_interrupt_sent",
 }
 REFUSED_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
 

@@ -121,7 +121,7 @@ CREATE TABLE durable.history (
         'cancel_requested', 'activity_scheduled', 'activity_failed', 'activity_completed',
         'timer_started', 'timer_fired', 'timer_cancelled', 'signal_wait_started', 'signal_received',
         'signal_timed_out', 'signal_sent', 'child_started', 'child_completed', 'child_failed',
-        'patch_marker')),
+        'patch_marker', 'external_signal_sent', 'external_cancel_sent', 'external_interrupt_sent')),
     seq integer,
     inbound boolean NOT NULL,
     data jsonb NOT NULL DEFAULT '{}'::jsonb,
@@ -660,15 +660,22 @@ BEGIN
     -- By primary key (= ANY), whatever the statistics say: a join with the arrays could be planned
     -- as a scan of every message.
     UPDATE durable.messages m
-    SET visible_at = v_now + p_lease
+    -- An activity attempt with a heartbeat_timeout: never past its heartbeat deadline (only its
+    -- own heartbeats move that), and a lease past it is lost.
+    SET visible_at = CASE WHEN m.kind = 'activity' AND m.payload ? 'heartbeat_deadline'
+                          THEN LEAST(v_now + p_lease, (m.payload->>'heartbeat_deadline')::timestamptz)
+                          ELSE v_now + p_lease END
     WHERE m.id = ANY (p_message_ids)
       AND m.lease_token = (SELECT h.token FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
                            WHERE h.id = m.id LIMIT 1)
+      AND (m.kind <> 'activity' OR NOT m.payload ? 'heartbeat_deadline'
+           OR (m.payload->>'heartbeat_deadline')::timestamptz > v_now)
     RETURNING m.id;
 END $$;
 COMMENT ON FUNCTION durable.extend_lease_v1(bigint[], uuid[], interval) IS
     'Heartbeat: extends the leases still held (id and token match) to now + p_lease; returns those ids. '
-    'A missing id means that lease was lost.';
+    'A missing id means that lease was lost. An activity attempt''s lease stops at its heartbeat deadline '
+    '(heartbeat_timeout): past it, the lease is lost.';
 
 CREATE FUNCTION durable.release_v1(p_message_id bigint, p_lease_token uuid,
                                    p_delay interval DEFAULT interval '0') RETURNS void
@@ -1463,10 +1470,14 @@ BEGIN
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
     -- Nothing of a closed run runs again: its queued activities, timers and
     -- its workflow task go (a leased activity's late completion is refused).
+    -- A running activity the workflow cancelled stays until its late outcome is recorded (unless
+    -- the run is interrupted: then nothing of it is recorded).
     DELETE FROM durable.messages m
     WHERE m.id IN (SELECT x.id FROM durable.messages x
                    WHERE x.namespace = p_wf.namespace AND x.workflow_id = p_wf.workflow_id
                      AND x.run_id = p_wf.run_id
+                     AND NOT (v_type <> 'interrupted' AND x.kind = 'activity' AND x.lease_token IS NOT NULL
+                              AND x.payload ? 'cancelled')
                    FOR UPDATE SKIP LOCKED);
     DELETE FROM durable.signal_waits
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
@@ -1701,6 +1712,73 @@ COMMENT ON FUNCTION durable.claim_workflow_task_v1(text, text, text, text[], int
     'none. The worker that caches the run calls it when its timer is due or its channel says it has events. '
     'p_wait: first wait for the run''s first timer if it falls due within it (capped at 50 ms).';
 
+-- Workflow code steering another workflow (Durable.workflow.get_external_handle): a signal, a
+-- cancel or an interrupt, recorded as one inbound event (external_signal_sent, external_cancel_sent,
+-- external_interrupt_sent) whose outcome resolves the call in the same workflow task. A worker role
+-- steers only workflows on the task queues it may produce to: any other id, known or not, is
+-- 'refused' alike (its workflow cannot tell one from the other).
+CREATE FUNCTION durable._steer_external(p_wf durable.workflows, p_cmd jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_type text := p_cmd->>'type';
+    v_target text := p_cmd->>'workflow_id';
+    v_produce text[] := durable._produce_scope(p_wf.namespace);
+    v_queue text;
+    v_outcome text;
+    v_message text;
+    v_event text := CASE v_type WHEN 'signal_external' THEN 'external_signal_sent'
+                                WHEN 'cancel_external' THEN 'external_cancel_sent'
+                                ELSE 'external_interrupt_sent' END;
+BEGIN
+    PERFORM durable._check_name('workflow id', v_target);
+    PERFORM durable._check_payload(p_cmd->>'reason');
+    IF v_type = 'signal_external' THEN
+        PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
+        PERFORM durable._check_signal(p_cmd->>'signal_id', p_cmd->>'data', interval '7 days');
+    ELSIF v_target = p_wf.workflow_id THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('workflow %L cannot %s itself through an external handle: raise or return instead',
+                             v_target, CASE v_type WHEN 'cancel_external' THEN 'cancel' ELSE 'interrupt' END);
+    END IF;
+    SELECT w.task_queue INTO v_queue FROM durable.workflows w
+    WHERE w.namespace = p_wf.namespace AND w.workflow_id = v_target
+    ORDER BY w.run_id DESC LIMIT 1;
+    IF v_produce IS NOT NULL AND (v_queue IS NULL OR NOT (v_queue = ANY (v_produce))) THEN
+        v_outcome := 'refused';
+        v_message := format('worker role %s may not steer workflow %L: it is not a workflow on a task queue the '
+                            'role may produce to (%s); the DBA widens that with provision_worker_role(..., '
+                            'p_produce => ...)', session_user, v_target, array_to_string(v_produce, ', '));
+    ELSE
+        BEGIN
+            CASE v_type
+            WHEN 'signal_external' THEN
+                v_outcome := durable.signal_workflow_v1(p_wf.namespace, v_target, p_cmd->>'signal_id',
+                                                        p_cmd->>'data', interval '7 days',
+                                                        nullif(p_cmd->'headers', 'null'::jsonb));
+            WHEN 'cancel_external' THEN
+                v_outcome := CASE WHEN durable.cancel_workflow_v1(p_wf.namespace, v_target)
+                                  THEN 'requested' ELSE 'not_running' END;
+            ELSE
+                v_outcome := CASE WHEN durable.interrupt_workflow_v1(p_wf.namespace, v_target, p_cmd->>'reason')
+                                  THEN 'interrupted' ELSE 'not_running' END;
+            END CASE;
+        EXCEPTION WHEN SQLSTATE 'PD003' THEN
+            v_outcome := 'not_found';
+            v_message := SQLERRM;
+        END;
+    END IF;
+    PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, v_event, (p_cmd->>'seq')::integer,
+        jsonb_strip_nulls(jsonb_build_object(
+            'workflow_id', v_target, 'outcome', v_outcome, 'message', v_message,
+            'signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data', 'reason', p_cmd->'reason')));
+END $$;
+COMMENT ON FUNCTION durable._steer_external(durable.workflows, jsonb) IS
+    'Internal: applies a signal_external, cancel_external or interrupt_external command (a workflow '
+    'steering workflow p_cmd.workflow_id) and records its outcome (delivered, buffered, requested, '
+    'interrupted, not_running, not_found, refused) as an inbound external_*_sent event. A worker role '
+    'steers only workflows on the task queues it may produce to (else refused); no workflow cancels or '
+    'interrupts itself (PD004).';
+
 CREATE FUNCTION durable._apply_command(p_wf durable.workflows, p_cmd jsonb) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1761,6 +1839,10 @@ BEGIN
                                    'error', jsonb_build_object('type', 'DuplicateWorkflowError',
                                                                'detail', v_refusal)));
         END IF;
+    WHEN 'cancel_activity' THEN
+        PERFORM durable._cancel_activity(p_wf, v_seq);
+    WHEN 'signal_external', 'cancel_external', 'interrupt_external' THEN
+        PERFORM durable._steer_external(p_wf, p_cmd);
     WHEN 'cancel_wait' THEN
         PERFORM durable._cancel_wait(p_wf, v_seq);
     WHEN 'cancel_timer' THEN
@@ -1880,7 +1962,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable.complete_workflow_task_v1(bigint, uuid, integer, jsonb, jsonb) IS
     'Completes a held workflow task in one transaction: applies its commands (activity, timer, condition, '
-    'signal, child, patch, cancel_wait, cancel_timer, complete, fail, cancelled, continue_as_new) and '
+    'signal, child, patch, cancel_wait, cancel_timer, cancel_activity, signal_external, cancel_external, '
+    'interrupt_external, complete, fail, cancelled, continue_as_new) and '
     'records that the workflow code '
     'has seen events up to p_processed_event_id. status: ok, requeued (new events wait), continue (the '
     'caller keeps the task: events holds the new ones), closed or discarded. With p_eager {owner, '
@@ -3008,8 +3091,16 @@ DECLARE
     v_stream text := coalesce(p_cmd->>'task_queue', p_wf.task_queue) || '-activity';
     v_eager boolean;
     v_id bigint;
+    v_heartbeat jsonb := CASE WHEN jsonb_typeof(p_cmd->'heartbeat_timeout') = 'number'
+                              THEN p_cmd->'heartbeat_timeout' END;
+    v_lease interval;
 BEGIN
     PERFORM durable._check_name('activity name', p_cmd->>'name');
+    IF v_heartbeat IS NOT NULL AND (v_heartbeat::text)::float8 <= 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = format('heartbeat_timeout of activity %L must be a positive number of seconds, got %s',
+                             p_cmd->>'name', v_heartbeat);
+    END IF;
     PERFORM durable._check_name('task queue', v_queue);
     PERFORM durable._check_produce(p_wf.namespace, 'schedule activity', p_cmd->>'name', v_queue);
     -- Eager dispatch: when the completing worker serves this activity itself,
@@ -3020,7 +3111,12 @@ BEGIN
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
         jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
-                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
+                           'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout')
+        || CASE WHEN v_heartbeat IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('heartbeat_timeout', v_heartbeat) END);
+    -- An attempt with a heartbeat_timeout holds its lease until its next heartbeat is due at the latest.
+    v_lease := CASE WHEN v_eager THEN durable._attempt_lease(
+                   make_interval(secs => (p_eager->>'lease_seconds')::float8), (v_heartbeat::text)::float8) END;
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
                                   attempt, max_attempts, lease_owner, lease_token, created_at)
     VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
@@ -3028,9 +3124,13 @@ BEGIN
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
                                'start_to_close_timeout', p_cmd->'start_to_close_timeout',
                                'workflow_name', p_wf.workflow_name, 'task_queue', v_queue,
-                               'scheduled_at', v_now),
-            CASE WHEN v_eager THEN v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
-                 ELSE v_now END,
+                               'scheduled_at', v_now)
+            || CASE WHEN v_heartbeat IS NULL THEN '{}'::jsonb
+                    ELSE jsonb_build_object('heartbeat_timeout', v_heartbeat)
+                         || CASE WHEN v_eager THEN jsonb_build_object(
+                                'heartbeat_deadline', v_now + make_interval(secs => (v_heartbeat::text)::float8))
+                                 ELSE '{}'::jsonb END END,
+            CASE WHEN v_eager THEN v_now + v_lease ELSE v_now END,
             CASE WHEN v_eager THEN 1 ELSE 0 END,
             coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
             CASE WHEN v_eager THEN p_eager->>'owner' END,
@@ -3045,7 +3145,84 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
     'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
-    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id).';
+    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id). '
+    'A heartbeat_timeout (seconds) goes into the task''s payload: each attempt''s lease is bounded by it.';
+
+-- heartbeat_timeout: an attempt's lease never runs past its heartbeat deadline (the time of its
+-- claim or last heartbeat plus the timeout), so an attempt that stops heartbeating expires then and
+-- is failed as a timeout (claim_activity_tasks_v1), well before its start_to_close_timeout.
+CREATE FUNCTION durable._attempt_lease(p_lease interval, p_heartbeat_timeout float8) RETURNS interval
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN p_heartbeat_timeout IS NULL THEN p_lease
+                ELSE LEAST(p_lease, make_interval(secs => p_heartbeat_timeout)) END
+$$;
+COMMENT ON FUNCTION durable._attempt_lease(interval, float8) IS
+    'Internal: the lease an activity attempt gets: p_lease, bounded by its heartbeat_timeout (seconds) when '
+    'it has one.';
+
+-- The error of an attempt that sent no heartbeat within its heartbeat_timeout.
+CREATE FUNCTION durable._heartbeat_timed_out(p_attempt integer, p_max_attempts integer, p_timeout jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('type', 'DurableTimeoutError',
+                              'types', '["DurableTimeoutError", "ActivityHeartbeatTimeout"]'::jsonb,
+                              'message', NULL, 'heartbeat_timeout', true,
+                              'detail', format('attempt %s of %s sent no heartbeat within its heartbeat_timeout '
+                                               'of %s s', p_attempt, p_max_attempts, p_timeout))
+$$;
+COMMENT ON FUNCTION durable._heartbeat_timed_out(integer, integer, jsonb) IS
+    'Internal: the stored error (type DurableTimeoutError, heartbeat_timeout true) of an activity attempt '
+    'that stopped heartbeating for longer than its heartbeat_timeout.';
+
+-- An activity the workflow stopped waiting for (a cancellation, an abandoned await): its late
+-- outcome is recorded as such, never delivered; the task goes.
+CREATE FUNCTION durable._record_late_activity(p_msg durable.messages, p_event_type text, p_data jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM durable.messages WHERE id = p_msg.id;
+    IF p_msg.workflow_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM durable.workflows w
+            WHERE w.namespace = p_msg.namespace AND w.workflow_id = p_msg.workflow_id AND w.run_id = p_msg.run_id) THEN
+        PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_event_type,
+            (p_msg.payload->>'seq')::integer, false,
+            p_data || jsonb_build_object('late', true, 'cancelled', true));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._record_late_activity(durable.messages, text, jsonb) IS
+    'Internal: removes the task of an activity its workflow cancelled and records its late outcome as a '
+    'non-inbound activity_completed or activity_failed (late and cancelled true): visible in the history, '
+    'never fed to the workflow code.';
+
+-- A workflow task's cancel_activity command: the workflow stopped waiting for activity call p_seq.
+CREATE FUNCTION durable._cancel_activity(p_wf durable.workflows, p_seq integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_msg durable.messages;
+BEGIN
+    SELECT m.* INTO v_msg FROM durable.messages m
+    WHERE m.namespace = p_wf.namespace AND m.workflow_id = p_wf.workflow_id AND m.run_id = p_wf.run_id
+      AND m.kind = 'activity' AND (m.payload->>'seq')::integer = p_seq
+    FOR UPDATE;
+    IF NOT FOUND OR v_msg.payload ? 'cancelled' THEN
+        RETURN;  -- it finished already, or was cancelled before (a replay sends the command again)
+    END IF;
+    IF v_msg.lease_token IS NULL THEN
+        -- Not running (queued, or waiting for a retry): it never runs again.
+        PERFORM durable._record_late_activity(v_msg, 'activity_failed', jsonb_build_object(
+            'attempt', v_msg.attempt, 'maxed', false,
+            'error', jsonb_build_object('type', 'CancelledFailure', 'types', '["CancelledFailure"]'::jsonb,
+                                        'message', NULL, 'detail', 'cancelled before it ran again')));
+        RETURN;
+    END IF;
+    -- Running: its heartbeats now say cancelled, and its outcome will be recorded as late.
+    UPDATE durable.messages m SET payload = m.payload || jsonb_build_object('cancelled', true)
+    WHERE m.id = v_msg.id;
+END $$;
+COMMENT ON FUNCTION durable._cancel_activity(durable.workflows, integer) IS
+    'Internal: applies a cancel_activity command: a queued activity task goes (its cancellation recorded as '
+    'a late activity_failed); a running one is marked cancelled, which its heartbeats report and which '
+    'makes its outcome a late, non-inbound event. Idempotent.';
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -3086,10 +3263,17 @@ BEGIN
         WHERE namespace = v_peek.namespace AND workflow_id = v_peek.workflow_id AND run_id = v_peek.run_id
         FOR UPDATE;
     END IF;
-    RETURN durable._held_message(p_message_id, p_lease_token);
+    v_peek := durable._held_message(p_message_id, p_lease_token);
+    IF (v_peek.payload->>'heartbeat_deadline')::timestamptz <= durable.now() THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD001',
+            MESSAGE = format('lease lost on message %s: the attempt sent no heartbeat within its heartbeat_timeout '
+                             '(it is failed as a timeout and retried); this outcome is discarded', p_message_id);
+    END IF;
+    RETURN v_peek;
 END $$;
 COMMENT ON FUNCTION durable._held_activity(bigint, uuid) IS
-    'Internal: locks an activity task''s run then the task, and checks the caller holds its lease (else PD001).';
+    'Internal: locks an activity task''s run then the task, and checks the caller holds its lease (else PD001, '
+    'also once the attempt is past its heartbeat deadline).';
 
 -- The error of an attempt lost with its worker (its lease expired unrecorded).
 CREATE FUNCTION durable._lease_expired(p_attempt integer, p_max_attempts integer) RETURNS jsonb
@@ -3118,6 +3302,39 @@ END $$;
 COMMENT ON FUNCTION durable._record_lost_attempt(durable.messages, integer) IS
     'Internal: appends a non-inbound activity_failed (lease_lost true) for attempt p_attempt of an activity '
     'task whose lease expired.';
+
+-- An attempt that sent no heartbeat within its heartbeat_timeout (its lease ran out at its heartbeat
+-- deadline): recorded as a DurableTimeoutError attempt and retried per the policy, or, when it was
+-- the last attempt allowed (or the policy says so), the activity fails for good.
+CREATE FUNCTION durable._heartbeat_timeout(p_msg durable.messages) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_error jsonb := durable._heartbeat_timed_out(p_msg.attempt, p_msg.max_attempts, p_msg.payload->'heartbeat_timeout');
+    v_policy jsonb := coalesce(p_msg.payload->'retry', '{}'::jsonb)
+                      || jsonb_build_object('maximum_attempts', coalesce(p_msg.max_attempts, 2147483647));
+    v_delay interval;
+BEGIN
+    IF NOT durable.should_retry_v1(v_policy, p_msg.attempt, v_error) THEN
+        PERFORM durable._finish_activity(p_msg, 'activity_failed', jsonb_build_object(
+            'attempt', p_msg.attempt, 'maxed', true, 'error', v_error));
+        RETURN;
+    END IF;
+    v_delay := durable.retry_delay_v1(v_policy, p_msg.attempt);
+    IF p_msg.workflow_id IS NOT NULL THEN
+        PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, 'activity_failed',
+            (p_msg.payload->>'seq')::integer, false,
+            jsonb_build_object('attempt', p_msg.attempt, 'maxed', false, 'error', v_error,
+                               'retry_in_seconds', extract(epoch FROM v_delay)));
+    END IF;
+    UPDATE durable.messages m
+    SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay,
+        payload = m.payload - 'heartbeat_deadline'
+    WHERE m.id = p_msg.id;
+END $$;
+COMMENT ON FUNCTION durable._heartbeat_timeout(durable.messages) IS
+    'Internal: fails an activity attempt that stopped heartbeating (DurableTimeoutError, heartbeat_timeout '
+    'true in the non-inbound activity_failed) and retries it after the policy''s delay, or fails the '
+    'activity when the policy is exhausted.';
 
 CREATE FUNCTION durable.claim_activity_tasks_v1(
     p_namespace text,
@@ -3155,7 +3372,15 @@ BEGIN
         WHERE m.id = v_lost.id AND m.lease_token = v_lost.lease_token AND m.visible_at <= v_now
         FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;
-        IF v_lost.attempt >= coalesce(v_lost.max_attempts, 2147483647) THEN
+        IF v_lost.payload ? 'cancelled' THEN
+            -- Its workflow cancelled it: it is not run again.
+            PERFORM durable._record_late_activity(v_lost, 'activity_failed', jsonb_build_object(
+                'attempt', v_lost.attempt, 'maxed', false, 'lease_lost', true,
+                'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
+        ELSIF (v_lost.payload->>'heartbeat_deadline')::timestamptz <= v_now THEN
+            -- It stopped heartbeating: a timeout, retried per policy like any failed attempt.
+            PERFORM durable._heartbeat_timeout(v_lost);
+        ELSIF v_lost.attempt >= coalesce(v_lost.max_attempts, 2147483647) THEN
             PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
                 'attempt', v_lost.attempt, 'maxed', true,
                 'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
@@ -3180,6 +3405,16 @@ BEGIN
             END IF;
             PERFORM durable._record_lost_attempt(v_msg, v_msg.attempt - 1);
         END IF;
+        IF jsonb_typeof(v_msg.payload->'heartbeat_timeout') = 'number' THEN
+            -- This attempt's heartbeat deadline: its lease never runs past it.
+            UPDATE durable.messages m
+            SET payload = m.payload || jsonb_build_object('heartbeat_deadline',
+                    v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8)),
+                visible_at = LEAST(m.visible_at,
+                                   v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
+            WHERE m.id = v_msg.id
+            RETURNING m.* INTO v_msg;
+        END IF;
         message_id := v_msg.id;
         lease_token := v_msg.lease_token;
         attempt := v_msg.attempt;
@@ -3194,7 +3429,10 @@ END $$;
 COMMENT ON FUNCTION durable.claim_activity_tasks_v1(text, text[], text[], integer, interval, text) IS
     'Leases up to p_batch activity tasks of the named activities. A lost attempt (its lease expired) counts '
     'toward maximum_attempts and is recorded in the run''s history as a non-inbound activity_failed with '
-    'lease_lost true; one that was the last allowed fails the activity instead.';
+    'lease_lost true; one that was the last allowed fails the activity instead. An attempt that passed its '
+    'heartbeat deadline is a DurableTimeoutError retried per its policy; a lost attempt of an activity its '
+    'workflow cancelled is not run again. A claimed attempt with a heartbeat_timeout gets its heartbeat '
+    'deadline, which bounds its lease.';
 
 -- An activity's final outcome: recorded in its run, which wakes; when the
 -- caller serves that workflow (p_eager), the woken task comes back leased
@@ -3230,12 +3468,19 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'activity result must not be NULL: send a JSON payload';
     END IF;
     PERFORM durable._check_payload(p_result);
+    IF v_msg.payload ? 'cancelled' THEN
+        PERFORM durable._record_late_activity(v_msg, 'activity_completed',
+            jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+        RETURN QUERY SELECT false, NULL::jsonb;
+        RETURN;
+    END IF;
     RETURN QUERY SELECT * FROM durable._settle_activity(
         v_msg, 'activity_completed', jsonb_build_object('result', p_result, 'attempt', v_msg.attempt), p_eager);
 END $$;
 COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text, jsonb) IS
     'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
-    'recorded is false when the workflow no longer runs (the result is discarded). With p_eager {owner, '
+    'recorded is false when the workflow no longer runs (the result is discarded) or cancelled the activity '
+    '(the result is recorded as a late, non-inbound activity_completed). With p_eager {owner, '
     'lease_seconds, task_queue, workflow_names}, the woken workflow task comes back leased to the caller '
     'when it serves that workflow (workflow_task, shaped like a claim_workflow_tasks_v1 row).';
 
@@ -3252,6 +3497,12 @@ BEGIN
     PERFORM durable._check_eager(p_eager);
     v_msg := durable._held_activity(p_message_id, p_lease_token);
     PERFORM durable._check_payload(p_error::text);
+    IF v_msg.payload ? 'cancelled' THEN
+        PERFORM durable._record_late_activity(v_msg, 'activity_failed',
+            jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error));
+        RETURN QUERY SELECT 'failed'::text, NULL::jsonb;
+        RETURN;
+    END IF;
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
                 || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
@@ -3277,27 +3528,57 @@ COMMENT ON FUNCTION durable.fail_activity_v1(bigint, uuid, jsonb, jsonb) IS
     'Records a failed activity attempt. p_error: {type, types (class names, most derived first), message, '
     'traceback, non_retryable}. Retries after min(initial * coef^(n-1), max) or, when the policy is '
     'exhausted or the error is non-retryable, fails the activity in its workflow (outcome retrying or '
-    'failed; p_eager as in complete_activity_v1).';
+    'failed; p_eager as in complete_activity_v1). An activity its workflow cancelled is not retried: its '
+    'failure is recorded as a late, non-inbound activity_failed (outcome failed).';
 
-CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
+CREATE FUNCTION durable.heartbeat_activity_v2(p_message_id bigint, p_lease_token uuid, p_details text,
                                               p_lease interval DEFAULT interval '30 seconds')
-RETURNS boolean
+RETURNS TABLE (held boolean, cancelled boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := durable.now();
+    v_msg durable.messages;
 BEGIN
     PERFORM durable._authorize_messages(ARRAY[p_message_id]);
     PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
     PERFORM durable._check_payload(p_details);
-    UPDATE durable.messages
-    SET visible_at = durable.now() + p_lease,
-        payload = CASE WHEN p_details IS NULL THEN payload
-                       ELSE payload || jsonb_build_object('heartbeat_details', p_details) END
-    WHERE id = p_message_id AND lease_token = p_lease_token AND kind = 'activity';
-    RETURN FOUND;
+    -- A heartbeat moves the attempt's heartbeat deadline (when it has a heartbeat_timeout) and its lease.
+    UPDATE durable.messages m
+    SET visible_at = v_now + durable._attempt_lease(p_lease, (m.payload->>'heartbeat_timeout')::float8),
+        payload = m.payload
+                  || CASE WHEN p_details IS NULL THEN '{}'::jsonb
+                          ELSE jsonb_build_object('heartbeat_details', p_details) END
+                  || CASE WHEN jsonb_typeof(m.payload->'heartbeat_timeout') = 'number'
+                          THEN jsonb_build_object('heartbeat_deadline',
+                                   v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
+                          ELSE '{}'::jsonb END
+    WHERE m.id = p_message_id AND m.lease_token = p_lease_token AND m.kind = 'activity'
+      -- A lease past its heartbeat deadline is lost, even before another claim takes the task.
+      AND (NOT m.payload ? 'heartbeat_deadline' OR (m.payload->>'heartbeat_deadline')::timestamptz > v_now)
+    RETURNING m.* INTO v_msg;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, false;
+        RETURN;
+    END IF;
+    -- Cancelled: the workflow stopped waiting for it (its cancel_activity command). A cancellation
+    -- request alone is not enough: the workflow may await it in a non-cancellable scope.
+    RETURN QUERY SELECT true, v_msg.payload ? 'cancelled';
 END $$;
+COMMENT ON FUNCTION durable.heartbeat_activity_v2(bigint, uuid, text, interval) IS
+    'Extends a held activity''s lease (bounded by its heartbeat_timeout, whose deadline it moves) and stores '
+    'its progress details for the next attempt. held is false when the lease was lost (or its heartbeat '
+    'deadline passed); cancelled is true once its workflow cancelled it (stopped waiting for it).';
+
+CREATE FUNCTION durable.heartbeat_activity_v1(p_message_id bigint, p_lease_token uuid, p_details text,
+                                              p_lease interval DEFAULT interval '30 seconds')
+RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT h.held FROM durable.heartbeat_activity_v2(p_message_id, p_lease_token, p_details, p_lease) h
+$$;
 COMMENT ON FUNCTION durable.heartbeat_activity_v1(bigint, uuid, text, interval) IS
     'Extends a held activity''s lease and stores its progress details for the next attempt. '
-    'Returns false when the lease was lost.';
+    'Returns false when the lease was lost. (heartbeat_activity_v2 also says whether it was cancelled.)';
 
 -- Activities are registered in a process by running workflow code
 -- (proxy_activities(activities=...)). A worker that starts after its
@@ -3630,7 +3911,8 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM durable.history r
                       WHERE r.namespace = s.namespace AND r.workflow_id = s.workflow_id
                         AND r.run_id = s.run_id AND r.seq = s.seq
-                        AND (r.inbound OR r.event_type = 'timer_cancelled'));
+                        -- (an activity the workflow cancelled ends with a late, non-inbound event)
+                        AND (r.inbound OR r.event_type = 'timer_cancelled' OR r.data ? 'late'));
     -- A workflow task nobody has claimed: say which worker it waits for.
     SELECT * INTO v_task FROM durable.messages m
     WHERE m.namespace = v_wf.namespace AND m.workflow_id = v_wf.workflow_id AND m.run_id = v_wf.run_id
@@ -4238,6 +4520,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'durable.fail_activity_v1(bigint, uuid, jsonb, jsonb)',
         'durable.complete_tasks_v1(jsonb)',
         'durable.heartbeat_activity_v1(bigint, uuid, text, interval)',
+        'durable.heartbeat_activity_v2(bigint, uuid, text, interval)',
         'durable.wake_for_unknown_activities_v1(text, text, text[], text[], text[], integer)',
         'durable.extend_lease_v1(bigint[], uuid[], interval)',
         'durable.release_v1(bigint, uuid, interval)',

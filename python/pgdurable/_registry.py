@@ -13,9 +13,33 @@ _overrides: dict[str, Callable[..., Any]] = {}
 _listeners: list[Callable[[], None]] = []
 
 
+def qualified_name(fn: Any) -> str:
+    """``module.qualname`` of a function, for messages."""
+    qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+    return f"{getattr(fn, '__module__', '?')}.{qualname}"
+
+
+def same_function(a: Any, b: Any) -> bool:
+    """The same function, or the same definition loaded again (a reloaded module, a re-run script)."""
+    return a is b or (qualified_name(a) == qualified_name(b) and getattr(a, "__module__", None) is not None)
+
+
+def check_conflict(kind: str, name: str, registered: Any, new: Any) -> None:
+    """``ValueError`` naming both functions when ``new`` would take ``name`` from ``registered``."""
+    if registered is not None and not same_function(registered, new):
+        raise ValueError(
+            f"{kind} name {name!r} is already registered to {qualified_name(registered)}; cannot register "
+            f"{qualified_name(new)} under the same name: give one of them an explicit name (register a "
+            f"dict {{'other_name': function}})")
+
+
 def register_activities(activities: Any) -> Iterable[str]:
-    """Registers a module's public functions, a dict name→callable or a list of callables."""
+    """Registers a module's public functions, a dict name→callable or a list of callables (the
+    dict's keys are explicit names). A name registered to another function raises ``ValueError``
+    naming both, and registers nothing."""
     found = _functions(activities)
+    for name, fn in found.items():
+        check_conflict("activity", name, _activities.get(name), fn)
     changed = any(_activities.get(name) is not fn for name, fn in found.items())
     _activities.update(found)
     if changed:
@@ -67,12 +91,21 @@ def _functions(activities: Any) -> dict[str, Callable[..., Any]]:
         for value in activities:
             if not callable(value):
                 raise TypeError(f"activity {value!r} is not callable")
+            check_conflict("activity", value.__name__, found.get(value.__name__), value)
             found[value.__name__] = value
     elif callable(activities):
         found[activities.__name__] = activities
     else:
         raise TypeError("activities must be a module, a dict name->callable or a list of callables")
     return found
+
+
+def forget_activities() -> None:
+    """Forgets every activity registration (not the test doubles): ``Durable.shutdown()`` ends the
+    process's workers, and with them the names they claimed. Workers created afterwards register
+    their activities again (``activities=``, ``register_activity_worker``, workflow code's
+    ``proxy_activities``)."""
+    _activities.clear()
 
 
 def names() -> list[str]:

@@ -47,6 +47,9 @@ _RECORDING = {
     "signal_wait_started": ("condition", "signal_id"),
     "signal_sent": ("signal", "signal_id"),
     "child_started": ("child", "workflow_name"),
+    "external_signal_sent": ("external_signal", "workflow_id"),
+    "external_cancel_sent": ("external_cancel", "workflow_id"),
+    "external_interrupt_sent": ("external_interrupt", "workflow_id"),
 }
 
 
@@ -165,6 +168,7 @@ class WorkflowRun:
         self.max_recorded = 0
         self.recorded_patches: set[str] = set()
         self.cancelled_timers: set[int] = set()  # timers withdrawn (recorded, or commanded in this run)
+        self.cancelled_activities: set[int] = set()  # activity calls abandoned (commanded in this run)
         self.patch_memo: dict[str, bool] = {}
         self.pending: dict[int, _Call] = {}
         self.resolved: set[int] = set()
@@ -319,6 +323,24 @@ class WorkflowRun:
         """A future resolved when call ``seq``'s outcome event is delivered."""
         future = self.loop.create_future()
         self.pending[seq] = _Call(seq, future=future, cancellable=not _shielded.get(), extra=extra)
+        return future
+
+    def wait_activity(self, seq: int, **extra: Any) -> asyncio.Future[Any]:
+        """An activity call's future; when the workflow stops waiting for it (a cancellation, an
+        abandoned await), a ``cancel_activity`` command tells the engine: the activity's heartbeats
+        then say cancelled, and its late outcome is recorded as such, never delivered."""
+        future = self.wait(seq, kind="activity", **extra)
+
+        def abandoned(done: asyncio.Future[Any]) -> None:
+            if self.evicted or self.failure is not None or seq in self.resolved:
+                return
+            if done.cancelled() or isinstance(done.exception(), errors.CancelledFailure):
+                self.pending.pop(seq, None)
+                if seq not in self.cancelled_activities:
+                    self.cancelled_activities.add(seq)
+                    self.commands.append({"type": "cancel_activity", "seq": seq})
+
+        future.add_done_callback(abandoned)
         return future
 
     def wait_condition(self, seq: int, signal_id: str) -> asyncio.Future[Any]:

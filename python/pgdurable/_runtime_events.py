@@ -79,9 +79,14 @@ def _cancel_requested(run: WorkflowRun, event: Event) -> None:
 
 
 def _completed(run: WorkflowRun, event: Event) -> None:
-    """The activity or child call returns its result."""
+    """The activity or child call returns its result, decoded into the called function's annotated
+    return type when the workflow knows it (a result that does not fit raises at the await)."""
     if (call := _awaiting(run, event)) is not None:
-        _settle(call, payloads.loads(event["data"]["result"]))
+        try:
+            outcome: Any = payloads.loads(event["data"]["result"], call.extra.get("result_type"))
+        except (TypeError, ValueError) as exc:  # (an undecodable payload, PayloadError, fails the task)
+            outcome = exc
+        _settle(call, outcome)
 
 
 def _activity_failed(run: WorkflowRun, event: Event) -> None:
@@ -129,6 +134,12 @@ def _child_failed(run: WorkflowRun, event: Event) -> None:
                                            details={"status": data.get("status")}))
 
 
+def _external(run: WorkflowRun, event: Event) -> None:
+    """An external handle's signal, cancel or interrupt returns its outcome (the handle reads it)."""
+    if (call := _awaiting(run, event)) is not None:
+        _settle(call, dict(event["data"]))
+
+
 HANDLERS: dict[str, Callable[[WorkflowRun, Event], None]] = {
     "workflow_started": _workflow_started,
     "cancel_requested": _cancel_requested,
@@ -139,6 +150,9 @@ HANDLERS: dict[str, Callable[[WorkflowRun, Event], None]] = {
     "signal_timed_out": _signal_timed_out,
     "child_completed": _completed,
     "child_failed": _child_failed,
+    "external_signal_sent": _external,
+    "external_cancel_sent": _external,
+    "external_interrupt_sent": _external,
 }
 
 

@@ -398,9 +398,11 @@ async def wake_for_unknown_activities(conn: Conn, namespace: str, task_queue: st
 
 @_mapped
 async def heartbeat_activity(conn: Conn, message_id: int, lease_token: Any, details: str | None,
-                             lease: timedelta) -> bool:
-    return await _value(conn, "SELECT durable.heartbeat_activity_v1(%s, %s, %s, %s)",
-                        (message_id, lease_token, details, lease))
+                             lease: timedelta) -> dict[str, bool]:
+    """{held, cancelled}: whether the lease is still held, and whether the workflow cancelled it."""
+    rows = await _rows(conn, "SELECT held, cancelled FROM durable.heartbeat_activity_v2(%s, %s, %s, %s)",
+                       (message_id, lease_token, details, lease))
+    return {"held": bool(rows and rows[0]["held"]), "cancelled": bool(rows and rows[0]["cancelled"])}
 
 
 @_mapped

@@ -7,12 +7,19 @@ import contextvars
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import errors
+
 __all__ = ["ActivityContext", "get_context", "heartbeat"]
 
 
 @dataclass
 class ActivityContext:
     """What a running activity knows about its call.
+
+    ``is_cancelled()`` turns true once a heartbeat learns that the workflow cancelled this activity
+    (it stopped waiting for it: the workflow's cancellation reached the await, outside a
+    non-cancellable scope, or the await was abandoned); the next :func:`heartbeat` then raises
+    :class:`~pgdurable.errors.CancelledFailure`.
 
     ``lease_lost`` turns true when the worker finds that it lost this attempt's lease (the lease
     expired, e.g. the worker could not renew it in time, and another worker took the task over,
@@ -31,6 +38,11 @@ class ActivityContext:
     heartbeat_details: Any = None
     _beat: Any = field(default=None, repr=False)
     lease_lost: bool = False
+    _cancelled: bool = field(default=False, repr=False)
+
+    def is_cancelled(self) -> bool:
+        """Whether the workflow cancelled this activity (learnt through its heartbeats)."""
+        return self._cancelled
 
 
 _current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(
@@ -47,8 +59,12 @@ def get_context() -> ActivityContext:
 
 def heartbeat(details: Any = None) -> None:
     """Records progress and keeps the activity's lease; callable from sync activities' threads.
-    ``details`` reach the next attempt as ``get_context().heartbeat_details``."""
+    ``details`` reach the next attempt as ``get_context().heartbeat_details``. Raises
+    :class:`~pgdurable.errors.CancelledFailure` once the workflow cancelled the activity (as a
+    heartbeat sent before learnt): stop, clean up, and let it escape (or return)."""
     ctx = get_context()
+    if ctx._cancelled:
+        raise errors.CancelledFailure(f"activity {ctx.activity_name} was cancelled by its workflow")
     beat = ctx._beat
     if beat is None:
         return

@@ -394,7 +394,12 @@ class WorkflowHandle:
         if not self._names_checked:
             self._check_names(state)
         if state.get("result") is not None:
-            state["result"] = payloads.loads(state["result"])
+            try:
+                state["result"] = payloads.loads(state["result"])
+            except errors.PayloadError:
+                # A member of an enum this process does not import (the CLI's): shown as its tagged
+                # JSON ({"$pd": "enum", "t": type, "v": value}); a codec failure raises again here.
+                state["result"] = payloads.to_json_value(state["result"])
         if state.get("error"):
             error_type, message, tb = payloads.error_from_json(state["error"])
             state["error"] = {"type": error_type, "message": message, "traceback": tb}
@@ -505,5 +510,7 @@ def _result_of(workflow_id: str, outcome: dict[str, Any]) -> Any:
         raise errors.WorkflowCancelledError(f"workflow {workflow_id!r} was cancelled")
     if status == "interrupted":
         raise errors.WorkflowInterruptedError(f"workflow {workflow_id!r} was interrupted: {message}")
+    cause, exhausted = payloads.error_cause(outcome.get("error"))
     raise errors.WorkflowFailedError(message, error_type=error_type, traceback=tb,
-                                     details={"workflow_id": workflow_id})
+                                     details={"workflow_id": workflow_id}, cause=cause,
+                                     retries_exhausted=exhausted)

@@ -6,7 +6,7 @@ import base64
 import secrets
 from datetime import timedelta
 
-from . import _store
+from . import _registry, _store
 from . import activity as _activity
 from . import interceptors as _interceptors
 from . import workflow as _workflow
@@ -33,8 +33,10 @@ def guid(size: int | None = None) -> str:
 
 async def shutdown(grace: float = 30) -> None:
     """Stops every worker of this process gracefully, then closes every connection pool.
-    Clients and workers may be created again afterwards, also on a new event loop."""
+    Clients and workers may be created again afterwards, also on a new event loop. The process's
+    activity registrations end with its workers: names registered before no longer conflict."""
     await shutdown_all(grace)
+    _registry.forget_activities()
     await _close_all()
 
 

@@ -102,7 +102,20 @@ class WorkflowNotFoundError(DurableError, LookupError):
 
 
 class WorkflowFailedError(_RemoteError):
-    """The workflow failed; ``error_type``, ``message`` and ``traceback`` are its error's."""
+    """The workflow failed; ``error_type``, ``message`` and ``traceback`` are its error's.
+
+    ``cause`` is the error chained to it, as a dict (``type``, ``message``, ``traceback`` and, when
+    it has one, its own ``cause``; ``None`` without one): for an activity's exhausted retries that
+    escaped the workflow, ``{"type": "DurableMaxedError", "activity_name", "attempts", ...}`` whose
+    ``cause`` is the last attempt's error; for ``raise X from Y``, ``Y``. ``retries_exhausted`` is
+    true when the workflow let a :class:`DurableMaxedError` escape (``error_type`` and ``message``
+    stay the original error's)."""
+
+    def __init__(self, message: str, *, cause: dict[str, Any] | None = None, retries_exhausted: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.cause = cause
+        self.retries_exhausted = retries_exhausted
 
 
 class WorkflowCancelledError(DurableError):

@@ -87,7 +87,7 @@ class Replayer:
                             run_id=run["run_id"])
         events = [{**event, "created_at": datetime.fromisoformat(event["created_at"])}
                   for event in run["events"]]
-        replayed = WorkflowRun(info, fn, list(payloads.loads(run["args"])),
+        replayed = WorkflowRun(info, fn, payloads.loads_args(fn, run["args"]),
                                datetime.fromisoformat(run["started_at"]))
         try:
             replayed.activate(replayed.load_history(events))

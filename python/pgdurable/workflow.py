@@ -20,8 +20,9 @@ from .errors import did_interrupt, is_cancellation
 from .retry import RetryPolicy
 
 __all__ = [
-    "CancellationScope", "WorkflowInfo", "condition", "continue_as_new", "deprecate_patch", "did_interrupt",
-    "execute_child", "get_context", "info", "is_cancellation", "now", "patched", "proxy_activities",
+    "CancellationScope", "ExternalWorkflowHandle", "WorkflowInfo", "condition", "continue_as_new",
+    "deprecate_patch", "did_interrupt", "execute_child", "get_context", "get_external_handle", "info",
+    "is_cancellation", "now", "patched", "proxy_activities",
     "random", "signal", "sleep", "start_child", "uuid4",
 ]
 
@@ -30,15 +31,20 @@ class ActivityProxy:
     """Awaitable activity stubs: ``await proxy.charge(order_id)``."""
 
     def __init__(self, names: Iterable[str] | None, task_queue: str | None, retry: RetryPolicy,
-                 start_to_close_timeout: Duration | None, headers: Mapping[str, Any] | None) -> None:
+                 start_to_close_timeout: Duration | None, headers: Mapping[str, Any] | None,
+                 heartbeat_timeout: Duration | None = None) -> None:
         self._names = None if names is None else set(names)
         self._options = {
             "task_queue": task_queue,
             "retry": retry.to_json(),
             "start_to_close_timeout": None if start_to_close_timeout is None
             else to_seconds(start_to_close_timeout, what="start_to_close_timeout"),
+            "heartbeat_timeout": None if heartbeat_timeout is None
+            else to_seconds(heartbeat_timeout, what="heartbeat_timeout"),
             "headers": dict(headers or {}),
         }
+        if self._options["heartbeat_timeout"] is not None and self._options["heartbeat_timeout"] <= 0:
+            raise ValueError(f"heartbeat_timeout must be positive, got {heartbeat_timeout!r}")
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__"):
@@ -70,18 +76,27 @@ async def _call_activity(name: str, args: list[Any], options: dict[str, Any]) ->
             "type": "activity", "seq": seq, "name": activity_ctx["activity_name"], "task_queue": queue,
             "args": payloads.dumps(call_args), "retry": opts["retry"], "headers": opts.get("headers") or {},
             "start_to_close_timeout": opts.get("start_to_close_timeout"),
+            **({"heartbeat_timeout": opts["heartbeat_timeout"]} if opts.get("heartbeat_timeout") else {}),
         })
-        return await run.wait(seq, name=activity_ctx["activity_name"])
+        # The result comes back as the activity function's annotated return type, when this process
+        # knows the function (dataclasses, Pydantic models, enums).
+        fn = registry.get(activity_ctx["activity_name"])
+        return await run.wait_activity(seq, name=activity_ctx["activity_name"],
+                                       result_type=payloads.return_type(fn))
 
     return await interceptors.chain(interceptors.outbound, schedule, activity_ctx, workflow_ctx)()
 
 
 def proxy_activities(activities: Any = None, *, task_queue: str | None = None,
                      retry: RetryPolicy | None = None, start_to_close_timeout: Duration | None = None,
-                     headers: Mapping[str, Any] | None = None) -> ActivityProxy:
+                     headers: Mapping[str, Any] | None = None,
+                     heartbeat_timeout: Duration | None = None) -> ActivityProxy:
     """Awaitable stubs for activities. ``activities`` (a module, dict or list of functions) are
     also registered for this process, so its worker serves them. With ``task_queue``, calls go
-    to ``<task_queue>-activity`` (served by ``register_activity_worker``)."""
+    to ``<task_queue>-activity`` (served by ``register_activity_worker``). With
+    ``heartbeat_timeout``, an attempt that sends no ``Durable.activity.heartbeat()`` for that long
+    is failed as a ``DurableTimeoutError`` and retried per ``retry``, whatever its
+    ``start_to_close_timeout``."""
     if task_queue is not None:
         check_text("task_queue", task_queue)
     if headers is not None:
@@ -89,7 +104,8 @@ def proxy_activities(activities: Any = None, *, task_queue: str | None = None,
     names = None
     if activities is not None:
         names = list(registry.register_activities(activities))
-    return ActivityProxy(names, task_queue, retry or RetryPolicy(), start_to_close_timeout, headers)
+    return ActivityProxy(names, task_queue, retry or RetryPolicy(), start_to_close_timeout, headers,
+                         heartbeat_timeout)
 
 
 async def sleep(duration: Duration) -> float:
@@ -141,7 +157,8 @@ async def execute_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...]
     run = current()
     seq = run.next_seq()
     _child_command(run, seq, _name_of(workflow_name), list(args), task_queue, workflow_id, True)
-    return await run.wait(seq)
+    # Given the child's function (not its name), its result comes back as its annotated return type.
+    return await run.wait(seq, result_type=payloads.return_type(workflow_name))
 
 
 async def start_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...] = (),
@@ -151,6 +168,73 @@ async def start_child(*, workflow_name: str, args: list[Any] | tuple[Any, ...] =
     run = current()
     seq = run.next_seq()
     return _child_command(run, seq, _name_of(workflow_name), list(args), task_queue, workflow_id, False)
+
+
+class ExternalWorkflowHandle:
+    """Another workflow, as workflow code steers it (:func:`get_external_handle`). Each method is a
+    durable call: recorded in the history (``external_signal_sent``, ``external_cancel_sent``,
+    ``external_interrupt_sent``, with the outcome) and replayed from it, never sent twice.
+
+    Run by a scoped worker role, it reaches only workflows on the task queues the role may produce
+    to; any other id raises :class:`~pgdurable.errors.WorkerRoleError` (known or not, alike)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        check_text("workflow_id", workflow_id)
+        self.workflow_id = workflow_id
+
+    async def _steer(self, command: str, make: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+        run = current()
+        seq = run.next_seq()
+        run.record(seq, f"external_{command}", self.workflow_id, lambda: make(seq))
+        outcome: dict[str, Any] = await run.wait(seq, kind="external")
+        if outcome.get("outcome") == "refused":
+            raise errors.WorkerRoleError(outcome.get("message") or f"steering {self.workflow_id!r} refused")
+        if outcome.get("outcome") == "not_found":
+            raise errors.WorkflowNotFoundError(
+                f"workflow {self.workflow_id!r} not found in namespace {run.info.namespace!r}"
+                + (" (or not running): the signal was not sent" if command == "signal" else ""))
+        return outcome
+
+    async def signal(self, signal_id: str, data: Any = None) -> None:
+        """Sends a signal to that workflow only (as its client handle's ``signal``): its oldest
+        condition on ``signal_id`` takes it, else it is buffered for it. Raises
+        :class:`~pgdurable.errors.WorkflowNotFoundError` when it is unknown or closed."""
+        check_text("signal_id", signal_id)
+        encoded = payloads.dumps(data)
+        await self._steer("signal", lambda seq: {"type": "signal_external", "seq": seq,
+                                                 "workflow_id": self.workflow_id, "signal_id": signal_id,
+                                                 "data": encoded})
+
+    async def cancel(self) -> bool:
+        """Requests that workflow's cooperative cancellation (as its client handle's ``cancel``);
+        False when it is not running or already cancelling."""
+        self._not_self("cancel")
+        outcome = await self._steer("cancel", lambda seq: {"type": "cancel_external", "seq": seq,
+                                                           "workflow_id": self.workflow_id})
+        return outcome.get("outcome") == "requested"
+
+    async def interrupt(self, reason: str | None = None) -> bool:
+        """Stops that workflow hard (as its client handle's ``interrupt``); False when it was not
+        running."""
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"reason must be a string or None, got {type(reason).__name__}")
+        self._not_self("interrupt")
+        outcome = await self._steer("interrupt", lambda seq: {"type": "interrupt_external", "seq": seq,
+                                                              "workflow_id": self.workflow_id,
+                                                              "reason": reason})
+        return outcome.get("outcome") == "interrupted"
+
+    def _not_self(self, what: str) -> None:
+        if self.workflow_id == current().info.workflow_id:
+            raise ValueError(f"a workflow cannot {what} itself through an external handle: "
+                             "raise or return instead")
+
+
+def get_external_handle(workflow_id: str) -> ExternalWorkflowHandle:
+    """A handle on another workflow, to signal, cancel or interrupt it from workflow code (each a
+    durable call). Plain function: no I/O until a method is awaited."""
+    current()
+    return ExternalWorkflowHandle(workflow_id)
 
 
 def continue_as_new(*args: Any) -> Any:

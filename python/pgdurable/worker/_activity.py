@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pgdurable.worker.activity")
 
+HEARTBEAT_FLUSH = 1.0
+"""Seconds within which an activity's explicit heartbeat() reaches the database (at most one call per
+activity per turn; a shorter heartbeat_timeout makes it sooner)."""
+
 
 class ActivityWorker:
     """Serves the activity tasks of ``stream`` (``<task_queue>-activity``)."""
@@ -130,11 +134,24 @@ class ActivityWorker:
         task.add_done_callback(log_crash)
         self._activities[row["message_id"]] = (task, row["lease_token"], {})
 
+    def _tick(self) -> float:
+        """Seconds between two turns of the heartbeat loop: explicit heartbeats are sent within a
+        second (within a third of the shortest heartbeat_timeout), leases renewed every third of
+        the lease."""
+        tick = min(self._calls.lease.total_seconds() / 3, HEARTBEAT_FLUSH)
+        for _, _, beat in self._activities.values():
+            timeout = beat.get("heartbeat_timeout")
+            if timeout:
+                tick = min(tick, timeout / 3)
+        return max(tick, 0.05)
+
     async def _heartbeat_loop(self) -> None:
         lease = self._calls.lease
         period = max(lease.total_seconds() / 3, 0.05)
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while not self._stopping or self._activities:
-            await asyncio.sleep(period)
+            await asyncio.sleep(self._tick())
             held = [(m, h) for m, h in self._activities.items() if not h[2].get("lost")]
             if not held:
                 continue
@@ -143,13 +160,32 @@ class ActivityWorker:
                     details = beat.pop("details")
                     kept = await self._calls.poll(lambda c, m=message_id, t=token, d=details:
                                                   store.heartbeat_activity(c, m, t, d, lease))
-                    if kept is False:
+                    if kept is not None and not kept["held"]:
                         self._lease_lost(message_id)
+                    elif kept is not None and kept["cancelled"]:
+                        self._cancelled(message_id)
+            # Every lease each third of it; those with a heartbeat_timeout every turn (their lease ends
+            # at their heartbeat deadline: a renewal is how a silent attempt's worker learns it lost it).
+            if loop.time() - renewed >= period * 0.95:
+                renewed = loop.time()
+            else:
+                held = [(m, h) for m, h in held if h[2].get("heartbeat_timeout")]
+                if not held:
+                    continue
             ids, tokens = [m for m, _ in held], [h[1] for _, h in held]
             extended = await self._calls.poll(lambda c, ids=ids, tokens=tokens: store.extend_leases(
                 c, ids, tokens, lease))
             for message_id in set(ids) - (set(ids) if extended is None else extended):
                 self._lease_lost(message_id)
+
+    def _cancelled(self, message_id: int) -> None:
+        """A heartbeat learnt that the workflow cancelled this activity: its next heartbeat() raises."""
+        entry = self._activities.get(message_id)
+        ctx = entry[2].get("ctx") if entry is not None else None
+        if ctx is not None and not ctx._cancelled:
+            ctx._cancelled = True
+            log.info("activity %s (workflow %s): cancelled by its workflow; its next heartbeat() raises "
+                     "CancelledFailure", entry[2].get("name"), entry[2].get("workflow_id"))
 
     def _lease_lost(self, message_id: int) -> None:
         """A renewal found this activity's lease gone (it expired and another worker took the task
@@ -197,14 +233,16 @@ class ActivityWorker:
         _faults.point("activity_claimed")
         fn = registry.get(name)
         beat = self._activities.get(message_id, (None, None, {}))[2]
-        beat.update(name=name, workflow_id=row["workflow_id"], attempt=row["attempt"])
+        beat.update(name=name, workflow_id=row["workflow_id"], attempt=row["attempt"],
+                    heartbeat_timeout=payload.get("heartbeat_timeout"))
         _observe.activity_started(row, payload)
         loop = asyncio.get_running_loop()
         unstorable = False
         try:
             if fn is None:
                 raise errors.DurableFatalError(f"activity {name!r} is not registered in this process")
-            args = payloads.loads(payload["args"])
+            # Into the activity function's annotated parameter types (enums, dataclasses, Pydantic models).
+            args = payloads.loads_args(fn, payload["args"])
             details = payload.get("heartbeat_details")
             ctx = activity_api.ActivityContext(
                 activity_name=name, args=list(args), headers=dict(payload.get("headers") or {}),
@@ -226,9 +264,11 @@ class ActivityWorker:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded
-            if not isinstance(exc, Exception):
+            # A CancelledFailure (heartbeat() of a cancelled activity) ends the attempt: recorded as a
+            # late failure, never retried.
+            if not isinstance(exc, (Exception, errors.CancelledFailure)):
                 raise
-            fatal = unstorable or isinstance(exc, errors.DurableFatalError)
+            fatal = unstorable or isinstance(exc, (errors.DurableFatalError, errors.CancelledFailure))
             log.info("activity %s attempt %s failed%s: %s: %s", name, row["attempt"],
                      " (its result cannot be stored: not retried)" if unstorable else "",
                      type(exc).__name__, exc)

@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -80,17 +80,27 @@ class Worker:
     @classmethod
     async def create(cls, *, connection: Connection, task_queue: str,
                      workflow: Callable[..., Any] | None = None,
-                     workflows: Iterable[Callable[..., Any]] = (), activities: Any = None,
+                     workflows: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
+                     activities: Any = None,
                      namespace: str = "durable", concurrency: int = 10,
                      worker_credentials: Any = None, lease_seconds: float = DEFAULT_LEASE,
                      max_cached_workflows: int = 1000) -> Worker:
-        """Starts a worker in the background of the running event loop and returns it."""
-        fns = ([workflow] if workflow is not None else []) + list(workflows)
+        """Starts a worker in the background of the running event loop and returns it.
+
+        A workflow's name is its function's ``__name__``; ``workflows={"name": fn, ...}`` names them
+        explicitly (as a dict of ``activities`` names activities). Two different functions under one
+        name raise ``ValueError`` naming both."""
+        named = list(workflows.items()) if isinstance(workflows, Mapping) else [
+            (getattr(fn, "__name__", None), fn) for fn in workflows]
+        pairs = ([(getattr(workflow, "__name__", None), workflow)] if workflow is not None else []) + named
         table: dict[str, Callable[..., Any]] = {}
-        for fn in fns:
+        for name, fn in pairs:
             if not inspect.iscoroutinefunction(fn):
                 raise TypeError(f"workflow {getattr(fn, '__name__', fn)!r} must be an async def function")
-            table[fn.__name__] = fn
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"a workflow name must be a non-empty string, got {name!r}")
+            registry.check_conflict("workflow", name, table.get(name), fn)
+            table[name] = fn
         if activities is not None:
             registry.register_activities(activities)
         conn, owns = _login(connection, worker_credentials)

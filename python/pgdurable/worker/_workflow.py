@@ -340,8 +340,10 @@ class WorkflowWorker:
         info = WorkflowInfo(workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
                             namespace=self._namespace, task_queue=row["task_queue"], attempt=row["attempt"],
                             parent_workflow_id=row["parent_workflow_id"], run_id=row["run_id"])
-        args = payloads.loads(row["args"])
-        run = WorkflowRun(info, self._workflows[row["workflow_name"]], list(args), row["started_at"])
+        fn = self._workflows[row["workflow_name"]]
+        # Into the workflow function's annotated parameter types (a value that does not fit fails the task).
+        args = payloads.loads_args(fn, row["args"])
+        run = WorkflowRun(info, fn, args, row["started_at"])
         return run, run.load_history(history)
 
     async def _fail_workflow_task(self, row: dict[str, Any], exc: BaseException) -> None:
