@@ -26,13 +26,15 @@ BEGIN
     -- the task is born leased to it (no claim, no NOTIFY, no wait).
     v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
                AND (p_eager->'activity_names') ? (p_cmd->>'name')
-               AND durable._may_consume(p_wf.namespace, v_stream);
+               AND durable._may_consume(p_wf.namespace, v_stream)
+               -- A limited stream's tasks are claimed (the limits count them), never handed on.
+               AND NOT durable._flow_limited(p_wf.namespace, v_stream);
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
         jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
                            'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout'));
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
-                                  attempt, max_attempts, lease_owner, lease_token, created_at)
+                                  attempt, max_attempts, lease_owner, lease_token, created_at, priority)
     VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
             jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
@@ -45,7 +47,7 @@ BEGIN
             coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
             CASE WHEN v_eager THEN p_eager->>'owner' END,
             CASE WHEN v_eager THEN gen_random_uuid() END,
-            v_now)
+            v_now, p_wf.priority)  -- an activity has its run's priority
     RETURNING id INTO v_id;
     IF v_eager THEN
         RETURN v_id;
@@ -55,7 +57,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
     'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
-    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id).';
+    'when p_eager says the completing worker serves it (and the stream has no limits), leases it to that worker '
+    'at once (returns its id). The task has its run''s priority.';
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -75,6 +78,9 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
+    IF durable._flow_limited(p_msg.namespace, p_msg.stream) THEN
+        PERFORM durable._notify_stream(p_msg.namespace, p_msg.stream);  -- a running slot is free
+    END IF;
     IF p_msg.workflow_id IS NULL THEN
         RETURN false;
     END IF;
