@@ -320,7 +320,9 @@ COMMENT ON FUNCTION durable.start_workflow_v2(text, text, text, text, text, json
 -- one order and never deadlock, and two starts of one id in one batch behave
 -- as two starts made one after the other. An error the whole transaction must
 -- take (class 40: deadlock, serialization; 53, 57, 58, XX) is not caught:
--- the batch rolls back, nothing of it applied, and may be made again.
+-- the batch rolls back, nothing of it applied, and may be made again. A
+-- batch with partition keys runs in batch order instead: that is its runs'
+-- start order in their partitions.
 CREATE FUNCTION durable.start_workflows_v2(p_namespace text, p_starts jsonb)
 RETURNS TABLE (ordinality integer, workflow_id text, run_id integer, started boolean, error_sqlstate text,
                error_message text)
@@ -329,6 +331,7 @@ DECLARE
     v_item record;
     v_workflow_id text;
     v_run_id integer;
+    v_partitioned boolean;
     v_started boolean;
     v_state text;
     v_message text;
@@ -342,9 +345,12 @@ BEGIN
             MESSAGE = format('a batch of %s starts is over the limit of 1000: split it into batches of at most 1000',
                              jsonb_array_length(p_starts));
     END IF;
+    v_partitioned := EXISTS (SELECT 1 FROM jsonb_array_elements(p_starts) e
+                             WHERE jsonb_typeof(e.value) = 'object' AND jsonb_typeof(e.value->'partition_key') = 'string');
     FOR v_item IN SELECT e.value AS start, e.ord::integer AS ord
                   FROM jsonb_array_elements(p_starts) WITH ORDINALITY e(value, ord)
-                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' THEN e.value->>'workflow_id' END) COLLATE "C",
+                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' AND NOT v_partitioned
+                                 THEN e.value->>'workflow_id' END) COLLATE "C",
                            e.ord LOOP
         BEGIN
             IF jsonb_typeof(v_item.start) IS DISTINCT FROM 'object' THEN
@@ -410,8 +416,9 @@ COMMENT ON FUNCTION durable.start_workflows_v2(text, jsonb) IS
     'Starts each item of p_starts (a JSON array of at most 1000 {workflow_id, workflow_name, task_queue, args, '
     'retry, id_reuse, headers, priority, partition_key, dedup_id, start_delay_seconds}) as start_workflow_v2 '
     'would, each in a subtransaction of its own: one row per item (ordinality = its 1-based position; rows in '
-    'workflow id order) with its workflow id, run id and whether it started, or the SQLSTATE and message of the '
-    'error that failed that item alone. Serialization failures and deadlocks roll the whole batch back.';
+    'workflow id order, or batch order when some have a partition key) with its workflow id, run id and whether '
+    'it started, or the SQLSTATE and message of the error that failed that item alone. Serialization failures and '
+    'deadlocks roll the whole batch back.';
 
 CREATE FUNCTION durable.start_workflows_v1(p_namespace text, p_starts jsonb)
 RETURNS TABLE (ordinality integer, run_id integer, started boolean, error_sqlstate text, error_message text)
