@@ -10,7 +10,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(76);
+SELECT plan(79);
 
 -- ---------------------------------------------------------------------------
 -- Two claimers at once: the second waits for the first's admission (the
@@ -163,16 +163,19 @@ SELECT is((SELECT c.status FROM wq1, durable.complete_workflow_task_v1(wq1.messa
           'ok', 'the first completes');
 SELECT is((SELECT count(*)::int FROM durable.claim_workflow_task_v1('wq', 'q', 'b', ARRAY['b'])), 1,
           'then the second may be taken');
-SELECT durable.set_stream_limits('q-activity', 'ea', 5);
+SELECT durable.set_stream_limits('q-activity', 'ea', 1, 10, '1 minute');
 SELECT pg_temp.start('ea', 'w') AS ignored \gset
 CREATE TEMP TABLE ea1 AS SELECT * FROM durable.claim_workflow_tasks_v1('ea', ARRAY['q'], ARRAY['w']);
 SELECT is((SELECT jsonb_array_length(c.activities) FROM ea1, durable.complete_workflow_task_v1(ea1.message_id,
-               ea1.lease_token, 1, '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]',
+               ea1.lease_token, 1, '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"},
+                                     {"type": "activity", "seq": 2, "name": "charge", "args": "[]"}]',
                '{"owner": "wk", "lease_seconds": 30, "activity_stream": "q-activity", "activity_names": ["charge"]}') c),
-          0, 'an activity on a limited stream is not handed to the completing worker: it is claimed');
-SELECT is((SELECT count(*)::int FROM durable.claim_activity_tasks_v1('ea', ARRAY['q-activity'], ARRAY['charge'])), 1,
-          'and its claim leases it');
-
+          1, 'eager dispatch on a stream with max_running 1 hands over one activity (admitted like a claim); '
+             'the other is queued');
+SELECT is_empty($$SELECT * FROM durable.claim_activity_tasks_v1('ea', ARRAY['q-activity'], ARRAY['charge'])$$,
+                'and is not claimable while the handed one runs');
+SELECT is((SELECT rate_next FROM durable.flow_limits WHERE namespace = 'ea'), 1,
+          'the hand-over took a slot of the rate window');
 -- ---------------------------------------------------------------------------
 -- Priorities
 -- ---------------------------------------------------------------------------
@@ -198,6 +201,30 @@ SELECT results_eq($$SELECT error_sqlstate FROM durable.start_workflows_v2('pr',
                   $$VALUES ('PD004')$$, 'a priority that is not a number fails its item with PD004');
 SELECT is((SELECT count(*)::int FROM durable.workflows WHERE namespace = 'pr' AND workflow_id IN ('x', 'y')), 0,
           'and nothing of those starts is recorded');
+
+-- The claim's pick stays an index scan of messages_ready, priorities and all.
+CREATE FUNCTION pg_temp.plan_of(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_line text;
+    v_plan text := '';
+BEGIN
+    FOR v_line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || p_sql LOOP
+        v_plan := v_plan || v_line || E'\n';
+    END LOOP;
+    RETURN v_plan;
+END $$;
+SELECT count(*) AS ignored FROM durable.enqueue_batch_v1('ix', 'big',
+    (SELECT jsonb_agg(jsonb_build_object('name', 'j', 'priority', g % 3)) FROM generate_series(1, 5000) g)) \gset
+ANALYZE durable.messages;
+SELECT matches(pg_temp.plan_of($$SELECT m.id FROM durable.messages m
+                   WHERE m.namespace = 'ix' AND m.stream = (ARRAY['big'])[1] AND m.kind = 'message'
+                     AND m.name = ANY (ARRAY['j']) AND m.visible_at <= durable.now()
+                   ORDER BY m.priority DESC, m.visible_at, m.id LIMIT 10 FOR UPDATE SKIP LOCKED$$),
+               'Index Scan using messages_ready', 'the claim''s pick (priority first) is an index scan of messages_ready');
+SELECT results_eq($$SELECT (message).priority FROM durable._claim_ready('ix', ARRAY['big'], ARRAY['j'], 'message', 3,
+                        '30 seconds', 'me', durable.now())$$,
+                  $$VALUES (2::smallint), (2::smallint), (2::smallint)$$,
+                  '_claim_ready takes the highest priority first');
 
 -- ---------------------------------------------------------------------------
 -- Partitions: one run per key at a time, in start order

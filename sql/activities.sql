@@ -27,8 +27,8 @@ BEGIN
     v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
                AND (p_eager->'activity_names') ? (p_cmd->>'name')
                AND durable._may_consume(p_wf.namespace, v_stream)
-               -- A limited stream's tasks are claimed (the limits count them), never handed on.
-               AND NOT durable._flow_limited(p_wf.namespace, v_stream);
+               -- On a limited stream, only when its limits admit it (counted as a claim).
+               AND durable._flow_admit_one(p_wf.namespace, v_stream);
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
         jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
@@ -57,8 +57,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
     'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
-    'when p_eager says the completing worker serves it (and the stream has no limits), leases it to that worker '
-    'at once (returns its id). The task has its run''s priority.';
+    'when p_eager says the completing worker serves it (and the stream''s limits admit it), leases it to that '
+    'worker at once (returns its id). The task has its run''s priority.';
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$

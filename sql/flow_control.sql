@@ -9,9 +9,9 @@
 -- durable.partition_waiters, and the visibility of a run's first workflow
 -- task while it waits for its partition.
 --
--- Work that would start without a claim (eager dispatch of an activity, eager
--- continuation of a workflow task) is not done on a limited stream: it is
--- queued and claimed like the rest, so the limits see it.
+-- Work that starts without a claim (eager dispatch of an activity, eager
+-- continuation of a workflow task) is admitted and counted like a claim
+-- (_flow_admit_one); when the limits refuse it, it is queued instead.
 -- Lock order: a run, then a partition row, then messages; a claim takes the
 -- limits rows of its streams in stream name order, then messages (SKIP LOCKED).
 
@@ -20,8 +20,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM durable.flow_limits l WHERE l.namespace = p_namespace AND l.stream = p_stream)
 $$;
 COMMENT ON FUNCTION durable._flow_limited(text, text) IS
-    'Internal: whether the stream has limits (one primary-key probe): eager dispatch and eager continuation '
-    'skip a limited stream, whose tasks are claimed.';
+    'Internal: whether the stream has limits (one primary-key probe).';
 
 -- How many of p_want tasks the stream admits now. Locks the stream's limits
 -- row (until commit): the caller claims at most that many, then records them
@@ -94,6 +93,28 @@ END $$;
 COMMENT ON FUNCTION durable._flow_took(text, text, integer, timestamptz) IS
     'Internal: records p_count claims made at p_at in the stream''s rate window (the oldest slots of the '
     'ring become the newest). The caller holds the limits row (_flow_admit).';
+
+-- Work handed on without a claim (eager dispatch of an activity, eager
+-- continuation of a workflow task) is admitted and counted like a claim of one.
+CREATE FUNCTION durable._flow_admit_one(p_namespace text, p_stream text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_admit record;
+BEGIN
+    IF NOT durable._flow_limited(p_namespace, p_stream) THEN
+        RETURN true;
+    END IF;
+    SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_stream, 1);
+    IF v_admit.admitted < 1 THEN
+        RETURN false;
+    END IF;
+    PERFORM durable._flow_took(p_namespace, p_stream, 1, v_admit.at);
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable._flow_admit_one(text, text) IS
+    'Internal: whether one task of the stream may start now without a claim (eager dispatch, eager '
+    'continuation); on a limited stream it is admitted and counted like a claim of one (the limits row '
+    'stays locked until commit). True at once for a stream without limits.';
 
 -- When a limited stream may next admit a task that is claimable now (NULL:
 -- when a lease ends: a completion NOTIFYs the stream, the poll is the backstop).

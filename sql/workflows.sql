@@ -544,8 +544,6 @@ BEGIN
         SELECT w.status = 'running' AND w.task_queue = p_eager->>'task_queue'
                AND (p_eager->'workflow_names') ? w.workflow_name
                AND durable._may_consume(p_namespace, w.task_queue)
-               -- A limited stream's tasks are claimed (the limits count them), never handed on.
-               AND NOT durable._flow_limited(p_namespace, w.task_queue)
         FROM durable.workflows w
         WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id AND w.run_id = p_run_id), false);
 END $$;
@@ -561,6 +559,8 @@ DECLARE
     v_wf durable.workflows;
     v_msg durable.messages;
     v_now timestamptz := durable.now();
+    v_limited boolean;
+    v_admit record;
 BEGIN
     IF p_eager IS NULL OR p_workflow_id IS NULL THEN
         RETURN NULL;
@@ -569,9 +569,19 @@ BEGIN
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id AND w.run_id = p_run_id;
     IF NOT FOUND OR v_wf.status <> 'running' OR v_wf.task_queue IS DISTINCT FROM p_eager->>'task_queue'
        OR NOT (p_eager->'workflow_names') ? v_wf.workflow_name
-       OR NOT durable._may_consume(p_namespace, v_wf.task_queue)
-       OR durable._flow_limited(p_namespace, v_wf.task_queue) THEN
+       OR NOT durable._may_consume(p_namespace, v_wf.task_queue) THEN
         RETURN NULL;
+    END IF;
+    -- A limited task queue admits it like a claim; refused, it stays queued and the queue is
+    -- woken (the caller left the NOTIFY to this hand-off).
+    v_limited := durable._flow_limited(p_namespace, v_wf.task_queue);
+    IF v_limited THEN
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, v_wf.task_queue, 1);
+        IF v_admit.admitted < 1 THEN
+            PERFORM durable._notify_stream(p_namespace, v_wf.task_queue);
+            RETURN NULL;
+        END IF;
+        v_now := v_admit.at;
     END IF;
     UPDATE durable.messages m
     SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = gen_random_uuid(),
@@ -584,11 +594,15 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    IF v_limited THEN
+        PERFORM durable._flow_took(p_namespace, v_wf.task_queue, 1, v_now);
+    END IF;
     RETURN durable._workflow_task_json(v_msg, v_wf);
 END $$;
 COMMENT ON FUNCTION durable._lease_workflow_task(text, text, integer, jsonb) IS
     'Internal: leases a run''s visible workflow task to the worker described by p_eager, if it serves '
-    'that workflow; returns it as JSON (NULL otherwise).';
+    'that workflow and its task queue''s limits admit it; returns it as JSON (NULL otherwise; refused by the '
+    'limits, the queue is NOTIFYed).';
 
 CREATE FUNCTION durable.claim_workflow_tasks_v1(
     p_namespace text,

@@ -27,7 +27,7 @@ async def client(dsn: str) -> AsyncIterator[Any]:
              "at timestamptz NOT NULL DEFAULT clock_timestamp())")
     sql(dsn, "CREATE TABLE flow_running (n integer NOT NULL)")
     sql(dsn, "INSERT INTO flow_running VALUES (0)")
-    # Every lease taken on a task (a claim), with its time: the claims themselves, counted.
+    # Every lease taken on a task (a claim, or a hand-over), with its time: the starts, counted.
     sql(dsn, """CREATE TABLE flow_claims (kind text, workflow_id text, at timestamptz)""")
     sql(dsn, """CREATE FUNCTION public.flow_record_claim() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
@@ -37,6 +37,9 @@ async def client(dsn: str) -> AsyncIterator[Any]:
     sql(dsn, """CREATE TRIGGER flow_record_claim AFTER UPDATE ON durable.messages FOR EACH ROW
                 WHEN (NEW.lease_token IS NOT NULL AND NEW.lease_token IS DISTINCT FROM OLD.lease_token)
                 EXECUTE FUNCTION public.flow_record_claim()""")
+    # An activity handed to the worker that scheduled it (eager dispatch) is born leased.
+    sql(dsn, """CREATE TRIGGER flow_record_handed AFTER INSERT ON durable.messages FOR EACH ROW
+                WHEN (NEW.lease_token IS NOT NULL) EXECUTE FUNCTION public.flow_record_claim()""")
     yield Durable.Client(connection=Durable.Connection(dsn))
     await Durable.shutdown(grace=5)
 

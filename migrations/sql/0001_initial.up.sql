@@ -774,9 +774,9 @@ COMMENT ON FUNCTION durable.next_wakeup_v1(text, text[], text[]) IS
 -- durable.partition_waiters, and the visibility of a run's first workflow
 -- task while it waits for its partition.
 --
--- Work that would start without a claim (eager dispatch of an activity, eager
--- continuation of a workflow task) is not done on a limited stream: it is
--- queued and claimed like the rest, so the limits see it.
+-- Work that starts without a claim (eager dispatch of an activity, eager
+-- continuation of a workflow task) is admitted and counted like a claim
+-- (_flow_admit_one); when the limits refuse it, it is queued instead.
 -- Lock order: a run, then a partition row, then messages; a claim takes the
 -- limits rows of its streams in stream name order, then messages (SKIP LOCKED).
 
@@ -785,8 +785,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM durable.flow_limits l WHERE l.namespace = p_namespace AND l.stream = p_stream)
 $$;
 COMMENT ON FUNCTION durable._flow_limited(text, text) IS
-    'Internal: whether the stream has limits (one primary-key probe): eager dispatch and eager continuation '
-    'skip a limited stream, whose tasks are claimed.';
+    'Internal: whether the stream has limits (one primary-key probe).';
 
 -- How many of p_want tasks the stream admits now. Locks the stream's limits
 -- row (until commit): the caller claims at most that many, then records them
@@ -859,6 +858,28 @@ END $$;
 COMMENT ON FUNCTION durable._flow_took(text, text, integer, timestamptz) IS
     'Internal: records p_count claims made at p_at in the stream''s rate window (the oldest slots of the '
     'ring become the newest). The caller holds the limits row (_flow_admit).';
+
+-- Work handed on without a claim (eager dispatch of an activity, eager
+-- continuation of a workflow task) is admitted and counted like a claim of one.
+CREATE FUNCTION durable._flow_admit_one(p_namespace text, p_stream text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_admit record;
+BEGIN
+    IF NOT durable._flow_limited(p_namespace, p_stream) THEN
+        RETURN true;
+    END IF;
+    SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_stream, 1);
+    IF v_admit.admitted < 1 THEN
+        RETURN false;
+    END IF;
+    PERFORM durable._flow_took(p_namespace, p_stream, 1, v_admit.at);
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable._flow_admit_one(text, text) IS
+    'Internal: whether one task of the stream may start now without a claim (eager dispatch, eager '
+    'continuation); on a limited stream it is admitted and counted like a claim of one (the limits row '
+    'stays locked until commit). True at once for a stream without limits.';
 
 -- When a limited stream may next admit a task that is claimable now (NULL:
 -- when a lease ends: a completion NOTIFYs the stream, the poll is the backstop).
@@ -2039,8 +2060,6 @@ BEGIN
         SELECT w.status = 'running' AND w.task_queue = p_eager->>'task_queue'
                AND (p_eager->'workflow_names') ? w.workflow_name
                AND durable._may_consume(p_namespace, w.task_queue)
-               -- A limited stream's tasks are claimed (the limits count them), never handed on.
-               AND NOT durable._flow_limited(p_namespace, w.task_queue)
         FROM durable.workflows w
         WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id AND w.run_id = p_run_id), false);
 END $$;
@@ -2056,6 +2075,8 @@ DECLARE
     v_wf durable.workflows;
     v_msg durable.messages;
     v_now timestamptz := durable.now();
+    v_limited boolean;
+    v_admit record;
 BEGIN
     IF p_eager IS NULL OR p_workflow_id IS NULL THEN
         RETURN NULL;
@@ -2064,9 +2085,19 @@ BEGIN
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id AND w.run_id = p_run_id;
     IF NOT FOUND OR v_wf.status <> 'running' OR v_wf.task_queue IS DISTINCT FROM p_eager->>'task_queue'
        OR NOT (p_eager->'workflow_names') ? v_wf.workflow_name
-       OR NOT durable._may_consume(p_namespace, v_wf.task_queue)
-       OR durable._flow_limited(p_namespace, v_wf.task_queue) THEN
+       OR NOT durable._may_consume(p_namespace, v_wf.task_queue) THEN
         RETURN NULL;
+    END IF;
+    -- A limited task queue admits it like a claim; refused, it stays queued and the queue is
+    -- woken (the caller left the NOTIFY to this hand-off).
+    v_limited := durable._flow_limited(p_namespace, v_wf.task_queue);
+    IF v_limited THEN
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, v_wf.task_queue, 1);
+        IF v_admit.admitted < 1 THEN
+            PERFORM durable._notify_stream(p_namespace, v_wf.task_queue);
+            RETURN NULL;
+        END IF;
+        v_now := v_admit.at;
     END IF;
     UPDATE durable.messages m
     SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = gen_random_uuid(),
@@ -2079,11 +2110,15 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    IF v_limited THEN
+        PERFORM durable._flow_took(p_namespace, v_wf.task_queue, 1, v_now);
+    END IF;
     RETURN durable._workflow_task_json(v_msg, v_wf);
 END $$;
 COMMENT ON FUNCTION durable._lease_workflow_task(text, text, integer, jsonb) IS
     'Internal: leases a run''s visible workflow task to the worker described by p_eager, if it serves '
-    'that workflow; returns it as JSON (NULL otherwise).';
+    'that workflow and its task queue''s limits admit it; returns it as JSON (NULL otherwise; refused by the '
+    'limits, the queue is NOTIFYed).';
 
 CREATE FUNCTION durable.claim_workflow_tasks_v1(
     p_namespace text,
@@ -2675,8 +2710,8 @@ BEGIN
     v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
                AND (p_eager->'activity_names') ? (p_cmd->>'name')
                AND durable._may_consume(p_wf.namespace, v_stream)
-               -- A limited stream's tasks are claimed (the limits count them), never handed on.
-               AND NOT durable._flow_limited(p_wf.namespace, v_stream);
+               -- On a limited stream, only when its limits admit it (counted as a claim).
+               AND durable._flow_admit_one(p_wf.namespace, v_stream);
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
         jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
@@ -2705,8 +2740,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
     'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
-    'when p_eager says the completing worker serves it (and the stream has no limits), leases it to that worker '
-    'at once (returns its id). The task has its run''s priority.';
+    'when p_eager says the completing worker serves it (and the stream''s limits admit it), leases it to that '
+    'worker at once (returns its id). The task has its run''s priority.';
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
