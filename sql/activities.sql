@@ -78,9 +78,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
-    IF durable._flow_limited(p_msg.namespace, p_msg.stream) THEN
-        PERFORM durable._notify_stream(p_msg.namespace, p_msg.stream);  -- a running slot is free
-    END IF;
+    PERFORM durable._flow_slot_freed(p_msg.namespace, p_msg.stream);
     IF p_msg.workflow_id IS NULL THEN
         RETURN false;
     END IF;

@@ -882,9 +882,7 @@ BEGIN
         END IF;
     END LOOP;
     IF v_closed THEN
-        IF durable._flow_limited(v_wf.namespace, v_wf.task_queue) THEN
-            PERFORM durable._notify_stream(v_wf.namespace, v_wf.task_queue);  -- a running slot is free
-        END IF;
+        PERFORM durable._flow_slot_freed(v_wf.namespace, v_wf.task_queue);
         RETURN QUERY SELECT 'closed'::text, '[]'::jsonb, NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
@@ -916,9 +914,7 @@ BEGIN
         RETURN;
     END IF;
     DELETE FROM durable.messages m WHERE m.id = p_message_id;
-    IF durable._flow_limited(v_wf.namespace, v_wf.task_queue) THEN
-        PERFORM durable._notify_stream(v_wf.namespace, v_wf.task_queue);  -- a running slot is free
-    END IF;
+    PERFORM durable._flow_slot_freed(v_wf.namespace, v_wf.task_queue);
     -- The run is parked: a worker that keeps it cached wakes it itself when its first timer is due.
     RETURN QUERY SELECT 'ok'::text, durable._activity_tasks(v_leased), NULL::jsonb,
         CASE WHEN p_eager ? 'task_queue' THEN durable._next_timer_in(v_wf.namespace, v_wf.workflow_id, v_wf.run_id) END;

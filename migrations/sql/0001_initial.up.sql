@@ -791,19 +791,21 @@ COMMENT ON FUNCTION durable._flow_limited(text, text) IS
 -- row (until commit): the caller claims at most that many, then records them
 -- with _flow_took in the same transaction.
 CREATE FUNCTION durable._flow_admit(p_namespace text, p_stream text, p_want integer,
-                                   OUT admitted integer, OUT at timestamptz)
+                                   OUT admitted integer, OUT at timestamptz, OUT limited boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_lim durable.flow_limits;
     v_running integer;
+    v_nth timestamptz;
 BEGIN
     SELECT * INTO v_lim FROM durable.flow_limits l
     WHERE l.namespace = p_namespace AND l.stream = p_stream
     FOR UPDATE;
+    limited := FOUND;
     -- Read after the lock: the claims made before it are committed and counted.
     at := durable.now();
     admitted := greatest(p_want, 0);
-    IF NOT FOUND THEN
+    IF NOT limited THEN
         RETURN;
     END IF;
     IF v_lim.max_running IS NOT NULL THEN
@@ -819,7 +821,14 @@ BEGIN
     IF v_lim.rate_limit IS NOT NULL AND admitted > 0 THEN
         admitted := least(admitted, v_lim.rate_limit);
         -- The ring is oldest first from rate_next: the slots free now (claimed at least
-        -- rate_period ago) are a prefix of it.
+        -- rate_period ago) are a prefix of it. Mostly (a rate that does not bind) the n-th
+        -- oldest is free, and so are all n: one probe.
+        SELECT s.claimed_at INTO v_nth FROM durable.flow_rate_slots s
+        WHERE s.namespace = p_namespace AND s.stream = p_stream
+          AND s.slot = (v_lim.rate_next + admitted - 1) % v_lim.rate_limit;
+        IF v_nth <= at - v_lim.rate_period THEN
+            RETURN;
+        END IF;
         SELECT pg_catalog.count(*)::integer INTO admitted
         FROM durable.flow_rate_slots s
         WHERE s.namespace = p_namespace AND s.stream = p_stream
@@ -831,29 +840,36 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._flow_admit(text, text, integer) IS
     'Internal: locks the stream''s limits row (if any) and says how many of p_want tasks may be claimed now '
-    '(max_running minus the leases held, and the free slots of the rate window), and the engine time it '
-    'read after the lock.';
+    '(max_running minus the leases held, and the free slots of the rate window), the engine time it read '
+    'after the lock, and whether the stream has limits.';
 
 CREATE FUNCTION durable._flow_took(p_namespace text, p_stream text, p_count integer, p_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_lim durable.flow_limits;
+    v_next integer;
+    v_size integer;
+    v_first integer;
 BEGIN
     IF p_count < 1 THEN
         RETURN;
     END IF;
-    SELECT * INTO v_lim FROM durable.flow_limits l
-    WHERE l.namespace = p_namespace AND l.stream = p_stream AND l.rate_limit IS NOT NULL;
+    UPDATE durable.flow_limits l SET rate_next = (l.rate_next + p_count) % l.rate_limit
+    WHERE l.namespace = p_namespace AND l.stream = p_stream AND l.rate_limit IS NOT NULL
+    RETURNING l.rate_next, l.rate_limit INTO v_next, v_size;
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    UPDATE durable.flow_rate_slots s SET claimed_at = p_at
-    WHERE s.namespace = p_namespace AND s.stream = p_stream
-      AND s.slot = ANY (ARRAY(SELECT (v_lim.rate_next + i) % v_lim.rate_limit
-                              FROM pg_catalog.generate_series(0, least(p_count, v_lim.rate_limit) - 1) AS g(i)));
-    UPDATE durable.flow_limits l SET rate_next = (l.rate_next + p_count) % l.rate_limit
-    WHERE l.namespace = p_namespace AND l.stream = p_stream;
+    v_first := ((v_next - p_count) % v_size + v_size) % v_size;
+    IF p_count = 1 THEN
+        UPDATE durable.flow_rate_slots s SET claimed_at = p_at
+        WHERE s.namespace = p_namespace AND s.stream = p_stream AND s.slot = v_first;
+    ELSE
+        UPDATE durable.flow_rate_slots s SET claimed_at = p_at
+        WHERE s.namespace = p_namespace AND s.stream = p_stream
+          AND s.slot = ANY (ARRAY(SELECT (v_first + i) % v_size
+                                  FROM pg_catalog.generate_series(0, least(p_count, v_size) - 1) AS g(i)));
+    END IF;
 END $$;
 COMMENT ON FUNCTION durable._flow_took(text, text, integer, timestamptz) IS
     'Internal: records p_count claims made at p_at in the stream''s rate window (the oldest slots of the '
@@ -866,10 +882,10 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_admit record;
 BEGIN
-    IF NOT durable._flow_limited(p_namespace, p_stream) THEN
+    SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_stream, 1);
+    IF NOT v_admit.limited THEN
         RETURN true;
     END IF;
-    SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_stream, 1);
     IF v_admit.admitted < 1 THEN
         RETURN false;
     END IF;
@@ -880,6 +896,25 @@ COMMENT ON FUNCTION durable._flow_admit_one(text, text) IS
     'Internal: whether one task of the stream may start now without a claim (eager dispatch, eager '
     'continuation); on a limited stream it is admitted and counted like a claim of one (the limits row '
     'stays locked until commit). True at once for a stream without limits.';
+
+-- A task of the stream ended (completed, failed for good, its run closed):
+-- when the stream has a max_running and tasks wait on it, its running slot
+-- is free now, so wake the stream's workers. (Nothing waits on a stream
+-- without max_running, or with nothing queued: no NOTIFY.)
+CREATE FUNCTION durable._flow_slot_freed(p_namespace text, p_stream text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM durable.flow_limits l
+               WHERE l.namespace = p_namespace AND l.stream = p_stream AND l.max_running IS NOT NULL)
+       AND EXISTS (SELECT 1 FROM durable.messages m
+                   WHERE m.namespace = p_namespace AND m.stream = p_stream AND m.lease_token IS NULL
+                     AND m.kind <> 'timer' AND m.visible_at <= durable.now()) THEN
+        PERFORM durable._notify_stream(p_namespace, p_stream);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._flow_slot_freed(text, text) IS
+    'Internal: a leased task of the stream ended; NOTIFYs the stream when it has a max_running and tasks '
+    'wait on it (a running slot is free for them).';
 
 -- When a limited stream may next admit a task that is claimable now (NULL:
 -- when a lease ends: a completion NOTIFYs the stream, the poll is the backstop).
@@ -2398,9 +2433,7 @@ BEGIN
         END IF;
     END LOOP;
     IF v_closed THEN
-        IF durable._flow_limited(v_wf.namespace, v_wf.task_queue) THEN
-            PERFORM durable._notify_stream(v_wf.namespace, v_wf.task_queue);  -- a running slot is free
-        END IF;
+        PERFORM durable._flow_slot_freed(v_wf.namespace, v_wf.task_queue);
         RETURN QUERY SELECT 'closed'::text, '[]'::jsonb, NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
@@ -2432,9 +2465,7 @@ BEGIN
         RETURN;
     END IF;
     DELETE FROM durable.messages m WHERE m.id = p_message_id;
-    IF durable._flow_limited(v_wf.namespace, v_wf.task_queue) THEN
-        PERFORM durable._notify_stream(v_wf.namespace, v_wf.task_queue);  -- a running slot is free
-    END IF;
+    PERFORM durable._flow_slot_freed(v_wf.namespace, v_wf.task_queue);
     -- The run is parked: a worker that keeps it cached wakes it itself when its first timer is due.
     RETURN QUERY SELECT 'ok'::text, durable._activity_tasks(v_leased), NULL::jsonb,
         CASE WHEN p_eager ? 'task_queue' THEN durable._next_timer_in(v_wf.namespace, v_wf.workflow_id, v_wf.run_id) END;
@@ -2761,9 +2792,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
-    IF durable._flow_limited(p_msg.namespace, p_msg.stream) THEN
-        PERFORM durable._notify_stream(p_msg.namespace, p_msg.stream);  -- a running slot is free
-    END IF;
+    PERFORM durable._flow_slot_freed(p_msg.namespace, p_msg.stream);
     IF p_msg.workflow_id IS NULL THEN
         RETURN false;
     END IF;
