@@ -10,7 +10,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(79);
+SELECT plan(83);
 
 -- ---------------------------------------------------------------------------
 -- Two claimers at once: the second waits for the first's admission (the
@@ -251,6 +251,20 @@ SELECT durable.interrupt_workflow_v1('pt', 'p3', 'done');
 SELECT is_empty($$SELECT * FROM durable.partitions WHERE namespace = 'pt' AND partition_key = 'acct-1'$$,
                 'the last run to close frees the key');
 SELECT ok(durable._partition_join('pt', 'acct-3', 'z', 1, durable.now()), '_partition_join: a free key is taken at once');
+-- A reset of a running run is the same workflow going on: it keeps its key, its dedup id and its priority.
+SELECT workflow_id AS ignored FROM durable.start_workflow_v2('rs', 'a', 'a', 'q', '[]', p_partition_key => 'rk',
+                                                             p_dedup_id => 'da', p_priority => 4) \gset
+SELECT workflow_id AS ignored FROM durable.start_workflow_v2('rs', 'b', 'b', 'q', '[]', p_partition_key => 'rk') \gset
+SELECT pg_temp.step('rs', 'a', '[{"type": "activity", "seq": 1, "name": "charge", "args": "[]"}]') AS ignored \gset
+SELECT is(durable.reset_workflow('rs', 'a', 2, 'retry it'), 2, 'a partitioned run is reset');
+SELECT results_eq($$SELECT partition_key, dedup_id, priority FROM durable.workflows
+                    WHERE namespace = 'rs' AND workflow_id = 'a' AND run_id = 2$$,
+                  $$VALUES ('rk', 'da', 4::smallint)$$, 'its new run keeps the partition key, dedup id and priority');
+SELECT results_eq($$SELECT workflow_id FROM durable.partition_waiters WHERE namespace = 'rs'$$, $$VALUES ('b')$$,
+                  'the next run of the key still waits');
+SELECT durable.interrupt_workflow_v1('rs', 'a', 'done');
+SELECT results_eq($$SELECT workflow_id FROM durable.claim_workflow_tasks_v1('rs', ARRAY['q'], ARRAY['b'])$$,
+                  $$VALUES ('b')$$, 'when the reset run closes, the next one runs');
 
 -- ---------------------------------------------------------------------------
 -- Dedup ids and start delays
