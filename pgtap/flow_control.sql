@@ -10,7 +10,7 @@
 -- transaction that is rolled back. Every part uses its own namespace.
 \ir include/fixtures.psql
 SET client_min_messages = warning;  -- dblink_get_result(.., false) reports remote errors as NOTICEs
-SELECT plan(83);
+SELECT plan(85);
 
 -- ---------------------------------------------------------------------------
 -- Two claimers at once: the second waits for the first's admission (the
@@ -239,6 +239,10 @@ SELECT is((SELECT visible_at FROM durable.messages WHERE namespace = 'pt' AND wo
 SELECT results_eq($$SELECT workflow_id FROM durable.claim_workflow_tasks_v1('pt', ARRAY['q'], ARRAY['w'], 10)
                     ORDER BY workflow_id$$,
                   $$VALUES ('o1'), ('p1')$$, 'only the first run of each key is claimable (priority does not jump the line)');
+SELECT is(durable.describe_workflow_v1('pt', 'p3')->>'waiting_for',
+          'its turn in partition ''acct-1'' (workflow ''p1'' runs in it now)',
+          'describe says what a waiting run waits for, and its partition key'
+          || CASE WHEN durable.describe_workflow_v1('pt', 'p3')->>'partition_key' = 'acct-1' THEN '' ELSE ' (MISSING)' END);
 SELECT durable.interrupt_workflow_v1('pt', 'p2', 'not needed');
 SELECT results_eq($$SELECT workflow_id FROM durable.partition_waiters WHERE namespace = 'pt'$$, $$VALUES ('p3')$$,
                   'a waiting run that is interrupted leaves the line');
@@ -285,6 +289,8 @@ SELECT results_eq($$SELECT error_sqlstate FROM durable.start_workflows_v2('dd',
 SELECT workflow_id AS ignored FROM durable.start_workflow_v2('sd', 's1', 'w', 'q', '[]', p_start_delay => '1 hour') \gset
 SELECT is_empty($$SELECT * FROM durable.claim_workflow_tasks_v1('sd', ARRAY['q'], ARRAY['w'])$$,
                 'a run started with a delay is not claimable before it');
+SELECT matches(durable.describe_workflow_v1('sd', 's1')->>'waiting_for', '^its start delay \(due at ',
+               'describe says a delayed run waits for its start delay');
 SELECT cmp_ok(durable.next_wakeup_v1('sd', ARRAY['q'], ARRAY['w']), '>', 3590::float8, 'workers wake when it is due');
 SELECT durable.advance_clock('1 hour');
 SELECT is((SELECT count(*)::int FROM durable.claim_workflow_tasks_v1('sd', ARRAY['q'], ARRAY['w'])), 1,

@@ -82,6 +82,10 @@ async def test_start_many_and_the_sync_client_take_the_same_options(dsn, client)
                     "JOIN durable.messages m ON m.workflow_id = w.workflow_id ORDER BY w.created_at")
     assert rows == [(handles[0].workflow_id, 3, "k", None, False),
                     (handles[1].workflow_id, 0, "k", "d", True)]
+    second = await handles[1].state()
+    assert (second["partition_key"], second["dedup_id"], second["priority"]) == ("k", "d", 0)
+    holder = handles[0].workflow_id
+    assert second["waiting_for"] == f"its turn in partition 'k' (workflow '{holder}' runs in it now)"
     with pytest.raises(errors.StartManyError) as info:
         await client.workflow.start_many([{"args": [], "task_queue": QUEUE, "workflow_name": "opts_echo",
                                            "dedup_id": "d"}])
