@@ -117,10 +117,10 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_admit record;
 BEGIN
-    SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_stream, 1);
-    IF NOT v_admit.limited THEN
-        RETURN true;
+    IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l WHERE l.namespace = p_namespace AND l.stream = p_stream) THEN
+        RETURN true;  -- the common case: one index probe
     END IF;
+    SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_stream, 1);
     IF v_admit.admitted < 1 THEN
         RETURN false;
     END IF;
