@@ -26,12 +26,15 @@ COMMENT ON FUNCTION durable._flow_limited(text, text) IS
 -- row (until commit): the caller claims at most that many, then records them
 -- with _flow_took in the same transaction.
 CREATE FUNCTION durable._flow_admit(p_namespace text, p_stream text, p_want integer,
+                                   p_wait boolean DEFAULT false,
                                    OUT admitted integer, OUT at timestamptz, OUT limited boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_lim durable.flow_limits;
     v_running integer;
     v_nth timestamptz;
+    v_cap integer;
+    v_free_at timestamptz;
 BEGIN
     SELECT * INTO v_lim FROM durable.flow_limits l
     WHERE l.namespace = p_namespace AND l.stream = p_stream
@@ -64,19 +67,38 @@ BEGIN
         IF v_nth <= at - v_lim.rate_period THEN
             RETURN;
         END IF;
+        v_cap := admitted;
         SELECT pg_catalog.count(*)::integer INTO admitted
         FROM durable.flow_rate_slots s
         WHERE s.namespace = p_namespace AND s.stream = p_stream
           AND s.slot = ANY (ARRAY(SELECT (v_lim.rate_next + i) % v_lim.rate_limit
-                                  FROM pg_catalog.generate_series(0, admitted - 1) AS g(i)))
+                                  FROM pg_catalog.generate_series(0, v_cap - 1) AS g(i)))
           AND s.claimed_at <= at - v_lim.rate_period;
+        -- A claim (p_wait) that comes just before the oldest claim leaves the window waits for it
+        -- here (50 ms at most; workers wake a little early for this): its start is then on time,
+        -- not a round trip late, and the rate is kept to the millisecond over many periods.
+        IF admitted = 0 AND p_wait THEN
+            SELECT s.claimed_at + v_lim.rate_period INTO v_free_at FROM durable.flow_rate_slots s
+            WHERE s.namespace = p_namespace AND s.stream = p_stream AND s.slot = v_lim.rate_next;
+            IF v_free_at > at AND v_free_at <= at + interval '50 milliseconds' THEN
+                PERFORM pg_catalog.pg_sleep(extract(epoch FROM v_free_at - at)::float8);
+                at := durable.now();
+                SELECT pg_catalog.count(*)::integer INTO admitted
+                FROM durable.flow_rate_slots s
+                WHERE s.namespace = p_namespace AND s.stream = p_stream
+                  AND s.slot = ANY (ARRAY(SELECT (v_lim.rate_next + i) % v_lim.rate_limit
+                                          FROM pg_catalog.generate_series(0, v_cap - 1) AS g(i)))
+                  AND s.claimed_at <= at - v_lim.rate_period;
+            END IF;
+        END IF;
     END IF;
     admitted := greatest(admitted, 0);
 END $$;
-COMMENT ON FUNCTION durable._flow_admit(text, text, integer) IS
+COMMENT ON FUNCTION durable._flow_admit(text, text, integer, boolean) IS
     'Internal: locks the stream''s limits row (if any) and says how many of p_want tasks may be claimed now '
     '(max_running minus the leases held, and the free slots of the rate window), the engine time it read '
-    'after the lock, and whether the stream has limits.';
+    'after the lock, and whether the stream has limits. p_wait (a claim): when the rate window frees a slot '
+    'within 50 ms, wait for it.';
 
 CREATE FUNCTION durable._flow_took(p_namespace text, p_stream text, p_count integer, p_at timestamptz)
 RETURNS void
@@ -184,14 +206,15 @@ BEGIN
     IF v_lim.rate_limit IS NOT NULL THEN
         SELECT s.claimed_at INTO v_oldest FROM durable.flow_rate_slots s
         WHERE s.namespace = p_namespace AND s.stream = p_stream AND s.slot = v_lim.rate_next;
-        v_at := greatest(v_at, v_oldest + v_lim.rate_period);
+        -- 30 ms early: the claim waits the rest in the database, on time (_flow_admit).
+        v_at := greatest(v_at, v_oldest + v_lim.rate_period - interval '30 milliseconds');
     END IF;
     RETURN v_at;
 END $$;
 COMMENT ON FUNCTION durable._flow_next_admit(text, text, timestamptz) IS
-    'Internal (next_wakeup_v1): when a limited stream admits its next claim: when the oldest claim of its rate '
-    'window leaves it, and, at max_running, when a lease ends (a completion NOTIFYs sooner); NULL for '
-    'max_running 0 (paused).';
+    'Internal (next_wakeup_v1): when a limited stream admits its next claim: 30 ms before the oldest claim of its '
+    'rate window leaves it (the claim waits the rest), and, at max_running, when a lease ends (a completion '
+    'NOTIFYs sooner); NULL for max_running 0 (paused).';
 
 CREATE FUNCTION durable._set_stream_limits(p_stream text, p_namespace text, p_max_running integer,
                                            p_rate_limit integer, p_rate_period interval) RETURNS void

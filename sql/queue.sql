@@ -177,7 +177,7 @@ BEGIN
     END IF;
     -- Limited: stream by stream, in name order (the order their limits rows are locked in).
     FOR v_stream IN SELECT DISTINCT s.s FROM pg_catalog.unnest(p_streams) AS s(s) ORDER BY 1 LOOP
-        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, v_stream, v_left);
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, v_stream, v_left, true);
         CONTINUE WHEN v_admit.admitted < 1;
         RETURN QUERY SELECT * FROM durable._claim_ready(p_namespace, ARRAY[v_stream], p_names, p_kind,
                                                        v_admit.admitted, p_lease, p_owner, v_admit.at);
