@@ -70,6 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="cProfile pgdurable's B1 and B2 (worker + client, this process) and print "
                              "the functions that dominate")
+    parser.add_argument("--limits", nargs="?", const=json.dumps(b2_activities.LIMITS), default=None,
+                        metavar="JSON",
+                        help="with B2, also B2L: B2 with stream limits set on its activity stream that never "
+                             "bind (what enforcing them costs); JSON: other limits, e.g. "
+                             "'{\"max_running\": 10000}' (default: %(const)s)")
     parser.add_argument("--otel", action="store_true",
                         help="pgdurable.otel.instrument() in this process (the B1-B3 client and worker): "
                              "spans recorded by the OpenTelemetry SDK and batched to an exporter that "
@@ -144,6 +149,13 @@ async def pgdurable_run(dsn: str, meter: CpuMeter, params: dict[str, Any], selec
                                                 in_flight=params["b2_in_flight"], concurrency=concurrency)
             if profiler:
                 profiler.disable()
+            if params.get("b2_limits"):
+                log("B2L: activities with non-binding stream limits")
+                run["B2L"] = await b2_activities.run(dsn, meter, duration=params["b2_duration"],
+                                                     in_flight=params["b2_in_flight"],
+                                                     concurrency=concurrency, task_queue="bench-limited",
+                                                     limits=params["b2_limits"])
+                run["B2L"]["cost_vs_b2"] = 1 - run["B2L"]["activities_per_s"] / run["B2"]["activities_per_s"]
         if "B3" in selected:
             log("B3: wake-up latencies")
             run["B3"] = await b3_wakeup.run(dsn, samples=params["b3_samples"],
@@ -263,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         params["b6_timers"] = 1_000_000
     params["runs"] = args.runs
     params["concurrency"] = args.concurrency
+    params["b2_limits"] = None if args.limits is None else json.loads(args.limits)
 
     def log(message: str) -> None:
         console.print(f"[dim]{time.strftime('%H:%M:%S')} {message} (load {load_avg()[0]:.2f})[/dim]")

@@ -81,6 +81,11 @@ PGDURABLE: list[Metric] = [
     Metric("B2", "activities/s (10-step wf, 200 in flight)", "act/s", _dig("B2", "activities_per_s"), True,
            None, "tps", lambda r, b0: bottleneck((r.get("B2") or {}).get("cpu"))),
     Metric("B2", "transactions per activity", "xact", _dig("B2", "xacts_per_activity"), False, 1.5),
+    Metric("B2L", "activities/s, non-binding stream limits set", "act/s", _dig("B2L", "activities_per_s"),
+           True, None, "tps", lambda r, b0: bottleneck((r.get("B2L") or {}).get("cpu"))),
+    Metric("B2L", "throughput cost of the limits vs B2", "%",
+           lambda r: None if (r.get("B2L") or {}).get("cost_vs_b2") is None else 100 * r["B2L"]["cost_vs_b2"],
+           False, 10),
     Metric("B3", "signal->resume p50", "ms", _dig("B3", "signal", "p50_ms"), False, 1.5, "commit",
            lambda r, b0: _latency_phrase("signal_call_p50_ms", "signal commit, NOTIFY, claim, task commit")(
                (r.get("B3") or {}).get("signal") or {}, b0)),

@@ -48,6 +48,7 @@ SELECT is(durable.describe_workflow_v1('d', 'w') - '{created_at,updated_at,pendi
           '{"workflow_id": "w", "run_id": 1, "namespace": "d", "status": "running", "result": null, "error": null,
             "workflow_name": "w", "task_queue": "q", "attempt": 1, "parent_workflow_id": null, "parent_run_id": null,
             "cancel_requested": false, "closed_at": null, "last_task_failure": null, "task_failures": 0,
+            "priority": 0, "partition_key": null, "dedup_id": null,
             "children": [], "waiting_for": "a worker serving workflow ''w'' on task queue ''q'' (no live worker serves workflow ''w'' there)"}'::jsonb,
           'describe gives the run''s state');
 SELECT is(durable.describe_workflow_v1('d', 'w')->'pending' #- '{0,since}',

@@ -34,7 +34,9 @@ BEGIN
     -- the task is born leased to it (no claim, no NOTIFY, no wait).
     v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
                AND (p_eager->'activity_names') ? (p_cmd->>'name')
-               AND durable._may_consume(p_wf.namespace, v_stream);
+               AND durable._may_consume(p_wf.namespace, v_stream)
+               -- On a limited stream, only when its limits admit it (counted as a claim).
+               AND durable._flow_admit_one(p_wf.namespace, v_stream);
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
         jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
@@ -45,7 +47,7 @@ BEGIN
     v_lease := CASE WHEN v_eager THEN durable._attempt_lease(
                    make_interval(secs => (p_eager->>'lease_seconds')::float8), (v_heartbeat::text)::float8) END;
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
-                                  attempt, max_attempts, lease_owner, lease_token, created_at)
+                                  attempt, max_attempts, lease_owner, lease_token, created_at, priority)
     VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
             jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
@@ -62,7 +64,7 @@ BEGIN
             coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
             CASE WHEN v_eager THEN p_eager->>'owner' END,
             CASE WHEN v_eager THEN gen_random_uuid() END,
-            v_now)
+            v_now, p_wf.priority)  -- an activity has its run's priority
     RETURNING id INTO v_id;
     IF v_eager THEN
         RETURN v_id;
@@ -72,7 +74,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
     'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
-    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id). '
+    'when p_eager says the completing worker serves it (and the stream''s limits admit it), leases it to that '
+    'worker at once (returns its id). The task has its run''s priority. '
     'A heartbeat_timeout (seconds) goes into the task''s payload: each attempt''s lease is bounded by it.';
 
 -- heartbeat_timeout: an attempt's lease never runs past its heartbeat deadline (the time of its
@@ -108,6 +111,9 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
+    IF p_msg.lease_token IS NOT NULL THEN
+        PERFORM durable._flow_slot_freed(p_msg.namespace, p_msg.stream);  -- a running slot is free
+    END IF;
     IF p_msg.workflow_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM durable.workflows w
             WHERE w.namespace = p_msg.namespace AND w.workflow_id = p_msg.workflow_id AND w.run_id = p_msg.run_id) THEN
@@ -169,6 +175,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
+    PERFORM durable._flow_slot_freed(p_msg.namespace, p_msg.stream);
     IF p_msg.workflow_id IS NULL THEN
         RETURN false;
     END IF;

@@ -84,7 +84,15 @@ BEGIN
             'type', 'workflow_task', 'workflow_name', v_task.name, 'task_queue', v_task.stream,
             'since', v_task.created_at, 'attempt', v_task.attempt,
             'running', v_task.lease_token IS NOT NULL AND v_task.visible_at > v_now,
-            'waiting_for', CASE WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
+            'waiting_for', CASE WHEN v_task.lease_token IS NULL AND v_task.visible_at = durable.held_back()
+                                THEN pg_catalog.format('its turn in partition %L (workflow %L runs in it now)',
+                                    v_wf.partition_key,
+                                    (SELECT p.holder_workflow_id FROM durable.partitions p
+                                     WHERE p.namespace = v_wf.namespace AND p.partition_key = v_wf.partition_key))
+                                WHEN v_task.lease_token IS NULL AND v_task.visible_at > v_now
+                                     AND v_task.attempt = 0 AND v_wf.last_event_id = 1
+                                THEN pg_catalog.format('its start delay (due at %s)', v_task.visible_at)
+                                WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
                                 THEN format('a worker serving workflow %L on task queue %L',
                                             v_task.name, v_task.stream)
                                      || CASE WHEN NOT durable._live_worker_serves(v_wf.namespace, v_task.stream,
@@ -98,6 +106,7 @@ BEGIN
         'workflow_name', v_wf.workflow_name, 'task_queue', v_wf.task_queue, 'attempt', v_wf.attempt,
         'parent_workflow_id', v_wf.parent_workflow_id, 'parent_run_id', v_wf.parent_run_id,
         'cancel_requested', v_wf.cancel_requested,
+        'priority', v_wf.priority, 'partition_key', v_wf.partition_key, 'dedup_id', v_wf.dedup_id,
         'created_at', v_wf.created_at, 'updated_at', v_wf.updated_at, 'closed_at', v_wf.closed_at,
         'pending', v_pending,
         'waiting_for', (SELECT p->>'waiting_for' FROM jsonb_array_elements(v_pending) p
@@ -114,7 +123,8 @@ END $$;
 COMMENT ON FUNCTION durable.describe_workflow_v1(text, text, integer) IS
     'The state of a run (latest by default) as JSON: status, result, error, lineage, the durable calls it '
     'waits on (pending), what its unclaimed workflow task waits for (waiting_for: the worker it needs, and '
-    '"no live worker serves workflow ..." when no live registered worker serves it) and its last workflow '
+    '"no live worker serves workflow ..." when no live registered worker serves it; its turn in its partition; '
+    'its start delay), its flow control options (priority, partition_key, dedup_id) and its last workflow '
     'task failure. NULL for an unknown workflow id.';
 
 CREATE FUNCTION durable.workflow_history_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)

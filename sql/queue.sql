@@ -146,14 +146,20 @@ COMMENT ON FUNCTION durable._check_eager(jsonb) IS
 
 -- The claim every consumer shares: the first p_batch visible messages of
 -- the given streams, kinds and names, by priority then visible_at, leased
--- to p_owner. SKIP LOCKED lets concurrent claimers pass each other.
+-- to p_owner. SKIP LOCKED lets concurrent claimers pass each other. A stream
+-- with limits (flow_control.sql) is claimed alone, under its limits row's
+-- lock, at most as many as the limits admit; a claim of streams without
+-- limits pays one index probe for them.
 CREATE FUNCTION durable._claim(
     p_namespace text, p_streams text[], p_names text[], p_kind text,
     p_batch integer, p_lease interval, p_owner text
 ) RETURNS TABLE (message durable.messages, lost_lease boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_now timestamptz := durable.now();
+    v_stream text;
+    v_left integer := p_batch;
+    v_admit record;
+    v_got integer;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 OR p_batch > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -163,6 +169,36 @@ BEGIN
     IF length(p_owner) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l
+                   WHERE l.namespace = p_namespace AND l.stream = ANY (p_streams)) THEN
+        RETURN QUERY SELECT * FROM durable._claim_ready(p_namespace, p_streams, p_names, p_kind, p_batch, p_lease,
+                                                       p_owner, durable.now());
+        RETURN;
+    END IF;
+    -- Limited: stream by stream, in name order (the order their limits rows are locked in).
+    FOR v_stream IN SELECT DISTINCT s.s FROM pg_catalog.unnest(p_streams) AS s(s) ORDER BY 1 LOOP
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, v_stream, v_left, true);
+        CONTINUE WHEN v_admit.admitted < 1;
+        RETURN QUERY SELECT * FROM durable._claim_ready(p_namespace, ARRAY[v_stream], p_names, p_kind,
+                                                       v_admit.admitted, p_lease, p_owner, v_admit.at);
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        PERFORM durable._flow_took(p_namespace, v_stream, v_got, v_admit.at);
+        v_left := v_left - v_got;
+        EXIT WHEN v_left < 1;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION durable._claim(text, text[], text[], text, integer, interval, text) IS
+    'Internal: leases up to p_batch visible messages (within the limits of limited streams); lost_lease is true '
+    'when the previous lease expired unacked.';
+
+CREATE FUNCTION durable._claim_ready(
+    p_namespace text, p_streams text[], p_names text[], p_kind text,
+    p_batch integer, p_lease interval, p_owner text, p_now timestamptz
+) RETURNS TABLE (message durable.messages, lost_lease boolean)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := p_now;
+BEGIN
     RETURN QUERY
     WITH picked AS (
         SELECT m.id, m.lease_token AS old_token
@@ -207,8 +243,9 @@ BEGIN
     FROM claimed c
     ORDER BY c.priority DESC, c.id;
 END $$;
-COMMENT ON FUNCTION durable._claim(text, text[], text[], text, integer, interval, text) IS
-    'Internal: leases up to p_batch visible messages; lost_lease is true when the previous lease expired unacked.';
+COMMENT ON FUNCTION durable._claim_ready(text, text[], text[], text, integer, interval, text, timestamptz) IS
+    'Internal: _claim''s pick and lease (no limits): up to p_batch messages visible at p_now, priority first '
+    '(then visible_at, id), through messages_ready.';
 
 CREATE FUNCTION durable.claim_v1(
     p_namespace text,
@@ -312,21 +349,39 @@ RETURNS double precision
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_next timestamptz;
+    v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
-    SELECT min(m.visible_at) INTO v_next
-    FROM durable.messages m
-    WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
-      AND (m.kind = 'timer' OR m.name = ANY (p_names));
+    IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l
+                   WHERE l.namespace = p_namespace AND l.stream = ANY (p_streams)) THEN
+        SELECT min(m.visible_at) INTO v_next
+        FROM durable.messages m
+        WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
+          AND (m.kind = 'timer' OR m.name = ANY (p_names));
+    ELSE
+        -- A limited stream's claimable task waits for its limits to admit it (flow_control.sql);
+        -- its timers do not (claim_workflow_tasks_v1 fires them whatever the limits).
+        SELECT min(least(n.timer_next,
+                         CASE WHEN n.task_next IS NULL OR n.task_next > v_now THEN n.task_next
+                              ELSE durable._flow_next_admit(p_namespace, n.stream, v_now) END)) INTO v_next
+        FROM (SELECT s.s AS stream,
+                     (SELECT min(m.visible_at) FROM durable.messages m
+                      WHERE m.namespace = p_namespace AND m.stream = s.s AND m.kind <> 'timer'
+                        AND m.name = ANY (p_names)) AS task_next,
+                     (SELECT min(m.visible_at) FROM durable.messages m
+                      WHERE m.namespace = p_namespace AND m.stream = s.s AND m.kind = 'timer') AS timer_next
+              FROM pg_catalog.unnest(p_streams) AS s(s)) n
+        WHERE n.task_next IS NOT NULL OR n.timer_next IS NOT NULL;
+    END IF;
     -- The next fire time of a schedule of these streams (schedules.sql): least() skips a NULL.
     v_next := least(v_next, (SELECT min(s.next_fire_at) FROM durable.schedules s
                              WHERE s.namespace = p_namespace AND s.task_queue = ANY (p_streams) AND NOT s.paused));
     IF v_next IS NULL THEN
         RETURN NULL;
     END IF;
-    RETURN greatest(extract(epoch FROM v_next - durable.now()), 0)::double precision;
+    RETURN greatest(extract(epoch FROM v_next - v_now), 0)::double precision;
 END $$;
 COMMENT ON FUNCTION durable.next_wakeup_v1(text, text[], text[]) IS
-    'Seconds until the next message (or timer, or lease expiry) of these streams becomes claimable, or the '
-    'next schedule of these streams fires; 0 if one is due now, NULL if there is none. Workers sleep until '
-    'then or a NOTIFY.';
+    'Seconds until the next message (or timer, or lease expiry) of these streams becomes claimable (on a '
+    'limited stream: until its limits admit a claim), or the next schedule of these streams fires; 0 if one '
+    'is due now, NULL if there is none. Workers sleep until then or a NOTIFY.';

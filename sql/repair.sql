@@ -61,7 +61,7 @@ BEGIN
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
                                    attempt, retry, parent_workflow_id, parent_run_id, parent_seq,
                                    last_event_id, last_inbound_event_id, processed_event_id,
-                                   created_at, updated_at)
+                                   created_at, updated_at, priority, partition_key, dedup_id)
     SELECT p_from.namespace, p_workflow_id, p_run_id, p_from.workflow_name, p_from.task_queue, 'running',
            p_from.args, p_from.attempt, p_from.retry,
            CASE WHEN p_keep_parent THEN p_from.parent_workflow_id END,
@@ -72,7 +72,12 @@ BEGIN
                      WHERE h.namespace = p_from.namespace AND h.workflow_id = p_from.workflow_id
                        AND h.run_id = p_from.run_id AND h.event_id < p_event_id AND h.inbound), 0),
            -- Not 0: a worker then fetches the whole copied history (non-inbound events included).
-           1, v_now, v_now
+           1, v_now, v_now,
+           -- Flow control: the priority goes along; a reset of a running run (the same workflow
+           -- going on) keeps its partition key (it still holds it) and its dedup id.
+           p_from.priority,
+           CASE WHEN p_keep_parent AND p_from.status = 'running' THEN p_from.partition_key END,
+           CASE WHEN p_keep_parent AND p_from.status = 'running' THEN p_from.dedup_id END
     -- Two resets of one run at once: the second finds the run the first made.
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
@@ -88,11 +93,12 @@ BEGIN
     ORDER BY h.event_id;
     PERFORM durable._append_event(p_from.namespace, p_workflow_id, p_run_id, 'workflow_reset', NULL, false, p_data);
     PERFORM durable._ensure_workflow_task(p_from.namespace, p_workflow_id, p_run_id, p_from.task_queue,
-                                          p_from.workflow_name);
+                                          p_from.workflow_name, p_priority => p_from.priority);
 END $$;
 COMMENT ON FUNCTION durable._copy_run(durable.workflows, integer, text, integer, boolean, jsonb) IS
     'Internal: a running run p_run_id of p_workflow_id whose history is p_from''s events below p_event_id and '
-    'a workflow_reset event (p_data), with its workflow task queued.';
+    'a workflow_reset event (p_data), with its workflow task queued, at p_from''s priority (a reset of a running '
+    'run keeps its partition key and dedup id too).';
 
 -- The latest run of an id, locked; PD003 for an unknown id.
 CREATE FUNCTION durable._latest_run(p_namespace text, p_workflow_id text) RETURNS durable.workflows

@@ -55,6 +55,65 @@ CREATE INDEX messages_leased ON durable.messages (namespace, stream, visible_at)
 CREATE UNIQUE INDEX messages_one_workflow_task ON durable.messages (namespace, workflow_id)
     WHERE kind = 'workflow';
 
+-- Flow control (flow_control.sql). Per-stream limits, global across workers:
+-- at most max_running tasks leased at once, at most rate_limit claims in any
+-- window of rate_period (sliding). A claim of a stream with a row here locks
+-- that row, so concurrent claimers admit tasks one after the other (exact);
+-- a stream without one pays one index probe.
+CREATE TABLE durable.flow_limits (
+    namespace text NOT NULL,
+    stream text NOT NULL,
+    max_running integer CHECK (max_running >= 0),
+    rate_limit integer CHECK (rate_limit BETWEEN 1 AND 100000),
+    rate_period interval CHECK (rate_period > interval '0'),
+    rate_next integer NOT NULL DEFAULT 0,  -- the oldest slot of the ring in flow_rate_slots
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, stream),
+    CHECK ((rate_limit IS NULL) = (rate_period IS NULL)),
+    CHECK (max_running IS NOT NULL OR rate_limit IS NOT NULL)
+);
+COMMENT ON TABLE durable.flow_limits IS
+    'Per-stream limits (durable.set_stream_limits): max_running leased tasks at once, rate_limit claims in any '
+    'window of rate_period. Read and locked inside every claim of the stream.';
+-- The sliding window of a rate limit: a ring of rate_limit claim times, oldest
+-- first from flow_limits.rate_next. A claim may start one task per slot whose
+-- time is at least rate_period old, and writes its own time there: bounded
+-- (rate_limit rows), and exact.
+CREATE TABLE durable.flow_rate_slots (
+    namespace text NOT NULL,
+    stream text NOT NULL,
+    slot integer NOT NULL,
+    claimed_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, stream, slot),
+    FOREIGN KEY (namespace, stream) REFERENCES durable.flow_limits (namespace, stream) ON DELETE CASCADE
+);
+COMMENT ON TABLE durable.flow_rate_slots IS
+    'The last rate_limit claim times of a rate-limited stream (a ring, oldest first from flow_limits.rate_next).';
+-- Ordered partitions: the workflow that holds a partition key now (the row
+-- exists only while one does), and the runs waiting for it in start order
+-- (their first workflow task is held back until their turn).
+CREATE TABLE durable.partitions (
+    namespace text NOT NULL,
+    partition_key text NOT NULL,
+    holder_workflow_id text NOT NULL,
+    PRIMARY KEY (namespace, partition_key)
+);
+COMMENT ON TABLE durable.partitions IS
+    'Partition keys held now: the workflow whose run runs (one at a time per key); its row lock orders starts '
+    'and closes of the key.';
+CREATE TABLE durable.partition_waiters (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    partition_key text NOT NULL,
+    workflow_id text NOT NULL,
+    run_id integer NOT NULL,
+    due_at timestamptz NOT NULL  -- its start delay's end: it runs at its turn, not before this
+);
+CREATE INDEX partition_waiters_fifo ON durable.partition_waiters (namespace, partition_key, id);
+CREATE INDEX partition_waiters_by_run ON durable.partition_waiters (namespace, workflow_id, run_id);
+COMMENT ON TABLE durable.partition_waiters IS
+    'Runs waiting for their partition key, in start order (id); each one''s workflow task is held back.';
+
 -- Workflows: one row per run. A workflow id has at most one running run.
 CREATE TABLE durable.workflows (
     namespace text NOT NULL,
@@ -82,6 +141,11 @@ CREATE TABLE durable.workflows (
     updated_at timestamptz NOT NULL,
     closed_at timestamptz,
     sticky_worker text,
+    -- Flow control (flow_control.sql): the run's priority (its tasks', higher first), its partition
+    -- (one running run per key at a time, in start order) and its dedup id (one running run per id).
+    priority smallint NOT NULL DEFAULT 0,
+    partition_key text,
+    dedup_id text,
     PRIMARY KEY (namespace, workflow_id, run_id)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE durable.workflows IS
@@ -90,6 +154,9 @@ COMMENT ON TABLE durable.workflows IS
     'is told on its own channel when the run has new events).';
 CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
     WHERE status = 'running';
+-- A dedup id names at most one running run of its namespace (a second start is refused or returns it).
+CREATE UNIQUE INDEX workflows_one_dedup ON durable.workflows (namespace, dedup_id)
+    WHERE status = 'running' AND dedup_id IS NOT NULL;
 -- No timestamp in this index: appending an event updates updated_at, and an
 -- index on it would make every such update a non-HOT one. Status first: with
 -- namespace first it served "namespace = $1" as well as the primary key, and

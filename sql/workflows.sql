@@ -51,19 +51,21 @@ CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id te
                                               p_task_queue text, p_workflow_name text,
                                               p_delay interval DEFAULT interval '0',
                                               p_notify boolean DEFAULT true,
-                                              p_sticky text DEFAULT NULL) RETURNS void
+                                              p_sticky text DEFAULT NULL,
+                                              p_priority smallint DEFAULT 0) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    INSERT INTO durable.messages AS m (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
+    INSERT INTO durable.messages AS m (namespace, stream, kind, name, workflow_id, run_id, priority, visible_at,
+                                       created_at)
     VALUES (p_namespace, p_task_queue, 'workflow', p_workflow_name, p_workflow_id, p_run_id,
-            v_now + p_delay, v_now)
+            coalesce(p_priority, 0), v_now + p_delay, v_now)
     ON CONFLICT (namespace, workflow_id) WHERE kind = 'workflow' DO UPDATE
         -- A task an earlier run left behind (_close_run skips a task a claim
         -- holds locked) would starve this run: take it over, lease and all.
         SET run_id = EXCLUDED.run_id, stream = EXCLUDED.stream, name = EXCLUDED.name,
-            attempt = 0, lease_owner = NULL, lease_token = NULL,
+            attempt = 0, lease_owner = NULL, lease_token = NULL, priority = EXCLUDED.priority,
             visible_at = EXCLUDED.visible_at, created_at = EXCLUDED.created_at
         WHERE m.run_id IS DISTINCT FROM EXCLUDED.run_id;
     IF FOUND AND p_notify THEN
@@ -79,11 +81,12 @@ BEGIN
         END IF;
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean, text) IS
+COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean, text, smallint) IS
     'Internal: makes sure the run has a pending workflow task (new events fold into an existing one; '
     'a task an earlier run of the id left behind is taken over). p_notify false: the caller leases it. '
     'p_sticky: the worker that holds the run in its cache, NOTIFYed on its own channel (payload '
-    '<run_id>:<workflow_id>) before the stream (whose NOTIFY then carries the same payload).';
+    '<run_id>:<workflow_id>) before the stream (whose NOTIFY then carries the same payload). p_priority: the '
+    'run''s (claims take higher priorities first).';
 
 -- Appends an inbound event to a running run and wakes it. Returns false
 -- (and records nothing) when the run is no longer running or the durable
@@ -110,7 +113,7 @@ BEGIN
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, p_event_type, p_seq, true, p_data);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id,
                                           v_wf.task_queue, v_wf.workflow_name, interval '0', p_notify,
-                                          v_wf.sticky_worker);
+                                          v_wf.sticky_worker, v_wf.priority);
     RETURN true;
 END $$;
 COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb, boolean) IS
@@ -120,7 +123,9 @@ CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id 
                                  p_workflow_name text, p_task_queue text, p_args text,
                                  p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
                                  p_parent_run_id integer, p_parent_seq integer,
-                                 p_delay interval DEFAULT interval '0', p_headers jsonb DEFAULT NULL)
+                                 p_delay interval DEFAULT interval '0', p_headers jsonb DEFAULT NULL,
+                                 p_priority smallint DEFAULT 0, p_partition_key text DEFAULT NULL,
+                                 p_dedup_id text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -131,9 +136,10 @@ BEGIN
     -- wins the unique index: this one then does nothing and says so.
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
                                    attempt, retry, parent_workflow_id, parent_run_id, parent_seq,
-                                   created_at, updated_at)
+                                   created_at, updated_at, priority, partition_key, dedup_id)
     VALUES (p_namespace, p_workflow_id, p_run_id, p_workflow_name, p_task_queue, 'running', p_args,
-            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now)
+            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now,
+            coalesce(p_priority, 0), p_partition_key, p_dedup_id)
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         RETURN false;
@@ -144,25 +150,34 @@ BEGIN
         -- Trace context (W3C traceparent, ...): only a traced start has it.
         || CASE WHEN p_headers IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('headers', p_headers) END);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
-                                          p_workflow_name, p_delay);
+                                          p_workflow_name, p_delay, p_priority => coalesce(p_priority, 0::smallint));
     RETURN true;
 END $$;
-COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval, jsonb) IS
+COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval, jsonb, smallint, text, text) IS
     'Internal: creates a running run with its workflow_started event (p_headers, the caller''s trace context, '
-    'in its data when given) and first workflow task; false (nothing done) when a concurrent start of the id '
-    'got there first.';
+    'in its data when given) and first workflow task (due after p_delay, at p_priority); false (nothing done) '
+    'when a concurrent start of the id (or of its dedup id) got there first.';
 
 -- Starts a workflow. p_id_reuse: 'reject' (a running workflow with this id
 -- is an error; a closed one gets a new run) or 'return_existing' (the
--- latest run, running or closed, is returned as is).
-CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_workflow_name text,
-                                        p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
-                                        p_parent_workflow_id text, p_parent_run_id integer,
-                                        p_parent_seq integer, p_headers jsonb DEFAULT NULL)
-RETURNS TABLE (run_id integer, started boolean)
+-- latest run, running or closed, is returned as is). Flow control
+-- (flow_control.sql): p_dedup_id names at most one running run (a second
+-- start is refused, or returns that run with 'return_existing'); a run with
+-- a p_partition_key waits for the runs of its key started before it to
+-- close; p_start_delay makes its first workflow task due later; p_priority
+-- orders its tasks in the claims (higher first).
+CREATE FUNCTION durable._start_run(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                   p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
+                                   p_parent_workflow_id text, p_parent_run_id integer,
+                                   p_parent_seq integer, p_headers jsonb DEFAULT NULL,
+                                   p_priority integer DEFAULT 0, p_partition_key text DEFAULT NULL,
+                                   p_dedup_id text DEFAULT NULL, p_start_delay interval DEFAULT NULL)
+RETURNS TABLE (run_workflow_id text, run_id integer, started boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_latest durable.workflows;
+    v_dup durable.workflows;
+    v_delay interval := coalesce(p_start_delay, interval '0');
 BEGIN
     PERFORM durable._check_name('workflow id', p_workflow_id);
     PERFORM durable._check_name('workflow name', p_workflow_name);
@@ -171,14 +186,44 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'workflow args must not be NULL: pass a JSON payload';
     END IF;
     PERFORM durable._check_payload(p_args);
-    IF p_id_reuse NOT IN ('reject', 'return_existing') THEN
+    IF p_id_reuse IS NULL OR p_id_reuse NOT IN ('reject', 'return_existing') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
     END IF;
-    -- No lock: two starts of one id race on the unique index (_new_run), and
-    -- the loser reads the id again. (An advisory lock would be one a worker
-    -- role could learn from pg_locks and hold.)
+    IF p_priority IS NULL OR p_priority NOT BETWEEN -32768 AND 32767 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('priority %s is out of range: give an integer from -32768 to 32767 '
+                                        '(higher runs first; 0 is the default)', coalesce(p_priority::text, 'NULL'));
+    END IF;
+    IF p_partition_key IS NOT NULL THEN
+        PERFORM durable._check_name('partition key', p_partition_key);
+    END IF;
+    IF p_dedup_id IS NOT NULL THEN
+        PERFORM durable._check_name('dedup id', p_dedup_id);
+    END IF;
+    IF v_delay < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('negative start delay %s: give a delay of zero or more', v_delay);
+    END IF;
+    -- No lock: two starts of one id (or of one dedup id) race on the unique indexes (_new_run),
+    -- and the loser reads them again. (An advisory lock would be one a worker role could learn
+    -- from pg_locks and hold.)
     LOOP
+        IF p_dedup_id IS NOT NULL THEN
+            SELECT * INTO v_dup FROM durable.workflows w
+            WHERE w.namespace = p_namespace AND w.dedup_id = p_dedup_id AND w.status = 'running';
+            IF FOUND AND p_id_reuse = 'return_existing' THEN
+                RETURN QUERY SELECT v_dup.workflow_id, v_dup.run_id, false;
+                RETURN;
+            END IF;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD002',
+                    MESSAGE = pg_catalog.format('dedup id %L is taken by running workflow %L in namespace %L '
+                                                '(run %s); wait for it to close, or start with '
+                                                'id_reuse="return_existing" to get its handle',
+                                                p_dedup_id, v_dup.workflow_id, p_namespace, v_dup.run_id);
+            END IF;
+        END IF;
         SELECT * INTO v_latest FROM durable.workflows w
         WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
         ORDER BY w.run_id DESC LIMIT 1;
@@ -192,7 +237,7 @@ BEGIN
                                  v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
         END IF;
         IF FOUND AND p_id_reuse = 'return_existing' THEN
-            RETURN QUERY SELECT v_latest.run_id, false;
+            RETURN QUERY SELECT v_latest.workflow_id, v_latest.run_id, false;
             RETURN;
         END IF;
         IF FOUND AND v_latest.status = 'running' THEN
@@ -203,15 +248,35 @@ BEGIN
         END IF;
         IF durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
                             p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
-                            p_parent_seq, interval '0', p_headers) THEN
-            RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
+                            p_parent_seq, v_delay, p_headers, p_priority::smallint, p_partition_key,
+                            p_dedup_id) THEN
+            IF p_partition_key IS NOT NULL THEN
+                PERFORM durable._partition_join(p_namespace, p_partition_key, p_workflow_id,
+                                                coalesce(v_latest.run_id, 0) + 1, durable.now() + v_delay);
+            END IF;
+            RETURN QUERY SELECT p_workflow_id, coalesce(v_latest.run_id, 0) + 1, true;
             RETURN;
         END IF;
     END LOOP;
 END $$;
+COMMENT ON FUNCTION durable._start_run(text, text, text, text, text, jsonb, text, text, integer, integer, jsonb, integer, text, text, interval) IS
+    'Internal: starts a run (a workflow or a child) under the id_reuse and dedup rules, with its flow control '
+    'options; p_headers (trace context) go into its workflow_started event. Returns the workflow id of the run '
+    '(another one for a dedup id taken, with return_existing), its run id and whether it was started.';
+
+CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                        p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
+                                        p_parent_workflow_id text, p_parent_run_id integer,
+                                        p_parent_seq integer, p_headers jsonb DEFAULT NULL)
+RETURNS TABLE (run_id integer, started boolean)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.run_id, s.started
+    FROM durable._start_run(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args, p_retry,
+                            p_id_reuse, p_parent_workflow_id, p_parent_run_id, p_parent_seq, p_headers) s
+$$;
 COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer, jsonb) IS
-    'Internal: starts a run (a workflow or a child) under the id_reuse rule; p_headers (trace context) go into '
-    'its workflow_started event.';
+    'Internal: starts a run (a workflow or a child) under the id_reuse rule, without flow control options '
+    '(durable._start_run); p_headers (trace context) go into its workflow_started event.';
 
 CREATE FUNCTION durable.start_workflow_v1(p_namespace text, p_workflow_id text, p_workflow_name text,
                                           p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
@@ -227,6 +292,25 @@ COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, json
     'headers (a trace context) kept in the workflow_started event for the workers. '
     'Returns the run id and whether a new run was started.';
 
+CREATE FUNCTION durable.start_workflow_v2(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                          p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
+                                          p_id_reuse text DEFAULT 'reject', p_headers jsonb DEFAULT NULL,
+                                          p_priority integer DEFAULT 0, p_partition_key text DEFAULT NULL,
+                                          p_dedup_id text DEFAULT NULL, p_start_delay interval DEFAULT NULL)
+RETURNS TABLE (workflow_id text, run_id integer, started boolean)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.run_workflow_id, s.run_id, s.started
+    FROM durable._start_run(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args,
+                            p_retry, p_id_reuse, NULL, NULL, NULL, p_headers, p_priority, p_partition_key,
+                            p_dedup_id, p_start_delay) s
+$$;
+COMMENT ON FUNCTION durable.start_workflow_v2(text, text, text, text, text, jsonb, text, jsonb, integer, text, text, interval) IS
+    'Starts workflow p_workflow_id as start_workflow_v1 does, with flow control options: p_priority (higher '
+    'first, FIFO within a priority), p_partition_key (runs of one key run one at a time, in start order), '
+    'p_dedup_id (PD002 while a run with it is running, or that run with p_id_reuse = ''return_existing''), '
+    'p_start_delay (its first workflow task is due later). Returns the workflow id of the run (the dedup '
+    'holder''s, when it was returned), its run id and whether a new run was started.';
+
 -- Starts many workflows in one transaction: the client's group commit of
 -- starts. Each item {workflow_id, workflow_name, task_queue, args (the
 -- payload as a JSON string), retry, id_reuse} runs in a subtransaction of its
@@ -236,13 +320,18 @@ COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, json
 -- one order and never deadlock, and two starts of one id in one batch behave
 -- as two starts made one after the other. An error the whole transaction must
 -- take (class 40: deadlock, serialization; 53, 57, 58, XX) is not caught:
--- the batch rolls back, nothing of it applied, and may be made again.
-CREATE FUNCTION durable.start_workflows_v1(p_namespace text, p_starts jsonb)
-RETURNS TABLE (ordinality integer, run_id integer, started boolean, error_sqlstate text, error_message text)
+-- the batch rolls back, nothing of it applied, and may be made again. A
+-- batch with partition keys runs in batch order instead: that is its runs'
+-- start order in their partitions.
+CREATE FUNCTION durable.start_workflows_v2(p_namespace text, p_starts jsonb)
+RETURNS TABLE (ordinality integer, workflow_id text, run_id integer, started boolean, error_sqlstate text,
+               error_message text)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_item record;
+    v_workflow_id text;
     v_run_id integer;
+    v_partitioned boolean;
     v_started boolean;
     v_state text;
     v_message text;
@@ -256,9 +345,12 @@ BEGIN
             MESSAGE = format('a batch of %s starts is over the limit of 1000: split it into batches of at most 1000',
                              jsonb_array_length(p_starts));
     END IF;
+    v_partitioned := EXISTS (SELECT 1 FROM jsonb_array_elements(p_starts) e
+                             WHERE jsonb_typeof(e.value) = 'object' AND jsonb_typeof(e.value->'partition_key') = 'string');
     FOR v_item IN SELECT e.value AS start, e.ord::integer AS ord
                   FROM jsonb_array_elements(p_starts) WITH ORDINALITY e(value, ord)
-                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' THEN e.value->>'workflow_id' END) COLLATE "C",
+                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' AND NOT v_partitioned
+                                 THEN e.value->>'workflow_id' END) COLLATE "C",
                            e.ord LOOP
         BEGIN
             IF jsonb_typeof(v_item.start) IS DISTINCT FROM 'object' THEN
@@ -276,13 +368,31 @@ BEGIN
                     MESSAGE = format('the retry of start %s must be a JSON object or null, not a JSON %s',
                                      v_item.ord, jsonb_typeof(v_item.start->'retry'));
             END IF;
-            SELECT s.run_id, s.started INTO v_run_id, v_started
-            FROM durable._start_workflow(p_namespace, v_item.start->>'workflow_id', v_item.start->>'workflow_name',
-                                         v_item.start->>'task_queue', v_item.start->>'args',
-                                         nullif(v_item.start->'retry', 'null'::jsonb),
-                                         coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL,
-                                         nullif(v_item.start->'headers', 'null'::jsonb)) s;
+            IF jsonb_typeof(v_item.start->'priority') NOT IN ('number', 'null')
+               OR jsonb_typeof(v_item.start->'start_delay_seconds') NOT IN ('number', 'null')
+               OR jsonb_typeof(v_item.start->'partition_key') NOT IN ('string', 'null')
+               OR jsonb_typeof(v_item.start->'dedup_id') NOT IN ('string', 'null') THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD004',
+                    MESSAGE = format('start %s: priority and start_delay_seconds must be JSON numbers, '
+                                     'partition_key and dedup_id JSON strings (or null)', v_item.ord);
+            END IF;
+            IF (v_item.start->>'priority')::numeric NOT BETWEEN -32768 AND 32767
+               OR (v_item.start->>'priority')::numeric <> trunc((v_item.start->>'priority')::numeric) THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD004',
+                    MESSAGE = format('priority %s is out of range: give an integer from -32768 to 32767 '
+                                     '(higher runs first; 0 is the default)', v_item.start->>'priority');
+            END IF;
+            SELECT s.run_workflow_id, s.run_id, s.started INTO v_workflow_id, v_run_id, v_started
+            FROM durable._start_run(p_namespace, v_item.start->>'workflow_id', v_item.start->>'workflow_name',
+                                    v_item.start->>'task_queue', v_item.start->>'args',
+                                    nullif(v_item.start->'retry', 'null'::jsonb),
+                                    coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL,
+                                    nullif(v_item.start->'headers', 'null'::jsonb),
+                                    coalesce((v_item.start->>'priority')::integer, 0),
+                                    v_item.start->>'partition_key', v_item.start->>'dedup_id',
+                                    make_interval(secs => (v_item.start->>'start_delay_seconds')::float8)) s;
             ordinality := v_item.ord;
+            workflow_id := v_workflow_id;
             run_id := v_run_id;
             started := v_started;
             error_sqlstate := NULL;
@@ -293,6 +403,7 @@ BEGIN
                 RAISE;
             END IF;
             ordinality := v_item.ord;
+            workflow_id := NULL;
             run_id := NULL;
             started := false;
             error_sqlstate := v_state;
@@ -301,12 +412,26 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
+COMMENT ON FUNCTION durable.start_workflows_v2(text, jsonb) IS
+    'Starts each item of p_starts (a JSON array of at most 1000 {workflow_id, workflow_name, task_queue, args, '
+    'retry, id_reuse, headers, priority, partition_key, dedup_id, start_delay_seconds}) as start_workflow_v2 '
+    'would, each in a subtransaction of its own: one row per item (ordinality = its 1-based position; rows in '
+    'workflow id order, or batch order when some have a partition key) with its workflow id, run id and whether '
+    'it started, or the SQLSTATE and message of the error that failed that item alone. Serialization failures and '
+    'deadlocks roll the whole batch back.';
+
+CREATE FUNCTION durable.start_workflows_v1(p_namespace text, p_starts jsonb)
+RETURNS TABLE (ordinality integer, run_id integer, started boolean, error_sqlstate text, error_message text)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.ordinality, s.run_id, s.started, s.error_sqlstate, s.error_message
+    FROM durable.start_workflows_v2(p_namespace, p_starts) s
+$$;
 COMMENT ON FUNCTION durable.start_workflows_v1(text, jsonb) IS
     'Starts each item of p_starts (a JSON array of at most 1000 {workflow_id, workflow_name, task_queue, args, '
     'retry, id_reuse}) as start_workflow_v1 would, each in a subtransaction of its own: one row per item '
     '(ordinality = its 1-based position; rows in workflow id order) with its run id and whether it started, or '
     'the SQLSTATE and message of the error that failed that item alone. Serialization failures and deadlocks '
-    'roll the whole batch back.';
+    'roll the whole batch back. (start_workflows_v2 also returns the workflow id and takes flow control options.)';
 
 -- Closes a run. p_command: {"type": complete|fail|cancelled|continue_as_new,
 -- "result"|"error"|"args"}. Continues, retries, or reports to the parent.
@@ -336,6 +461,11 @@ BEGIN
     SET status = v_status, result = p_command->>'result', error = p_command->'error',
         closed_at = v_now, updated_at = v_now
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
+    -- A workflow closing for good hands its partition key to the next run in line (before its
+    -- messages are locked below: lock order run, partition, messages).
+    IF p_wf.partition_key IS NOT NULL AND NOT (v_type = 'continue_as_new' OR v_retrying) THEN
+        PERFORM durable._partition_leave(p_wf);
+    END IF;
     -- Nothing of a closed run runs again: its queued activities, timers and
     -- its workflow task go (a leased activity's late completion is refused).
     -- A running activity the workflow cancelled stays until its late outcome is recorded (unless
@@ -368,7 +498,9 @@ BEGIN
             -- The next run keeps the trace context of this one (its workflow_started is event 1).
             (SELECT h.data->'headers' FROM durable.history h
              WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
-               AND h.event_id = 1));
+               AND h.event_id = 1),
+            -- The same workflow: its priority, partition (it keeps holding it) and dedup id.
+            p_wf.priority, p_wf.partition_key, p_wf.dedup_id);
     ELSIF p_wf.parent_seq IS NOT NULL THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.parent_workflow_id, p_wf.parent_run_id,
             CASE v_status WHEN 'completed' THEN 'child_completed' ELSE 'child_failed' END,
@@ -431,6 +563,8 @@ DECLARE
     v_wf durable.workflows;
     v_msg durable.messages;
     v_now timestamptz := durable.now();
+    v_limited boolean;
+    v_admit record;
 BEGIN
     IF p_eager IS NULL OR p_workflow_id IS NULL THEN
         RETURN NULL;
@@ -441,6 +575,17 @@ BEGIN
        OR NOT (p_eager->'workflow_names') ? v_wf.workflow_name
        OR NOT durable._may_consume(p_namespace, v_wf.task_queue) THEN
         RETURN NULL;
+    END IF;
+    -- A limited task queue admits it like a claim; refused, it stays queued and the queue is
+    -- woken (the caller left the NOTIFY to this hand-off).
+    v_limited := durable._flow_limited(p_namespace, v_wf.task_queue);
+    IF v_limited THEN
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, v_wf.task_queue, 1);
+        IF v_admit.admitted < 1 THEN
+            PERFORM durable._notify_stream(p_namespace, v_wf.task_queue);
+            RETURN NULL;
+        END IF;
+        v_now := v_admit.at;
     END IF;
     UPDATE durable.messages m
     SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = gen_random_uuid(),
@@ -453,11 +598,15 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    IF v_limited THEN
+        PERFORM durable._flow_took(p_namespace, v_wf.task_queue, 1, v_now);
+    END IF;
     RETURN durable._workflow_task_json(v_msg, v_wf);
 END $$;
 COMMENT ON FUNCTION durable._lease_workflow_task(text, text, integer, jsonb) IS
     'Internal: leases a run''s visible workflow task to the worker described by p_eager, if it serves '
-    'that workflow; returns it as JSON (NULL otherwise).';
+    'that workflow and its task queue''s limits admit it; returns it as JSON (NULL otherwise; refused by the '
+    'limits, the queue is NOTIFYed).';
 
 CREATE FUNCTION durable.claim_workflow_tasks_v1(
     p_namespace text,
@@ -522,6 +671,8 @@ DECLARE
     v_msg durable.messages;
     v_now timestamptz := durable.now();
     v_due timestamptz;
+    v_limited boolean;
+    v_admit record;
 BEGIN
     -- Scoped like claim_workflow_tasks_v1: only the caller's own task queue is looked at, so a
     -- workflow id outside it is neither claimed nor told apart from one that does not exist.
@@ -555,6 +706,15 @@ BEGIN
         PERFORM durable._fire_timer(v_timer);
     END LOOP;
     v_now := durable.now();  -- a task the firing just made is visible from its own now
+    -- A limited task queue admits this claim like any other (flow_control.sql).
+    v_limited := durable._flow_limited(p_namespace, p_task_queue);
+    IF v_limited THEN
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_task_queue, 1);
+        IF v_admit.admitted < 1 THEN
+            RETURN;
+        END IF;
+        v_now := v_admit.at;
+    END IF;
     UPDATE durable.messages m
     SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = gen_random_uuid(),
         visible_at = v_now + p_lease
@@ -565,6 +725,9 @@ BEGIN
     RETURNING m.* INTO v_msg;
     IF NOT FOUND THEN
         RETURN;
+    END IF;
+    IF v_limited THEN
+        PERFORM durable._flow_took(p_namespace, p_task_queue, 1, v_now);
     END IF;
     RETURN QUERY
     SELECT v_msg.id, v_msg.lease_token, v_msg.attempt, w.workflow_id, w.run_id,
@@ -578,7 +741,8 @@ COMMENT ON FUNCTION durable.claim_workflow_task_v1(text, text, text, text[], int
     'Fires the due timers of workflow p_workflow_id on task queue p_task_queue, then leases its workflow '
     'task if one is visible (and of the named workflows); a row shaped like claim_workflow_tasks_v1''s, or '
     'none. The worker that caches the run calls it when its timer is due or its channel says it has events. '
-    'p_wait: first wait for the run''s first timer if it falls due within it (capped at 50 ms).';
+    'p_wait: first wait for the run''s first timer if it falls due within it (capped at 50 ms). A task queue '
+    'with limits (set_stream_limits) admits it as it admits any claim.';
 
 -- Workflow code steering another workflow (Durable.workflow.get_external_handle): a signal, a
 -- cancel or an interrupt, recorded as one inbound event (external_signal_sent, external_cancel_sent,
@@ -793,6 +957,7 @@ BEGIN
         END IF;
     END LOOP;
     IF v_closed THEN
+        PERFORM durable._flow_slot_freed(v_wf.namespace, v_wf.task_queue);
         RETURN QUERY SELECT 'closed'::text, '[]'::jsonb, NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
@@ -824,6 +989,7 @@ BEGIN
         RETURN;
     END IF;
     DELETE FROM durable.messages m WHERE m.id = p_message_id;
+    PERFORM durable._flow_slot_freed(v_wf.namespace, v_wf.task_queue);
     -- The run is parked: a worker that keeps it cached wakes it itself when its first timer is due.
     RETURN QUERY SELECT 'ok'::text, durable._activity_tasks(v_leased), NULL::jsonb,
         CASE WHEN p_eager ? 'task_queue' THEN durable._next_timer_in(v_wf.namespace, v_wf.workflow_id, v_wf.run_id) END;

@@ -98,3 +98,10 @@ def test_the_quick_bench_runs_b7_with_worker_processes_and_b8_parked_rss(dsn: st
     assert parked["workflows"] == 200 and parked["rss_mib"] >= parked["rss_before_mib"] > 0
     assert "B1 speed-up, 2 vs 1 worker processes" in proc.stdout and "bounded on this" in proc.stdout
     assert "worker RSS holding parked workflows" in proc.stdout
+
+
+def test_the_limits_option_runs_b2_again_with_non_binding_stream_limits() -> None:
+    assert json.loads(parse_args(["--only", "B2", "--limits"]).limits) == {
+        "max_running": 10_000, "rate_limit": 100_000, "rate_period": 1.0}
+    assert parse_args(["--only", "B2", "--limits", '{"max_running": 500}']).limits == '{"max_running": 500}'
+    assert parse_args(["--only", "B2"]).limits is None

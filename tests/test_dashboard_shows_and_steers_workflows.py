@@ -326,7 +326,19 @@ async def test_streams_workers_roles_and_schedules_pages_render(worker, client, 
         schedules = await web.get("/schedules")
         assert schedules.status_code == 200 and 'id="no-schedules"' in schedules.text
         assert (await web.get("/static/dashboard.css")).status_code == 200
-        assert "max running" not in streams.text  # this engine has no stream limits (yet)
+        assert not re.search(r'<td class="limit">\d', streams.text)  # no stream has limits yet
+
+
+async def test_streams_page_shows_each_streams_limits_even_before_it_has_tasks(client, connection):
+    await client.workflow.start(args=["s"], task_queue="limited-q", workflow_name="waiter",
+                                workflow_id="li-1")
+    await client.set_stream_limits("limited-q", max_running=7, rate_limit=30, rate_period=60)
+    await client.set_stream_limits("idle-activity", max_running=2)
+    async with browser(create_app(connection)) as web:
+        streams = (await web.get("/streams")).text
+    assert re.search(r'<td>limited-q</td><td>1</td>.*?<td class="limit">7</td>\s*'
+                     r'<td class="limit">30 per 60 s</td>', streams, re.S), streams
+    assert re.search(r'<td>idle-activity</td>.*?<td class="limit">2</td>', streams, re.S), streams
 
 
 async def test_schedules_page_shows_each_schedule_its_state_and_last_run(client, connection):

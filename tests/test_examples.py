@@ -64,13 +64,24 @@ async def test_nightly_report_is_scheduled_at_3_in_paris_triggered_and_its_heart
     assert sorted(result["listed"].values()) == [False, True]  # the nightly one active, the heartbeat paused
 
 
+async def test_rate_limited_paces_the_calls_and_dedups_the_campaign(dsn):
+    result = await load("rate_limited").main(dsn)
+    assert result["sent"] == 12
+    assert result["same_campaign"] is True
+    assert result["most_at_once"] == 2, "max_running 2: two at once, never three"
+    assert result["most_in_one_second"] == 5, "a rate of 5 per second, reached"
+    assert result["limits"] == [{"stream": "mail-activity", "max_running": 2, "rate_limit": 5,
+                                 "rate_period": 1.0}]
+
+
 def test_every_example_has_a_test():
     names = {path.stem for path in EXAMPLES.glob("*.py")}
-    assert names == {"order_workflow", "approval", "fan_out", "saga", "nightly_report"}
+    assert names == {"order_workflow", "approval", "fan_out", "saga", "nightly_report", "rate_limited"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["order_workflow", "approval", "fan_out", "saga", "nightly_report"])
+@pytest.mark.parametrize("name", ["order_workflow", "approval", "fan_out", "saga", "nightly_report",
+                                  "rate_limited"])
 def test_example_runs_as_a_script_and_migrates_an_empty_database(empty_dsn, name):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["PGDURABLE_DSN"] = empty_dsn

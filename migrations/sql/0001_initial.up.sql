@@ -59,6 +59,65 @@ CREATE INDEX messages_leased ON durable.messages (namespace, stream, visible_at)
 CREATE UNIQUE INDEX messages_one_workflow_task ON durable.messages (namespace, workflow_id)
     WHERE kind = 'workflow';
 
+-- Flow control (flow_control.sql). Per-stream limits, global across workers:
+-- at most max_running tasks leased at once, at most rate_limit claims in any
+-- window of rate_period (sliding). A claim of a stream with a row here locks
+-- that row, so concurrent claimers admit tasks one after the other (exact);
+-- a stream without one pays one index probe.
+CREATE TABLE durable.flow_limits (
+    namespace text NOT NULL,
+    stream text NOT NULL,
+    max_running integer CHECK (max_running >= 0),
+    rate_limit integer CHECK (rate_limit BETWEEN 1 AND 100000),
+    rate_period interval CHECK (rate_period > interval '0'),
+    rate_next integer NOT NULL DEFAULT 0,  -- the oldest slot of the ring in flow_rate_slots
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, stream),
+    CHECK ((rate_limit IS NULL) = (rate_period IS NULL)),
+    CHECK (max_running IS NOT NULL OR rate_limit IS NOT NULL)
+);
+COMMENT ON TABLE durable.flow_limits IS
+    'Per-stream limits (durable.set_stream_limits): max_running leased tasks at once, rate_limit claims in any '
+    'window of rate_period. Read and locked inside every claim of the stream.';
+-- The sliding window of a rate limit: a ring of rate_limit claim times, oldest
+-- first from flow_limits.rate_next. A claim may start one task per slot whose
+-- time is at least rate_period old, and writes its own time there: bounded
+-- (rate_limit rows), and exact.
+CREATE TABLE durable.flow_rate_slots (
+    namespace text NOT NULL,
+    stream text NOT NULL,
+    slot integer NOT NULL,
+    claimed_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, stream, slot),
+    FOREIGN KEY (namespace, stream) REFERENCES durable.flow_limits (namespace, stream) ON DELETE CASCADE
+);
+COMMENT ON TABLE durable.flow_rate_slots IS
+    'The last rate_limit claim times of a rate-limited stream (a ring, oldest first from flow_limits.rate_next).';
+-- Ordered partitions: the workflow that holds a partition key now (the row
+-- exists only while one does), and the runs waiting for it in start order
+-- (their first workflow task is held back until their turn).
+CREATE TABLE durable.partitions (
+    namespace text NOT NULL,
+    partition_key text NOT NULL,
+    holder_workflow_id text NOT NULL,
+    PRIMARY KEY (namespace, partition_key)
+);
+COMMENT ON TABLE durable.partitions IS
+    'Partition keys held now: the workflow whose run runs (one at a time per key); its row lock orders starts '
+    'and closes of the key.';
+CREATE TABLE durable.partition_waiters (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace text NOT NULL,
+    partition_key text NOT NULL,
+    workflow_id text NOT NULL,
+    run_id integer NOT NULL,
+    due_at timestamptz NOT NULL  -- its start delay's end: it runs at its turn, not before this
+);
+CREATE INDEX partition_waiters_fifo ON durable.partition_waiters (namespace, partition_key, id);
+CREATE INDEX partition_waiters_by_run ON durable.partition_waiters (namespace, workflow_id, run_id);
+COMMENT ON TABLE durable.partition_waiters IS
+    'Runs waiting for their partition key, in start order (id); each one''s workflow task is held back.';
+
 -- Workflows: one row per run. A workflow id has at most one running run.
 CREATE TABLE durable.workflows (
     namespace text NOT NULL,
@@ -86,6 +145,11 @@ CREATE TABLE durable.workflows (
     updated_at timestamptz NOT NULL,
     closed_at timestamptz,
     sticky_worker text,
+    -- Flow control (flow_control.sql): the run's priority (its tasks', higher first), its partition
+    -- (one running run per key at a time, in start order) and its dedup id (one running run per id).
+    priority smallint NOT NULL DEFAULT 0,
+    partition_key text,
+    dedup_id text,
     PRIMARY KEY (namespace, workflow_id, run_id)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE durable.workflows IS
@@ -94,6 +158,9 @@ COMMENT ON TABLE durable.workflows IS
     'is told on its own channel when the run has new events).';
 CREATE UNIQUE INDEX workflows_one_running ON durable.workflows (namespace, workflow_id)
     WHERE status = 'running';
+-- A dedup id names at most one running run of its namespace (a second start is refused or returns it).
+CREATE UNIQUE INDEX workflows_one_dedup ON durable.workflows (namespace, dedup_id)
+    WHERE status = 'running' AND dedup_id IS NOT NULL;
 -- No timestamp in this index: appending an event updates updated_at, and an
 -- index on it would make every such update a non-HOT one. Status first: with
 -- namespace first it served "namespace = $1" as well as the primary key, and
@@ -534,14 +601,20 @@ COMMENT ON FUNCTION durable._check_eager(jsonb) IS
 
 -- The claim every consumer shares: the first p_batch visible messages of
 -- the given streams, kinds and names, by priority then visible_at, leased
--- to p_owner. SKIP LOCKED lets concurrent claimers pass each other.
+-- to p_owner. SKIP LOCKED lets concurrent claimers pass each other. A stream
+-- with limits (flow_control.sql) is claimed alone, under its limits row's
+-- lock, at most as many as the limits admit; a claim of streams without
+-- limits pays one index probe for them.
 CREATE FUNCTION durable._claim(
     p_namespace text, p_streams text[], p_names text[], p_kind text,
     p_batch integer, p_lease interval, p_owner text
 ) RETURNS TABLE (message durable.messages, lost_lease boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_now timestamptz := durable.now();
+    v_stream text;
+    v_left integer := p_batch;
+    v_admit record;
+    v_got integer;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 OR p_batch > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -551,6 +624,36 @@ BEGIN
     IF length(p_owner) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l
+                   WHERE l.namespace = p_namespace AND l.stream = ANY (p_streams)) THEN
+        RETURN QUERY SELECT * FROM durable._claim_ready(p_namespace, p_streams, p_names, p_kind, p_batch, p_lease,
+                                                       p_owner, durable.now());
+        RETURN;
+    END IF;
+    -- Limited: stream by stream, in name order (the order their limits rows are locked in).
+    FOR v_stream IN SELECT DISTINCT s.s FROM pg_catalog.unnest(p_streams) AS s(s) ORDER BY 1 LOOP
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, v_stream, v_left, true);
+        CONTINUE WHEN v_admit.admitted < 1;
+        RETURN QUERY SELECT * FROM durable._claim_ready(p_namespace, ARRAY[v_stream], p_names, p_kind,
+                                                       v_admit.admitted, p_lease, p_owner, v_admit.at);
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        PERFORM durable._flow_took(p_namespace, v_stream, v_got, v_admit.at);
+        v_left := v_left - v_got;
+        EXIT WHEN v_left < 1;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION durable._claim(text, text[], text[], text, integer, interval, text) IS
+    'Internal: leases up to p_batch visible messages (within the limits of limited streams); lost_lease is true '
+    'when the previous lease expired unacked.';
+
+CREATE FUNCTION durable._claim_ready(
+    p_namespace text, p_streams text[], p_names text[], p_kind text,
+    p_batch integer, p_lease interval, p_owner text, p_now timestamptz
+) RETURNS TABLE (message durable.messages, lost_lease boolean)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := p_now;
+BEGIN
     RETURN QUERY
     WITH picked AS (
         SELECT m.id, m.lease_token AS old_token
@@ -595,8 +698,9 @@ BEGIN
     FROM claimed c
     ORDER BY c.priority DESC, c.id;
 END $$;
-COMMENT ON FUNCTION durable._claim(text, text[], text[], text, integer, interval, text) IS
-    'Internal: leases up to p_batch visible messages; lost_lease is true when the previous lease expired unacked.';
+COMMENT ON FUNCTION durable._claim_ready(text, text[], text[], text, integer, interval, text, timestamptz) IS
+    'Internal: _claim''s pick and lease (no limits): up to p_batch messages visible at p_now, priority first '
+    '(then visible_at, id), through messages_ready.';
 
 CREATE FUNCTION durable.claim_v1(
     p_namespace text,
@@ -700,24 +804,445 @@ RETURNS double precision
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_next timestamptz;
+    v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
-    SELECT min(m.visible_at) INTO v_next
-    FROM durable.messages m
-    WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
-      AND (m.kind = 'timer' OR m.name = ANY (p_names));
+    IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l
+                   WHERE l.namespace = p_namespace AND l.stream = ANY (p_streams)) THEN
+        SELECT min(m.visible_at) INTO v_next
+        FROM durable.messages m
+        WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
+          AND (m.kind = 'timer' OR m.name = ANY (p_names));
+    ELSE
+        -- A limited stream's claimable task waits for its limits to admit it (flow_control.sql);
+        -- its timers do not (claim_workflow_tasks_v1 fires them whatever the limits).
+        SELECT min(least(n.timer_next,
+                         CASE WHEN n.task_next IS NULL OR n.task_next > v_now THEN n.task_next
+                              ELSE durable._flow_next_admit(p_namespace, n.stream, v_now) END)) INTO v_next
+        FROM (SELECT s.s AS stream,
+                     (SELECT min(m.visible_at) FROM durable.messages m
+                      WHERE m.namespace = p_namespace AND m.stream = s.s AND m.kind <> 'timer'
+                        AND m.name = ANY (p_names)) AS task_next,
+                     (SELECT min(m.visible_at) FROM durable.messages m
+                      WHERE m.namespace = p_namespace AND m.stream = s.s AND m.kind = 'timer') AS timer_next
+              FROM pg_catalog.unnest(p_streams) AS s(s)) n
+        WHERE n.task_next IS NOT NULL OR n.timer_next IS NOT NULL;
+    END IF;
     -- The next fire time of a schedule of these streams (schedules.sql): least() skips a NULL.
     v_next := least(v_next, (SELECT min(s.next_fire_at) FROM durable.schedules s
                              WHERE s.namespace = p_namespace AND s.task_queue = ANY (p_streams) AND NOT s.paused));
     IF v_next IS NULL THEN
         RETURN NULL;
     END IF;
-    RETURN greatest(extract(epoch FROM v_next - durable.now()), 0)::double precision;
+    RETURN greatest(extract(epoch FROM v_next - v_now), 0)::double precision;
 END $$;
 COMMENT ON FUNCTION durable.next_wakeup_v1(text, text[], text[]) IS
-    'Seconds until the next message (or timer, or lease expiry) of these streams becomes claimable, or the '
-    'next schedule of these streams fires; 0 if one is due now, NULL if there is none. Workers sleep until '
-    'then or a NOTIFY.';
+    'Seconds until the next message (or timer, or lease expiry) of these streams becomes claimable (on a '
+    'limited stream: until its limits admit a claim), or the next schedule of these streams fires; 0 if one '
+    'is due now, NULL if there is none. Workers sleep until then or a NOTIFY.';
+
+-- >>> flow_control.sql
+-- flow_control.sql: flow control. Per-stream limits (at most max_running
+-- tasks leased at once, at most rate_limit claims started in any window of
+-- rate_period), set by the owner from psql or the SDK and enforced inside
+-- every claim (queue.sql _claim, workflows.sql claim_workflow_task_v1: the
+-- limits row of the stream is locked there, so concurrent claimers admit
+-- tasks one after the other and a limit is exact); ordered partitions (one
+-- running run per partition key, in start order).
+-- Writes durable.flow_limits, durable.flow_rate_slots, durable.partitions,
+-- durable.partition_waiters, and the visibility of a run's first workflow
+-- task while it waits for its partition.
+--
+-- Work that starts without a claim (eager dispatch of an activity, eager
+-- continuation of a workflow task) is admitted and counted like a claim
+-- (_flow_admit_one); when the limits refuse it, it is queued instead.
+-- Lock order: a run, then a partition row, then messages; a claim takes the
+-- limits rows of its streams in stream name order, then messages (SKIP LOCKED).
+
+CREATE FUNCTION durable._flow_limited(p_namespace text, p_stream text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM durable.flow_limits l WHERE l.namespace = p_namespace AND l.stream = p_stream)
+$$;
+COMMENT ON FUNCTION durable._flow_limited(text, text) IS
+    'Internal: whether the stream has limits (one primary-key probe).';
+
+-- How many of p_want tasks the stream admits now. Locks the stream's limits
+-- row (until commit): the caller claims at most that many, then records them
+-- with _flow_took in the same transaction.
+CREATE FUNCTION durable._flow_admit(p_namespace text, p_stream text, p_want integer,
+                                   p_wait boolean DEFAULT false,
+                                   OUT admitted integer, OUT at timestamptz, OUT limited boolean)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_lim durable.flow_limits;
+    v_running integer;
+    v_nth timestamptz;
+    v_cap integer;
+    v_free_at timestamptz;
+BEGIN
+    SELECT * INTO v_lim FROM durable.flow_limits l
+    WHERE l.namespace = p_namespace AND l.stream = p_stream
+    FOR UPDATE;
+    limited := FOUND;
+    -- Read after the lock: the claims made before it are committed and counted.
+    at := durable.now();
+    admitted := greatest(p_want, 0);
+    IF NOT limited THEN
+        RETURN;
+    END IF;
+    IF v_lim.max_running IS NOT NULL THEN
+        -- Leased and not expired: running (an expired lease is claimable again). At most
+        -- max_running index entries are read.
+        SELECT pg_catalog.count(*)::integer INTO v_running
+        FROM (SELECT 1 FROM durable.messages m
+              WHERE m.namespace = p_namespace AND m.stream = p_stream AND m.lease_token IS NOT NULL
+                AND m.visible_at > at
+              LIMIT v_lim.max_running) r;
+        admitted := least(admitted, v_lim.max_running - v_running);
+    END IF;
+    IF v_lim.rate_limit IS NOT NULL AND admitted > 0 THEN
+        admitted := least(admitted, v_lim.rate_limit);
+        -- The ring is oldest first from rate_next: the slots free now (claimed at least
+        -- rate_period ago) are a prefix of it. Mostly (a rate that does not bind) the n-th
+        -- oldest is free, and so are all n: one probe.
+        SELECT s.claimed_at INTO v_nth FROM durable.flow_rate_slots s
+        WHERE s.namespace = p_namespace AND s.stream = p_stream
+          AND s.slot = (v_lim.rate_next + admitted - 1) % v_lim.rate_limit;
+        IF v_nth <= at - v_lim.rate_period THEN
+            RETURN;
+        END IF;
+        v_cap := admitted;
+        SELECT pg_catalog.count(*)::integer INTO admitted
+        FROM durable.flow_rate_slots s
+        WHERE s.namespace = p_namespace AND s.stream = p_stream
+          AND s.slot = ANY (ARRAY(SELECT (v_lim.rate_next + i) % v_lim.rate_limit
+                                  FROM pg_catalog.generate_series(0, v_cap - 1) AS g(i)))
+          AND s.claimed_at <= at - v_lim.rate_period;
+        -- A claim (p_wait) that comes just before the oldest claim leaves the window waits for it
+        -- here (50 ms at most; workers wake a little early for this): its start is then on time,
+        -- not a round trip late, and the rate is kept to the millisecond over many periods.
+        IF admitted = 0 AND p_wait THEN
+            SELECT s.claimed_at + v_lim.rate_period INTO v_free_at FROM durable.flow_rate_slots s
+            WHERE s.namespace = p_namespace AND s.stream = p_stream AND s.slot = v_lim.rate_next;
+            IF v_free_at > at AND v_free_at <= at + interval '50 milliseconds' THEN
+                PERFORM pg_catalog.pg_sleep(extract(epoch FROM v_free_at - at)::float8);
+                at := durable.now();
+                SELECT pg_catalog.count(*)::integer INTO admitted
+                FROM durable.flow_rate_slots s
+                WHERE s.namespace = p_namespace AND s.stream = p_stream
+                  AND s.slot = ANY (ARRAY(SELECT (v_lim.rate_next + i) % v_lim.rate_limit
+                                          FROM pg_catalog.generate_series(0, v_cap - 1) AS g(i)))
+                  AND s.claimed_at <= at - v_lim.rate_period;
+            END IF;
+        END IF;
+    END IF;
+    admitted := greatest(admitted, 0);
+END $$;
+COMMENT ON FUNCTION durable._flow_admit(text, text, integer, boolean) IS
+    'Internal: locks the stream''s limits row (if any) and says how many of p_want tasks may be claimed now '
+    '(max_running minus the leases held, and the free slots of the rate window), the engine time it read '
+    'after the lock, and whether the stream has limits. p_wait (a claim): when the rate window frees a slot '
+    'within 50 ms, wait for it.';
+
+CREATE FUNCTION durable._flow_took(p_namespace text, p_stream text, p_count integer, p_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_next integer;
+    v_size integer;
+    v_first integer;
+BEGIN
+    IF p_count < 1 THEN
+        RETURN;
+    END IF;
+    UPDATE durable.flow_limits l SET rate_next = (l.rate_next + p_count) % l.rate_limit
+    WHERE l.namespace = p_namespace AND l.stream = p_stream AND l.rate_limit IS NOT NULL
+    RETURNING l.rate_next, l.rate_limit INTO v_next, v_size;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    v_first := ((v_next - p_count) % v_size + v_size) % v_size;
+    IF p_count = 1 THEN
+        UPDATE durable.flow_rate_slots s SET claimed_at = p_at
+        WHERE s.namespace = p_namespace AND s.stream = p_stream AND s.slot = v_first;
+    ELSE
+        UPDATE durable.flow_rate_slots s SET claimed_at = p_at
+        WHERE s.namespace = p_namespace AND s.stream = p_stream
+          AND s.slot = ANY (ARRAY(SELECT (v_first + i) % v_size
+                                  FROM pg_catalog.generate_series(0, least(p_count, v_size) - 1) AS g(i)));
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._flow_took(text, text, integer, timestamptz) IS
+    'Internal: records p_count claims made at p_at in the stream''s rate window (the oldest slots of the '
+    'ring become the newest). The caller holds the limits row (_flow_admit).';
+
+-- Work handed on without a claim (eager dispatch of an activity, eager
+-- continuation of a workflow task) is admitted and counted like a claim of one.
+CREATE FUNCTION durable._flow_admit_one(p_namespace text, p_stream text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_admit record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l WHERE l.namespace = p_namespace AND l.stream = p_stream) THEN
+        RETURN true;  -- the common case: one index probe
+    END IF;
+    SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_stream, 1);
+    IF v_admit.admitted < 1 THEN
+        RETURN false;
+    END IF;
+    PERFORM durable._flow_took(p_namespace, p_stream, 1, v_admit.at);
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION durable._flow_admit_one(text, text) IS
+    'Internal: whether one task of the stream may start now without a claim (eager dispatch, eager '
+    'continuation); on a limited stream it is admitted and counted like a claim of one (the limits row '
+    'stays locked until commit). True at once for a stream without limits.';
+
+-- A task of the stream ended (completed, failed for good, its run closed):
+-- when the stream has a max_running and tasks wait on it, its running slot
+-- is free now, so wake the stream's workers. (Nothing waits on a stream
+-- without max_running, or with nothing queued: no NOTIFY.)
+CREATE FUNCTION durable._flow_slot_freed(p_namespace text, p_stream text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM durable.flow_limits l
+               WHERE l.namespace = p_namespace AND l.stream = p_stream AND l.max_running IS NOT NULL)
+       AND EXISTS (SELECT 1 FROM durable.messages m
+                   WHERE m.namespace = p_namespace AND m.stream = p_stream AND m.lease_token IS NULL
+                     AND m.kind <> 'timer' AND m.visible_at <= durable.now()) THEN
+        PERFORM durable._notify_stream(p_namespace, p_stream);
+    END IF;
+END $$;
+COMMENT ON FUNCTION durable._flow_slot_freed(text, text) IS
+    'Internal: a leased task of the stream ended; NOTIFYs the stream when it has a max_running and tasks '
+    'wait on it (a running slot is free for them).';
+
+-- When a limited stream may next admit a task that is claimable now (NULL:
+-- when a lease ends: a completion NOTIFYs the stream, the poll is the backstop).
+CREATE FUNCTION durable._flow_next_admit(p_namespace text, p_stream text, p_now timestamptz)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_lim durable.flow_limits;
+    v_at timestamptz := p_now;
+    v_oldest timestamptz;
+    v_lease_end timestamptz;
+BEGIN
+    SELECT * INTO v_lim FROM durable.flow_limits l WHERE l.namespace = p_namespace AND l.stream = p_stream;
+    IF NOT FOUND THEN
+        RETURN p_now;
+    END IF;
+    IF v_lim.max_running IS NOT NULL THEN
+        IF v_lim.max_running = 0 THEN
+            RETURN NULL;
+        END IF;
+        -- At the limit: the max_running-th lease from the end of the line ends first.
+        SELECT min(x.visible_at) INTO v_lease_end
+        FROM (SELECT m.visible_at FROM durable.messages m
+              WHERE m.namespace = p_namespace AND m.stream = p_stream AND m.lease_token IS NOT NULL
+                AND m.visible_at > p_now
+              ORDER BY m.visible_at DESC LIMIT v_lim.max_running) x
+        HAVING pg_catalog.count(*) >= v_lim.max_running;
+        IF v_lease_end IS NOT NULL THEN
+            v_at := greatest(v_at, v_lease_end);
+        END IF;
+    END IF;
+    IF v_lim.rate_limit IS NOT NULL THEN
+        SELECT s.claimed_at INTO v_oldest FROM durable.flow_rate_slots s
+        WHERE s.namespace = p_namespace AND s.stream = p_stream AND s.slot = v_lim.rate_next;
+        -- 30 ms early: the claim waits the rest in the database, on time (_flow_admit).
+        v_at := greatest(v_at, v_oldest + v_lim.rate_period - interval '30 milliseconds');
+    END IF;
+    RETURN v_at;
+END $$;
+COMMENT ON FUNCTION durable._flow_next_admit(text, text, timestamptz) IS
+    'Internal (next_wakeup_v1): when a limited stream admits its next claim: 30 ms before the oldest claim of its '
+    'rate window leaves it (the claim waits the rest), and, at max_running, when a lease ends (a completion '
+    'NOTIFYs sooner); NULL for max_running 0 (paused).';
+
+CREATE FUNCTION durable._set_stream_limits(p_stream text, p_namespace text, p_max_running integer,
+                                           p_rate_limit integer, p_rate_period interval) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_old durable.flow_limits;
+    v_found boolean;
+    v_recent timestamptz[];
+    v_now timestamptz := durable.now();
+BEGIN
+    PERFORM durable._check_name('stream name', p_stream);
+    PERFORM durable._check_name('namespace', p_namespace);
+    IF p_max_running < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('max_running %s is negative: give 0 (pause the stream) or more, or NULL '
+                                        'for no limit', p_max_running);
+    END IF;
+    IF (p_rate_limit IS NULL) <> (p_rate_period IS NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = 'a rate limit needs both rate_limit and rate_period (e.g. 10 per ''1 second''), or neither';
+    END IF;
+    IF p_rate_limit < 1 OR p_rate_limit > 100000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('rate_limit %s is out of range: give 1 to 100000 claims per period',
+                                        p_rate_limit);
+    END IF;
+    IF p_rate_period <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('rate_period %s must be longer than zero (e.g. ''1 second'')', p_rate_period);
+    END IF;
+    SELECT * INTO v_old FROM durable.flow_limits l
+    WHERE l.namespace = p_namespace AND l.stream = p_stream
+    FOR UPDATE;
+    v_found := FOUND;
+    IF p_max_running IS NULL AND p_rate_limit IS NULL THEN
+        DELETE FROM durable.flow_limits l WHERE l.namespace = p_namespace AND l.stream = p_stream;
+    ELSIF NOT v_found THEN
+        INSERT INTO durable.flow_limits (namespace, stream, max_running, rate_limit, rate_period, rate_next,
+                                         updated_at)
+        VALUES (p_namespace, p_stream, p_max_running, p_rate_limit, p_rate_period, 0, v_now);
+    ELSE
+        UPDATE durable.flow_limits l
+        SET max_running = p_max_running, rate_limit = p_rate_limit, rate_period = p_rate_period,
+            -- The same ring size keeps the ring (and its oldest slot); another one is rebuilt below.
+            rate_next = CASE WHEN p_rate_limit = v_old.rate_limit THEN v_old.rate_next ELSE 0 END,
+            updated_at = v_now
+        WHERE l.namespace = p_namespace AND l.stream = p_stream;
+    END IF;
+    IF p_rate_limit IS NULL THEN
+        DELETE FROM durable.flow_rate_slots s WHERE s.namespace = p_namespace AND s.stream = p_stream;
+    ELSIF p_rate_limit IS DISTINCT FROM v_old.rate_limit THEN
+        -- A new ring keeps the most recent claims of the old one (the window slides on across the
+        -- change): slot i (oldest first) holds the (p_rate_limit - i)-th most recent claim.
+        SELECT pg_catalog.array_agg(r.claimed_at ORDER BY r.claimed_at DESC) INTO v_recent
+        FROM (SELECT s.claimed_at FROM durable.flow_rate_slots s
+              WHERE s.namespace = p_namespace AND s.stream = p_stream
+              ORDER BY s.claimed_at DESC LIMIT p_rate_limit) r;
+        DELETE FROM durable.flow_rate_slots s WHERE s.namespace = p_namespace AND s.stream = p_stream;
+        INSERT INTO durable.flow_rate_slots (namespace, stream, slot, claimed_at)
+        SELECT p_namespace, p_stream, g.i, coalesce(v_recent[p_rate_limit - g.i], '-infinity'::timestamptz)
+        FROM pg_catalog.generate_series(0, p_rate_limit - 1) AS g(i);
+    END IF;
+    -- Running workers claim again at once under the new limits.
+    PERFORM durable._notify_stream(p_namespace, p_stream);
+END $$;
+COMMENT ON FUNCTION durable._set_stream_limits(text, text, integer, integer, interval) IS
+    'Internal: durable.set_stream_limits'' work.';
+
+CREATE FUNCTION durable.set_stream_limits(stream text, namespace text DEFAULT 'durable',
+                                          max_running integer DEFAULT NULL, rate_limit integer DEFAULT NULL,
+                                          rate_period interval DEFAULT NULL) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT durable._set_stream_limits($1, $2, $3, $4, $5)
+$$;
+COMMENT ON FUNCTION durable.set_stream_limits(text, text, integer, integer, interval) IS
+    'Owner/DBA: limits a stream, across all workers: at most max_running tasks leased at once (workflow tasks '
+    'on a task queue, activity attempts on <task_queue>-activity; 0 pauses it) and at most rate_limit claims '
+    'started in any window of rate_period (sliding). NULLs clear (all NULL: no limits). Applies to running '
+    'workers at once: every claim reads the limits. PD004 for a negative or half-given limit.';
+
+CREATE TYPE durable.stream_limit AS (
+    namespace text, stream text, max_running integer, rate_limit integer, rate_period interval
+);
+COMMENT ON TYPE durable.stream_limit IS 'A row of durable.stream_limits().';
+
+CREATE FUNCTION durable.stream_limits(namespace text DEFAULT NULL) RETURNS SETOF durable.stream_limit
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT l.namespace, l.stream, l.max_running, l.rate_limit, l.rate_period
+    FROM durable.flow_limits l
+    WHERE $1 IS NULL OR l.namespace = $1
+    ORDER BY l.namespace, l.stream
+$$;
+COMMENT ON FUNCTION durable.stream_limits(text) IS
+    'Owner/DBA: the streams with limits (of one namespace, or all) and their limits (NULL: none of that kind).';
+
+-- The visible_at of a workflow task held back (its run waits for its partition): far
+-- in the future, yet finite (an infinite timestamp breaks the arithmetic of wake-ups).
+CREATE FUNCTION durable.held_back() RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT '9999-12-31 00:00:00+00'::timestamptz
+$$;
+COMMENT ON FUNCTION durable.held_back() IS
+    'The visible_at of a workflow task held back while its run waits for its partition key (year 9999).';
+
+-- Ordered partitions. A run started with a partition key runs at once when
+-- the key is free (its workflow then holds it), else its first workflow task
+-- is held back (visible in year 9999, durable.held_back()) and it waits in line.
+CREATE FUNCTION durable._partition_join(p_namespace text, p_partition_key text, p_workflow_id text,
+                                        p_run_id integer, p_due_at timestamptz) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_holder text;
+BEGIN
+    LOOP
+        INSERT INTO durable.partitions AS p (namespace, partition_key, holder_workflow_id)
+        VALUES (p_namespace, p_partition_key, p_workflow_id)
+        ON CONFLICT ON CONSTRAINT partitions_pkey DO NOTHING;
+        IF FOUND THEN
+            RETURN true;
+        END IF;
+        SELECT p.holder_workflow_id INTO v_holder FROM durable.partitions p
+        WHERE p.namespace = p_namespace AND p.partition_key = p_partition_key
+        FOR UPDATE;
+        EXIT WHEN FOUND;  -- else its holder left it meanwhile: try again
+    END LOOP;
+    UPDATE durable.messages m SET visible_at = durable.held_back()
+    WHERE m.namespace = p_namespace AND m.workflow_id = p_workflow_id AND m.kind = 'workflow'
+      AND m.run_id = p_run_id;
+    INSERT INTO durable.partition_waiters (namespace, partition_key, workflow_id, run_id, due_at)
+    VALUES (p_namespace, p_partition_key, p_workflow_id, p_run_id, p_due_at);
+    RETURN false;
+END $$;
+COMMENT ON FUNCTION durable._partition_join(text, text, text, integer, timestamptz) IS
+    'Internal: a new run of p_workflow_id takes partition p_partition_key (true) or, when another workflow holds '
+    'it, waits in line with its workflow task held back (false).';
+
+-- A run closing for good leaves its partition: the next run in line (start
+-- order) gets it and its workflow task becomes visible (at its start delay's
+-- end, if later). A waiting run that closes (interrupted) leaves the line.
+CREATE FUNCTION durable._partition_leave(p_wf durable.workflows) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_holder text;
+    v_next durable.partition_waiters;
+    v_stream text;
+BEGIN
+    IF p_wf.partition_key IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT p.holder_workflow_id INTO v_holder FROM durable.partitions p
+    WHERE p.namespace = p_wf.namespace AND p.partition_key = p_wf.partition_key
+    FOR UPDATE;
+    IF v_holder IS DISTINCT FROM p_wf.workflow_id THEN
+        DELETE FROM durable.partition_waiters w
+        WHERE w.namespace = p_wf.namespace AND w.workflow_id = p_wf.workflow_id AND w.run_id = p_wf.run_id;
+        RETURN;
+    END IF;
+    LOOP
+        DELETE FROM durable.partition_waiters w
+        WHERE w.id = (SELECT x.id FROM durable.partition_waiters x
+                      WHERE x.namespace = p_wf.namespace AND x.partition_key = p_wf.partition_key
+                      ORDER BY x.id LIMIT 1)
+        RETURNING w.* INTO v_next;
+        IF NOT FOUND THEN
+            DELETE FROM durable.partitions p
+            WHERE p.namespace = p_wf.namespace AND p.partition_key = p_wf.partition_key;
+            RETURN;
+        END IF;
+        UPDATE durable.messages m SET visible_at = greatest(v_next.due_at, durable.now())
+        WHERE m.namespace = v_next.namespace AND m.workflow_id = v_next.workflow_id AND m.kind = 'workflow'
+          AND m.run_id = v_next.run_id
+        RETURNING m.stream INTO v_stream;
+        IF FOUND THEN
+            UPDATE durable.partitions p SET holder_workflow_id = v_next.workflow_id
+            WHERE p.namespace = p_wf.namespace AND p.partition_key = p_wf.partition_key;
+            PERFORM durable._notify_stream(p_wf.namespace, v_stream);
+            RETURN;
+        END IF;
+        -- That run has no task any more (it is gone): the next one in line.
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION durable._partition_leave(durable.workflows) IS
+    'Internal: a run of a partition closes for good: the holder hands the key to the next run in line (its '
+    'workflow task becomes visible) or frees it; a waiting run leaves the line.';
 
 -- >>> retry.sql
 -- retry.sql: retry arithmetic. A policy is the jsonb the SDK stores with an
@@ -1183,19 +1708,21 @@ CREATE FUNCTION durable._ensure_workflow_task(p_namespace text, p_workflow_id te
                                               p_task_queue text, p_workflow_name text,
                                               p_delay interval DEFAULT interval '0',
                                               p_notify boolean DEFAULT true,
-                                              p_sticky text DEFAULT NULL) RETURNS void
+                                              p_sticky text DEFAULT NULL,
+                                              p_priority smallint DEFAULT 0) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_now timestamptz := durable.now();
 BEGIN
-    INSERT INTO durable.messages AS m (namespace, stream, kind, name, workflow_id, run_id, visible_at, created_at)
+    INSERT INTO durable.messages AS m (namespace, stream, kind, name, workflow_id, run_id, priority, visible_at,
+                                       created_at)
     VALUES (p_namespace, p_task_queue, 'workflow', p_workflow_name, p_workflow_id, p_run_id,
-            v_now + p_delay, v_now)
+            coalesce(p_priority, 0), v_now + p_delay, v_now)
     ON CONFLICT (namespace, workflow_id) WHERE kind = 'workflow' DO UPDATE
         -- A task an earlier run left behind (_close_run skips a task a claim
         -- holds locked) would starve this run: take it over, lease and all.
         SET run_id = EXCLUDED.run_id, stream = EXCLUDED.stream, name = EXCLUDED.name,
-            attempt = 0, lease_owner = NULL, lease_token = NULL,
+            attempt = 0, lease_owner = NULL, lease_token = NULL, priority = EXCLUDED.priority,
             visible_at = EXCLUDED.visible_at, created_at = EXCLUDED.created_at
         WHERE m.run_id IS DISTINCT FROM EXCLUDED.run_id;
     IF FOUND AND p_notify THEN
@@ -1211,11 +1738,12 @@ BEGIN
         END IF;
     END IF;
 END $$;
-COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean, text) IS
+COMMENT ON FUNCTION durable._ensure_workflow_task(text, text, integer, text, text, interval, boolean, text, smallint) IS
     'Internal: makes sure the run has a pending workflow task (new events fold into an existing one; '
     'a task an earlier run of the id left behind is taken over). p_notify false: the caller leases it. '
     'p_sticky: the worker that holds the run in its cache, NOTIFYed on its own channel (payload '
-    '<run_id>:<workflow_id>) before the stream (whose NOTIFY then carries the same payload).';
+    '<run_id>:<workflow_id>) before the stream (whose NOTIFY then carries the same payload). p_priority: the '
+    'run''s (claims take higher priorities first).';
 
 -- Appends an inbound event to a running run and wakes it. Returns false
 -- (and records nothing) when the run is no longer running or the durable
@@ -1242,7 +1770,7 @@ BEGIN
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, p_event_type, p_seq, true, p_data);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id,
                                           v_wf.task_queue, v_wf.workflow_name, interval '0', p_notify,
-                                          v_wf.sticky_worker);
+                                          v_wf.sticky_worker, v_wf.priority);
     RETURN true;
 END $$;
 COMMENT ON FUNCTION durable._deliver(text, text, integer, text, integer, jsonb, boolean) IS
@@ -1252,7 +1780,9 @@ CREATE FUNCTION durable._new_run(p_namespace text, p_workflow_id text, p_run_id 
                                  p_workflow_name text, p_task_queue text, p_args text,
                                  p_attempt integer, p_retry jsonb, p_parent_workflow_id text,
                                  p_parent_run_id integer, p_parent_seq integer,
-                                 p_delay interval DEFAULT interval '0', p_headers jsonb DEFAULT NULL)
+                                 p_delay interval DEFAULT interval '0', p_headers jsonb DEFAULT NULL,
+                                 p_priority smallint DEFAULT 0, p_partition_key text DEFAULT NULL,
+                                 p_dedup_id text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1263,9 +1793,10 @@ BEGIN
     -- wins the unique index: this one then does nothing and says so.
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
                                    attempt, retry, parent_workflow_id, parent_run_id, parent_seq,
-                                   created_at, updated_at)
+                                   created_at, updated_at, priority, partition_key, dedup_id)
     VALUES (p_namespace, p_workflow_id, p_run_id, p_workflow_name, p_task_queue, 'running', p_args,
-            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now)
+            p_attempt, p_retry, p_parent_workflow_id, p_parent_run_id, p_parent_seq, v_now, v_now,
+            coalesce(p_priority, 0), p_partition_key, p_dedup_id)
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         RETURN false;
@@ -1276,25 +1807,34 @@ BEGIN
         -- Trace context (W3C traceparent, ...): only a traced start has it.
         || CASE WHEN p_headers IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('headers', p_headers) END);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
-                                          p_workflow_name, p_delay);
+                                          p_workflow_name, p_delay, p_priority => coalesce(p_priority, 0::smallint));
     RETURN true;
 END $$;
-COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval, jsonb) IS
+COMMENT ON FUNCTION durable._new_run(text, text, integer, text, text, text, integer, jsonb, text, integer, integer, interval, jsonb, smallint, text, text) IS
     'Internal: creates a running run with its workflow_started event (p_headers, the caller''s trace context, '
-    'in its data when given) and first workflow task; false (nothing done) when a concurrent start of the id '
-    'got there first.';
+    'in its data when given) and first workflow task (due after p_delay, at p_priority); false (nothing done) '
+    'when a concurrent start of the id (or of its dedup id) got there first.';
 
 -- Starts a workflow. p_id_reuse: 'reject' (a running workflow with this id
 -- is an error; a closed one gets a new run) or 'return_existing' (the
--- latest run, running or closed, is returned as is).
-CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_workflow_name text,
-                                        p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
-                                        p_parent_workflow_id text, p_parent_run_id integer,
-                                        p_parent_seq integer, p_headers jsonb DEFAULT NULL)
-RETURNS TABLE (run_id integer, started boolean)
+-- latest run, running or closed, is returned as is). Flow control
+-- (flow_control.sql): p_dedup_id names at most one running run (a second
+-- start is refused, or returns that run with 'return_existing'); a run with
+-- a p_partition_key waits for the runs of its key started before it to
+-- close; p_start_delay makes its first workflow task due later; p_priority
+-- orders its tasks in the claims (higher first).
+CREATE FUNCTION durable._start_run(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                   p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
+                                   p_parent_workflow_id text, p_parent_run_id integer,
+                                   p_parent_seq integer, p_headers jsonb DEFAULT NULL,
+                                   p_priority integer DEFAULT 0, p_partition_key text DEFAULT NULL,
+                                   p_dedup_id text DEFAULT NULL, p_start_delay interval DEFAULT NULL)
+RETURNS TABLE (run_workflow_id text, run_id integer, started boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_latest durable.workflows;
+    v_dup durable.workflows;
+    v_delay interval := coalesce(p_start_delay, interval '0');
 BEGIN
     PERFORM durable._check_name('workflow id', p_workflow_id);
     PERFORM durable._check_name('workflow name', p_workflow_name);
@@ -1303,14 +1843,44 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'workflow args must not be NULL: pass a JSON payload';
     END IF;
     PERFORM durable._check_payload(p_args);
-    IF p_id_reuse NOT IN ('reject', 'return_existing') THEN
+    IF p_id_reuse IS NULL OR p_id_reuse NOT IN ('reject', 'return_existing') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
     END IF;
-    -- No lock: two starts of one id race on the unique index (_new_run), and
-    -- the loser reads the id again. (An advisory lock would be one a worker
-    -- role could learn from pg_locks and hold.)
+    IF p_priority IS NULL OR p_priority NOT BETWEEN -32768 AND 32767 THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('priority %s is out of range: give an integer from -32768 to 32767 '
+                                        '(higher runs first; 0 is the default)', coalesce(p_priority::text, 'NULL'));
+    END IF;
+    IF p_partition_key IS NOT NULL THEN
+        PERFORM durable._check_name('partition key', p_partition_key);
+    END IF;
+    IF p_dedup_id IS NOT NULL THEN
+        PERFORM durable._check_name('dedup id', p_dedup_id);
+    END IF;
+    IF v_delay < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'PD004',
+            MESSAGE = pg_catalog.format('negative start delay %s: give a delay of zero or more', v_delay);
+    END IF;
+    -- No lock: two starts of one id (or of one dedup id) race on the unique indexes (_new_run),
+    -- and the loser reads them again. (An advisory lock would be one a worker role could learn
+    -- from pg_locks and hold.)
     LOOP
+        IF p_dedup_id IS NOT NULL THEN
+            SELECT * INTO v_dup FROM durable.workflows w
+            WHERE w.namespace = p_namespace AND w.dedup_id = p_dedup_id AND w.status = 'running';
+            IF FOUND AND p_id_reuse = 'return_existing' THEN
+                RETURN QUERY SELECT v_dup.workflow_id, v_dup.run_id, false;
+                RETURN;
+            END IF;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD002',
+                    MESSAGE = pg_catalog.format('dedup id %L is taken by running workflow %L in namespace %L '
+                                                '(run %s); wait for it to close, or start with '
+                                                'id_reuse="return_existing" to get its handle',
+                                                p_dedup_id, v_dup.workflow_id, p_namespace, v_dup.run_id);
+            END IF;
+        END IF;
         SELECT * INTO v_latest FROM durable.workflows w
         WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
         ORDER BY w.run_id DESC LIMIT 1;
@@ -1324,7 +1894,7 @@ BEGIN
                                  v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
         END IF;
         IF FOUND AND p_id_reuse = 'return_existing' THEN
-            RETURN QUERY SELECT v_latest.run_id, false;
+            RETURN QUERY SELECT v_latest.workflow_id, v_latest.run_id, false;
             RETURN;
         END IF;
         IF FOUND AND v_latest.status = 'running' THEN
@@ -1335,15 +1905,35 @@ BEGIN
         END IF;
         IF durable._new_run(p_namespace, p_workflow_id, coalesce(v_latest.run_id, 0) + 1, p_workflow_name,
                             p_task_queue, p_args, 1, p_retry, p_parent_workflow_id, p_parent_run_id,
-                            p_parent_seq, interval '0', p_headers) THEN
-            RETURN QUERY SELECT coalesce(v_latest.run_id, 0) + 1, true;
+                            p_parent_seq, v_delay, p_headers, p_priority::smallint, p_partition_key,
+                            p_dedup_id) THEN
+            IF p_partition_key IS NOT NULL THEN
+                PERFORM durable._partition_join(p_namespace, p_partition_key, p_workflow_id,
+                                                coalesce(v_latest.run_id, 0) + 1, durable.now() + v_delay);
+            END IF;
+            RETURN QUERY SELECT p_workflow_id, coalesce(v_latest.run_id, 0) + 1, true;
             RETURN;
         END IF;
     END LOOP;
 END $$;
+COMMENT ON FUNCTION durable._start_run(text, text, text, text, text, jsonb, text, text, integer, integer, jsonb, integer, text, text, interval) IS
+    'Internal: starts a run (a workflow or a child) under the id_reuse and dedup rules, with its flow control '
+    'options; p_headers (trace context) go into its workflow_started event. Returns the workflow id of the run '
+    '(another one for a dedup id taken, with return_existing), its run id and whether it was started.';
+
+CREATE FUNCTION durable._start_workflow(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                        p_task_queue text, p_args text, p_retry jsonb, p_id_reuse text,
+                                        p_parent_workflow_id text, p_parent_run_id integer,
+                                        p_parent_seq integer, p_headers jsonb DEFAULT NULL)
+RETURNS TABLE (run_id integer, started boolean)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.run_id, s.started
+    FROM durable._start_run(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args, p_retry,
+                            p_id_reuse, p_parent_workflow_id, p_parent_run_id, p_parent_seq, p_headers) s
+$$;
 COMMENT ON FUNCTION durable._start_workflow(text, text, text, text, text, jsonb, text, text, integer, integer, jsonb) IS
-    'Internal: starts a run (a workflow or a child) under the id_reuse rule; p_headers (trace context) go into '
-    'its workflow_started event.';
+    'Internal: starts a run (a workflow or a child) under the id_reuse rule, without flow control options '
+    '(durable._start_run); p_headers (trace context) go into its workflow_started event.';
 
 CREATE FUNCTION durable.start_workflow_v1(p_namespace text, p_workflow_id text, p_workflow_name text,
                                           p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
@@ -1359,6 +1949,25 @@ COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, json
     'headers (a trace context) kept in the workflow_started event for the workers. '
     'Returns the run id and whether a new run was started.';
 
+CREATE FUNCTION durable.start_workflow_v2(p_namespace text, p_workflow_id text, p_workflow_name text,
+                                          p_task_queue text, p_args text, p_retry jsonb DEFAULT NULL,
+                                          p_id_reuse text DEFAULT 'reject', p_headers jsonb DEFAULT NULL,
+                                          p_priority integer DEFAULT 0, p_partition_key text DEFAULT NULL,
+                                          p_dedup_id text DEFAULT NULL, p_start_delay interval DEFAULT NULL)
+RETURNS TABLE (workflow_id text, run_id integer, started boolean)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.run_workflow_id, s.run_id, s.started
+    FROM durable._start_run(p_namespace, p_workflow_id, p_workflow_name, p_task_queue, p_args,
+                            p_retry, p_id_reuse, NULL, NULL, NULL, p_headers, p_priority, p_partition_key,
+                            p_dedup_id, p_start_delay) s
+$$;
+COMMENT ON FUNCTION durable.start_workflow_v2(text, text, text, text, text, jsonb, text, jsonb, integer, text, text, interval) IS
+    'Starts workflow p_workflow_id as start_workflow_v1 does, with flow control options: p_priority (higher '
+    'first, FIFO within a priority), p_partition_key (runs of one key run one at a time, in start order), '
+    'p_dedup_id (PD002 while a run with it is running, or that run with p_id_reuse = ''return_existing''), '
+    'p_start_delay (its first workflow task is due later). Returns the workflow id of the run (the dedup '
+    'holder''s, when it was returned), its run id and whether a new run was started.';
+
 -- Starts many workflows in one transaction: the client's group commit of
 -- starts. Each item {workflow_id, workflow_name, task_queue, args (the
 -- payload as a JSON string), retry, id_reuse} runs in a subtransaction of its
@@ -1368,13 +1977,18 @@ COMMENT ON FUNCTION durable.start_workflow_v1(text, text, text, text, text, json
 -- one order and never deadlock, and two starts of one id in one batch behave
 -- as two starts made one after the other. An error the whole transaction must
 -- take (class 40: deadlock, serialization; 53, 57, 58, XX) is not caught:
--- the batch rolls back, nothing of it applied, and may be made again.
-CREATE FUNCTION durable.start_workflows_v1(p_namespace text, p_starts jsonb)
-RETURNS TABLE (ordinality integer, run_id integer, started boolean, error_sqlstate text, error_message text)
+-- the batch rolls back, nothing of it applied, and may be made again. A
+-- batch with partition keys runs in batch order instead: that is its runs'
+-- start order in their partitions.
+CREATE FUNCTION durable.start_workflows_v2(p_namespace text, p_starts jsonb)
+RETURNS TABLE (ordinality integer, workflow_id text, run_id integer, started boolean, error_sqlstate text,
+               error_message text)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_item record;
+    v_workflow_id text;
     v_run_id integer;
+    v_partitioned boolean;
     v_started boolean;
     v_state text;
     v_message text;
@@ -1388,9 +2002,12 @@ BEGIN
             MESSAGE = format('a batch of %s starts is over the limit of 1000: split it into batches of at most 1000',
                              jsonb_array_length(p_starts));
     END IF;
+    v_partitioned := EXISTS (SELECT 1 FROM jsonb_array_elements(p_starts) e
+                             WHERE jsonb_typeof(e.value) = 'object' AND jsonb_typeof(e.value->'partition_key') = 'string');
     FOR v_item IN SELECT e.value AS start, e.ord::integer AS ord
                   FROM jsonb_array_elements(p_starts) WITH ORDINALITY e(value, ord)
-                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' THEN e.value->>'workflow_id' END) COLLATE "C",
+                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' AND NOT v_partitioned
+                                 THEN e.value->>'workflow_id' END) COLLATE "C",
                            e.ord LOOP
         BEGIN
             IF jsonb_typeof(v_item.start) IS DISTINCT FROM 'object' THEN
@@ -1408,13 +2025,31 @@ BEGIN
                     MESSAGE = format('the retry of start %s must be a JSON object or null, not a JSON %s',
                                      v_item.ord, jsonb_typeof(v_item.start->'retry'));
             END IF;
-            SELECT s.run_id, s.started INTO v_run_id, v_started
-            FROM durable._start_workflow(p_namespace, v_item.start->>'workflow_id', v_item.start->>'workflow_name',
-                                         v_item.start->>'task_queue', v_item.start->>'args',
-                                         nullif(v_item.start->'retry', 'null'::jsonb),
-                                         coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL,
-                                         nullif(v_item.start->'headers', 'null'::jsonb)) s;
+            IF jsonb_typeof(v_item.start->'priority') NOT IN ('number', 'null')
+               OR jsonb_typeof(v_item.start->'start_delay_seconds') NOT IN ('number', 'null')
+               OR jsonb_typeof(v_item.start->'partition_key') NOT IN ('string', 'null')
+               OR jsonb_typeof(v_item.start->'dedup_id') NOT IN ('string', 'null') THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD004',
+                    MESSAGE = format('start %s: priority and start_delay_seconds must be JSON numbers, '
+                                     'partition_key and dedup_id JSON strings (or null)', v_item.ord);
+            END IF;
+            IF (v_item.start->>'priority')::numeric NOT BETWEEN -32768 AND 32767
+               OR (v_item.start->>'priority')::numeric <> trunc((v_item.start->>'priority')::numeric) THEN
+                RAISE EXCEPTION USING ERRCODE = 'PD004',
+                    MESSAGE = format('priority %s is out of range: give an integer from -32768 to 32767 '
+                                     '(higher runs first; 0 is the default)', v_item.start->>'priority');
+            END IF;
+            SELECT s.run_workflow_id, s.run_id, s.started INTO v_workflow_id, v_run_id, v_started
+            FROM durable._start_run(p_namespace, v_item.start->>'workflow_id', v_item.start->>'workflow_name',
+                                    v_item.start->>'task_queue', v_item.start->>'args',
+                                    nullif(v_item.start->'retry', 'null'::jsonb),
+                                    coalesce(v_item.start->>'id_reuse', 'reject'), NULL, NULL, NULL,
+                                    nullif(v_item.start->'headers', 'null'::jsonb),
+                                    coalesce((v_item.start->>'priority')::integer, 0),
+                                    v_item.start->>'partition_key', v_item.start->>'dedup_id',
+                                    make_interval(secs => (v_item.start->>'start_delay_seconds')::float8)) s;
             ordinality := v_item.ord;
+            workflow_id := v_workflow_id;
             run_id := v_run_id;
             started := v_started;
             error_sqlstate := NULL;
@@ -1425,6 +2060,7 @@ BEGIN
                 RAISE;
             END IF;
             ordinality := v_item.ord;
+            workflow_id := NULL;
             run_id := NULL;
             started := false;
             error_sqlstate := v_state;
@@ -1433,12 +2069,26 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
+COMMENT ON FUNCTION durable.start_workflows_v2(text, jsonb) IS
+    'Starts each item of p_starts (a JSON array of at most 1000 {workflow_id, workflow_name, task_queue, args, '
+    'retry, id_reuse, headers, priority, partition_key, dedup_id, start_delay_seconds}) as start_workflow_v2 '
+    'would, each in a subtransaction of its own: one row per item (ordinality = its 1-based position; rows in '
+    'workflow id order, or batch order when some have a partition key) with its workflow id, run id and whether '
+    'it started, or the SQLSTATE and message of the error that failed that item alone. Serialization failures and '
+    'deadlocks roll the whole batch back.';
+
+CREATE FUNCTION durable.start_workflows_v1(p_namespace text, p_starts jsonb)
+RETURNS TABLE (ordinality integer, run_id integer, started boolean, error_sqlstate text, error_message text)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.ordinality, s.run_id, s.started, s.error_sqlstate, s.error_message
+    FROM durable.start_workflows_v2(p_namespace, p_starts) s
+$$;
 COMMENT ON FUNCTION durable.start_workflows_v1(text, jsonb) IS
     'Starts each item of p_starts (a JSON array of at most 1000 {workflow_id, workflow_name, task_queue, args, '
     'retry, id_reuse}) as start_workflow_v1 would, each in a subtransaction of its own: one row per item '
     '(ordinality = its 1-based position; rows in workflow id order) with its run id and whether it started, or '
     'the SQLSTATE and message of the error that failed that item alone. Serialization failures and deadlocks '
-    'roll the whole batch back.';
+    'roll the whole batch back. (start_workflows_v2 also returns the workflow id and takes flow control options.)';
 
 -- Closes a run. p_command: {"type": complete|fail|cancelled|continue_as_new,
 -- "result"|"error"|"args"}. Continues, retries, or reports to the parent.
@@ -1468,6 +2118,11 @@ BEGIN
     SET status = v_status, result = p_command->>'result', error = p_command->'error',
         closed_at = v_now, updated_at = v_now
     WHERE namespace = p_wf.namespace AND workflow_id = p_wf.workflow_id AND run_id = p_wf.run_id;
+    -- A workflow closing for good hands its partition key to the next run in line (before its
+    -- messages are locked below: lock order run, partition, messages).
+    IF p_wf.partition_key IS NOT NULL AND NOT (v_type = 'continue_as_new' OR v_retrying) THEN
+        PERFORM durable._partition_leave(p_wf);
+    END IF;
     -- Nothing of a closed run runs again: its queued activities, timers and
     -- its workflow task go (a leased activity's late completion is refused).
     -- A running activity the workflow cancelled stays until its late outcome is recorded (unless
@@ -1500,7 +2155,9 @@ BEGIN
             -- The next run keeps the trace context of this one (its workflow_started is event 1).
             (SELECT h.data->'headers' FROM durable.history h
              WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
-               AND h.event_id = 1));
+               AND h.event_id = 1),
+            -- The same workflow: its priority, partition (it keeps holding it) and dedup id.
+            p_wf.priority, p_wf.partition_key, p_wf.dedup_id);
     ELSIF p_wf.parent_seq IS NOT NULL THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.parent_workflow_id, p_wf.parent_run_id,
             CASE v_status WHEN 'completed' THEN 'child_completed' ELSE 'child_failed' END,
@@ -1563,6 +2220,8 @@ DECLARE
     v_wf durable.workflows;
     v_msg durable.messages;
     v_now timestamptz := durable.now();
+    v_limited boolean;
+    v_admit record;
 BEGIN
     IF p_eager IS NULL OR p_workflow_id IS NULL THEN
         RETURN NULL;
@@ -1573,6 +2232,17 @@ BEGIN
        OR NOT (p_eager->'workflow_names') ? v_wf.workflow_name
        OR NOT durable._may_consume(p_namespace, v_wf.task_queue) THEN
         RETURN NULL;
+    END IF;
+    -- A limited task queue admits it like a claim; refused, it stays queued and the queue is
+    -- woken (the caller left the NOTIFY to this hand-off).
+    v_limited := durable._flow_limited(p_namespace, v_wf.task_queue);
+    IF v_limited THEN
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, v_wf.task_queue, 1);
+        IF v_admit.admitted < 1 THEN
+            PERFORM durable._notify_stream(p_namespace, v_wf.task_queue);
+            RETURN NULL;
+        END IF;
+        v_now := v_admit.at;
     END IF;
     UPDATE durable.messages m
     SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = gen_random_uuid(),
@@ -1585,11 +2255,15 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    IF v_limited THEN
+        PERFORM durable._flow_took(p_namespace, v_wf.task_queue, 1, v_now);
+    END IF;
     RETURN durable._workflow_task_json(v_msg, v_wf);
 END $$;
 COMMENT ON FUNCTION durable._lease_workflow_task(text, text, integer, jsonb) IS
     'Internal: leases a run''s visible workflow task to the worker described by p_eager, if it serves '
-    'that workflow; returns it as JSON (NULL otherwise).';
+    'that workflow and its task queue''s limits admit it; returns it as JSON (NULL otherwise; refused by the '
+    'limits, the queue is NOTIFYed).';
 
 CREATE FUNCTION durable.claim_workflow_tasks_v1(
     p_namespace text,
@@ -1654,6 +2328,8 @@ DECLARE
     v_msg durable.messages;
     v_now timestamptz := durable.now();
     v_due timestamptz;
+    v_limited boolean;
+    v_admit record;
 BEGIN
     -- Scoped like claim_workflow_tasks_v1: only the caller's own task queue is looked at, so a
     -- workflow id outside it is neither claimed nor told apart from one that does not exist.
@@ -1687,6 +2363,15 @@ BEGIN
         PERFORM durable._fire_timer(v_timer);
     END LOOP;
     v_now := durable.now();  -- a task the firing just made is visible from its own now
+    -- A limited task queue admits this claim like any other (flow_control.sql).
+    v_limited := durable._flow_limited(p_namespace, p_task_queue);
+    IF v_limited THEN
+        SELECT * INTO v_admit FROM durable._flow_admit(p_namespace, p_task_queue, 1);
+        IF v_admit.admitted < 1 THEN
+            RETURN;
+        END IF;
+        v_now := v_admit.at;
+    END IF;
     UPDATE durable.messages m
     SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = gen_random_uuid(),
         visible_at = v_now + p_lease
@@ -1697,6 +2382,9 @@ BEGIN
     RETURNING m.* INTO v_msg;
     IF NOT FOUND THEN
         RETURN;
+    END IF;
+    IF v_limited THEN
+        PERFORM durable._flow_took(p_namespace, p_task_queue, 1, v_now);
     END IF;
     RETURN QUERY
     SELECT v_msg.id, v_msg.lease_token, v_msg.attempt, w.workflow_id, w.run_id,
@@ -1710,7 +2398,8 @@ COMMENT ON FUNCTION durable.claim_workflow_task_v1(text, text, text, text[], int
     'Fires the due timers of workflow p_workflow_id on task queue p_task_queue, then leases its workflow '
     'task if one is visible (and of the named workflows); a row shaped like claim_workflow_tasks_v1''s, or '
     'none. The worker that caches the run calls it when its timer is due or its channel says it has events. '
-    'p_wait: first wait for the run''s first timer if it falls due within it (capped at 50 ms).';
+    'p_wait: first wait for the run''s first timer if it falls due within it (capped at 50 ms). A task queue '
+    'with limits (set_stream_limits) admits it as it admits any claim.';
 
 -- Workflow code steering another workflow (Durable.workflow.get_external_handle): a signal, a
 -- cancel or an interrupt, recorded as one inbound event (external_signal_sent, external_cancel_sent,
@@ -1925,6 +2614,7 @@ BEGIN
         END IF;
     END LOOP;
     IF v_closed THEN
+        PERFORM durable._flow_slot_freed(v_wf.namespace, v_wf.task_queue);
         RETURN QUERY SELECT 'closed'::text, '[]'::jsonb, NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
@@ -1956,6 +2646,7 @@ BEGIN
         RETURN;
     END IF;
     DELETE FROM durable.messages m WHERE m.id = p_message_id;
+    PERFORM durable._flow_slot_freed(v_wf.namespace, v_wf.task_queue);
     -- The run is parked: a worker that keeps it cached wakes it itself when its first timer is due.
     RETURN QUERY SELECT 'ok'::text, durable._activity_tasks(v_leased), NULL::jsonb,
         CASE WHEN p_eager ? 'task_queue' THEN durable._next_timer_in(v_wf.namespace, v_wf.workflow_id, v_wf.run_id) END;
@@ -3107,7 +3798,9 @@ BEGIN
     -- the task is born leased to it (no claim, no NOTIFY, no wait).
     v_eager := p_eager IS NOT NULL AND v_stream = p_eager->>'activity_stream'
                AND (p_eager->'activity_names') ? (p_cmd->>'name')
-               AND durable._may_consume(p_wf.namespace, v_stream);
+               AND durable._may_consume(p_wf.namespace, v_stream)
+               -- On a limited stream, only when its limits admit it (counted as a claim).
+               AND durable._flow_admit_one(p_wf.namespace, v_stream);
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
         jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
@@ -3118,7 +3811,7 @@ BEGIN
     v_lease := CASE WHEN v_eager THEN durable._attempt_lease(
                    make_interval(secs => (p_eager->>'lease_seconds')::float8), (v_heartbeat::text)::float8) END;
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
-                                  attempt, max_attempts, lease_owner, lease_token, created_at)
+                                  attempt, max_attempts, lease_owner, lease_token, created_at, priority)
     VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
             jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
@@ -3135,7 +3828,7 @@ BEGIN
             coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
             CASE WHEN v_eager THEN p_eager->>'owner' END,
             CASE WHEN v_eager THEN gen_random_uuid() END,
-            v_now)
+            v_now, p_wf.priority)  -- an activity has its run's priority
     RETURNING id INTO v_id;
     IF v_eager THEN
         RETURN v_id;
@@ -3145,7 +3838,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) IS
     'Internal: records activity_scheduled and enqueues the activity task on <task_queue>-activity, or, '
-    'when p_eager says the completing worker serves it, leases it to that worker at once (returns its id). '
+    'when p_eager says the completing worker serves it (and the stream''s limits admit it), leases it to that '
+    'worker at once (returns its id). The task has its run''s priority. '
     'A heartbeat_timeout (seconds) goes into the task''s payload: each attempt''s lease is bounded by it.';
 
 -- heartbeat_timeout: an attempt's lease never runs past its heartbeat deadline (the time of its
@@ -3181,6 +3875,9 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
+    IF p_msg.lease_token IS NOT NULL THEN
+        PERFORM durable._flow_slot_freed(p_msg.namespace, p_msg.stream);  -- a running slot is free
+    END IF;
     IF p_msg.workflow_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM durable.workflows w
             WHERE w.namespace = p_msg.namespace AND w.workflow_id = p_msg.workflow_id AND w.run_id = p_msg.run_id) THEN
@@ -3242,6 +3939,7 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM durable.messages WHERE id = p_msg.id;
+    PERFORM durable._flow_slot_freed(p_msg.namespace, p_msg.stream);
     IF p_msg.workflow_id IS NULL THEN
         RETURN false;
     END IF;
@@ -3922,7 +4620,15 @@ BEGIN
             'type', 'workflow_task', 'workflow_name', v_task.name, 'task_queue', v_task.stream,
             'since', v_task.created_at, 'attempt', v_task.attempt,
             'running', v_task.lease_token IS NOT NULL AND v_task.visible_at > v_now,
-            'waiting_for', CASE WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
+            'waiting_for', CASE WHEN v_task.lease_token IS NULL AND v_task.visible_at = durable.held_back()
+                                THEN pg_catalog.format('its turn in partition %L (workflow %L runs in it now)',
+                                    v_wf.partition_key,
+                                    (SELECT p.holder_workflow_id FROM durable.partitions p
+                                     WHERE p.namespace = v_wf.namespace AND p.partition_key = v_wf.partition_key))
+                                WHEN v_task.lease_token IS NULL AND v_task.visible_at > v_now
+                                     AND v_task.attempt = 0 AND v_wf.last_event_id = 1
+                                THEN pg_catalog.format('its start delay (due at %s)', v_task.visible_at)
+                                WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
                                 THEN format('a worker serving workflow %L on task queue %L',
                                             v_task.name, v_task.stream)
                                      || CASE WHEN NOT durable._live_worker_serves(v_wf.namespace, v_task.stream,
@@ -3936,6 +4642,7 @@ BEGIN
         'workflow_name', v_wf.workflow_name, 'task_queue', v_wf.task_queue, 'attempt', v_wf.attempt,
         'parent_workflow_id', v_wf.parent_workflow_id, 'parent_run_id', v_wf.parent_run_id,
         'cancel_requested', v_wf.cancel_requested,
+        'priority', v_wf.priority, 'partition_key', v_wf.partition_key, 'dedup_id', v_wf.dedup_id,
         'created_at', v_wf.created_at, 'updated_at', v_wf.updated_at, 'closed_at', v_wf.closed_at,
         'pending', v_pending,
         'waiting_for', (SELECT p->>'waiting_for' FROM jsonb_array_elements(v_pending) p
@@ -3952,7 +4659,8 @@ END $$;
 COMMENT ON FUNCTION durable.describe_workflow_v1(text, text, integer) IS
     'The state of a run (latest by default) as JSON: status, result, error, lineage, the durable calls it '
     'waits on (pending), what its unclaimed workflow task waits for (waiting_for: the worker it needs, and '
-    '"no live worker serves workflow ..." when no live registered worker serves it) and its last workflow '
+    '"no live worker serves workflow ..." when no live registered worker serves it; its turn in its partition; '
+    'its start delay), its flow control options (priority, partition_key, dedup_id) and its last workflow '
     'task failure. NULL for an unknown workflow id.';
 
 CREATE FUNCTION durable.workflow_history_v1(p_namespace text, p_workflow_id text, p_all_runs boolean DEFAULT false)
@@ -4210,7 +4918,7 @@ BEGIN
     INSERT INTO durable.workflows (namespace, workflow_id, run_id, workflow_name, task_queue, status, args,
                                    attempt, retry, parent_workflow_id, parent_run_id, parent_seq,
                                    last_event_id, last_inbound_event_id, processed_event_id,
-                                   created_at, updated_at)
+                                   created_at, updated_at, priority, partition_key, dedup_id)
     SELECT p_from.namespace, p_workflow_id, p_run_id, p_from.workflow_name, p_from.task_queue, 'running',
            p_from.args, p_from.attempt, p_from.retry,
            CASE WHEN p_keep_parent THEN p_from.parent_workflow_id END,
@@ -4221,7 +4929,12 @@ BEGIN
                      WHERE h.namespace = p_from.namespace AND h.workflow_id = p_from.workflow_id
                        AND h.run_id = p_from.run_id AND h.event_id < p_event_id AND h.inbound), 0),
            -- Not 0: a worker then fetches the whole copied history (non-inbound events included).
-           1, v_now, v_now
+           1, v_now, v_now,
+           -- Flow control: the priority goes along; a reset of a running run (the same workflow
+           -- going on) keeps its partition key (it still holds it) and its dedup id.
+           p_from.priority,
+           CASE WHEN p_keep_parent AND p_from.status = 'running' THEN p_from.partition_key END,
+           CASE WHEN p_keep_parent AND p_from.status = 'running' THEN p_from.dedup_id END
     -- Two resets of one run at once: the second finds the run the first made.
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
@@ -4237,11 +4950,12 @@ BEGIN
     ORDER BY h.event_id;
     PERFORM durable._append_event(p_from.namespace, p_workflow_id, p_run_id, 'workflow_reset', NULL, false, p_data);
     PERFORM durable._ensure_workflow_task(p_from.namespace, p_workflow_id, p_run_id, p_from.task_queue,
-                                          p_from.workflow_name);
+                                          p_from.workflow_name, p_priority => p_from.priority);
 END $$;
 COMMENT ON FUNCTION durable._copy_run(durable.workflows, integer, text, integer, boolean, jsonb) IS
     'Internal: a running run p_run_id of p_workflow_id whose history is p_from''s events below p_event_id and '
-    'a workflow_reset event (p_data), with its workflow task queued.';
+    'a workflow_reset event (p_data), with its workflow task queued, at p_from''s priority (a reset of a running '
+    'run keeps its partition key and dedup id too).';
 
 -- The latest run of an id, locked; PD003 for an unknown id.
 CREATE FUNCTION durable._latest_run(p_namespace text, p_workflow_id text) RETURNS durable.workflows

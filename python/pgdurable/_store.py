@@ -175,12 +175,18 @@ async def check_schema(conn: Conn) -> None:
 @_mapped
 async def start_workflow(conn: Conn, namespace: str, workflow_id: str, workflow_name: str,
                          task_queue: str, args: str, retry: dict[str, Any] | None,
-                         id_reuse: str, headers: dict[str, str] | None = None) -> Row:
+                         id_reuse: str, headers: dict[str, str] | None = None, *, priority: int = 0,
+                         partition_key: str | None = None, dedup_id: str | None = None,
+                         start_delay: float | None = None) -> Row:
+    """Starts one workflow: its row (workflow_id — the dedup holder's when that run was returned —,
+    run_id, started)."""
     rows = await _rows(
         conn,
-        "SELECT run_id, started FROM durable.start_workflow_v1(%s, %s, %s, %s, %s, %s, %s, %s)",
+        "SELECT workflow_id, run_id, started "
+        "FROM durable.start_workflow_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (namespace, workflow_id, workflow_name, task_queue, args,
-         None if retry is None else Jsonb(retry), id_reuse, None if headers is None else Jsonb(headers)),
+         None if retry is None else Jsonb(retry), id_reuse, None if headers is None else Jsonb(headers),
+         priority, partition_key, dedup_id, None if start_delay is None else timedelta(seconds=start_delay)),
     )
     return rows[0]
 
@@ -188,13 +194,14 @@ async def start_workflow(conn: Conn, namespace: str, workflow_id: str, workflow_
 @_mapped
 async def start_workflows(conn: Conn, namespace: str,
                           starts: Sequence[dict[str, Any]]) -> list[Row | errors.DurableError]:
-    """Starts each of ``starts`` ({workflow_id, workflow_name, task_queue, args, retry, id_reuse})
-    in one transaction: per start, in order, its row (run_id, started) or the error it alone
-    raised (the error ``start_workflow`` would have raised for it)."""
+    """Starts each of ``starts`` ({workflow_id, workflow_name, task_queue, args, retry, id_reuse,
+    headers, priority, partition_key, dedup_id, start_delay_seconds}) in one transaction: per
+    start, in order, its row (workflow_id, run_id, started) or the error it alone raised (the
+    error ``start_workflow`` would have raised for it)."""
     rows = await _rows(
         conn,
-        "SELECT ordinality, run_id, started, error_sqlstate, error_message "
-        "FROM durable.start_workflows_v1(%s, %s) ORDER BY ordinality",
+        "SELECT ordinality, workflow_id, run_id, started, error_sqlstate, error_message "
+        "FROM durable.start_workflows_v2(%s, %s) ORDER BY ordinality",
         (namespace, Jsonb(list(starts))),
     )
     return [row if row["error_sqlstate"] is None else item_error(row["error_sqlstate"], row["error_message"])
@@ -443,16 +450,21 @@ async def stream_stats(conn: Conn, namespace: str | None) -> list[Row]:
     return await _rows(conn, "SELECT * FROM durable.stream_stats(%s)", (namespace,))
 
 
+# -- flow control ---------------------------------------------------------------
+
 @_mapped
-async def function_exists(conn: Conn, signature: str) -> bool:
-    """Whether this database's engine has the function ``signature`` (``'durable.f(text)'``): what a
-    newer engine added (schedules, stream limits) is shown only where it is there."""
-    return bool(await _value(conn, "SELECT pg_catalog.to_regprocedure(%s) IS NOT NULL", (signature,)))
+async def set_stream_limits(conn: Conn, namespace: str, stream: str, max_running: int | None,
+                            rate_limit: int | None, rate_period: float | None) -> None:
+    await conn.execute(
+        "SELECT durable.set_stream_limits(%s, %s, %s, %s, %s)",
+        (stream, namespace, max_running, rate_limit,
+         None if rate_period is None else timedelta(seconds=rate_period)))
 
 
 @_mapped
 async def stream_limits(conn: Conn, namespace: str | None) -> list[Row]:
-    return await _rows(conn, "SELECT * FROM durable.stream_limits(%s)", (namespace,))
+    return await _rows(conn, "SELECT namespace, stream, max_running, rate_limit, rate_period "
+                             "FROM durable.stream_limits(%s)", (namespace,))
 
 
 async def listen(conn: Conn, channel: str) -> None:

@@ -18,6 +18,7 @@ from . import _store as store
 from ._batching import Batcher
 from ._validate import check_text
 from .connection import Connection
+from .durations import Duration, to_seconds
 from .retry import RetryPolicy
 from .schedule import ScheduleClient
 
@@ -44,16 +45,24 @@ class _Start:
     retry: dict[str, Any] | None
     id_reuse: str
     headers: dict[str, str] | None = None  # a trace context, kept in the run's workflow_started event
+    # Flow control: see WorkflowClient.start.
+    priority: int = 0
+    partition_key: str | None = None
+    dedup_id: str | None = None
+    start_delay: float | None = None  # seconds
 
     def as_json(self) -> dict[str, Any]:
         return {"workflow_id": self.workflow_id, "workflow_name": self.workflow_name,
                 "task_queue": self.task_queue, "args": self.args, "retry": self.retry,
-                "id_reuse": self.id_reuse, "headers": self.headers}
+                "id_reuse": self.id_reuse, "headers": self.headers, "priority": self.priority,
+                "partition_key": self.partition_key, "dedup_id": self.dedup_id,
+                "start_delay_seconds": self.start_delay}
 
 
 def _prepare_start(*, args: list[Any] | tuple[Any, ...] = (), task_queue: str, workflow_name: str,
                    workflow_id: str | None = None, retry: RetryPolicy | None = None,
-                   id_reuse: str = "reject") -> _Start:
+                   id_reuse: str = "reject", priority: int = 0, partition_key: str | None = None,
+                   dedup_id: str | None = None, start_delay: Duration | None = None) -> _Start:
     """Checks one start's arguments (``WorkflowClient.start``'s) and encodes its args."""
     from .durable import guid
 
@@ -67,8 +76,19 @@ def _prepare_start(*, args: list[Any] | tuple[Any, ...] = (), task_queue: str, w
     check_text("workflow_id", workflow_id)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry must be a pgdurable.RetryPolicy or None, got {type(retry).__name__}")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError("priority must be an int (higher runs first; default 0), "
+                        f"got {type(priority).__name__}")
+    if not -32768 <= priority <= 32767:
+        raise ValueError(f"priority {priority} is out of range: give an int from -32768 to 32767")
+    if partition_key is not None:
+        check_text("partition_key", partition_key)
+    if dedup_id is not None:
+        check_text("dedup_id", dedup_id)
+    delay = None if start_delay is None else to_seconds(start_delay, what="start_delay")
     return _Start(workflow_id, workflow_name, task_queue, payloads.dumps(list(args)),
-                  None if retry is None else retry.to_json(), id_reuse)
+                  None if retry is None else retry.to_json(), id_reuse, priority=priority,
+                  partition_key=partition_key, dedup_id=dedup_id, start_delay=delay)
 
 
 def _calls(starts: list[_Start]) -> list[list[_Start]]:
@@ -130,7 +150,9 @@ class Client:
                     outcomes.append(await self.connection.run(
                         lambda conn, one=one: store.start_workflow(
                             conn, self.namespace, one.workflow_id, one.workflow_name, one.task_queue,
-                            one.args, one.retry, one.id_reuse, one.headers),
+                            one.args, one.retry, one.id_reuse, one.headers, priority=one.priority,
+                            partition_key=one.partition_key, dedup_id=one.dedup_id,
+                            start_delay=one.start_delay),
                         repeatable=repeatable))
                     continue
                 items = [start.as_json() for start in call]
@@ -158,6 +180,48 @@ class Client:
                 lambda conn: store.closed_channel(conn, self.namespace))
         return self._closed_channel
 
+    async def set_stream_limits(self, stream: str, max_running: int | None = None,
+                                rate_limit: int | None = None,
+                                rate_period: Duration | None = None) -> None:
+        """Limits a stream of this namespace, across all workers, at once (running workers read the
+        limits inside every claim): at most ``max_running`` tasks leased at once (workflow tasks on
+        a task queue, activity attempts on ``<task_queue>-activity``; 0 pauses the stream) and at
+        most ``rate_limit`` claims started in any window of ``rate_period`` (sliding; seconds,
+        ``timedelta`` or ``"1 second"``). ``None`` clears that limit; all ``None`` clears them all.
+        Needs the engine's owner (a worker role is refused)."""
+        check_text("stream", stream)
+        limits = check_stream_limits(max_running, rate_limit, rate_period)
+        await self.connection.run(lambda conn: store.set_stream_limits(conn, self.namespace, stream, *limits))
+
+    async def stream_limits(self) -> list[dict[str, Any]]:
+        """The streams of this namespace that have limits: dicts with ``stream``, ``max_running``,
+        ``rate_limit`` and ``rate_period`` (seconds), ``None`` where a limit is not set."""
+        rows = await self.connection.run(lambda conn: store.stream_limits(conn, self.namespace))
+        return [{"stream": row["stream"], "max_running": row["max_running"], "rate_limit": row["rate_limit"],
+                 "rate_period": None if row["rate_period"] is None else row["rate_period"].total_seconds()}
+                for row in rows]
+
+
+def check_stream_limits(max_running: int | None, rate_limit: int | None,
+                        rate_period: Duration | None) -> tuple[int | None, int | None, float | None]:
+    """Checks stream limits (``Client.set_stream_limits``'s) before anything is sent: the limits,
+    the period in seconds. ``TypeError`` for a wrong type, ``ValueError`` for a bad value."""
+    for what, value in (("max_running", max_running), ("rate_limit", rate_limit)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{what} must be an int or None, got {type(value).__name__}")
+    if max_running is not None and max_running < 0:
+        raise ValueError(f"max_running {max_running} is negative: give 0 (pause the stream) or more, "
+                         "or None for no limit")
+    if (rate_limit is None) != (rate_period is None):
+        raise ValueError("a rate limit needs both rate_limit and rate_period (e.g. rate_limit=10, "
+                         "rate_period='1 second'), or neither")
+    if rate_limit is not None and not 1 <= rate_limit <= 100000:
+        raise ValueError(f"rate_limit {rate_limit} is out of range: give 1 to 100000 claims per period")
+    period = None if rate_period is None else to_seconds(rate_period, what="rate_period")
+    if period is not None and period <= 0:
+        raise ValueError(f"rate_period {rate_period!r} must be longer than zero (e.g. '1 second')")
+    return max_running, rate_limit, period
+
 
 class WorkflowClient:
     """``client.workflow``: the workflow operations of a :class:`Client`."""
@@ -167,15 +231,24 @@ class WorkflowClient:
 
     async def start(self, *, args: list[Any] | tuple[Any, ...] = (), task_queue: str, workflow_name: str,
                     workflow_id: str | None = None, retry: RetryPolicy | None = None,
-                    id_reuse: str = "reject") -> WorkflowHandle:
+                    id_reuse: str = "reject", priority: int = 0, partition_key: str | None = None,
+                    dedup_id: str | None = None, start_delay: Duration | None = None) -> WorkflowHandle:
         """Starts a workflow and returns its handle. A running workflow with the same id raises
         :class:`DuplicateWorkflowError`, unless ``id_reuse="return_existing"``.
+
+        Flow control: ``priority`` (an int; higher runs first, FIFO within a priority) orders the
+        run's workflow tasks and activities in the claims; runs with the same ``partition_key`` run
+        one at a time (whole runs, start to close), in start order; while a run started with
+        ``dedup_id`` is running, another start with it raises :class:`DuplicateWorkflowError` (or,
+        with ``id_reuse="return_existing"``, returns that run's handle); ``start_delay`` (seconds,
+        ``timedelta`` or ``"5 minutes"``) makes its first workflow task due that much later.
 
         Starts made at the same time on one client share a transaction (a group commit: a lone
         start goes at once; those arriving while one commits go together in the next); each still
         gets its own outcome, and returns only once its start has committed."""
         start = _prepare_start(args=args, task_queue=task_queue, workflow_name=workflow_name,
-                               workflow_id=workflow_id, retry=retry, id_reuse=id_reuse)
+                               workflow_id=workflow_id, retry=retry, id_reuse=id_reuse, priority=priority,
+                               partition_key=partition_key, dedup_id=dedup_id, start_delay=start_delay)
         batchers = self._client._batchers()
         # A start whose commit was lost would be refused as a duplicate if made again.
         batcher = batchers.start_existing if start.id_reuse == "return_existing" else batchers.start
@@ -188,7 +261,11 @@ class WorkflowClient:
     def _started(self, start: _Start, row: dict[str, Any]) -> WorkflowHandle:
         log.info("workflow %s (%s) started on task queue %r", start.workflow_id, start.workflow_name,
                  start.task_queue)
-        handle = self.get_handle(start.task_queue, start.workflow_name, start.workflow_id)
+        # A dedup id held by another running workflow returns that one (id_reuse="return_existing").
+        workflow_id = row.get("workflow_id") or start.workflow_id
+        if workflow_id != start.workflow_id:
+            return self.get_handle(workflow_id)
+        handle = self.get_handle(start.task_queue, start.workflow_name, workflow_id)
         # A run this call started has these names; an existing one returned is checked on first use.
         handle._names_checked = bool(row["started"])
         return handle
@@ -198,7 +275,8 @@ class WorkflowClient:
         of args) and returns their handles, in order.
 
         Each of ``starts`` is a dict of :meth:`start`'s keyword arguments (``args``, ``task_queue``,
-        ``workflow_name``, ``workflow_id``, ``retry``, ``id_reuse``). All are checked first: a bad
+        ``workflow_name``, ``workflow_id``, ``retry``, ``id_reuse``, ``priority``, ``partition_key``,
+        ``dedup_id``, ``start_delay``). All are checked first: a bad
         one raises what :meth:`start` raises for it, its message naming ``starts[<index>]``, and
         nothing is started. In the database each start succeeds or fails alone: when some fail
         (a running id, ...), every other one is still started and

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from . import client as _client
 from . import errors
 from .connection import Connection
+from .durations import Duration
 from .retry import RetryPolicy
 
 __all__ = ["Client", "WorkflowHandle"]
@@ -128,14 +129,26 @@ class Client:
 
     def start(self, *, args: list[Any] | tuple[Any, ...] = (), task_queue: str, workflow_name: str,
               workflow_id: str | None = None, retry: RetryPolicy | None = None,
-              id_reuse: str = "reject") -> WorkflowHandle:
+              id_reuse: str = "reject", priority: int = 0, partition_key: str | None = None,
+              dedup_id: str | None = None, start_delay: Duration | None = None) -> WorkflowHandle:
         """Starts a workflow and returns its handle, as :meth:`pgdurable.WorkflowClient.start`
         (:class:`~pgdurable.errors.DuplicateWorkflowError` for a running id, unless
-        ``id_reuse="return_existing"``)."""
+        ``id_reuse="return_existing"``; the same flow control options)."""
         handle = self._run(self._async.workflow.start(
             args=args, task_queue=task_queue, workflow_name=workflow_name, workflow_id=workflow_id,
-            retry=retry, id_reuse=id_reuse))
+            retry=retry, id_reuse=id_reuse, priority=priority, partition_key=partition_key,
+            dedup_id=dedup_id, start_delay=start_delay))
         return WorkflowHandle(self, handle)
+
+    def set_stream_limits(self, stream: str, max_running: int | None = None, rate_limit: int | None = None,
+                          rate_period: Duration | None = None) -> None:
+        """Limits a stream, as :meth:`pgdurable.Client.set_stream_limits`."""
+        self._run(self._async.set_stream_limits(stream, max_running=max_running, rate_limit=rate_limit,
+                                                rate_period=rate_period))
+
+    def stream_limits(self) -> list[dict[str, Any]]:
+        """The streams with limits, as :meth:`pgdurable.Client.stream_limits`."""
+        return self._run(self._async.stream_limits())
 
     def start_many(self, starts: Iterable[Mapping[str, Any]]) -> list[WorkflowHandle]:
         """Starts many workflows in one transaction and returns their handles in order, as

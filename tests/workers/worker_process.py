@@ -19,10 +19,11 @@ import time
 
 from pgdurable import Durable
 
-from . import crash_app, rel_flows
+from . import crash_app, flow_flows, rel_flows
 
-WORKFLOWS = {**rel_flows.WORKFLOWS, **{fn.__name__: fn for fn in crash_app.WORKFLOWS}}
-ACTIVITIES = {**rel_flows.ACTIVITIES, **{fn.__name__: fn for fn in crash_app.ACTIVITIES}}
+WORKFLOWS = {**rel_flows.WORKFLOWS, **{fn.__name__: fn for fn in crash_app.WORKFLOWS}, **flow_flows.WORKFLOWS}
+ACTIVITIES = {**rel_flows.ACTIVITIES, **{fn.__name__: fn for fn in crash_app.ACTIVITIES},
+              **flow_flows.ACTIVITIES}
 
 CLOSED = {"completed", "failed", "cancelled", "interrupted"}
 

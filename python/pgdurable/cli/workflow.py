@@ -180,18 +180,34 @@ def workflow_start(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result and print it.")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up after this many seconds.")]
     = None,
+    priority: Annotated[int, typer.Option("--priority", help="Higher runs first (FIFO within a priority).")]
+    = 0,
+    partition_key: Annotated[str | None, typer.Option(
+        "--partition-key", help="Runs with the same key run one at a time, in start order.")] = None,
+    dedup_id: Annotated[str | None, typer.Option(
+        "--dedup-id", help="Refused while a run started with this dedup id is running.")] = None,
+    start_delay: Annotated[str | None, typer.Option(
+        "--start-delay", help="Start later: seconds or e.g. '5 minutes'.")] = None,
     as_json: JsonOption = False,
     namespace: NamespaceOption = "durable",
     dsn: DsnOption = None,
 ) -> None:
     """Start a workflow (a worker serving it must be running, e.g. `pgdurable worker`)."""
+    from pgdurable.durations import to_seconds
+
+    try:
+        delay = None if start_delay is None else to_seconds(start_delay, what="start delay")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--start-delay") from None
     arguments = parse_json(args, "--args")
     if not isinstance(arguments, list):
         raise typer.BadParameter("must be a JSON array, e.g. '[\"order-1\"]'", param_hint="--args")
 
     async def body(client: Client) -> dict[str, Any]:
         handle = await client.workflow.start(args=arguments, task_queue=task_queue,
-                                             workflow_name=workflow_name, workflow_id=workflow_id)
+                                             workflow_name=workflow_name, workflow_id=workflow_id,
+                                             priority=priority, partition_key=partition_key,
+                                             dedup_id=dedup_id, start_delay=delay)
         out: dict[str, Any] = {"workflow_id": handle.workflow_id}
         if wait:
             try:

@@ -314,11 +314,15 @@ async def act(request: Request) -> Response:
 async def streams(request: Request) -> Response:
     client = _client(request)
 
-    async def read(conn: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]] | None]:
+    async def read(conn: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         rows = await store.stream_stats(conn, client.namespace)
-        if not await store.function_exists(conn, "durable.stream_limits(text)"):
-            return rows, None
-        return rows, {row["stream"]: row for row in await store.stream_limits(conn, client.namespace)}
+        limits = {row["stream"]: row for row in await store.stream_limits(conn, client.namespace)}
+        shown = {row["stream"] for row in rows}
+        # A limited stream with no tasks yet has no statistics row: it is shown all the same.
+        rows += [{"stream": stream, "queued": 0, "delayed": 0, "running": 0, "oldest_queued_age": None,
+                  "started_last_minute": 0, "failed_last_minute": 0}
+                 for stream in sorted(limits) if stream not in shown]
+        return rows, limits
 
     rows, limits = await client.connection.run(read)
     return request.app.state.templates.TemplateResponse(request, "streams.html",
