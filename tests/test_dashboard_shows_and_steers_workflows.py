@@ -376,3 +376,16 @@ def test_the_timeline_of_a_long_history_is_built_in_one_pass_and_shows_its_first
     assert timeline is not None
     assert len(timeline.rows) == _views.TIMELINE_ROWS and timeline.hidden == 5000 - _views.TIMELINE_ROWS
     assert [bar.state for bar in timeline.rows[0].bars] == ["ok"]
+
+
+async def test_the_token_visits_redirect_stays_on_the_dashboard_whatever_the_path(connection):
+    """The first visit's redirect drops ``?token=`` and goes back to the same path: a path that
+    starts with two slashes (``/%2Fevil.example/``) must not become a scheme-relative Location
+    (an open redirect to another site)."""
+    app = create_app(connection, token="s3cret-token")
+    for path in ("/%2Fevil.example/", "/%2F%2Fevil.example/x", "/%5Cevil.example/"):
+        async with browser(app, "http://10.1.2.3:8321") as web:  # a new browser: no cookie yet
+            first = await web.get(f"{path}?token=s3cret-token")
+            assert first.status_code == 303, path
+            location = first.headers["location"]
+            assert location.startswith("/") and not location.startswith(("//", "/\\")), (path, location)
