@@ -389,3 +389,13 @@ async def test_the_token_visits_redirect_stays_on_the_dashboard_whatever_the_pat
             assert first.status_code == 303, path
             location = first.headers["location"]
             assert location.startswith("/") and not location.startswith(("//", "/\\")), (path, location)
+
+
+async def test_a_nul_character_in_a_workflow_id_or_filter_is_a_400_naming_it(client, connection):
+    """psycopg refuses text holding NUL before sending it: that is the visitor's input, a 400 that
+    says what to remove, never a 500 'pgdurable does not expect this error'."""
+    async with browser(create_app(connection)) as web:
+        for path in ("/workflows/a%00b", "/?name=%00", "/?queue=q%00"):
+            page = await web.get(path)
+            assert page.status_code == 400, (path, page.status_code, page.text[-600:])
+            assert "NUL character" in page.text and "does not expect" not in page.text, path
