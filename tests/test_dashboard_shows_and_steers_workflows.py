@@ -399,3 +399,14 @@ async def test_a_nul_character_in_a_workflow_id_or_filter_is_a_400_naming_it(cli
             page = await web.get(path)
             assert page.status_code == 400, (path, page.status_code, page.text[-600:])
             assert "NUL character" in page.text and "does not expect" not in page.text, path
+
+
+async def test_no_other_site_may_frame_the_dashboard(connection):
+    """A page of another site that frames the dashboard could trick a click on a confirmation:
+    every answer forbids framing and type sniffing."""
+    async with browser(create_app(connection)) as web:
+        for path in ("/", "/workflows/none", "/streams", "/static/dashboard.css"):
+            page = await web.get(path)
+            assert page.headers.get("x-frame-options") == "DENY", path
+            assert "frame-ancestors 'none'" in page.headers.get("content-security-policy", ""), path
+            assert page.headers.get("x-content-type-options") == "nosniff", path

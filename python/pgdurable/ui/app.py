@@ -127,6 +127,11 @@ class _Guard(BaseHTTPMiddleware):
                 return _message(request, 403, "read-only dashboard",
                                 "This dashboard was started with --read-only: it refuses every action.")
         response = await call_next(request)
+        # No other site may frame the dashboard (clickjacking its confirmed actions), nor sniff types.
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
         if new_csrf is not None:
             response.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="strict")
         return response
