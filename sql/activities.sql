@@ -329,8 +329,15 @@ BEGIN
     LOOP
         v_msg := v_claimed.msg;
         IF v_claimed.lost THEN
-            -- Its lease expired between the pass above and this claim (a rare race): the same
-            -- bookkeeping, the run locked after its task this once.
+            -- Its lease expired between the pass above and this claim (a rare race), or it was past
+            -- that pass's first 1000: the same bookkeeping, the run locked after its task this once.
+            IF v_msg.payload ? 'cancelled' THEN
+                -- Its workflow cancelled it: it is not run again.
+                PERFORM durable._record_late_activity(v_msg, 'activity_failed', jsonb_build_object(
+                    'attempt', v_msg.attempt - 1, 'maxed', false, 'lease_lost', true,
+                    'error', durable._lease_expired(v_msg.attempt - 1, v_msg.max_attempts)));
+                CONTINUE;
+            END IF;
             IF v_msg.attempt - 1 >= coalesce(v_msg.max_attempts, 2147483647) THEN
                 PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
                     'attempt', v_msg.attempt - 1, 'maxed', true,

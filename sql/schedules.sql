@@ -451,6 +451,8 @@ DECLARE
     v_workflow_id text;
     v_run_id integer;
     v_started boolean;
+    v_name text;
+    v_queue text;
 BEGIN
     IF v_open AND v_s.overlap = 'skip' THEN
         PERFORM durable._schedule_record(v_s, p_tick, p_trigger, 'skipped', NULL,
@@ -482,6 +484,19 @@ BEGIN
     SELECT s.run_id, s.started INTO v_run_id, v_started
     FROM durable._start_workflow(v_s.namespace, v_workflow_id, v_s.workflow_name, v_s.task_queue, v_s.args,
                                  NULL, 'return_existing', NULL, NULL, NULL) s;
+    IF NOT v_started THEN
+        -- The tick's id is predictable: a run under it that is not this schedule's workflow (say, a
+        -- child a worker started first) is not taken for the tick's run.
+        SELECT w.workflow_name, w.task_queue INTO v_name, v_queue FROM durable.workflows w
+        WHERE w.namespace = v_s.namespace AND w.workflow_id = v_workflow_id AND w.run_id = v_run_id;
+        IF v_name <> v_s.workflow_name OR v_queue <> v_s.task_queue THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD002',
+                MESSAGE = pg_catalog.format('workflow id %L belongs to workflow %L on task queue %L: the tick of '
+                                            'schedule %L (workflow %L on task queue %L) did not start',
+                                            v_workflow_id, v_name, v_queue, v_s.schedule_id, v_s.workflow_name,
+                                            v_s.task_queue);
+        END IF;
+    END IF;
     PERFORM durable._schedule_record(v_s, p_tick, p_trigger, 'started', v_workflow_id,
         CASE WHEN v_started THEN NULL ELSE 'the run of this tick had started already' END);
     v_s.last_workflow_id := v_workflow_id;
@@ -489,7 +504,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_tick(durable.schedules, timestamptz, text) IS
     'Internal: applies the overlap policy to one tick (start its run, skip, buffer, or stop the previous '
-    'run and start) and records it; returns the changed schedule row.';
+    'run and start) and records it; returns the changed schedule row. PD002 when the tick''s workflow id '
+    'is held by another workflow (another name or task queue).';
 
 -- Fires what is due of one locked schedule: its buffered tick once the last run closed, then its
 -- due ticks (at most 100 per call), skipping those more than catchup_window late. Returns the row.

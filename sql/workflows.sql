@@ -756,6 +756,7 @@ DECLARE
     v_target text := p_cmd->>'workflow_id';
     v_produce text[] := durable._produce_scope(p_wf.namespace);
     v_queue text;
+    v_running boolean;
     v_outcome text;
     v_message text;
     v_event text := CASE v_type WHEN 'signal_external' THEN 'external_signal_sent'
@@ -772,14 +773,31 @@ BEGIN
             MESSAGE = format('workflow %L cannot %s itself through an external handle: raise or return instead',
                              v_target, CASE v_type WHEN 'cancel_external' THEN 'cancel' ELSE 'interrupt' END);
     END IF;
-    SELECT w.task_queue INTO v_queue FROM durable.workflows w
-    WHERE w.namespace = p_wf.namespace AND w.workflow_id = v_target
-    ORDER BY w.run_id DESC LIMIT 1;
+    -- Lock first, then check: the target's running run is locked before its task queue is read, so
+    -- the run checked is the run steered (no new run on another queue can slip in between). With no
+    -- running run, the latest run's queue decides the refusal and nothing is steered.
+    SELECT w.task_queue, w.status = 'running' INTO v_queue, v_running FROM durable.workflows w
+    WHERE w.namespace = p_wf.namespace AND w.workflow_id = v_target AND w.status = 'running'
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        SELECT w.task_queue, false INTO v_queue, v_running FROM durable.workflows w
+        WHERE w.namespace = p_wf.namespace AND w.workflow_id = v_target
+        ORDER BY w.run_id DESC LIMIT 1;
+    END IF;
     IF v_produce IS NOT NULL AND (v_queue IS NULL OR NOT (v_queue = ANY (v_produce))) THEN
         v_outcome := 'refused';
         v_message := format('worker role %s may not steer workflow %L: it is not a workflow on a task queue the '
                             'role may produce to (%s); the DBA widens that with provision_worker_role(..., '
                             'p_produce => ...)', session_user, v_target, array_to_string(v_produce, ', '));
+    ELSIF NOT coalesce(v_running, false) AND v_type = 'signal_external' THEN
+        v_outcome := 'not_found';
+        v_message := format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
+                            'was not sent', v_target, p_wf.namespace, p_cmd->>'signal_id');
+    ELSIF v_queue IS NULL THEN
+        v_outcome := 'not_found';
+        v_message := format('workflow %L not found in namespace %L', v_target, p_wf.namespace);
+    ELSIF NOT v_running THEN
+        v_outcome := 'not_running';  -- nothing steered: a run started since may be on another task queue
     ELSE
         BEGIN
             CASE v_type

@@ -388,3 +388,37 @@ def test_the_timeline_of_a_long_history_is_built_in_one_pass_and_shows_its_first
     assert timeline is not None
     assert len(timeline.rows) == _views.TIMELINE_ROWS and timeline.hidden == 5000 - _views.TIMELINE_ROWS
     assert [bar.state for bar in timeline.rows[0].bars] == ["ok"]
+
+
+async def test_the_token_visits_redirect_stays_on_the_dashboard_whatever_the_path(connection):
+    """The first visit's redirect drops ``?token=`` and goes back to the same path: a path that
+    starts with two slashes (``/%2Fevil.example/``) must not become a scheme-relative Location
+    (an open redirect to another site)."""
+    app = create_app(connection, token="s3cret-token")
+    for path in ("/%2Fevil.example/", "/%2F%2Fevil.example/x", "/%5Cevil.example/"):
+        async with browser(app, "http://10.1.2.3:8321") as web:  # a new browser: no cookie yet
+            first = await web.get(f"{path}?token=s3cret-token")
+            assert first.status_code == 303, path
+            location = first.headers["location"]
+            assert location.startswith("/") and not location.startswith(("//", "/\\")), (path, location)
+
+
+async def test_a_nul_character_in_a_workflow_id_or_filter_is_a_400_naming_it(client, connection):
+    """psycopg refuses text holding NUL before sending it: that is the visitor's input, a 400 that
+    says what to remove, never a 500 'pgdurable does not expect this error'."""
+    async with browser(create_app(connection)) as web:
+        for path in ("/workflows/a%00b", "/?name=%00", "/?queue=q%00"):
+            page = await web.get(path)
+            assert page.status_code == 400, (path, page.status_code, page.text[-600:])
+            assert "NUL character" in page.text and "does not expect" not in page.text, path
+
+
+async def test_no_other_site_may_frame_the_dashboard(connection):
+    """A page of another site that frames the dashboard could trick a click on a confirmation:
+    every answer forbids framing and type sniffing."""
+    async with browser(create_app(connection)) as web:
+        for path in ("/", "/workflows/none", "/streams", "/static/dashboard.css"):
+            page = await web.get(path)
+            assert page.headers.get("x-frame-options") == "DENY", path
+            assert "frame-ancestors 'none'" in page.headers.get("content-security-policy", ""), path
+            assert page.headers.get("x-content-type-options") == "nosniff", path

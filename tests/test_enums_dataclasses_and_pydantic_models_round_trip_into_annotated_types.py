@@ -215,3 +215,18 @@ async def test_a_result_holding_an_enum_the_client_cannot_import_is_never_silent
     state = await handle.state()  # what the CLI shows: the tagged JSON, type named
     assert state["status"] == "completed"
     assert state["result"]["v"] == "sweet" and state["result"]["t"].endswith("Flavour")
+
+
+def test_a_union_with_a_plain_type_first_still_decodes_a_dataclass_or_model_stored_in_it() -> None:
+    """``int | Parcel`` (or ``Optional[Union[str, Invoice]]``) names a plain type first: a stored
+    object must still become the dataclass or model, never stay a dict because ``int`` came first;
+    a plain value still takes the plain type."""
+    parcel = Parcel("p", Colour.RED, Decimal("1.5"), datetime(2026, 1, 1, tzinfo=UTC), ["x"])
+    invoice = Invoice(number=7, colour=Colour.RED, parcels=[parcel])
+    for annotation, value in [(int | Parcel, parcel), (str | Invoice | None, invoice),
+                              (list[int | Parcel], [3, parcel]), (dict[str, str | Invoice], {"i": invoice})]:
+        back = payloads.loads(payloads.dumps(value), annotation)
+        assert back == value, (annotation, back)
+    assert payloads.loads(payloads.dumps(3), int | Parcel) == 3
+    assert payloads.loads(payloads.dumps("red"), str | Colour) == "red"
+    assert payloads.loads(payloads.dumps(None), str | Invoice | None) is None

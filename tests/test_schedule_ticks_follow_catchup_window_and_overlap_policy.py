@@ -173,11 +173,16 @@ def test_a_schedule_that_cannot_start_records_the_error_and_moves_on(conn):
     create(conn, "clash", every="1 minute", overlap="allow_all", catchup_window="10 minutes")
     tick = conn.execute("SELECT next_tick FROM durable.schedules WHERE schedule_id = 'clash'").fetchone()[0]
     wid = conn.execute("SELECT durable._schedule_workflow_id('clash', %s)", (tick,)).fetchone()[0]
-    # Someone else started a workflow under the tick's id: the tick returns it, never a second run.
+    # Someone else started another workflow under the tick's id: never a second run, and the
+    # stranger is not taken for the tick's run (the error names it); the next tick is due next.
     conn.execute("SELECT durable.start_workflow_v1('durable', %s, 'other', 'q', '[]')", (wid,))
     conn.execute("SELECT durable.advance_clock('61 seconds')")
     fire(conn)
-    assert runs(conn, "clash")[0] == ("started", wid, "the run of this tick had started already")
+    action, workflow_id, detail = runs(conn, "clash")[0]
+    assert (action, workflow_id) == ("error", None)
+    assert f"workflow id '{wid}' belongs to workflow 'other' on task queue 'q'" in detail
+    assert conn.execute("SELECT last_workflow_id IS NULL AND next_tick > %s FROM durable.schedules "
+                        "WHERE schedule_id = 'clash'", (tick,)).fetchone()[0]
     (count,) = conn.execute("SELECT count(*) FROM durable.workflows WHERE workflow_id = %s",
                             (wid,)).fetchone()
     assert count == 1

@@ -205,6 +205,15 @@ def test_a_schedule_is_managed_from_the_cli(dsn, restore_logging):  # noqa: F811
                   "--start-at", "2030-01-01 06:00", "--dsn", dsn).exit_code == 2
 
 
+def test_an_empty_or_nul_schedule_or_workflow_id_gets_one_error_line_from_the_cli(dsn, restore_logging):  # noqa: F811
+    for command in (["schedule", "describe", ""], ["schedule", "pause", "a\x00b"], ["schedule", "delete", ""],
+                    ["schedule", "create", "", "-w", "report", "-q", "sq", "--every", "1 day"],
+                    ["schedule", "create", "s", "-w", "", "-q", "sq", "--every", "1 day"],
+                    ["workflow", "show", "--", ""]):
+        assert_one_line_error(invoke(*command, "--dsn", dsn) if command[-2] != "--"
+                              else invoke(*command[:-2], "--dsn", dsn, *command[-2:]), "invalid ")
+
+
 def test_a_schedule_is_managed_from_psql(dsn, pg_bin_dir):
     script = """
 \\set ON_ERROR_STOP 1

@@ -2413,6 +2413,7 @@ DECLARE
     v_target text := p_cmd->>'workflow_id';
     v_produce text[] := durable._produce_scope(p_wf.namespace);
     v_queue text;
+    v_running boolean;
     v_outcome text;
     v_message text;
     v_event text := CASE v_type WHEN 'signal_external' THEN 'external_signal_sent'
@@ -2429,14 +2430,31 @@ BEGIN
             MESSAGE = format('workflow %L cannot %s itself through an external handle: raise or return instead',
                              v_target, CASE v_type WHEN 'cancel_external' THEN 'cancel' ELSE 'interrupt' END);
     END IF;
-    SELECT w.task_queue INTO v_queue FROM durable.workflows w
-    WHERE w.namespace = p_wf.namespace AND w.workflow_id = v_target
-    ORDER BY w.run_id DESC LIMIT 1;
+    -- Lock first, then check: the target's running run is locked before its task queue is read, so
+    -- the run checked is the run steered (no new run on another queue can slip in between). With no
+    -- running run, the latest run's queue decides the refusal and nothing is steered.
+    SELECT w.task_queue, w.status = 'running' INTO v_queue, v_running FROM durable.workflows w
+    WHERE w.namespace = p_wf.namespace AND w.workflow_id = v_target AND w.status = 'running'
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        SELECT w.task_queue, false INTO v_queue, v_running FROM durable.workflows w
+        WHERE w.namespace = p_wf.namespace AND w.workflow_id = v_target
+        ORDER BY w.run_id DESC LIMIT 1;
+    END IF;
     IF v_produce IS NOT NULL AND (v_queue IS NULL OR NOT (v_queue = ANY (v_produce))) THEN
         v_outcome := 'refused';
         v_message := format('worker role %s may not steer workflow %L: it is not a workflow on a task queue the '
                             'role may produce to (%s); the DBA widens that with provision_worker_role(..., '
                             'p_produce => ...)', session_user, v_target, array_to_string(v_produce, ', '));
+    ELSIF NOT coalesce(v_running, false) AND v_type = 'signal_external' THEN
+        v_outcome := 'not_found';
+        v_message := format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
+                            'was not sent', v_target, p_wf.namespace, p_cmd->>'signal_id');
+    ELSIF v_queue IS NULL THEN
+        v_outcome := 'not_found';
+        v_message := format('workflow %L not found in namespace %L', v_target, p_wf.namespace);
+    ELSIF NOT v_running THEN
+        v_outcome := 'not_running';  -- nothing steered: a run started since may be on another task queue
     ELSE
         BEGIN
             CASE v_type
@@ -3367,6 +3385,8 @@ DECLARE
     v_workflow_id text;
     v_run_id integer;
     v_started boolean;
+    v_name text;
+    v_queue text;
 BEGIN
     IF v_open AND v_s.overlap = 'skip' THEN
         PERFORM durable._schedule_record(v_s, p_tick, p_trigger, 'skipped', NULL,
@@ -3398,6 +3418,19 @@ BEGIN
     SELECT s.run_id, s.started INTO v_run_id, v_started
     FROM durable._start_workflow(v_s.namespace, v_workflow_id, v_s.workflow_name, v_s.task_queue, v_s.args,
                                  NULL, 'return_existing', NULL, NULL, NULL) s;
+    IF NOT v_started THEN
+        -- The tick's id is predictable: a run under it that is not this schedule's workflow (say, a
+        -- child a worker started first) is not taken for the tick's run.
+        SELECT w.workflow_name, w.task_queue INTO v_name, v_queue FROM durable.workflows w
+        WHERE w.namespace = v_s.namespace AND w.workflow_id = v_workflow_id AND w.run_id = v_run_id;
+        IF v_name <> v_s.workflow_name OR v_queue <> v_s.task_queue THEN
+            RAISE EXCEPTION USING ERRCODE = 'PD002',
+                MESSAGE = pg_catalog.format('workflow id %L belongs to workflow %L on task queue %L: the tick of '
+                                            'schedule %L (workflow %L on task queue %L) did not start',
+                                            v_workflow_id, v_name, v_queue, v_s.schedule_id, v_s.workflow_name,
+                                            v_s.task_queue);
+        END IF;
+    END IF;
     PERFORM durable._schedule_record(v_s, p_tick, p_trigger, 'started', v_workflow_id,
         CASE WHEN v_started THEN NULL ELSE 'the run of this tick had started already' END);
     v_s.last_workflow_id := v_workflow_id;
@@ -3405,7 +3438,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION durable._schedule_tick(durable.schedules, timestamptz, text) IS
     'Internal: applies the overlap policy to one tick (start its run, skip, buffer, or stop the previous '
-    'run and start) and records it; returns the changed schedule row.';
+    'run and start) and records it; returns the changed schedule row. PD002 when the tick''s workflow id '
+    'is held by another workflow (another name or task queue).';
 
 -- Fires what is due of one locked schedule: its buffered tick once the last run closed, then its
 -- due ticks (at most 100 per call), skipping those more than catchup_window late. Returns the row.
@@ -4093,8 +4127,15 @@ BEGIN
     LOOP
         v_msg := v_claimed.msg;
         IF v_claimed.lost THEN
-            -- Its lease expired between the pass above and this claim (a rare race): the same
-            -- bookkeeping, the run locked after its task this once.
+            -- Its lease expired between the pass above and this claim (a rare race), or it was past
+            -- that pass's first 1000: the same bookkeeping, the run locked after its task this once.
+            IF v_msg.payload ? 'cancelled' THEN
+                -- Its workflow cancelled it: it is not run again.
+                PERFORM durable._record_late_activity(v_msg, 'activity_failed', jsonb_build_object(
+                    'attempt', v_msg.attempt - 1, 'maxed', false, 'lease_lost', true,
+                    'error', durable._lease_expired(v_msg.attempt - 1, v_msg.max_attempts)));
+                CONTINUE;
+            END IF;
             IF v_msg.attempt - 1 >= coalesce(v_msg.max_attempts, 2147483647) THEN
                 PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
                     'attempt', v_msg.attempt - 1, 'maxed', true,

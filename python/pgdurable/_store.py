@@ -67,6 +67,11 @@ def database_error(exc: BaseException, *, role: str | None = None,
     if isinstance(exc, errors.DurableError):
         return exc
     sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+    if isinstance(exc, psycopg.DataError) and sqlstate is None:
+        # psycopg refused a parameter before sending it (text with a NUL character): the caller's input.
+        first = str(exc).strip().splitlines()[0]
+        return errors.InvalidArgumentError(f"invalid argument: {first}: remove the NUL character (0x00) "
+                                           "from the id, name or text given")
     primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
     lines = str(exc).strip().splitlines()
     text = primary or (lines[0] if lines else type(exc).__name__)

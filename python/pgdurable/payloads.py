@@ -238,6 +238,10 @@ def _convert(value: Any, annotation: Any, enums: bool) -> Any:
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
         if value is None:
             return None
+        if isinstance(value, (dict, list)):
+            # A stored object or array is meant for the dataclass, model or typed container among
+            # the options: a plain option (int, str, Any) listed first would accept it unchanged.
+            options.sort(key=lambda option: not _typed(option))
         errors: list[BaseException] = []
         for option in options:
             try:

@@ -7,10 +7,12 @@ A signal id outside the role's signal prefixes is refused as for its own signals
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
 from support.attack import Owner, claim_workflow_task, complete_workflow_task, refused
+from support.polling import wait_until
 
 pytestmark = pytest.mark.sql
 
@@ -86,3 +88,36 @@ def test_no_workflow_cancels_or_interrupts_itself_through_a_command(held, owner)
         complete_workflow_task(session, task, [steer(1, "interrupt_external", task.workflow_id)])
     assert "cannot interrupt itself" in refusal.message
     assert owner.outcome(task.workflow_id)[1] == "running"
+
+
+def test_a_run_started_on_another_queue_while_the_command_waits_for_the_lock_is_not_steered(held, owner):
+    """The race of a check before the lock: o-2 (on ``orders``, in scope) is locked by another
+    session while the worker's signal_external to it waits; that session closes o-2 and starts a
+    new run of o-2 on ``payments``. The command must not reach the new run: the run whose task
+    queue was checked is the run steered."""
+    role, session, task = held
+    with owner.connect() as blocker:
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT 1 FROM durable.workflows WHERE workflow_id = 'o-2' AND status = 'running' "
+                        "FOR UPDATE")
+        done: list[object] = []
+        worker = threading.Thread(target=lambda: done.append(complete_workflow_task(session, task, [
+            steer(1, "signal_external", "o-2", signal_id="pay", data=json.dumps("forged")),
+            steer(2, "cancel_external", "o-2")])))
+        worker.start()
+        try:
+            wait_until(lambda: owner.value(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'",
+                [role.name]) == 1, "the worker's command waiting for o-2's lock")
+            blocker.execute("SELECT durable.interrupt_workflow_v1('durable', 'o-2')")
+            blocker.execute("SELECT durable.start_workflow_v1('durable', 'o-2', 'payment_workflow', "
+                            "'payments', '[]')")
+            blocker.execute("COMMIT")
+        finally:
+            worker.join(timeout=30)
+    assert done, "the worker's workflow task did not complete"
+    assert [o["outcome"] for o in outcomes(owner, task.workflow_id)] == ["refused", "refused"]
+    # The new run on payments got nothing: no signal buffered, no cancellation requested.
+    assert owner.value("SELECT count(*) FROM durable.signals") == 0
+    assert owner.value("SELECT cancel_requested FROM durable.workflows WHERE workflow_id = 'o-2' "
+                       "AND status = 'running'") is False

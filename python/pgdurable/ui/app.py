@@ -108,7 +108,7 @@ class _Guard(BaseHTTPMiddleware):
             given = request.query_params.get("token")
             if given and hmac.compare_digest(given.encode(), self.token.encode()):
                 rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-                target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+                target = _same_site_path(request) + (f"?{urlencode(rest)}" if rest else "")
                 response: Response = RedirectResponse(target, status_code=303)
                 response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="lax")
                 return response
@@ -127,9 +127,22 @@ class _Guard(BaseHTTPMiddleware):
                 return _message(request, 403, "read-only dashboard",
                                 "This dashboard was started with --read-only: it refuses every action.")
         response = await call_next(request)
+        # No other site may frame the dashboard (clickjacking its confirmed actions), nor sniff types.
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
         if new_csrf is not None:
             response.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="strict")
         return response
+
+
+def _same_site_path(request: Request) -> str:
+    """The request's path as sent (still percent-encoded), with one leading slash: a path that
+    starts with ``//`` or ``/\\`` would make a Location header point at another site."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(request.url.path)
+    return "/" + path.lstrip("/\\")
 
 
 def _host_name(request: Request) -> str:
