@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -88,14 +89,15 @@ def describe_event(event: dict[str, Any]) -> str:
     return short({k: v for k, v in d.items() if k != "traceback"}) if d else ""
 
 
-def pending_text(item: dict[str, Any]) -> str:
-    """What a workflow waits on (one item of ``state()["pending"]``) as a short line."""
+def pending_text(item: dict[str, Any], time: Callable[[Any], str] = format_time) -> str:
+    """What a workflow waits on (one item of ``state()["pending"]``) as a short line; ``time``
+    writes its timestamps (local time here, UTC in the dashboard)."""
     kind = item.get("type")
     if kind == "activity":
         running = "running" if item.get("running") else "queued"
         return f"activity {item.get('activity_name')} ({running}, attempt {item.get('attempt')})"
     if kind == "timer":
-        return f"timer due {format_time(item.get('due_at'))}"
+        return f"timer due {time(item.get('due_at'))}"
     if kind == "condition":
         return f"signal {item.get('signal_id')!r}"
     if kind == "child":

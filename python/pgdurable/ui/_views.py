@@ -4,6 +4,7 @@ and labelled so, where it cannot), a run's timeline, its children as a tree."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,16 @@ class Payload:
         if self.encoded:
             return str(self.value)
         return json.dumps(self.value, indent=2, ensure_ascii=False, default=str)
+
+
+def utc_time(value: Any) -> str:
+    """A timestamp (or its ISO text) in UTC, to the millisecond; other values as text."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return "" if value is None else str(value)
 
 
 def decode(stored: str | None) -> Payload:
@@ -317,21 +328,10 @@ async def workflow_page(client: Client, workflow_id: str, run: int | None) -> di
 
 
 def pending_text(item: dict[str, Any]) -> str:
-    """What a workflow waits on (one item of ``pending``) in words."""
-    kind = item.get("type")
-    if kind == "activity":
-        how = "running" if item.get("running") else "queued"
-        return f"activity {item.get('activity_name')} ({how}, attempt {item.get('attempt')})"
-    if kind == "timer":
-        return f"timer due {item.get('due_at')}"
-    if kind == "condition":
-        return f"signal {item.get('signal_id')!r}"
-    if kind == "child":
-        return f"child workflow {item.get('workflow_id')}"
-    if kind == "workflow_task":
-        return str(item.get("waiting_for") or ("its workflow task (running)" if item.get("running")
-                                               else "its workflow task (queued)"))
-    return json.dumps(item, default=str)
+    """What a workflow waits on (one item of ``pending``) in words (the CLI's, times in UTC)."""
+    from ..cli.tables import pending_text as cli_pending_text
+
+    return cli_pending_text(item, time=utc_time)
 
 
 def describe_event(event: dict[str, Any]) -> str:

@@ -64,20 +64,10 @@ def _action_url(action: str, workflow_id: str) -> str:
     return f"/actions/{action}/{quote(workflow_id, safe='')}"
 
 
-def _time(value: Any) -> str:
-    """A timestamp (or its ISO text) in UTC, to the millisecond."""
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = datetime.fromisoformat(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    return "" if value is None else str(value)
-
-
 def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.globals.update(link=_link, action_url=_action_url, statuses=STATUSES, page_sizes=PAGE_SIZES)
-    env.filters.update(time=_time, pending=views.pending_text, event_text=views.describe_event,
+    env.filters.update(time=views.utc_time, pending=views.pending_text, event_text=views.describe_event,
                        duration=views.duration)
     return Jinja2Templates(env=env)
 
