@@ -43,24 +43,50 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
 @contextlib.contextmanager
 def serve(dsn: str, tmp_path: Path, *args: str,
           env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
-    """``pgdurable ui ARGS`` on the test's database: (its base URL on 127.0.0.1, the URL it printed)."""
-    port = free_port()
-    out = tmp_path / f"ui-{port}.out"
-    with out.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pgdurable.cli", "ui", "--dsn", dsn, "--port", str(port), *args],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-            env={**os.environ, "COLUMNS": "300", **(env or {})})
+    """``pgdurable ui ARGS`` on the test's database: (its base URL on 127.0.0.1, the URL it printed).
+    A port taken between our check and its bind (by another test's server) is tried again."""
+    taken: set[int] = set()
+    for _ in range(5):
+        port = next(p for p in TEST_PORTS if p not in taken and _is_free(p))
+        out = tmp_path / f"ui-{port}.out"
+        with out.open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pgdurable.cli", "ui", "--dsn", dsn, "--port", str(port), *args],
+                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                env={**os.environ, "COLUMNS": "300", **(env or {})})
         try:
-            line = wait_until(lambda: proc.poll() is None and re.search(r"http://[^\s;]+", out.read_text()),
-                              "the dashboard to print its URL")
-            base = f"http://127.0.0.1:{port}/"
-            wait_until(lambda: fetch(base + "static/dashboard.css")[0] in (200, 401),
-                       "the dashboard to answer")
-            yield base, line.group(0)
+            url = _served_url(proc, out, f"http://127.0.0.1:{port}/")
+            if url is not None:
+                yield f"http://127.0.0.1:{port}/", url
+                return
+            taken.add(port)
         finally:
             proc.terminate()
             proc.wait(15)
+    raise AssertionError(f"pgdurable ui found no port to bind (tried {sorted(taken)})")
+
+
+def _is_free(port: int) -> bool:
+    try:
+        return free_port(range(port, port + 1)) == port
+    except RuntimeError:
+        return False
+
+
+def _served_url(proc: subprocess.Popen[bytes], out: Path, base: str) -> str | None:
+    """The URL ``pgdurable ui`` printed, once it answers there; None if it exited because its
+    port was taken."""
+    def answers() -> bool:
+        return proc.poll() is not None or fetch(base + "static/dashboard.css")[0] in (200, 401)
+
+    wait_until(answers, "the dashboard to answer or exit")
+    text = out.read_text()
+    if proc.poll() is not None:
+        assert "address already in use" in text, text
+        return None
+    found = re.search(r"http://[^\s;]+", text)
+    assert found, text
+    return found.group(0)
 
 
 @pytest.fixture
