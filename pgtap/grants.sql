@@ -2,7 +2,7 @@
 -- durable is usable by PUBLIC, and every SECURITY DEFINER function pins
 -- its search_path.
 BEGIN;
-SELECT plan(19);
+SELECT plan(21);
 
 SELECT cmp_ok((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'durable'::regnamespace), '>', 40,
               'schema durable holds the engine''s functions (so the checks below are not vacuous)');
@@ -15,6 +15,44 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                   WHERE p.pronamespace = 'durable'::regnamespace
                     AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c = 'search_path=pg_catalog, pg_temp')$$,
                 'every function in schema durable, present and future, pins search_path = pg_catalog, pg_temp');
+-- Every call of a built-in in an engine function is written pg_catalog.name(...): with the pinned
+-- search_path nothing could shadow it today, but a qualified call stays right whatever a later
+-- migration or a DBA does to search paths. Comments and literals are ignored; syntax that looks
+-- like a call (COALESCE, EXTRACT, ...) and type casts are not calls.
+CREATE FUNCTION pg_temp.unqualified_builtin_calls() RETURNS SETOF text LANGUAGE sql AS $q$
+    WITH src AS (
+        SELECT p.oid::pg_catalog.regprocedure::text AS fn,
+               pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(p.prosrc,
+                   '--[^\n]*', '', 'g'), '''([^'']|'''')*''', '''''', 'g'), '"([^"]|"")*"', '""', 'g') AS body
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = 'durable'::pg_catalog.regnamespace
+    ), calls AS (
+        SELECT s.fn, pg_catalog.lower(m[1]) AS name
+        FROM src s, pg_catalog.regexp_matches(s.body, '(?<![.\w$])([A-Za-z_][A-Za-z0-9_]*)\s*\(', 'g') m
+    )
+    SELECT DISTINCT c.fn || ' calls ' || c.name || '() without pg_catalog.'
+    FROM calls c
+    WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_proc b
+                  WHERE b.pronamespace = 'pg_catalog'::pg_catalog.regnamespace AND b.proname = c.name)
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t
+                      WHERE t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace AND t.typname = c.name)
+      AND c.name <> ALL (ARRAY['coalesce', 'nullif', 'greatest', 'least', 'exists', 'any', 'all', 'array', 'row',
+                               'cast', 'extract', 'position', 'substring', 'overlay', 'trim', 'in', 'values', 'some',
+                               'interval', 'numeric', 'varchar', 'char', 'timestamp', 'time', 'decimal', 'float',
+                               'if', 'while', 'and', 'or', 'not', 'case', 'when', 'then', 'else', 'over', 'filter',
+                               'within', 'using', 'returning', 'select', 'from', 'where', 'on', 'as', 'into',
+                               'perform', 'return', 'raise', 'exception', 'left', 'right'])
+$q$;
+CREATE FUNCTION durable.pgtap_planted() RETURNS text LANGUAGE sql SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT format('%s', 'x') -- a comment: lower(x)
+          || pg_catalog.lower('UPPER(y)') $$;
+SELECT is(ARRAY(SELECT c FROM pg_temp.unqualified_builtin_calls() c WHERE c LIKE 'durable.pgtap_planted%'),
+          ARRAY['durable.pgtap_planted() calls format() without pg_catalog.'],
+          'the built-in call check finds an unqualified call, and not one in a comment, a literal or a qualified call');
+DROP FUNCTION durable.pgtap_planted();
+SELECT is_empty('SELECT * FROM pg_temp.unqualified_builtin_calls()',
+                'every call of a built-in in schema durable is qualified with pg_catalog.');
+
 SELECT cmp_ok((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'durable'::regnamespace AND prosecdef), '>', 0,
               'schema durable has SECURITY DEFINER functions (the worker functions), so the checks below bite');
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p, unnest(p.proconfig) c

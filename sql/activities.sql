@@ -18,14 +18,14 @@ DECLARE
     v_stream text := coalesce(p_cmd->>'task_queue', p_wf.task_queue) || '-activity';
     v_eager boolean;
     v_id bigint;
-    v_heartbeat jsonb := CASE WHEN jsonb_typeof(p_cmd->'heartbeat_timeout') = 'number'
+    v_heartbeat jsonb := CASE WHEN pg_catalog.jsonb_typeof(p_cmd->'heartbeat_timeout') = 'number'
                               THEN p_cmd->'heartbeat_timeout' END;
     v_lease interval;
 BEGIN
     PERFORM durable._check_name('activity name', p_cmd->>'name');
     IF v_heartbeat IS NOT NULL AND (v_heartbeat::text)::float8 <= 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('heartbeat_timeout of activity %L must be a positive number of seconds, got %s',
+            MESSAGE = pg_catalog.format('heartbeat_timeout of activity %L must be a positive number of seconds, got %s',
                              p_cmd->>'name', v_heartbeat);
     END IF;
     PERFORM durable._check_name('task queue', v_queue);
@@ -39,31 +39,31 @@ BEGIN
                AND durable._flow_admit_one(p_wf.namespace, v_stream);
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
-        jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
+        pg_catalog.jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
                            'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout')
         || CASE WHEN v_heartbeat IS NULL THEN '{}'::jsonb
-                ELSE jsonb_build_object('heartbeat_timeout', v_heartbeat) END);
+                ELSE pg_catalog.jsonb_build_object('heartbeat_timeout', v_heartbeat) END);
     -- An attempt with a heartbeat_timeout holds its lease until its next heartbeat is due at the latest.
     v_lease := CASE WHEN v_eager THEN durable._attempt_lease(
-                   make_interval(secs => (p_eager->>'lease_seconds')::float8), (v_heartbeat::text)::float8) END;
+                   pg_catalog.make_interval(secs => (p_eager->>'lease_seconds')::float8), (v_heartbeat::text)::float8) END;
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
                                   attempt, max_attempts, lease_owner, lease_token, created_at, priority)
     VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
-            jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
+            pg_catalog.jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
                                'start_to_close_timeout', p_cmd->'start_to_close_timeout',
                                'workflow_name', p_wf.workflow_name, 'task_queue', v_queue,
                                'scheduled_at', v_now)
             || CASE WHEN v_heartbeat IS NULL THEN '{}'::jsonb
-                    ELSE jsonb_build_object('heartbeat_timeout', v_heartbeat)
-                         || CASE WHEN v_eager THEN jsonb_build_object(
-                                'heartbeat_deadline', v_now + make_interval(secs => (v_heartbeat::text)::float8))
+                    ELSE pg_catalog.jsonb_build_object('heartbeat_timeout', v_heartbeat)
+                         || CASE WHEN v_eager THEN pg_catalog.jsonb_build_object(
+                                'heartbeat_deadline', v_now + pg_catalog.make_interval(secs => (v_heartbeat::text)::float8))
                                  ELSE '{}'::jsonb END END,
             CASE WHEN v_eager THEN v_now + v_lease ELSE v_now END,
             CASE WHEN v_eager THEN 1 ELSE 0 END,
             coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
             CASE WHEN v_eager THEN p_eager->>'owner' END,
-            CASE WHEN v_eager THEN gen_random_uuid() END,
+            CASE WHEN v_eager THEN pg_catalog.gen_random_uuid() END,
             v_now, p_wf.priority)  -- an activity has its run's priority
     RETURNING id INTO v_id;
     IF v_eager THEN
@@ -84,7 +84,7 @@ COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) 
 CREATE FUNCTION durable._attempt_lease(p_lease interval, p_heartbeat_timeout float8) RETURNS interval
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN p_heartbeat_timeout IS NULL THEN p_lease
-                ELSE LEAST(p_lease, make_interval(secs => p_heartbeat_timeout)) END
+                ELSE LEAST(p_lease, pg_catalog.make_interval(secs => p_heartbeat_timeout)) END
 $$;
 COMMENT ON FUNCTION durable._attempt_lease(interval, float8) IS
     'Internal: the lease an activity attempt gets: p_lease, bounded by its heartbeat_timeout (seconds) when '
@@ -94,10 +94,10 @@ COMMENT ON FUNCTION durable._attempt_lease(interval, float8) IS
 CREATE FUNCTION durable._heartbeat_timed_out(p_attempt integer, p_max_attempts integer, p_timeout jsonb)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('type', 'DurableTimeoutError',
+    SELECT pg_catalog.jsonb_build_object('type', 'DurableTimeoutError',
                               'types', '["DurableTimeoutError", "ActivityHeartbeatTimeout"]'::jsonb,
                               'message', NULL, 'heartbeat_timeout', true,
-                              'detail', format('attempt %s of %s sent no heartbeat within its heartbeat_timeout '
+                              'detail', pg_catalog.format('attempt %s of %s sent no heartbeat within its heartbeat_timeout '
                                                'of %s s', p_attempt, p_max_attempts, p_timeout))
 $$;
 COMMENT ON FUNCTION durable._heartbeat_timed_out(integer, integer, jsonb) IS
@@ -119,7 +119,7 @@ BEGIN
             WHERE w.namespace = p_msg.namespace AND w.workflow_id = p_msg.workflow_id AND w.run_id = p_msg.run_id) THEN
         PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_event_type,
             (p_msg.payload->>'seq')::integer, false,
-            p_data || jsonb_build_object('late', true, 'cancelled', true));
+            p_data || pg_catalog.jsonb_build_object('late', true, 'cancelled', true));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._record_late_activity(durable.messages, text, jsonb) IS
@@ -142,14 +142,14 @@ BEGIN
     END IF;
     IF v_msg.lease_token IS NULL THEN
         -- Not running (queued, or waiting for a retry): it never runs again.
-        PERFORM durable._record_late_activity(v_msg, 'activity_failed', jsonb_build_object(
+        PERFORM durable._record_late_activity(v_msg, 'activity_failed', pg_catalog.jsonb_build_object(
             'attempt', v_msg.attempt, 'maxed', false,
-            'error', jsonb_build_object('type', 'CancelledFailure', 'types', '["CancelledFailure"]'::jsonb,
+            'error', pg_catalog.jsonb_build_object('type', 'CancelledFailure', 'types', '["CancelledFailure"]'::jsonb,
                                         'message', NULL, 'detail', 'cancelled before it ran again')));
         RETURN;
     END IF;
     -- Running: its heartbeats now say cancelled, and its outcome will be recorded as late.
-    UPDATE durable.messages m SET payload = m.payload || jsonb_build_object('cancelled', true)
+    UPDATE durable.messages m SET payload = m.payload || pg_catalog.jsonb_build_object('cancelled', true)
     WHERE m.id = v_msg.id;
 END $$;
 COMMENT ON FUNCTION durable._cancel_activity(durable.workflows, integer) IS
@@ -159,7 +159,7 @@ COMMENT ON FUNCTION durable._cancel_activity(durable.workflows, integer) IS
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'message_id', m.id, 'lease_token', m.lease_token, 'attempt', m.attempt,
                'activity_name', m.name, 'stream', m.stream, 'workflow_id', m.workflow_id,
                'run_id', m.run_id, 'payload', m.payload) ORDER BY m.id), '[]'::jsonb)
@@ -200,7 +200,7 @@ BEGIN
     v_peek := durable._held_message(p_message_id, p_lease_token);
     IF (v_peek.payload->>'heartbeat_deadline')::timestamptz <= durable.now() THEN
         RAISE EXCEPTION USING ERRCODE = 'PD001',
-            MESSAGE = format('lease lost on message %s: the attempt sent no heartbeat within its heartbeat_timeout '
+            MESSAGE = pg_catalog.format('lease lost on message %s: the attempt sent no heartbeat within its heartbeat_timeout '
                              '(it is failed as a timeout and retried); this outcome is discarded', p_message_id);
     END IF;
     RETURN v_peek;
@@ -212,9 +212,9 @@ COMMENT ON FUNCTION durable._held_activity(bigint, uuid) IS
 -- The error of an attempt lost with its worker (its lease expired unrecorded).
 CREATE FUNCTION durable._lease_expired(p_attempt integer, p_max_attempts integer) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
+    SELECT pg_catalog.jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
                               'message', NULL, 'lease_lost', true,
-                              'detail', format('attempt %s of %s was lost with its worker (lease expired)',
+                              'detail', pg_catalog.format('attempt %s of %s was lost with its worker (lease expired)',
                                                p_attempt, p_max_attempts))
 $$;
 COMMENT ON FUNCTION durable._lease_expired(integer, integer) IS
@@ -229,7 +229,7 @@ BEGIN
     IF p_msg.workflow_id IS NOT NULL THEN
         PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, 'activity_failed',
             (p_msg.payload->>'seq')::integer, false,
-            jsonb_build_object('attempt', p_attempt, 'maxed', false, 'lease_lost', true, 'retry_in_seconds', 0,
+            pg_catalog.jsonb_build_object('attempt', p_attempt, 'maxed', false, 'lease_lost', true, 'retry_in_seconds', 0,
                                'error', durable._lease_expired(p_attempt, p_msg.max_attempts)));
     END IF;
 END $$;
@@ -245,11 +245,11 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_error jsonb := durable._heartbeat_timed_out(p_msg.attempt, p_msg.max_attempts, p_msg.payload->'heartbeat_timeout');
     v_policy jsonb := coalesce(p_msg.payload->'retry', '{}'::jsonb)
-                      || jsonb_build_object('maximum_attempts', coalesce(p_msg.max_attempts, 2147483647));
+                      || pg_catalog.jsonb_build_object('maximum_attempts', coalesce(p_msg.max_attempts, 2147483647));
     v_delay interval;
 BEGIN
     IF NOT durable.should_retry_v1(v_policy, p_msg.attempt, v_error) THEN
-        PERFORM durable._finish_activity(p_msg, 'activity_failed', jsonb_build_object(
+        PERFORM durable._finish_activity(p_msg, 'activity_failed', pg_catalog.jsonb_build_object(
             'attempt', p_msg.attempt, 'maxed', true, 'error', v_error));
         RETURN;
     END IF;
@@ -257,7 +257,7 @@ BEGIN
     IF p_msg.workflow_id IS NOT NULL THEN
         PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, 'activity_failed',
             (p_msg.payload->>'seq')::integer, false,
-            jsonb_build_object('attempt', p_msg.attempt, 'maxed', false, 'error', v_error,
+            pg_catalog.jsonb_build_object('attempt', p_msg.attempt, 'maxed', false, 'error', v_error,
                                'retry_in_seconds', extract(epoch FROM v_delay)));
     END IF;
     UPDATE durable.messages m
@@ -308,14 +308,14 @@ BEGIN
         CONTINUE WHEN NOT FOUND;
         IF v_lost.payload ? 'cancelled' THEN
             -- Its workflow cancelled it: it is not run again.
-            PERFORM durable._record_late_activity(v_lost, 'activity_failed', jsonb_build_object(
+            PERFORM durable._record_late_activity(v_lost, 'activity_failed', pg_catalog.jsonb_build_object(
                 'attempt', v_lost.attempt, 'maxed', false, 'lease_lost', true,
                 'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
         ELSIF (v_lost.payload->>'heartbeat_deadline')::timestamptz <= v_now THEN
             -- It stopped heartbeating: a timeout, retried per policy like any failed attempt.
             PERFORM durable._heartbeat_timeout(v_lost);
         ELSIF v_lost.attempt >= coalesce(v_lost.max_attempts, 2147483647) THEN
-            PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
+            PERFORM durable._finish_activity(v_lost, 'activity_failed', pg_catalog.jsonb_build_object(
                 'attempt', v_lost.attempt, 'maxed', true,
                 'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
         ELSE
@@ -333,26 +333,26 @@ BEGIN
             -- that pass's first 1000: the same bookkeeping, the run locked after its task this once.
             IF v_msg.payload ? 'cancelled' THEN
                 -- Its workflow cancelled it: it is not run again.
-                PERFORM durable._record_late_activity(v_msg, 'activity_failed', jsonb_build_object(
+                PERFORM durable._record_late_activity(v_msg, 'activity_failed', pg_catalog.jsonb_build_object(
                     'attempt', v_msg.attempt - 1, 'maxed', false, 'lease_lost', true,
                     'error', durable._lease_expired(v_msg.attempt - 1, v_msg.max_attempts)));
                 CONTINUE;
             END IF;
             IF v_msg.attempt - 1 >= coalesce(v_msg.max_attempts, 2147483647) THEN
-                PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
+                PERFORM durable._finish_activity(v_msg, 'activity_failed', pg_catalog.jsonb_build_object(
                     'attempt', v_msg.attempt - 1, 'maxed', true,
                     'error', durable._lease_expired(v_msg.attempt - 1, v_msg.max_attempts)));
                 CONTINUE;
             END IF;
             PERFORM durable._record_lost_attempt(v_msg, v_msg.attempt - 1);
         END IF;
-        IF jsonb_typeof(v_msg.payload->'heartbeat_timeout') = 'number' THEN
+        IF pg_catalog.jsonb_typeof(v_msg.payload->'heartbeat_timeout') = 'number' THEN
             -- This attempt's heartbeat deadline: its lease never runs past it.
             UPDATE durable.messages m
-            SET payload = m.payload || jsonb_build_object('heartbeat_deadline',
-                    v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8)),
+            SET payload = m.payload || pg_catalog.jsonb_build_object('heartbeat_deadline',
+                    v_now + pg_catalog.make_interval(secs => (m.payload->>'heartbeat_timeout')::float8)),
                 visible_at = LEAST(m.visible_at,
-                                   v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
+                                   v_now + pg_catalog.make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
             WHERE m.id = v_msg.id
             RETURNING m.* INTO v_msg;
         END IF;
@@ -411,12 +411,12 @@ BEGIN
     PERFORM durable._check_payload(p_result);
     IF v_msg.payload ? 'cancelled' THEN
         PERFORM durable._record_late_activity(v_msg, 'activity_completed',
-            jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+            pg_catalog.jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
         RETURN QUERY SELECT false, NULL::jsonb;
         RETURN;
     END IF;
     RETURN QUERY SELECT * FROM durable._settle_activity(
-        v_msg, 'activity_completed', jsonb_build_object('result', p_result, 'attempt', v_msg.attempt), p_eager);
+        v_msg, 'activity_completed', pg_catalog.jsonb_build_object('result', p_result, 'attempt', v_msg.attempt), p_eager);
 END $$;
 COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text, jsonb) IS
     'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
@@ -440,15 +440,15 @@ BEGIN
     PERFORM durable._check_payload(p_error::text);
     IF v_msg.payload ? 'cancelled' THEN
         PERFORM durable._record_late_activity(v_msg, 'activity_failed',
-            jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error));
+            pg_catalog.jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error));
         RETURN QUERY SELECT 'failed'::text, NULL::jsonb;
         RETURN;
     END IF;
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
-                || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
+                || pg_catalog.jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
         RETURN QUERY SELECT 'failed'::text, s.workflow_task FROM durable._settle_activity(
-            v_msg, 'activity_failed', jsonb_build_object('attempt', v_msg.attempt, 'maxed', true, 'error', p_error),
+            v_msg, 'activity_failed', pg_catalog.jsonb_build_object('attempt', v_msg.attempt, 'maxed', true, 'error', p_error),
             p_eager) s;
         RETURN;
     END IF;
@@ -456,7 +456,7 @@ BEGIN
     IF v_msg.workflow_id IS NOT NULL THEN
         PERFORM durable._append_event(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, 'activity_failed',
             (v_msg.payload->>'seq')::integer, false,
-            jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error,
+            pg_catalog.jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error,
                                'retry_in_seconds', extract(epoch FROM v_delay)));
     END IF;
     UPDATE durable.messages m
@@ -489,10 +489,10 @@ BEGIN
     SET visible_at = v_now + durable._attempt_lease(p_lease, (m.payload->>'heartbeat_timeout')::float8),
         payload = m.payload
                   || CASE WHEN p_details IS NULL THEN '{}'::jsonb
-                          ELSE jsonb_build_object('heartbeat_details', p_details) END
-                  || CASE WHEN jsonb_typeof(m.payload->'heartbeat_timeout') = 'number'
-                          THEN jsonb_build_object('heartbeat_deadline',
-                                   v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
+                          ELSE pg_catalog.jsonb_build_object('heartbeat_details', p_details) END
+                  || CASE WHEN pg_catalog.jsonb_typeof(m.payload->'heartbeat_timeout') = 'number'
+                          THEN pg_catalog.jsonb_build_object('heartbeat_deadline',
+                                   v_now + pg_catalog.make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
                           ELSE '{}'::jsonb END
     WHERE m.id = p_message_id AND m.lease_token = p_lease_token AND m.kind = 'activity'
       -- A lease past its heartbeat deadline is lost, even before another claim takes the task.

@@ -12,7 +12,7 @@ DECLARE
 BEGIN
     IF p_older_than IS NULL OR p_older_than < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid retention %s: give a positive interval such as ''30 days''', p_older_than);
+            MESSAGE = pg_catalog.format('invalid retention %s: give a positive interval such as ''30 days''', p_older_than);
     END IF;
     WITH victims AS (
         SELECT w.namespace, w.workflow_id, w.run_id FROM durable.workflows w

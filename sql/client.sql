@@ -21,7 +21,7 @@ RETURNS TABLE (workflow_id text, run_id integer, status text, result text, error
                task_queue text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT i.id, w.run_id, w.status, w.result, w.error, w.workflow_name, w.task_queue
-    FROM (SELECT DISTINCT u.id FROM unnest(p_workflow_ids) u(id) WHERE u.id IS NOT NULL) i
+    FROM (SELECT DISTINCT u.id FROM pg_catalog.unnest(p_workflow_ids) u(id) WHERE u.id IS NOT NULL) i
     CROSS JOIN LATERAL (
         SELECT l.run_id, l.status, l.result, l.error, l.workflow_name, l.task_queue
         FROM durable.workflows l
@@ -49,7 +49,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- Durable calls still waiting for their outcome.
-    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                'seq', s.seq,
                'type', CASE s.event_type WHEN 'activity_scheduled' THEN 'activity' WHEN 'timer_started' THEN 'timer'
                                          WHEN 'signal_wait_started' THEN 'condition' ELSE 'child' END,
@@ -80,7 +80,7 @@ BEGIN
     WHERE m.namespace = v_wf.namespace AND m.workflow_id = v_wf.workflow_id AND m.run_id = v_wf.run_id
       AND m.kind = 'workflow';
     IF FOUND AND v_wf.status = 'running' THEN
-        v_pending := v_pending || jsonb_build_array(jsonb_build_object(
+        v_pending := v_pending || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             'type', 'workflow_task', 'workflow_name', v_task.name, 'task_queue', v_task.stream,
             'since', v_task.created_at, 'attempt', v_task.attempt,
             'running', v_task.lease_token IS NOT NULL AND v_task.visible_at > v_now,
@@ -93,14 +93,14 @@ BEGIN
                                      AND v_task.attempt = 0 AND v_wf.last_event_id = 1
                                 THEN pg_catalog.format('its start delay (due at %s)', v_task.visible_at)
                                 WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
-                                THEN format('a worker serving workflow %L on task queue %L',
+                                THEN pg_catalog.format('a worker serving workflow %L on task queue %L',
                                             v_task.name, v_task.stream)
                                      || CASE WHEN NOT durable._live_worker_serves(v_wf.namespace, v_task.stream,
                                                                                   v_task.name, v_now)
-                                             THEN format(' (no live worker serves workflow %L there)',
+                                             THEN pg_catalog.format(' (no live worker serves workflow %L there)',
                                                          v_task.name) ELSE '' END END));
     END IF;
-    RETURN jsonb_build_object(
+    RETURN pg_catalog.jsonb_build_object(
         'workflow_id', v_wf.workflow_id, 'run_id', v_wf.run_id, 'namespace', v_wf.namespace,
         'status', v_wf.status, 'result', v_wf.result, 'error', v_wf.error,
         'workflow_name', v_wf.workflow_name, 'task_queue', v_wf.task_queue, 'attempt', v_wf.attempt,
@@ -109,11 +109,11 @@ BEGIN
         'priority', v_wf.priority, 'partition_key', v_wf.partition_key, 'dedup_id', v_wf.dedup_id,
         'created_at', v_wf.created_at, 'updated_at', v_wf.updated_at, 'closed_at', v_wf.closed_at,
         'pending', v_pending,
-        'waiting_for', (SELECT p->>'waiting_for' FROM jsonb_array_elements(v_pending) p
+        'waiting_for', (SELECT p->>'waiting_for' FROM pg_catalog.jsonb_array_elements(v_pending) p
                         WHERE p->>'type' = 'workflow_task'),
         'last_task_failure', v_wf.last_task_failure,
         'task_failures', v_wf.task_failures,
-        'children', (SELECT coalesce(jsonb_agg(jsonb_build_object('workflow_id', c.workflow_id, 'run_id', c.run_id,
+        'children', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('workflow_id', c.workflow_id, 'run_id', c.run_id,
                                                                   'workflow_name', c.workflow_name, 'status', c.status)
                                                ORDER BY c.created_at), '[]'::jsonb)
                      FROM durable.workflows c
@@ -134,7 +134,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT h.run_id, h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
     FROM durable.history h
     WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id
-      AND (p_all_runs OR h.run_id = (SELECT max(w.run_id) FROM durable.workflows w
+      AND (p_all_runs OR h.run_id = (SELECT pg_catalog.max(w.run_id) FROM durable.workflows w
                                      WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id))
     ORDER BY h.run_id, h.event_id
 $$;
@@ -149,7 +149,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            w.created_at
     FROM durable.workflows w
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
-      AND (p_all_runs OR w.run_id = (SELECT max(x.run_id) FROM durable.workflows x
+      AND (p_all_runs OR w.run_id = (SELECT pg_catalog.max(x.run_id) FROM durable.workflows x
                                      WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id))
     ORDER BY w.run_id
 $$;
@@ -173,7 +173,7 @@ BEGIN
           AND m.kind = 'workflow' AND m.lease_token = p_lease_token AND m.visible_at > durable.now();
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'PD005',
-                MESSAGE = format('role %s holds no lease on a workflow task of %L run %s: it may not read that '
+                MESSAGE = pg_catalog.format('role %s holds no lease on a workflow task of %L run %s: it may not read that '
                                  'history', session_user, p_workflow_id, p_run_id);
         END IF;
         PERFORM durable._authorize(p_namespace, ARRAY[v_task.stream]);
@@ -264,7 +264,7 @@ BEGIN
     IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM durable.workflows
                                  WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+            MESSAGE = pg_catalog.format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
     END IF;
     RETURN v_wf;
 END $$;
@@ -310,8 +310,8 @@ BEGIN
     IF v_wf.run_id IS NULL THEN
         RETURN false;
     END IF;
-    PERFORM durable._close_run(v_wf, jsonb_build_object('type', 'interrupted', 'reason', p_reason,
-        'error', jsonb_build_object('type', 'WorkflowInterruptedError', 'detail', coalesce(p_reason, 'interrupted'))));
+    PERFORM durable._close_run(v_wf, pg_catalog.jsonb_build_object('type', 'interrupted', 'reason', p_reason,
+        'error', pg_catalog.jsonb_build_object('type', 'WorkflowInterruptedError', 'detail', coalesce(p_reason, 'interrupted'))));
     RETURN true;
 END $$;
 COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS

@@ -193,7 +193,7 @@ BEGIN
             RETURN NULL;
         END IF;
         -- At the limit: the max_running-th lease from the end of the line ends first.
-        SELECT min(x.visible_at) INTO v_lease_end
+        SELECT pg_catalog.min(x.visible_at) INTO v_lease_end
         FROM (SELECT m.visible_at FROM durable.messages m
               WHERE m.namespace = p_namespace AND m.stream = p_stream AND m.lease_token IS NOT NULL
                 AND m.visible_at > p_now

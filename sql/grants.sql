@@ -19,7 +19,7 @@ BEGIN
     REVOKE ALL ON ALL SEQUENCES IN SCHEMA durable FROM PUBLIC;
     REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM PUBLIC;
     FOR v_role IN SELECT c.role_name FROM durable.worker_credentials c
-                  WHERE c.database_name = current_database()
+                  WHERE c.database_name = pg_catalog.current_database()
                     AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = c.role_name)
                   ORDER BY c.role_name LOOP
         PERFORM durable._revoke_grants(v_role);

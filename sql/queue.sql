@@ -61,7 +61,7 @@ BEGIN
     PERFORM durable._check_name('stream name', p_stream);
     IF p_delay < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('negative delay %s: give a delay of zero or more', p_delay);
+            MESSAGE = pg_catalog.format('negative delay %s: give a delay of zero or more', p_delay);
     END IF;
     INSERT INTO durable.messages
         (namespace, stream, kind, name, payload, priority, visible_at, max_attempts, created_at)
@@ -81,7 +81,7 @@ DECLARE
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._check_name('stream name', p_stream);
-    IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
+    IF pg_catalog.jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'enqueue_batch_v1 takes a JSON array of {"name", "payload", "priority", "delay_seconds"}';
     END IF;
@@ -90,9 +90,9 @@ BEGIN
         (namespace, stream, kind, name, payload, priority, visible_at, max_attempts, created_at)
     SELECT p_namespace, p_stream, 'message', m->>'name', coalesce(m->'payload', '{}'::jsonb),
            coalesce((m->>'priority')::smallint, 0),
-           v_now + make_interval(secs => greatest(coalesce((m->>'delay_seconds')::float8, 0), 0)),
+           v_now + pg_catalog.make_interval(secs => greatest(coalesce((m->>'delay_seconds')::float8, 0), 0)),
            (m->>'max_attempts')::integer, v_now
-    FROM jsonb_array_elements(p_messages) WITH ORDINALITY AS t(m, ord)
+    FROM pg_catalog.jsonb_array_elements(p_messages) WITH ORDINALITY AS t(m, ord)
     ORDER BY ord
     RETURNING id;
     PERFORM durable._notify_stream(p_namespace, p_stream);
@@ -119,7 +119,7 @@ LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_lease IS NULL OR p_lease <= interval '0' OR p_lease > interval '1 hour' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('lease %s is out of range: give more than 0 and at most 1 hour (heartbeat to '
+            MESSAGE = pg_catalog.format('lease %s is out of range: give more than 0 and at most 1 hour (heartbeat to '
                              'hold a task longer)', p_lease);
     END IF;
 END $$;
@@ -134,12 +134,12 @@ BEGIN
     IF p_eager IS NULL THEN
         RETURN;
     END IF;
-    IF jsonb_typeof(p_eager) IS DISTINCT FROM 'object' OR jsonb_typeof(p_eager->'lease_seconds') IS DISTINCT FROM 'number'
-       OR length(p_eager->>'owner') > 1000 THEN
+    IF pg_catalog.jsonb_typeof(p_eager) IS DISTINCT FROM 'object' OR pg_catalog.jsonb_typeof(p_eager->'lease_seconds') IS DISTINCT FROM 'number'
+       OR pg_catalog.length(p_eager->>'owner') > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'p_eager must be an object with a numeric lease_seconds and an owner of at most 1000 characters';
     END IF;
-    PERFORM durable._check_lease(make_interval(secs => (p_eager->>'lease_seconds')::float8));
+    PERFORM durable._check_lease(pg_catalog.make_interval(secs => (p_eager->>'lease_seconds')::float8));
 END $$;
 COMMENT ON FUNCTION durable._check_eager(jsonb) IS
     'Internal: PD004 unless an eager-dispatch request asks for a lease a claim could get (at most 1 hour).';
@@ -163,10 +163,10 @@ DECLARE
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 OR p_batch > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('claim batch %s is out of range: give 1 to 1000', p_batch);
+            MESSAGE = pg_catalog.format('claim batch %s is out of range: give 1 to 1000', p_batch);
     END IF;
     PERFORM durable._check_lease(p_lease);
-    IF length(p_owner) > 1000 THEN
+    IF pg_catalog.length(p_owner) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l
@@ -210,7 +210,7 @@ BEGIN
           AND m.visible_at <= v_now
           -- One stream (a worker's claim) reads messages_ready in its order and stops at the
           -- batch; several are merged and sorted.
-          AND cardinality(p_streams) > 1
+          AND pg_catalog.cardinality(p_streams) > 1
         ORDER BY m.priority DESC, m.visible_at, m.id
         LIMIT p_batch
         FOR UPDATE SKIP LOCKED
@@ -222,7 +222,7 @@ BEGIN
           AND m.kind = p_kind
           AND m.name = ANY (p_names)
           AND m.visible_at <= v_now
-          AND cardinality(p_streams) = 1
+          AND pg_catalog.cardinality(p_streams) = 1
         ORDER BY m.priority DESC, m.visible_at, m.id
         LIMIT p_batch
         FOR UPDATE SKIP LOCKED
@@ -230,7 +230,7 @@ BEGIN
         UPDATE durable.messages m
         SET attempt = m.attempt + 1,
             lease_owner = p_owner,
-            lease_token = gen_random_uuid(),
+            lease_token = pg_catalog.gen_random_uuid(),
             visible_at = v_now + p_lease
         FROM (SELECT * FROM picked UNION ALL SELECT * FROM picked_one) picked
         WHERE m.id = picked.id
@@ -274,7 +274,7 @@ BEGIN
     SELECT * INTO v_msg FROM durable.messages WHERE id = p_message_id FOR UPDATE;
     IF NOT FOUND OR v_msg.lease_token IS DISTINCT FROM p_lease_token OR p_lease_token IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD001',
-            MESSAGE = format('lease lost on message %s: it was acked, released or claimed by another worker '
+            MESSAGE = pg_catalog.format('lease lost on message %s: it was acked, released or claimed by another worker '
                              'after its lease expired; this result is discarded', p_message_id);
     END IF;
     RETURN v_msg;
@@ -301,9 +301,9 @@ BEGIN
     PERFORM durable._authorize_messages(p_message_ids);
     PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
-    IF cardinality(p_message_ids) > 1000 THEN
+    IF pg_catalog.cardinality(p_message_ids) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('extend_lease_v1 takes at most 1000 messages (got %s)', cardinality(p_message_ids));
+            MESSAGE = pg_catalog.format('extend_lease_v1 takes at most 1000 messages (got %s)', pg_catalog.cardinality(p_message_ids));
     END IF;
     RETURN QUERY
     -- By primary key (= ANY), whatever the statistics say: a join with the arrays could be planned
@@ -315,7 +315,9 @@ BEGIN
                           THEN LEAST(v_now + p_lease, (m.payload->>'heartbeat_deadline')::timestamptz)
                           ELSE v_now + p_lease END
     WHERE m.id = ANY (p_message_ids)
-      AND m.lease_token = (SELECT h.token FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
+      AND m.lease_token = (SELECT h.token
+                           FROM ROWS FROM (pg_catalog.unnest(p_message_ids), pg_catalog.unnest(p_lease_tokens))
+                                AS h(id, token)
                            WHERE h.id = m.id LIMIT 1)
       AND (m.kind <> 'activity' OR NOT m.payload ? 'heartbeat_deadline'
            OR (m.payload->>'heartbeat_deadline')::timestamptz > v_now)
@@ -354,27 +356,27 @@ BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
     IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l
                    WHERE l.namespace = p_namespace AND l.stream = ANY (p_streams)) THEN
-        SELECT min(m.visible_at) INTO v_next
+        SELECT pg_catalog.min(m.visible_at) INTO v_next
         FROM durable.messages m
         WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
           AND (m.kind = 'timer' OR m.name = ANY (p_names));
     ELSE
         -- A limited stream's claimable task waits for its limits to admit it (flow_control.sql);
         -- its timers do not (claim_workflow_tasks_v1 fires them whatever the limits).
-        SELECT min(least(n.timer_next,
+        SELECT pg_catalog.min(least(n.timer_next,
                          CASE WHEN n.task_next IS NULL OR n.task_next > v_now THEN n.task_next
                               ELSE durable._flow_next_admit(p_namespace, n.stream, v_now) END)) INTO v_next
         FROM (SELECT s.s AS stream,
-                     (SELECT min(m.visible_at) FROM durable.messages m
+                     (SELECT pg_catalog.min(m.visible_at) FROM durable.messages m
                       WHERE m.namespace = p_namespace AND m.stream = s.s AND m.kind <> 'timer'
                         AND m.name = ANY (p_names)) AS task_next,
-                     (SELECT min(m.visible_at) FROM durable.messages m
+                     (SELECT pg_catalog.min(m.visible_at) FROM durable.messages m
                       WHERE m.namespace = p_namespace AND m.stream = s.s AND m.kind = 'timer') AS timer_next
               FROM pg_catalog.unnest(p_streams) AS s(s)) n
         WHERE n.task_next IS NOT NULL OR n.timer_next IS NOT NULL;
     END IF;
     -- The next fire time of a schedule of these streams (schedules.sql): least() skips a NULL.
-    v_next := least(v_next, (SELECT min(s.next_fire_at) FROM durable.schedules s
+    v_next := least(v_next, (SELECT pg_catalog.min(s.next_fire_at) FROM durable.schedules s
                              WHERE s.namespace = p_namespace AND s.task_queue = ANY (p_streams) AND NOT s.paused));
     IF v_next IS NULL THEN
         RETURN NULL;

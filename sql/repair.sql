@@ -24,14 +24,14 @@ BEGIN
     IF v_type IS NULL OR v_type NOT IN ('activity_scheduled', 'timer_started', 'child_started',
                                         'signal_wait_started') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('event %s of workflow %L run %s is %s: reset or fork from an activity_scheduled, '
+            MESSAGE = pg_catalog.format('event %s of workflow %L run %s is %s: reset or fork from an activity_scheduled, '
                              'timer_started, child_started or signal_wait_started event (see its history)',
                              coalesce(p_event_id::text, 'NULL'), p_wf.workflow_id, p_wf.run_id,
                              coalesce('a ' || v_type || ' event', 'not in its history'));
     END IF;
     -- A call made before the point whose outcome came after it would wait
     -- forever in the new run (its pending work is not carried over).
-    SELECT min(h.event_id) INTO v_open FROM durable.history h
+    SELECT pg_catalog.min(h.event_id) INTO v_open FROM durable.history h
     WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
       AND h.event_id < p_event_id AND NOT h.inbound AND h.seq IS NOT NULL
       AND h.event_type IN ('activity_scheduled', 'timer_started', 'signal_wait_started', 'child_started')
@@ -42,7 +42,7 @@ BEGIN
                         AND (o.inbound OR o.event_type = 'timer_cancelled'));
     IF v_open IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('event %s of workflow %L run %s follows event %s, a durable call whose outcome came '
+            MESSAGE = pg_catalog.format('event %s of workflow %L run %s follows event %s, a durable call whose outcome came '
                              'after it: reset or fork from event %s or earlier', p_event_id, p_wf.workflow_id,
                              p_wf.run_id, v_open, v_open);
     END IF;
@@ -68,7 +68,7 @@ BEGIN
            CASE WHEN p_keep_parent THEN p_from.parent_run_id END,
            CASE WHEN p_keep_parent THEN p_from.parent_seq END,
            p_event_id - 1,
-           coalesce((SELECT max(h.event_id) FROM durable.history h
+           coalesce((SELECT pg_catalog.max(h.event_id) FROM durable.history h
                      WHERE h.namespace = p_from.namespace AND h.workflow_id = p_from.workflow_id
                        AND h.run_id = p_from.run_id AND h.event_id < p_event_id AND h.inbound), 0),
            -- Not 0: a worker then fetches the whole copied history (non-inbound events included).
@@ -82,7 +82,7 @@ BEGIN
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD002',
-            MESSAGE = format('workflow %L already has run %s in namespace %L (a reset or fork made at the same '
+            MESSAGE = pg_catalog.format('workflow %L already has run %s in namespace %L (a reset or fork made at the same '
                              'time): read its history and reset again', p_workflow_id, p_run_id, p_from.namespace);
     END IF;
     INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, data, created_at)
@@ -112,7 +112,7 @@ BEGIN
     FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+            MESSAGE = pg_catalog.format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
     END IF;
     RETURN v_wf;
 END $$;
@@ -128,7 +128,7 @@ DECLARE
     v_data jsonb;
 BEGIN
     PERFORM durable._repair_point(v_wf, p_event_id);
-    v_data := jsonb_strip_nulls(jsonb_build_object('reason', p_reason, 'event_id', p_event_id,
+    v_data := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('reason', p_reason, 'event_id', p_event_id,
                                                    'from_workflow_id', p_workflow_id, 'from_run_id', v_wf.run_id,
                                                    'new_run_id', v_wf.run_id + 1));
     -- The old run records the reset (its closing event when it was running).
@@ -164,24 +164,24 @@ CREATE FUNCTION durable.fork_workflow(p_namespace text, p_workflow_id text, p_fr
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
-    v_new text := coalesce(p_new_workflow_id, gen_random_uuid()::text);
+    v_new text := coalesce(p_new_workflow_id, pg_catalog.gen_random_uuid()::text);
 BEGIN
     SELECT * INTO v_wf FROM durable.workflows
     WHERE namespace = p_namespace AND workflow_id = p_workflow_id
     ORDER BY run_id DESC LIMIT 1;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+            MESSAGE = pg_catalog.format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
     END IF;
     PERFORM durable._check_name('workflow id', v_new);
     PERFORM durable._repair_point(v_wf, p_from_event_id);
     IF EXISTS (SELECT 1 FROM durable.workflows
                WHERE namespace = p_namespace AND workflow_id = v_new) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD002',
-            MESSAGE = format('workflow id %L is taken in namespace %L: fork into a new id', v_new, p_namespace);
+            MESSAGE = pg_catalog.format('workflow id %L is taken in namespace %L: fork into a new id', v_new, p_namespace);
     END IF;
     PERFORM durable._copy_run(v_wf, p_from_event_id, v_new, 1, false,
-        jsonb_build_object('event_id', p_from_event_id, 'from_workflow_id', p_workflow_id,
+        pg_catalog.jsonb_build_object('event_id', p_from_event_id, 'from_workflow_id', p_workflow_id,
                            'from_run_id', v_wf.run_id, 'fork', true));
     RETURN v_new;
 END $$;

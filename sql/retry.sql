@@ -9,9 +9,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- The delay before attempt p_attempt + 1: min(initial * coef^(n-1), max).
     -- The exponent stops where coef^k passes e^690 (~1e300, far beyond any
     -- maximum): a late attempt gets the maximum instead of a float overflow.
-    SELECT make_interval(secs => least(
-        p.initial * power(p.coef, CASE WHEN p.coef > 0 AND p.coef <> 1
-                                       THEN least(p.k, floor(690 / abs(ln(p.coef)))) ELSE p.k END),
+    SELECT pg_catalog.make_interval(secs => least(
+        p.initial * pg_catalog.power(p.coef, CASE WHEN p.coef > 0 AND p.coef <> 1
+                                       THEN least(p.k, pg_catalog.floor(690 / pg_catalog.abs(pg_catalog.ln(p.coef)))) ELSE p.k END),
         p.maximum))
     FROM (SELECT coalesce((p_policy->>'initial_interval')::float8, 1.0) AS initial,
                  coalesce((p_policy->>'backoff_coefficient')::float8, 2.0) AS coef,
@@ -28,8 +28,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT NOT coalesce((p_error->>'non_retryable')::boolean, false)
        AND NOT EXISTS (
             SELECT 1
-            FROM jsonb_array_elements_text(coalesce(p_error->'types', '[]'::jsonb)) t(name)
-            JOIN jsonb_array_elements_text(coalesce(p_policy->'non_retryable_errors', '[]'::jsonb)) n(name)
+            FROM pg_catalog.jsonb_array_elements_text(coalesce(p_error->'types', '[]'::jsonb)) t(name)
+            JOIN pg_catalog.jsonb_array_elements_text(coalesce(p_policy->'non_retryable_errors', '[]'::jsonb)) n(name)
               ON n.name = t.name)
        AND p_attempt < coalesce((p_policy->>'maximum_attempts')::integer, 5)
 $$;

@@ -23,7 +23,7 @@ CREATE FUNCTION durable._not_a_worker() RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'PD005',
-        MESSAGE = format('role %s is not a pgdurable worker role of this database (nor the engine''s owner): '
+        MESSAGE = pg_catalog.format('role %s is not a pgdurable worker role of this database (nor the engine''s owner): '
                          'log in as the role durable.provision_worker_role made', session_user);
 END $$;
 COMMENT ON FUNCTION durable._not_a_worker() IS
@@ -47,26 +47,26 @@ BEGIN
     END IF;
     IF v_cred.revoked_at IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s was revoked at %s: ask the DBA for a new one',
+            MESSAGE = pg_catalog.format('worker role %s was revoked at %s: ask the DBA for a new one',
                              v_cred.role_name, v_cred.revoked_at);
     END IF;
     -- A database copied with CREATE DATABASE ... TEMPLATE carries the original's
     -- roles and grants: they stay the original's, never workers of the copy.
-    IF v_cred.database_name IS DISTINCT FROM current_database() THEN
+    IF v_cred.database_name IS DISTINCT FROM pg_catalog.current_database() THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s belongs to database %s, not to %s (a copy of it?): provision a '
+            MESSAGE = pg_catalog.format('worker role %s belongs to database %s, not to %s (a copy of it?): provision a '
                              'worker role in this database (after a rename: UPDATE durable.worker_credentials '
                              'SET database_name = current_database())', v_cred.role_name, v_cred.database_name,
-                             current_database());
+                             pg_catalog.current_database());
     END IF;
-    SELECT array_agg(s ORDER BY s) INTO v_outside
-    FROM unnest(p_streams) s WHERE NOT (s = ANY (v_cred.stream_names));
+    SELECT pg_catalog.array_agg(s ORDER BY s) INTO v_outside
+    FROM pg_catalog.unnest(p_streams) s WHERE NOT (s = ANY (v_cred.stream_names));
     IF p_namespace IS DISTINCT FROM v_cred.namespace OR v_outside IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not consume stream(s) %s in namespace %L: it is provisioned '
+            MESSAGE = pg_catalog.format('worker role %s may not consume stream(s) %s in namespace %L: it is provisioned '
                              'for %s in namespace %L', v_cred.role_name,
-                             array_to_string(coalesce(v_outside, p_streams), ', '), p_namespace,
-                             array_to_string(v_cred.stream_names, ', '), v_cred.namespace);
+                             pg_catalog.array_to_string(coalesce(v_outside, p_streams), ', '), p_namespace,
+                             pg_catalog.array_to_string(v_cred.stream_names, ', '), v_cred.namespace);
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._authorize(text, text[]) IS
@@ -76,7 +76,7 @@ COMMENT ON FUNCTION durable._authorize(text, text[]) IS
 CREATE FUNCTION durable._may_consume(p_namespace text, p_stream text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((SELECT c.revoked_at IS NULL AND c.namespace = p_namespace AND p_stream = ANY (c.stream_names)
-                            AND c.database_name = current_database()
+                            AND c.database_name = pg_catalog.current_database()
                      FROM durable.worker_credentials c WHERE c.role_name = session_user),
                     durable._is_engine_admin())
 $$;
@@ -102,7 +102,7 @@ BEGIN
     IF FOUND THEN
         -- Say nothing of where that message is: other namespaces stay unseen.
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not touch message %s: it is not on a stream the role may '
+            MESSAGE = pg_catalog.format('worker role %s may not touch message %s: it is not on a stream the role may '
                              'consume', v_cred.role_name, v_outside);
     END IF;
 END $$;
@@ -127,9 +127,9 @@ DECLARE
 BEGIN
     IF v_produce IS NOT NULL AND NOT (p_task_queue = ANY (v_produce)) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not %s %L on task queue %L: it may produce to %s only (the '
+            MESSAGE = pg_catalog.format('worker role %s may not %s %L on task queue %L: it may produce to %s only (the '
                              'DBA widens that with provision_worker_role(..., p_produce => ...))',
-                             session_user, p_what, p_name, p_task_queue, array_to_string(v_produce, ', '));
+                             session_user, p_what, p_name, p_task_queue, pg_catalog.array_to_string(v_produce, ', '));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._check_produce(text, text, text, text) IS
@@ -142,11 +142,11 @@ DECLARE
 BEGIN
     SELECT c.signal_prefixes INTO v_prefixes FROM durable.worker_credentials c WHERE c.role_name = session_user;
     IF v_prefixes IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM unnest(v_prefixes) x WHERE starts_with(p_signal_id, x)) THEN
+            SELECT 1 FROM pg_catalog.unnest(v_prefixes) x WHERE pg_catalog.starts_with(p_signal_id, x)) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not wait on signal %L nor send it: its workflows may use only '
+            MESSAGE = pg_catalog.format('worker role %s may not wait on signal %L nor send it: its workflows may use only '
                              'signal ids starting with %s', session_user, p_signal_id,
-                             array_to_string(v_prefixes, ', '));
+                             pg_catalog.array_to_string(v_prefixes, ', '));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._check_signal_scope(text) IS
@@ -158,7 +158,7 @@ RETURNS TABLE (role_name text, namespace text, stream_names text[], revoked bool
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.role_name, c.namespace, c.stream_names, c.revoked_at IS NOT NULL
     FROM durable.worker_credentials c
-    WHERE c.role_name = session_user AND c.database_name = current_database()
+    WHERE c.role_name = session_user AND c.database_name = pg_catalog.current_database()
 $$;
 COMMENT ON FUNCTION durable.worker_scope_v1() IS
     'The calling worker role''s scope (no row for a role that is not a provisioned worker).';
@@ -167,7 +167,7 @@ COMMENT ON FUNCTION durable.worker_scope_v1() IS
 -- an activity worker need).
 CREATE FUNCTION durable.worker_functions() RETURNS SETOF regprocedure
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT unnest(ARRAY[
+    SELECT pg_catalog.unnest(ARRAY[
         'durable.schema_version()',
         'durable.worker_scope_v1()',
         'durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text)',
@@ -196,7 +196,7 @@ COMMENT ON FUNCTION durable.worker_functions() IS
 
 CREATE FUNCTION durable._random_password() RETURNS text
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+    SELECT pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', '')
 $$;
 COMMENT ON FUNCTION durable._random_password() IS
     'Internal: 64 hex characters from two random UUIDs (no pgcrypto needed).';
@@ -204,13 +204,13 @@ COMMENT ON FUNCTION durable._random_password() IS
 CREATE FUNCTION durable._check_password(p_password text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_password IS NOT NULL AND (length(p_password) < 12 OR length(p_password) > 1000) THEN
+    IF p_password IS NOT NULL AND (pg_catalog.length(p_password) < 12 OR pg_catalog.length(p_password) > 1000) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'a worker password must have 12 to 1000 characters (or pass NULL for a random one)';
     END IF;
     -- Postgres would store a pre-hashed password as given: refuse it, so every
     -- worker password is a SCRAM verifier made here from the clear text.
-    IF p_password ~ '^md5[0-9a-f]{32}$' OR starts_with(p_password, 'SCRAM-SHA-256$') THEN
+    IF p_password ~ '^md5[0-9a-f]{32}$' OR pg_catalog.starts_with(p_password, 'SCRAM-SHA-256$') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'give the worker password in clear text: pre-hashed passwords (md5..., SCRAM-SHA-256$...) '
                       'are refused, so that each is stored as a SCRAM verifier';
@@ -224,15 +224,15 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_fn regprocedure;
 BEGIN
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), p_role);
-    EXECUTE format('GRANT USAGE ON SCHEMA durable TO %I', p_role);
+    EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO %I', pg_catalog.current_database(), p_role);
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA durable TO %I', p_role);
     FOR v_fn IN SELECT * FROM durable.worker_functions() LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, p_role);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, p_role);
         -- A caller who does not own the engine gets a WARNING, not an error,
         -- from GRANT: stop here instead of handing out a role that cannot work.
-        IF NOT has_function_privilege(p_role, v_fn, 'EXECUTE') THEN
+        IF NOT pg_catalog.has_function_privilege(p_role, v_fn, 'EXECUTE') THEN
             RAISE EXCEPTION USING ERRCODE = '42501',
-                MESSAGE = format('could not grant EXECUTE on %s to %s: provision worker roles as the owner of '
+                MESSAGE = pg_catalog.format('could not grant EXECUTE on %s to %s: provision worker roles as the owner of '
                                  'schema durable (or a superuser)', v_fn, p_role);
         END IF;
     END LOOP;
@@ -243,9 +243,9 @@ COMMENT ON FUNCTION durable._grant_worker(text) IS
 CREATE FUNCTION durable._revoke_grants(p_role text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    EXECUTE format('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM %I', p_role);
-    EXECUTE format('REVOKE ALL ON SCHEMA durable FROM %I', p_role);
-    EXECUTE format('REVOKE ALL ON DATABASE %I FROM %I', current_database(), p_role);
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM %I', p_role);
+    EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA durable FROM %I', p_role);
+    EXECUTE pg_catalog.format('REVOKE ALL ON DATABASE %I FROM %I', pg_catalog.current_database(), p_role);
 END $$;
 COMMENT ON FUNCTION durable._revoke_grants(text) IS
     'Internal: takes back every grant a worker role had (EXECUTE, USAGE, CONNECT).';
@@ -259,7 +259,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_connection_limit IS NULL OR p_connection_limit < 1 OR p_connection_limit > 10000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('connection limit %s is out of range: give 1 to 10000', p_connection_limit);
+            MESSAGE = pg_catalog.format('connection limit %s is out of range: give 1 to 10000', p_connection_limit);
     END IF;
     IF p_statement_timeout IS NULL OR p_statement_timeout <= interval '0'
        OR p_idle_in_transaction_timeout IS NULL OR p_idle_in_transaction_timeout <= interval '0'
@@ -267,12 +267,12 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'worker role timeouts must be positive intervals (statement, idle in transaction, lock)';
     END IF;
-    EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', p_role, p_connection_limit);
-    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = %L', p_role, current_database(),
+    EXECUTE pg_catalog.format('ALTER ROLE %I CONNECTION LIMIT %s', p_role, p_connection_limit);
+    EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = %L', p_role, pg_catalog.current_database(),
                    (extract(epoch FROM p_statement_timeout) * 1000)::bigint || 'ms');
-    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET idle_in_transaction_session_timeout = %L', p_role,
-                   current_database(), (extract(epoch FROM p_idle_in_transaction_timeout) * 1000)::bigint || 'ms');
-    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET lock_timeout = %L', p_role, current_database(),
+    EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET idle_in_transaction_session_timeout = %L', p_role,
+                   pg_catalog.current_database(), (extract(epoch FROM p_idle_in_transaction_timeout) * 1000)::bigint || 'ms');
+    EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET lock_timeout = %L', p_role, pg_catalog.current_database(),
                    (extract(epoch FROM p_lock_timeout) * 1000)::bigint || 'ms');
 END $$;
 COMMENT ON FUNCTION durable._limit_role(text, integer, interval, interval, interval) IS
@@ -292,10 +292,10 @@ DECLARE
     v_detail text;
 BEGIN
     IF p_create THEN
-        EXECUTE format('CREATE ROLE %I WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE '
+        EXECUTE pg_catalog.format('CREATE ROLE %I WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE '
                        'NOREPLICATION NOBYPASSRLS PASSWORD %L', p_role, p_password);
     ELSE
-        EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', p_role, p_password);
+        EXECUTE pg_catalog.format('ALTER ROLE %I WITH LOGIN PASSWORD %L', p_role, p_password);
     END IF;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
@@ -334,28 +334,28 @@ DECLARE
     v_now timestamptz := durable.now();
     v_slug text;
 BEGIN
-    SELECT array_agg(DISTINCT s ORDER BY s) INTO v_streams FROM unnest(p_stream_names) s;
+    SELECT pg_catalog.array_agg(DISTINCT s ORDER BY s) INTO v_streams FROM pg_catalog.unnest(p_stream_names) s;
     IF v_streams IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'give at least one stream name, e.g. ARRAY[''orders'', ''orders-activity'']';
     END IF;
-    FOR i IN 1 .. cardinality(v_streams) LOOP
+    FOR i IN 1 .. pg_catalog.cardinality(v_streams) LOOP
         PERFORM durable._check_name('stream name', v_streams[i]);
     END LOOP;
     -- By default a role produces to its own task queues (a stream named
     -- <queue>-activity is queue <queue>'s activity stream).
-    SELECT array_agg(DISTINCT q ORDER BY q) INTO v_produce
-    FROM unnest(coalesce(p_produce, ARRAY(SELECT regexp_replace(s, '-activity$', '') FROM unnest(v_streams) s))) q;
+    SELECT pg_catalog.array_agg(DISTINCT q ORDER BY q) INTO v_produce
+    FROM pg_catalog.unnest(coalesce(p_produce, ARRAY(SELECT pg_catalog.regexp_replace(s, '-activity$', '') FROM pg_catalog.unnest(v_streams) s))) q;
     IF v_produce IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'p_produce must name at least one task queue (or be NULL for the role''s own queues)';
     END IF;
-    FOR i IN 1 .. cardinality(v_produce) LOOP
+    FOR i IN 1 .. pg_catalog.cardinality(v_produce) LOOP
         PERFORM durable._check_name('task queue', v_produce[i]);
     END LOOP;
     IF p_signal_prefixes IS NOT NULL THEN
-        SELECT array_agg(DISTINCT x ORDER BY x) INTO v_prefixes FROM unnest(p_signal_prefixes) x;
-        IF v_prefixes IS NULL OR EXISTS (SELECT 1 FROM unnest(v_prefixes) x WHERE x IS NULL) THEN
+        SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO v_prefixes FROM pg_catalog.unnest(p_signal_prefixes) x;
+        IF v_prefixes IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.unnest(v_prefixes) x WHERE x IS NULL) THEN
             RAISE EXCEPTION USING ERRCODE = 'PD004',
                 MESSAGE = 'p_signal_prefixes must list signal id prefixes (or be NULL: any signal id)';
         END IF;
@@ -367,7 +367,7 @@ BEGIN
     PERFORM 1 FROM durable.secret FOR UPDATE;
     SELECT c.role_name INTO v_role FROM durable.worker_credentials c
     WHERE c.namespace = p_namespace AND c.stream_names = v_streams
-      AND c.database_name = current_database() AND c.revoked_at IS NULL
+      AND c.database_name = pg_catalog.current_database() AND c.revoked_at IS NULL
       AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = c.role_name);  -- not dropped by hand
     IF FOUND THEN
         -- Idempotent: the same streams get the same role, with a new password,
@@ -382,13 +382,13 @@ BEGIN
         -- Role names are cluster-wide and every role may read pg_roles: the
         -- name carries the database (pg_database is public anyway), never the
         -- namespace.
-        v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16);
-        v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 12);
+        v_slug := left(pg_catalog.regexp_replace(pg_catalog.lower(pg_catalog.current_database()), '[^a-z0-9]+', '', 'g'), 16);
+        v_role := 'pgdw_' || v_slug || '_' || left(pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 12);
         PERFORM durable._set_role_password(v_role, v_password, true);
         PERFORM durable._grant_worker(v_role);
         INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, produce,
                                                 signal_prefixes, created_at)
-        VALUES (v_role, p_namespace, current_database(), v_streams, v_produce, v_prefixes, v_now);
+        VALUES (v_role, p_namespace, pg_catalog.current_database(), v_streams, v_produce, v_prefixes, v_now);
     END IF;
     PERFORM durable._limit_role(v_role, p_connection_limit, p_statement_timeout, p_idle_in_transaction_timeout,
                                 p_lock_timeout);
@@ -408,12 +408,12 @@ DECLARE
 BEGIN
     SELECT * INTO v_cred FROM durable.worker_credentials c
     WHERE c.role_name = p_role AND (p_namespace IS NULL OR c.namespace = p_namespace)
-      AND c.database_name = current_database();
+      AND c.database_name = pg_catalog.current_database();
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('%L is not a worker role provisioned in %s of this database', p_role,
+            MESSAGE = pg_catalog.format('%L is not a worker role provisioned in %s of this database', p_role,
                              CASE WHEN p_namespace IS NULL THEN 'any namespace'
-                                  ELSE format('namespace %L', p_namespace) END);
+                                  ELSE pg_catalog.format('namespace %L', p_namespace) END);
     END IF;
     RETURN v_cred;
 END $$;
@@ -432,11 +432,11 @@ BEGIN
     v_cred := durable._worker_role(p_role_name, p_namespace);
     IF v_cred.revoked_at IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s is revoked: provision a new one instead', v_cred.role_name);
+            MESSAGE = pg_catalog.format('worker role %s is revoked: provision a new one instead', v_cred.role_name);
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('worker role %s was dropped outside pgdurable: revoke it and provision a new one',
+            MESSAGE = pg_catalog.format('worker role %s was dropped outside pgdurable: revoke it and provision a new one',
                              v_cred.role_name);
     END IF;
     PERFORM durable._check_password(p_new_password);
@@ -444,8 +444,8 @@ BEGIN
     UPDATE durable.worker_credentials c SET rotated_at = durable.now() WHERE c.role_name = v_cred.role_name;
     IF p_end_sessions THEN
         -- A live session can ALTER ROLE its own password back: end them all.
-        PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
-        WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
+        PERFORM pg_catalog.pg_terminate_backend(a.pid) FROM pg_stat_activity a
+        WHERE a.usename = v_cred.role_name AND a.pid <> pg_catalog.pg_backend_pid();
     END IF;
     RETURN v_password;
 END $$;
@@ -461,15 +461,15 @@ DECLARE
 BEGIN
     v_cred := durable._worker_role(p_role_name, p_namespace);
     IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
-        EXECUTE format('ALTER ROLE %I WITH NOLOGIN', v_cred.role_name);
+        EXECUTE pg_catalog.format('ALTER ROLE %I WITH NOLOGIN', v_cred.role_name);
     END IF;
     UPDATE durable.worker_credentials c SET revoked_at = coalesce(c.revoked_at, durable.now())
     WHERE c.role_name = v_cred.role_name;
     IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
         PERFORM durable._revoke_grants(v_cred.role_name);
     END IF;
-    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
-    WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
+    PERFORM pg_catalog.pg_terminate_backend(a.pid) FROM pg_stat_activity a
+    WHERE a.usename = v_cred.role_name AND a.pid <> pg_catalog.pg_backend_pid();
 END $$;
 COMMENT ON FUNCTION durable.revoke_worker_role(text, text) IS
     'DBA: disables a worker role''s login, takes back its grants and ends its live sessions; the audit row '
@@ -484,7 +484,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            c.signal_prefixes
     FROM durable.worker_credentials c
     WHERE (p_namespace IS NULL OR c.namespace = p_namespace)
-      AND c.database_name = current_database()
+      AND c.database_name = pg_catalog.current_database()
     ORDER BY c.created_at, c.role_name
 $$;
 COMMENT ON FUNCTION durable.list_worker_roles(text) IS

@@ -173,7 +173,7 @@ BEGIN
     v_spec.day_and := pg_catalog.starts_with(v_parts[3], '*') OR pg_catalog.starts_with(v_parts[5], '*');
     v_spec.wall_clock := NOT (pg_catalog.starts_with(v_parts[1], '*') OR pg_catalog.starts_with(v_parts[2], '*'));
     IF v_spec.day_and AND v_spec.days[1] > 29
-       AND v_spec.days[1] > (SELECT max((ARRAY[31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[m])
+       AND v_spec.days[1] > (SELECT pg_catalog.max((ARRAY[31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[m])
                              FROM pg_catalog.unnest(v_spec.months) m) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = pg_catalog.format('invalid cron expression %L: day-of-month %s never occurs in the months '
@@ -232,7 +232,7 @@ COMMENT ON FUNCTION durable._cron_minutes_of_day(durable.cron_spec) IS
 -- the first guess give both.
 CREATE FUNCTION durable._cron_instant(p_local timestamp, p_tz text) RETURNS timestamptz
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT min(c.i)
+    SELECT pg_catalog.min(c.i)
     FROM (SELECT p_local AT TIME ZONE p_tz AS guess) g
     CROSS JOIN LATERAL (VALUES (g.guess),
         ((p_local AT TIME ZONE 'UTC')
@@ -262,7 +262,7 @@ BEGIN
         v_day := durable._cron_next_day(p_spec, v_from::date);
         v_mod := NULL;
         IF v_day = v_from::date THEN
-            SELECT min(x) INTO v_mod FROM pg_catalog.unnest(v_mods) x
+            SELECT pg_catalog.min(x) INTO v_mod FROM pg_catalog.unnest(v_mods) x
             WHERE v_day + pg_catalog.make_interval(mins => x) >= v_from;
             IF v_mod IS NULL THEN
                 v_day := durable._cron_next_day(p_spec, v_day + 1);
@@ -283,7 +283,7 @@ BEGIN
     -- Otherwise: the earliest real instant after p_after whose local time matches.
     v_day := durable._cron_next_day(p_spec, (v_from - interval '3 hours')::date);
     WHILE v_day IS NOT NULL LOOP
-        SELECT min(c.i) INTO v_best
+        SELECT pg_catalog.min(c.i) INTO v_best
         FROM pg_catalog.unnest(v_mods) x
         CROSS JOIN LATERAL (SELECT v_day + pg_catalog.make_interval(mins => x) AS l) w
         CROSS JOIN LATERAL (SELECT w.l AT TIME ZONE p_tz AS guess) g

@@ -345,9 +345,9 @@ COMMENT ON FUNCTION durable._check_payload(text) IS
 CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
+    IF p_value IS NULL OR p_value = '' OR pg_catalog.length(p_value) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
+            MESSAGE = pg_catalog.format('invalid %s %L: give a non-empty value of at most 1000 characters',
                              p_what, left(p_value, 80));
     END IF;
 END $$;
@@ -362,7 +362,7 @@ COMMENT ON FUNCTION durable.schema_version() IS
 
 CREATE FUNCTION durable.now() RETURNS timestamptz
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT clock_timestamp() + (SELECT c.offset_by FROM durable.clock c)
+    SELECT pg_catalog.clock_timestamp() + (SELECT c.offset_by FROM durable.clock c)
 $$;
 COMMENT ON FUNCTION durable.now() IS
     'The engine clock: clock_timestamp() plus the owner-only offset (zero in production).';

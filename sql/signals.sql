@@ -75,7 +75,7 @@ BEGIN
     PERFORM durable._check_payload(p_data);
     IF p_ttl IS NULL OR p_ttl <= interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid signal expiry %s: give a positive interval', p_ttl);
+            MESSAGE = pg_catalog.format('invalid signal expiry %s: give a positive interval', p_ttl);
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._check_signal(text, text, interval) IS
@@ -101,7 +101,7 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
                                  headers, created_at, expires_at)
     SELECT p_namespace, p_signal_id, p_data,
            CASE WHEN p_front
-                THEN (SELECT least(coalesce(min(x.position), 0), 0) - 1 FROM durable.signals x
+                THEN (SELECT least(coalesce(pg_catalog.min(x.position), 0), 0) - 1 FROM durable.signals x
                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id)
                 ELSE 0 END,
            p_allowed_queues, p_target_workflow_id, p_headers, t.now, t.now + p_ttl
@@ -141,7 +141,7 @@ BEGIN
             PERFORM durable._lock_signal(p_namespace, p_signal_id);
             v_wait := durable._oldest_wait(p_namespace, p_signal_id, p_allowed_queues);
             IF v_wait.id IS NOT NULL AND NOT EXISTS (
-                    SELECT 1 FROM unnest(v_locked) l
+                    SELECT 1 FROM pg_catalog.unnest(v_locked) l
                     WHERE l.workflow_id = v_wait.workflow_id AND l.run_id = v_wait.run_id) THEN
                 RAISE EXCEPTION USING ERRCODE = 'PDR01';
             END IF;
@@ -249,7 +249,7 @@ BEGIN
         RETURN false;  -- the signal won the race
     END IF;
     RETURN durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_timed_out', p_seq,
-                            jsonb_build_object('signal_id', p_signal_id));
+                            pg_catalog.jsonb_build_object('signal_id', p_signal_id));
 END $$;
 COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, integer) IS
     'Internal: resolves a waiting condition as timed out, unless a signal already took it.';
@@ -272,7 +272,7 @@ BEGIN
     RETURNING * INTO v_wait;
     IF FOUND THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_timed_out', p_seq,
-                                 jsonb_build_object('signal_id', v_wait.signal_id, 'abandoned', true));
+                                 pg_catalog.jsonb_build_object('signal_id', v_wait.signal_id, 'abandoned', true));
         RETURN;
     END IF;
     SELECT h.data INTO v_received FROM durable.history h
@@ -285,7 +285,7 @@ BEGIN
         PERFORM durable._send_signal(p_wf.namespace, v_received->>'signal_id', v_received->>'data',
             interval '7 days', true,
             CASE WHEN v_received ? 'allowed_queues'
-                 THEN ARRAY(SELECT jsonb_array_elements_text(v_received->'allowed_queues')) END,
+                 THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_received->'allowed_queues')) END,
             v_received->'headers');
     END IF;
 END $$;
@@ -301,11 +301,11 @@ CREATE FUNCTION durable._received(p_signal_id text, p_data text, p_allowed_queue
                                   p_headers jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('signal_id', p_signal_id, 'data', p_data, 'delivery', p_delivery)
+    SELECT pg_catalog.jsonb_build_object('signal_id', p_signal_id, 'data', p_data, 'delivery', p_delivery)
            || CASE WHEN p_allowed_queues IS NULL THEN '{}'::jsonb
-                   ELSE jsonb_build_object('allowed_queues', to_jsonb(p_allowed_queues)) END
+                   ELSE pg_catalog.jsonb_build_object('allowed_queues', pg_catalog.to_jsonb(p_allowed_queues)) END
            || CASE WHEN p_headers IS NULL OR p_headers = 'null'::jsonb THEN '{}'::jsonb
-                   ELSE jsonb_build_object('headers', p_headers) END
+                   ELSE pg_catalog.jsonb_build_object('headers', p_headers) END
 $$;
 COMMENT ON FUNCTION durable._received(text, text, text[], text, jsonb) IS
     'Internal: a signal_received event''s data (signal id, data, delivery: mailbox or workflow, the '
@@ -346,7 +346,7 @@ BEGIN
                        WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
                          AND w.status = 'running') THEN
             RAISE EXCEPTION USING ERRCODE = 'PD003',
-                MESSAGE = format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
+                MESSAGE = pg_catalog.format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
                                  'was not sent', p_workflow_id, p_namespace, p_signal_id);
         END IF;
     END LOOP;

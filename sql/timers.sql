@@ -20,12 +20,12 @@ DECLARE
 BEGIN
     IF p_seconds IS NULL OR p_seconds < 0 OR p_seconds > 100 * 365 * 86400.0 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
+            MESSAGE = pg_catalog.format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
     END IF;
-    v_due := v_now + make_interval(secs => p_seconds);
+    v_due := v_now + pg_catalog.make_interval(secs => p_seconds);
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at, created_at)
     VALUES (p_wf.namespace, p_wf.task_queue, 'timer', p_wf.workflow_name, p_wf.workflow_id, p_wf.run_id,
-            p_payload || jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
+            p_payload || pg_catalog.jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
     PERFORM durable._notify_stream(p_wf.namespace, p_wf.task_queue);
 END $$;
 COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
@@ -45,7 +45,7 @@ BEGIN
         WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
           AND h.seq = p_seq AND h.event_type = 'timer_started') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
+            MESSAGE = pg_catalog.format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
                              p_seq, p_wf.workflow_id, p_wf.run_id);
     END IF;
     DELETE FROM durable.messages m
@@ -55,7 +55,7 @@ BEGIN
                    FOR UPDATE SKIP LOCKED);
     v_withdrawn := FOUND;
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_cancelled', p_seq,
-                                  false, jsonb_build_object('withdrawn', v_withdrawn));
+                                  false, pg_catalog.jsonb_build_object('withdrawn', v_withdrawn));
 END $$;
 COMMENT ON FUNCTION durable._cancel_timer(durable.workflows, integer) IS
     'Internal: deletes the timer of durable call p_seq (one the workflow code abandoned) and records '
@@ -70,7 +70,7 @@ BEGIN
     ELSE
         PERFORM durable._deliver(p_timer.namespace, p_timer.workflow_id, p_timer.run_id, 'timer_fired',
                                  (p_timer.payload->>'seq')::integer,
-                                 jsonb_build_object('due_at', p_timer.payload->'due_at'));
+                                 pg_catalog.jsonb_build_object('due_at', p_timer.payload->'due_at'));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
@@ -87,7 +87,7 @@ BEGIN
     PERFORM durable._authorize(p_namespace, p_task_queues);
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
+            MESSAGE = pg_catalog.format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
     END IF;
     FOR v_timer IN
         DELETE FROM durable.messages d
@@ -114,8 +114,8 @@ CREATE FUNCTION durable._next_timer_in(p_namespace text, p_workflow_id text, p_r
 RETURNS double precision
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     -- greatest() skips a NULL: no timer must stay NULL, not become 0.
-    SELECT CASE WHEN min(m.visible_at) IS NOT NULL
-                THEN greatest(extract(epoch FROM min(m.visible_at) - durable.now()), 0)::double precision END
+    SELECT CASE WHEN pg_catalog.min(m.visible_at) IS NOT NULL
+                THEN greatest(extract(epoch FROM pg_catalog.min(m.visible_at) - durable.now()), 0)::double precision END
     FROM durable.messages m
     WHERE m.namespace = p_namespace AND m.workflow_id = p_workflow_id AND m.run_id = p_run_id
       AND m.kind = 'timer'
@@ -186,7 +186,7 @@ DECLARE
 BEGIN
     IF p_by < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('advance_clock_when_idle_v1 by %s: the engine clock only moves forward', p_by);
+            MESSAGE = pg_catalog.format('advance_clock_when_idle_v1 by %s: the engine clock only moves forward', p_by);
     END IF;
     LOCK TABLE durable.messages IN SHARE MODE;  -- as skip_to_next_timer_v1: look and leap at once
     PERFORM 1 FROM durable.clock FOR UPDATE;

@@ -25,28 +25,28 @@ BEGIN
     PERFORM durable._check_name('namespace', p_namespace);
     PERFORM durable._check_name('worker id', p_worker_id);
     PERFORM durable._check_name('task queue', p_task_queue);
-    IF p_host IS NULL OR length(p_host) > 1000 OR p_pid IS NULL
+    IF p_host IS NULL OR pg_catalog.length(p_host) > 1000 OR p_pid IS NULL
        OR p_workflow_names IS NULL OR p_activity_names IS NULL
-       OR cardinality(p_workflow_names) + cardinality(p_activity_names) > 10000
-       OR EXISTS (SELECT 1 FROM unnest(p_workflow_names || p_activity_names) n
-                  WHERE n IS NULL OR n = '' OR length(n) > 1000)
+       OR pg_catalog.cardinality(p_workflow_names) + pg_catalog.cardinality(p_activity_names) > 10000
+       OR EXISTS (SELECT 1 FROM pg_catalog.unnest(p_workflow_names || p_activity_names) n
+                  WHERE n IS NULL OR n = '' OR pg_catalog.length(n) > 1000)
        OR p_heartbeat_interval IS NULL OR p_heartbeat_interval <= interval '0'
        OR p_heartbeat_interval > interval '1 hour' OR p_stopped IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid registration of worker %L: give a host, a pid, at most 10000 workflow and '
+            MESSAGE = pg_catalog.format('invalid registration of worker %L: give a host, a pid, at most 10000 workflow and '
                              'activity names (each 1 to 1000 characters) and a heartbeat interval of at most '
                              '1 hour', left(p_worker_id, 80));
     END IF;
     -- A worker registers only what it may consume: its workflows' task queue,
     -- its activities' stream.
-    IF cardinality(p_workflow_names) > 0 THEN
+    IF pg_catalog.cardinality(p_workflow_names) > 0 THEN
         v_streams := v_streams || p_task_queue;
     END IF;
-    IF cardinality(p_activity_names) > 0 THEN
+    IF pg_catalog.cardinality(p_activity_names) > 0 THEN
         v_streams := v_streams || (p_task_queue || '-activity');
     END IF;
     -- One that serves no name yet must still be a worker of a stream the role may consume.
-    IF cardinality(v_streams) = 0 AND NOT (durable._may_consume(p_namespace, p_task_queue)
+    IF pg_catalog.cardinality(v_streams) = 0 AND NOT (durable._may_consume(p_namespace, p_task_queue)
                                            OR durable._may_consume(p_namespace, p_task_queue || '-activity')) THEN
         v_streams := ARRAY[p_task_queue];
     END IF;
@@ -66,7 +66,7 @@ BEGIN
     IF v_owner IS NULL THEN
         -- Say nothing of the row that is there: another role's workers stay unseen.
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('role %s may not register worker %L: another role registered that worker id',
+            MESSAGE = pg_catalog.format('role %s may not register worker %L: another role registered that worker id',
                              session_user, left(p_worker_id, 80));
     END IF;
 END $$;

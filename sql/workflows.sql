@@ -37,7 +37,7 @@ BEGIN
     RETURNING last_event_id INTO v_event_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('workflow %L run %s not found in namespace %L', p_workflow_id, p_run_id, p_namespace);
+            MESSAGE = pg_catalog.format('workflow %L run %s not found in namespace %L', p_workflow_id, p_run_id, p_namespace);
     END IF;
     INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, data, created_at)
     VALUES (p_namespace, p_workflow_id, p_run_id, v_event_id, p_event_type, p_seq, p_inbound,
@@ -145,10 +145,10 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, 'workflow_started', NULL, true,
-        jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
+        pg_catalog.jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
                            'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id)
         -- Trace context (W3C traceparent, ...): only a traced start has it.
-        || CASE WHEN p_headers IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('headers', p_headers) END);
+        || CASE WHEN p_headers IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('headers', p_headers) END);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
                                           p_workflow_name, p_delay, p_priority => coalesce(p_priority, 0::smallint));
     RETURN true;
@@ -188,7 +188,7 @@ BEGIN
     PERFORM durable._check_payload(p_args);
     IF p_id_reuse IS NULL OR p_id_reuse NOT IN ('reject', 'return_existing') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
+            MESSAGE = pg_catalog.format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
     END IF;
     IF p_priority IS NULL OR p_priority NOT BETWEEN -32768 AND 32767 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -232,7 +232,7 @@ BEGIN
         IF FOUND AND p_parent_workflow_id IS NOT NULL
            AND (v_latest.workflow_name <> p_workflow_name OR v_latest.task_queue <> p_task_queue) THEN
             RAISE EXCEPTION USING ERRCODE = 'PD002',
-                MESSAGE = format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
+                MESSAGE = pg_catalog.format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
                                  'task queue %L cannot take it over; pick another id', p_workflow_id,
                                  v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
         END IF;
@@ -242,7 +242,7 @@ BEGIN
         END IF;
         IF FOUND AND v_latest.status = 'running' THEN
             RAISE EXCEPTION USING ERRCODE = 'PD002',
-                MESSAGE = format('workflow id %L is already running in namespace %L (run %s); '
+                MESSAGE = pg_catalog.format('workflow id %L is already running in namespace %L (run %s); '
                                  'wait for it, pick another id, or start with id_reuse="return_existing"',
                                  p_workflow_id, p_namespace, v_latest.run_id);
         END IF;
@@ -336,50 +336,50 @@ DECLARE
     v_state text;
     v_message text;
 BEGIN
-    IF p_starts IS NULL OR jsonb_typeof(p_starts) <> 'array' THEN
+    IF p_starts IS NULL OR pg_catalog.jsonb_typeof(p_starts) <> 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'p_starts must be a JSON array of starts ({workflow_id, workflow_name, task_queue, args, ...})';
     END IF;
-    IF jsonb_array_length(p_starts) > 1000 THEN
+    IF pg_catalog.jsonb_array_length(p_starts) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('a batch of %s starts is over the limit of 1000: split it into batches of at most 1000',
-                             jsonb_array_length(p_starts));
+            MESSAGE = pg_catalog.format('a batch of %s starts is over the limit of 1000: split it into batches of at most 1000',
+                             pg_catalog.jsonb_array_length(p_starts));
     END IF;
-    v_partitioned := EXISTS (SELECT 1 FROM jsonb_array_elements(p_starts) e
-                             WHERE jsonb_typeof(e.value) = 'object' AND jsonb_typeof(e.value->'partition_key') = 'string');
+    v_partitioned := EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_starts) e
+                             WHERE pg_catalog.jsonb_typeof(e.value) = 'object' AND pg_catalog.jsonb_typeof(e.value->'partition_key') = 'string');
     FOR v_item IN SELECT e.value AS start, e.ord::integer AS ord
-                  FROM jsonb_array_elements(p_starts) WITH ORDINALITY e(value, ord)
-                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' AND NOT v_partitioned
+                  FROM pg_catalog.jsonb_array_elements(p_starts) WITH ORDINALITY e(value, ord)
+                  ORDER BY (CASE WHEN pg_catalog.jsonb_typeof(e.value) = 'object' AND NOT v_partitioned
                                  THEN e.value->>'workflow_id' END) COLLATE "C",
                            e.ord LOOP
         BEGIN
-            IF jsonb_typeof(v_item.start) IS DISTINCT FROM 'object' THEN
+            IF pg_catalog.jsonb_typeof(v_item.start) IS DISTINCT FROM 'object' THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('start %s is not a JSON object: give {workflow_id, workflow_name, task_queue, '
+                    MESSAGE = pg_catalog.format('start %s is not a JSON object: give {workflow_id, workflow_name, task_queue, '
                                      'args}', v_item.ord);
             END IF;
-            IF jsonb_typeof(v_item.start->'args') NOT IN ('string', 'null') THEN
+            IF pg_catalog.jsonb_typeof(v_item.start->'args') NOT IN ('string', 'null') THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('the args of start %s must be the JSON payload as a string, not a JSON %s',
-                                     v_item.ord, jsonb_typeof(v_item.start->'args'));
+                    MESSAGE = pg_catalog.format('the args of start %s must be the JSON payload as a string, not a JSON %s',
+                                     v_item.ord, pg_catalog.jsonb_typeof(v_item.start->'args'));
             END IF;
-            IF jsonb_typeof(v_item.start->'retry') NOT IN ('object', 'null') THEN
+            IF pg_catalog.jsonb_typeof(v_item.start->'retry') NOT IN ('object', 'null') THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('the retry of start %s must be a JSON object or null, not a JSON %s',
-                                     v_item.ord, jsonb_typeof(v_item.start->'retry'));
+                    MESSAGE = pg_catalog.format('the retry of start %s must be a JSON object or null, not a JSON %s',
+                                     v_item.ord, pg_catalog.jsonb_typeof(v_item.start->'retry'));
             END IF;
-            IF jsonb_typeof(v_item.start->'priority') NOT IN ('number', 'null')
-               OR jsonb_typeof(v_item.start->'start_delay_seconds') NOT IN ('number', 'null')
-               OR jsonb_typeof(v_item.start->'partition_key') NOT IN ('string', 'null')
-               OR jsonb_typeof(v_item.start->'dedup_id') NOT IN ('string', 'null') THEN
+            IF pg_catalog.jsonb_typeof(v_item.start->'priority') NOT IN ('number', 'null')
+               OR pg_catalog.jsonb_typeof(v_item.start->'start_delay_seconds') NOT IN ('number', 'null')
+               OR pg_catalog.jsonb_typeof(v_item.start->'partition_key') NOT IN ('string', 'null')
+               OR pg_catalog.jsonb_typeof(v_item.start->'dedup_id') NOT IN ('string', 'null') THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('start %s: priority and start_delay_seconds must be JSON numbers, '
+                    MESSAGE = pg_catalog.format('start %s: priority and start_delay_seconds must be JSON numbers, '
                                      'partition_key and dedup_id JSON strings (or null)', v_item.ord);
             END IF;
             IF (v_item.start->>'priority')::numeric NOT BETWEEN -32768 AND 32767
-               OR (v_item.start->>'priority')::numeric <> trunc((v_item.start->>'priority')::numeric) THEN
+               OR (v_item.start->>'priority')::numeric <> pg_catalog.trunc((v_item.start->>'priority')::numeric) THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('priority %s is out of range: give an integer from -32768 to 32767 '
+                    MESSAGE = pg_catalog.format('priority %s is out of range: give an integer from -32768 to 32767 '
                                      '(higher runs first; 0 is the default)', v_item.start->>'priority');
             END IF;
             SELECT s.run_workflow_id, s.run_id, s.started INTO v_workflow_id, v_run_id, v_started
@@ -390,7 +390,7 @@ BEGIN
                                     nullif(v_item.start->'headers', 'null'::jsonb),
                                     coalesce((v_item.start->>'priority')::integer, 0),
                                     v_item.start->>'partition_key', v_item.start->>'dedup_id',
-                                    make_interval(secs => (v_item.start->>'start_delay_seconds')::float8)) s;
+                                    pg_catalog.make_interval(secs => (v_item.start->>'start_delay_seconds')::float8)) s;
             ordinality := v_item.ord;
             workflow_id := v_workflow_id;
             run_id := v_run_id;
@@ -455,7 +455,7 @@ BEGIN
                       WHEN 'cancelled' THEN 'workflow_cancelled' WHEN 'interrupted' THEN 'workflow_interrupted'
                       ELSE 'workflow_continued_as_new' END,
         NULL, false,
-        jsonb_strip_nulls(jsonb_build_object('result', p_command->'result', 'error', p_command->'error',
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('result', p_command->'result', 'error', p_command->'error',
                                              'reason', p_command->'reason', 'will_retry', v_retrying)));
     UPDATE durable.workflows
     SET status = v_status, result = p_command->>'result', error = p_command->'error',
@@ -505,7 +505,7 @@ BEGIN
         PERFORM durable._deliver(p_wf.namespace, p_wf.parent_workflow_id, p_wf.parent_run_id,
             CASE v_status WHEN 'completed' THEN 'child_completed' ELSE 'child_failed' END,
             p_wf.parent_seq,
-            jsonb_strip_nulls(jsonb_build_object('workflow_id', p_wf.workflow_id, 'status', v_status,
+            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('workflow_id', p_wf.workflow_id, 'status', v_status,
                                                  'result', p_command->'result',
                                                  'error', p_command->'error')));
     END IF;
@@ -517,7 +517,7 @@ COMMENT ON FUNCTION durable._close_run(durable.workflows, jsonb) IS
 CREATE FUNCTION durable._inbound_events(p_namespace text, p_workflow_id text, p_run_id integer,
                                         p_after integer) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
                                                  'seq', h.seq, 'data', h.data, 'at', h.created_at)
                               ORDER BY h.event_id), '[]'::jsonb)
     FROM durable.history h
@@ -529,7 +529,7 @@ COMMENT ON FUNCTION durable._inbound_events(text, text, integer, integer) IS
 
 CREATE FUNCTION durable._workflow_task_json(p_msg durable.messages, p_wf durable.workflows) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object(
+    SELECT pg_catalog.jsonb_build_object(
         'message_id', p_msg.id, 'lease_token', p_msg.lease_token, 'task_attempt', p_msg.attempt,
         'workflow_id', p_wf.workflow_id, 'run_id', p_wf.run_id, 'workflow_name', p_wf.workflow_name,
         'task_queue', p_wf.task_queue, 'attempt', p_wf.attempt, 'args', p_wf.args,
@@ -588,8 +588,8 @@ BEGIN
         v_now := v_admit.at;
     END IF;
     UPDATE durable.messages m
-    SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = gen_random_uuid(),
-        visible_at = v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+    SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = pg_catalog.gen_random_uuid(),
+        visible_at = v_now + pg_catalog.make_interval(secs => (p_eager->>'lease_seconds')::float8)
     WHERE m.id = (SELECT x.id FROM durable.messages x
                   WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id AND x.kind = 'workflow'
                     AND x.run_id = p_run_id AND x.visible_at <= v_now
@@ -627,7 +627,7 @@ BEGIN
     PERFORM durable._relaxed_commit();
     -- Due timers become inbound events first, so their runs are claimable now.
     PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
-    SELECT array_agg(c.message) INTO v_claimed
+    SELECT pg_catalog.array_agg(c.message) INTO v_claimed
     FROM durable._claim(p_namespace, p_task_queues, p_workflow_names, 'workflow', p_batch, p_lease, p_owner) c;
     -- A second statement, so its snapshot sees every run the claim may have
     -- leased (a run started after this function's first snapshot included).
@@ -636,7 +636,7 @@ BEGIN
            w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
            w.processed_event_id, w.cancel_requested,
            durable._inbound_events(w.namespace, w.workflow_id, w.run_id, w.processed_event_id)
-    FROM unnest(v_claimed) c
+    FROM pg_catalog.unnest(v_claimed) c
     -- One primary-key lookup per claimed task, whatever the statistics say: a join the planner
     -- may hash would read every run of the namespace on each claim (stale statistics of a
     -- young, fast-growing table made it do so).
@@ -685,7 +685,7 @@ BEGIN
     -- A worker arms its own timer a little early (its clock reads the engine's through a round
     -- trip): it may ask to wait here, before any lock, for the run's first timer (50 ms at most).
     IF p_wait > interval '0' THEN
-        SELECT min(t.visible_at) INTO v_due FROM durable.messages t
+        SELECT pg_catalog.min(t.visible_at) INTO v_due FROM durable.messages t
         WHERE t.namespace = p_namespace AND t.workflow_id = p_workflow_id AND t.stream = p_task_queue
           AND t.kind = 'timer';
         IF v_due > v_now AND v_due <= v_now + least(p_wait, interval '50 milliseconds') THEN
@@ -716,7 +716,7 @@ BEGIN
         v_now := v_admit.at;
     END IF;
     UPDATE durable.messages m
-    SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = gen_random_uuid(),
+    SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = pg_catalog.gen_random_uuid(),
         visible_at = v_now + p_lease
     WHERE m.id = (SELECT x.id FROM durable.messages x
                   WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id AND x.kind = 'workflow'
@@ -770,7 +770,7 @@ BEGIN
         PERFORM durable._check_signal(p_cmd->>'signal_id', p_cmd->>'data', interval '7 days');
     ELSIF v_target = p_wf.workflow_id THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('workflow %L cannot %s itself through an external handle: raise or return instead',
+            MESSAGE = pg_catalog.format('workflow %L cannot %s itself through an external handle: raise or return instead',
                              v_target, CASE v_type WHEN 'cancel_external' THEN 'cancel' ELSE 'interrupt' END);
     END IF;
     -- Lock first, then check: the target's running run is locked before its task queue is read, so
@@ -786,16 +786,16 @@ BEGIN
     END IF;
     IF v_produce IS NOT NULL AND (v_queue IS NULL OR NOT (v_queue = ANY (v_produce))) THEN
         v_outcome := 'refused';
-        v_message := format('worker role %s may not steer workflow %L: it is not a workflow on a task queue the '
+        v_message := pg_catalog.format('worker role %s may not steer workflow %L: it is not a workflow on a task queue the '
                             'role may produce to (%s); the DBA widens that with provision_worker_role(..., '
-                            'p_produce => ...)', session_user, v_target, array_to_string(v_produce, ', '));
+                            'p_produce => ...)', session_user, v_target, pg_catalog.array_to_string(v_produce, ', '));
     ELSIF NOT coalesce(v_running, false) AND v_type = 'signal_external' THEN
         v_outcome := 'not_found';
-        v_message := format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
+        v_message := pg_catalog.format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
                             'was not sent', v_target, p_wf.namespace, p_cmd->>'signal_id');
     ELSIF v_queue IS NULL THEN
         v_outcome := 'not_found';
-        v_message := format('workflow %L not found in namespace %L', v_target, p_wf.namespace);
+        v_message := pg_catalog.format('workflow %L not found in namespace %L', v_target, p_wf.namespace);
     ELSIF NOT v_running THEN
         v_outcome := 'not_running';  -- nothing steered: a run started since may be on another task queue
     ELSE
@@ -818,7 +818,7 @@ BEGIN
         END;
     END IF;
     PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, v_event, (p_cmd->>'seq')::integer,
-        jsonb_strip_nulls(jsonb_build_object(
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
             'workflow_id', v_target, 'outcome', v_outcome, 'message', v_message,
             'signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data', 'reason', p_cmd->'reason')));
 END $$;
@@ -841,22 +841,22 @@ BEGIN
     CASE p_cmd->>'type'
     WHEN 'timer' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_started', v_seq,
-                                      false, jsonb_build_object('seconds', p_cmd->'seconds'));
+                                      false, pg_catalog.jsonb_build_object('seconds', p_cmd->'seconds'));
         PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'seconds')::float8, '{"timer": "sleep"}'::jsonb);
     WHEN 'condition' THEN
         PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_wait_started',
                                       v_seq, false,
-                                      jsonb_build_object('signal_id', p_cmd->>'signal_id', 'timeout', p_cmd->'timeout'));
+                                      pg_catalog.jsonb_build_object('signal_id', p_cmd->>'signal_id', 'timeout', p_cmd->'timeout'));
         IF NOT durable._wait_signal(p_wf, v_seq, p_cmd->>'signal_id')
-           AND jsonb_typeof(p_cmd->'timeout') = 'number' THEN
+           AND pg_catalog.jsonb_typeof(p_cmd->'timeout') = 'number' THEN
             PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'timeout')::float8,
-                jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
+                pg_catalog.jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
         END IF;
     WHEN 'signal' THEN
         PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
-                                      jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
+                                      pg_catalog.jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
         -- A worker role's signal reaches only runs on the task queues it may produce to.
         -- Its headers (the sending task's trace context) travel with it, when traced.
         PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data', interval '7 days',
@@ -879,14 +879,14 @@ BEGIN
             v_refusal := SQLERRM;
         END;
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_started', v_seq, false,
-            jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
+            pg_catalog.jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
                                'task_queue', coalesce(p_cmd->>'task_queue', p_wf.task_queue),
                                'run_id', v_child_run, 'awaited', (p_cmd->>'awaited')::boolean,
                                'already_running', v_child_run IS NULL));
         IF v_child_run IS NULL AND (p_cmd->>'awaited')::boolean THEN
             PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_failed', v_seq,
-                jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'status', 'failed',
-                                   'error', jsonb_build_object('type', 'DuplicateWorkflowError',
+                pg_catalog.jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'status', 'failed',
+                                   'error', pg_catalog.jsonb_build_object('type', 'DuplicateWorkflowError',
                                                                'detail', v_refusal)));
         END IF;
     WHEN 'cancel_activity' THEN
@@ -899,14 +899,14 @@ BEGIN
         PERFORM durable._cancel_timer(p_wf, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
-                                      jsonb_build_object('patch_id', p_cmd->>'patch_id',
+                                      pg_catalog.jsonb_build_object('patch_id', p_cmd->>'patch_id',
                                                          'deprecated', coalesce(p_cmd->'deprecated', 'false')));
     WHEN 'complete', 'fail', 'cancelled', 'continue_as_new' THEN
         PERFORM durable._close_run(p_wf, p_cmd);
         RETURN true;
     ELSE
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('unknown workflow command type %L', p_cmd->>'type');
+            MESSAGE = pg_catalog.format('unknown workflow command type %L', p_cmd->>'type');
     END CASE;
     RETURN false;
 END $$;
@@ -946,26 +946,26 @@ BEGIN
         RETURN QUERY SELECT 'discarded'::text, '[]'::jsonb, NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
-    IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
+    IF pg_catalog.jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'p_commands must be a JSON array of commands';
     END IF;
-    IF jsonb_array_length(p_commands) > 2000 THEN
+    IF pg_catalog.jsonb_array_length(p_commands) > 2000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('a workflow task may complete with at most 2000 commands (got %s): start fewer '
-                             'activities, timers or children per step', jsonb_array_length(p_commands));
+            MESSAGE = pg_catalog.format('a workflow task may complete with at most 2000 commands (got %s): start fewer '
+                             'activities, timers or children per step', pg_catalog.jsonb_array_length(p_commands));
     END IF;
-    FOR v_cmd IN SELECT value FROM jsonb_array_elements(p_commands) LOOP
-        PERFORM durable._check_payload(v_cmd->>k) FROM unnest(ARRAY['args', 'result', 'data']) k
-        WHERE jsonb_typeof(v_cmd->k) = 'string';
+    FOR v_cmd IN SELECT value FROM pg_catalog.jsonb_array_elements(p_commands) LOOP
+        PERFORM durable._check_payload(v_cmd->>k) FROM pg_catalog.unnest(ARRAY['args', 'result', 'data']) k
+        WHERE pg_catalog.jsonb_typeof(v_cmd->k) = 'string';
         PERFORM durable._check_payload((v_cmd->'error')::text);
         IF v_closed THEN
             RAISE EXCEPTION USING ERRCODE = 'PD004',
-                MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
+                MESSAGE = pg_catalog.format('command %s follows the command that closed the run', v_cmd->>'type');
         END IF;
         IF v_cmd->>'type' = 'activity' THEN
             -- Eager dispatch stops at the caller's free capacity: the rest is queued (and NOTIFYed).
             v_id := durable._schedule_activity(v_wf, v_cmd,
-                CASE WHEN cardinality(v_leased) < coalesce((p_eager->>'capacity')::integer, 2147483647)
+                CASE WHEN pg_catalog.cardinality(v_leased) < coalesce((p_eager->>'capacity')::integer, 2147483647)
                      THEN p_eager END);
             IF v_id IS NOT NULL THEN
                 v_leased := v_leased || v_id;
@@ -991,7 +991,7 @@ BEGIN
             -- Events arrived while the task ran: this worker keeps the task and
             -- gets them now.
             UPDATE durable.messages m
-            SET visible_at = durable.now() + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+            SET visible_at = durable.now() + pg_catalog.make_interval(secs => (p_eager->>'lease_seconds')::float8)
             WHERE m.id = p_message_id;
             RETURN QUERY SELECT 'continue'::text, durable._activity_tasks(v_leased),
                 durable._inbound_events(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, p_processed_event_id),
@@ -1046,12 +1046,12 @@ BEGIN
     v_delay := durable.task_retry_delay_v1(v_wf.task_failures + 1);
     PERFORM durable._append_event(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, 'workflow_task_failed',
                                   NULL, false, coalesce(p_error, '{}'::jsonb)
-                                  || jsonb_build_object('failures', v_wf.task_failures + 1,
+                                  || pg_catalog.jsonb_build_object('failures', v_wf.task_failures + 1,
                                                         'retry_in_seconds', extract(epoch FROM v_delay)));
     UPDATE durable.workflows
     SET task_failures = task_failures + 1,
         last_task_failure = coalesce(p_error, '{}'::jsonb)
-            || jsonb_build_object('failures', task_failures + 1, 'at', durable.now())
+            || pg_catalog.jsonb_build_object('failures', task_failures + 1, 'at', durable.now())
     WHERE namespace = v_wf.namespace AND workflow_id = v_wf.workflow_id AND run_id = v_wf.run_id;
     UPDATE durable.messages
     SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay

@@ -349,9 +349,9 @@ COMMENT ON FUNCTION durable._check_payload(text) IS
 CREATE FUNCTION durable._check_name(p_what text, p_value text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_value IS NULL OR p_value = '' OR length(p_value) > 1000 THEN
+    IF p_value IS NULL OR p_value = '' OR pg_catalog.length(p_value) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid %s %L: give a non-empty value of at most 1000 characters',
+            MESSAGE = pg_catalog.format('invalid %s %L: give a non-empty value of at most 1000 characters',
                              p_what, left(p_value, 80));
     END IF;
 END $$;
@@ -366,7 +366,7 @@ COMMENT ON FUNCTION durable.schema_version() IS
 
 CREATE FUNCTION durable.now() RETURNS timestamptz
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT clock_timestamp() + (SELECT c.offset_by FROM durable.clock c)
+    SELECT pg_catalog.clock_timestamp() + (SELECT c.offset_by FROM durable.clock c)
 $$;
 COMMENT ON FUNCTION durable.now() IS
     'The engine clock: clock_timestamp() plus the owner-only offset (zero in production).';
@@ -516,7 +516,7 @@ BEGIN
     PERFORM durable._check_name('stream name', p_stream);
     IF p_delay < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('negative delay %s: give a delay of zero or more', p_delay);
+            MESSAGE = pg_catalog.format('negative delay %s: give a delay of zero or more', p_delay);
     END IF;
     INSERT INTO durable.messages
         (namespace, stream, kind, name, payload, priority, visible_at, max_attempts, created_at)
@@ -536,7 +536,7 @@ DECLARE
     v_now timestamptz := durable.now();
 BEGIN
     PERFORM durable._check_name('stream name', p_stream);
-    IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
+    IF pg_catalog.jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'enqueue_batch_v1 takes a JSON array of {"name", "payload", "priority", "delay_seconds"}';
     END IF;
@@ -545,9 +545,9 @@ BEGIN
         (namespace, stream, kind, name, payload, priority, visible_at, max_attempts, created_at)
     SELECT p_namespace, p_stream, 'message', m->>'name', coalesce(m->'payload', '{}'::jsonb),
            coalesce((m->>'priority')::smallint, 0),
-           v_now + make_interval(secs => greatest(coalesce((m->>'delay_seconds')::float8, 0), 0)),
+           v_now + pg_catalog.make_interval(secs => greatest(coalesce((m->>'delay_seconds')::float8, 0), 0)),
            (m->>'max_attempts')::integer, v_now
-    FROM jsonb_array_elements(p_messages) WITH ORDINALITY AS t(m, ord)
+    FROM pg_catalog.jsonb_array_elements(p_messages) WITH ORDINALITY AS t(m, ord)
     ORDER BY ord
     RETURNING id;
     PERFORM durable._notify_stream(p_namespace, p_stream);
@@ -574,7 +574,7 @@ LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_lease IS NULL OR p_lease <= interval '0' OR p_lease > interval '1 hour' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('lease %s is out of range: give more than 0 and at most 1 hour (heartbeat to '
+            MESSAGE = pg_catalog.format('lease %s is out of range: give more than 0 and at most 1 hour (heartbeat to '
                              'hold a task longer)', p_lease);
     END IF;
 END $$;
@@ -589,12 +589,12 @@ BEGIN
     IF p_eager IS NULL THEN
         RETURN;
     END IF;
-    IF jsonb_typeof(p_eager) IS DISTINCT FROM 'object' OR jsonb_typeof(p_eager->'lease_seconds') IS DISTINCT FROM 'number'
-       OR length(p_eager->>'owner') > 1000 THEN
+    IF pg_catalog.jsonb_typeof(p_eager) IS DISTINCT FROM 'object' OR pg_catalog.jsonb_typeof(p_eager->'lease_seconds') IS DISTINCT FROM 'number'
+       OR pg_catalog.length(p_eager->>'owner') > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'p_eager must be an object with a numeric lease_seconds and an owner of at most 1000 characters';
     END IF;
-    PERFORM durable._check_lease(make_interval(secs => (p_eager->>'lease_seconds')::float8));
+    PERFORM durable._check_lease(pg_catalog.make_interval(secs => (p_eager->>'lease_seconds')::float8));
 END $$;
 COMMENT ON FUNCTION durable._check_eager(jsonb) IS
     'Internal: PD004 unless an eager-dispatch request asks for a lease a claim could get (at most 1 hour).';
@@ -618,10 +618,10 @@ DECLARE
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 OR p_batch > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('claim batch %s is out of range: give 1 to 1000', p_batch);
+            MESSAGE = pg_catalog.format('claim batch %s is out of range: give 1 to 1000', p_batch);
     END IF;
     PERFORM durable._check_lease(p_lease);
-    IF length(p_owner) > 1000 THEN
+    IF pg_catalog.length(p_owner) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'a claim''s owner label has at most 1000 characters';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l
@@ -665,7 +665,7 @@ BEGIN
           AND m.visible_at <= v_now
           -- One stream (a worker's claim) reads messages_ready in its order and stops at the
           -- batch; several are merged and sorted.
-          AND cardinality(p_streams) > 1
+          AND pg_catalog.cardinality(p_streams) > 1
         ORDER BY m.priority DESC, m.visible_at, m.id
         LIMIT p_batch
         FOR UPDATE SKIP LOCKED
@@ -677,7 +677,7 @@ BEGIN
           AND m.kind = p_kind
           AND m.name = ANY (p_names)
           AND m.visible_at <= v_now
-          AND cardinality(p_streams) = 1
+          AND pg_catalog.cardinality(p_streams) = 1
         ORDER BY m.priority DESC, m.visible_at, m.id
         LIMIT p_batch
         FOR UPDATE SKIP LOCKED
@@ -685,7 +685,7 @@ BEGIN
         UPDATE durable.messages m
         SET attempt = m.attempt + 1,
             lease_owner = p_owner,
-            lease_token = gen_random_uuid(),
+            lease_token = pg_catalog.gen_random_uuid(),
             visible_at = v_now + p_lease
         FROM (SELECT * FROM picked UNION ALL SELECT * FROM picked_one) picked
         WHERE m.id = picked.id
@@ -729,7 +729,7 @@ BEGIN
     SELECT * INTO v_msg FROM durable.messages WHERE id = p_message_id FOR UPDATE;
     IF NOT FOUND OR v_msg.lease_token IS DISTINCT FROM p_lease_token OR p_lease_token IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD001',
-            MESSAGE = format('lease lost on message %s: it was acked, released or claimed by another worker '
+            MESSAGE = pg_catalog.format('lease lost on message %s: it was acked, released or claimed by another worker '
                              'after its lease expired; this result is discarded', p_message_id);
     END IF;
     RETURN v_msg;
@@ -756,9 +756,9 @@ BEGIN
     PERFORM durable._authorize_messages(p_message_ids);
     PERFORM durable._relaxed_commit();
     PERFORM durable._check_lease(p_lease);
-    IF cardinality(p_message_ids) > 1000 THEN
+    IF pg_catalog.cardinality(p_message_ids) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('extend_lease_v1 takes at most 1000 messages (got %s)', cardinality(p_message_ids));
+            MESSAGE = pg_catalog.format('extend_lease_v1 takes at most 1000 messages (got %s)', pg_catalog.cardinality(p_message_ids));
     END IF;
     RETURN QUERY
     -- By primary key (= ANY), whatever the statistics say: a join with the arrays could be planned
@@ -770,7 +770,9 @@ BEGIN
                           THEN LEAST(v_now + p_lease, (m.payload->>'heartbeat_deadline')::timestamptz)
                           ELSE v_now + p_lease END
     WHERE m.id = ANY (p_message_ids)
-      AND m.lease_token = (SELECT h.token FROM unnest(p_message_ids, p_lease_tokens) AS h(id, token)
+      AND m.lease_token = (SELECT h.token
+                           FROM ROWS FROM (pg_catalog.unnest(p_message_ids), pg_catalog.unnest(p_lease_tokens))
+                                AS h(id, token)
                            WHERE h.id = m.id LIMIT 1)
       AND (m.kind <> 'activity' OR NOT m.payload ? 'heartbeat_deadline'
            OR (m.payload->>'heartbeat_deadline')::timestamptz > v_now)
@@ -809,27 +811,27 @@ BEGIN
     PERFORM durable._authorize(p_namespace, p_streams);
     IF NOT EXISTS (SELECT 1 FROM durable.flow_limits l
                    WHERE l.namespace = p_namespace AND l.stream = ANY (p_streams)) THEN
-        SELECT min(m.visible_at) INTO v_next
+        SELECT pg_catalog.min(m.visible_at) INTO v_next
         FROM durable.messages m
         WHERE m.namespace = p_namespace AND m.stream = ANY (p_streams)
           AND (m.kind = 'timer' OR m.name = ANY (p_names));
     ELSE
         -- A limited stream's claimable task waits for its limits to admit it (flow_control.sql);
         -- its timers do not (claim_workflow_tasks_v1 fires them whatever the limits).
-        SELECT min(least(n.timer_next,
+        SELECT pg_catalog.min(least(n.timer_next,
                          CASE WHEN n.task_next IS NULL OR n.task_next > v_now THEN n.task_next
                               ELSE durable._flow_next_admit(p_namespace, n.stream, v_now) END)) INTO v_next
         FROM (SELECT s.s AS stream,
-                     (SELECT min(m.visible_at) FROM durable.messages m
+                     (SELECT pg_catalog.min(m.visible_at) FROM durable.messages m
                       WHERE m.namespace = p_namespace AND m.stream = s.s AND m.kind <> 'timer'
                         AND m.name = ANY (p_names)) AS task_next,
-                     (SELECT min(m.visible_at) FROM durable.messages m
+                     (SELECT pg_catalog.min(m.visible_at) FROM durable.messages m
                       WHERE m.namespace = p_namespace AND m.stream = s.s AND m.kind = 'timer') AS timer_next
               FROM pg_catalog.unnest(p_streams) AS s(s)) n
         WHERE n.task_next IS NOT NULL OR n.timer_next IS NOT NULL;
     END IF;
     -- The next fire time of a schedule of these streams (schedules.sql): least() skips a NULL.
-    v_next := least(v_next, (SELECT min(s.next_fire_at) FROM durable.schedules s
+    v_next := least(v_next, (SELECT pg_catalog.min(s.next_fire_at) FROM durable.schedules s
                              WHERE s.namespace = p_namespace AND s.task_queue = ANY (p_streams) AND NOT s.paused));
     IF v_next IS NULL THEN
         RETURN NULL;
@@ -1037,7 +1039,7 @@ BEGIN
             RETURN NULL;
         END IF;
         -- At the limit: the max_running-th lease from the end of the line ends first.
-        SELECT min(x.visible_at) INTO v_lease_end
+        SELECT pg_catalog.min(x.visible_at) INTO v_lease_end
         FROM (SELECT m.visible_at FROM durable.messages m
               WHERE m.namespace = p_namespace AND m.stream = p_stream AND m.lease_token IS NOT NULL
                 AND m.visible_at > p_now
@@ -1256,9 +1258,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     -- The delay before attempt p_attempt + 1: min(initial * coef^(n-1), max).
     -- The exponent stops where coef^k passes e^690 (~1e300, far beyond any
     -- maximum): a late attempt gets the maximum instead of a float overflow.
-    SELECT make_interval(secs => least(
-        p.initial * power(p.coef, CASE WHEN p.coef > 0 AND p.coef <> 1
-                                       THEN least(p.k, floor(690 / abs(ln(p.coef)))) ELSE p.k END),
+    SELECT pg_catalog.make_interval(secs => least(
+        p.initial * pg_catalog.power(p.coef, CASE WHEN p.coef > 0 AND p.coef <> 1
+                                       THEN least(p.k, pg_catalog.floor(690 / pg_catalog.abs(pg_catalog.ln(p.coef)))) ELSE p.k END),
         p.maximum))
     FROM (SELECT coalesce((p_policy->>'initial_interval')::float8, 1.0) AS initial,
                  coalesce((p_policy->>'backoff_coefficient')::float8, 2.0) AS coef,
@@ -1275,8 +1277,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT NOT coalesce((p_error->>'non_retryable')::boolean, false)
        AND NOT EXISTS (
             SELECT 1
-            FROM jsonb_array_elements_text(coalesce(p_error->'types', '[]'::jsonb)) t(name)
-            JOIN jsonb_array_elements_text(coalesce(p_policy->'non_retryable_errors', '[]'::jsonb)) n(name)
+            FROM pg_catalog.jsonb_array_elements_text(coalesce(p_error->'types', '[]'::jsonb)) t(name)
+            JOIN pg_catalog.jsonb_array_elements_text(coalesce(p_policy->'non_retryable_errors', '[]'::jsonb)) n(name)
               ON n.name = t.name)
        AND p_attempt < coalesce((p_policy->>'maximum_attempts')::integer, 5)
 $$;
@@ -1371,7 +1373,7 @@ BEGIN
     PERFORM durable._check_payload(p_data);
     IF p_ttl IS NULL OR p_ttl <= interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid signal expiry %s: give a positive interval', p_ttl);
+            MESSAGE = pg_catalog.format('invalid signal expiry %s: give a positive interval', p_ttl);
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._check_signal(text, text, interval) IS
@@ -1397,7 +1399,7 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
                                  headers, created_at, expires_at)
     SELECT p_namespace, p_signal_id, p_data,
            CASE WHEN p_front
-                THEN (SELECT least(coalesce(min(x.position), 0), 0) - 1 FROM durable.signals x
+                THEN (SELECT least(coalesce(pg_catalog.min(x.position), 0), 0) - 1 FROM durable.signals x
                       WHERE x.namespace = p_namespace AND x.signal_id = p_signal_id)
                 ELSE 0 END,
            p_allowed_queues, p_target_workflow_id, p_headers, t.now, t.now + p_ttl
@@ -1437,7 +1439,7 @@ BEGIN
             PERFORM durable._lock_signal(p_namespace, p_signal_id);
             v_wait := durable._oldest_wait(p_namespace, p_signal_id, p_allowed_queues);
             IF v_wait.id IS NOT NULL AND NOT EXISTS (
-                    SELECT 1 FROM unnest(v_locked) l
+                    SELECT 1 FROM pg_catalog.unnest(v_locked) l
                     WHERE l.workflow_id = v_wait.workflow_id AND l.run_id = v_wait.run_id) THEN
                 RAISE EXCEPTION USING ERRCODE = 'PDR01';
             END IF;
@@ -1545,7 +1547,7 @@ BEGIN
         RETURN false;  -- the signal won the race
     END IF;
     RETURN durable._deliver(p_namespace, p_workflow_id, p_run_id, 'signal_timed_out', p_seq,
-                            jsonb_build_object('signal_id', p_signal_id));
+                            pg_catalog.jsonb_build_object('signal_id', p_signal_id));
 END $$;
 COMMENT ON FUNCTION durable._condition_timeout(text, text, text, integer, integer) IS
     'Internal: resolves a waiting condition as timed out, unless a signal already took it.';
@@ -1568,7 +1570,7 @@ BEGIN
     RETURNING * INTO v_wait;
     IF FOUND THEN
         PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_timed_out', p_seq,
-                                 jsonb_build_object('signal_id', v_wait.signal_id, 'abandoned', true));
+                                 pg_catalog.jsonb_build_object('signal_id', v_wait.signal_id, 'abandoned', true));
         RETURN;
     END IF;
     SELECT h.data INTO v_received FROM durable.history h
@@ -1581,7 +1583,7 @@ BEGIN
         PERFORM durable._send_signal(p_wf.namespace, v_received->>'signal_id', v_received->>'data',
             interval '7 days', true,
             CASE WHEN v_received ? 'allowed_queues'
-                 THEN ARRAY(SELECT jsonb_array_elements_text(v_received->'allowed_queues')) END,
+                 THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_received->'allowed_queues')) END,
             v_received->'headers');
     END IF;
 END $$;
@@ -1597,11 +1599,11 @@ CREATE FUNCTION durable._received(p_signal_id text, p_data text, p_allowed_queue
                                   p_headers jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('signal_id', p_signal_id, 'data', p_data, 'delivery', p_delivery)
+    SELECT pg_catalog.jsonb_build_object('signal_id', p_signal_id, 'data', p_data, 'delivery', p_delivery)
            || CASE WHEN p_allowed_queues IS NULL THEN '{}'::jsonb
-                   ELSE jsonb_build_object('allowed_queues', to_jsonb(p_allowed_queues)) END
+                   ELSE pg_catalog.jsonb_build_object('allowed_queues', pg_catalog.to_jsonb(p_allowed_queues)) END
            || CASE WHEN p_headers IS NULL OR p_headers = 'null'::jsonb THEN '{}'::jsonb
-                   ELSE jsonb_build_object('headers', p_headers) END
+                   ELSE pg_catalog.jsonb_build_object('headers', p_headers) END
 $$;
 COMMENT ON FUNCTION durable._received(text, text, text[], text, jsonb) IS
     'Internal: a signal_received event''s data (signal id, data, delivery: mailbox or workflow, the '
@@ -1642,7 +1644,7 @@ BEGIN
                        WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
                          AND w.status = 'running') THEN
             RAISE EXCEPTION USING ERRCODE = 'PD003',
-                MESSAGE = format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
+                MESSAGE = pg_catalog.format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
                                  'was not sent', p_workflow_id, p_namespace, p_signal_id);
         END IF;
     END LOOP;
@@ -1694,7 +1696,7 @@ BEGIN
     RETURNING last_event_id INTO v_event_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('workflow %L run %s not found in namespace %L', p_workflow_id, p_run_id, p_namespace);
+            MESSAGE = pg_catalog.format('workflow %L run %s not found in namespace %L', p_workflow_id, p_run_id, p_namespace);
     END IF;
     INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, data, created_at)
     VALUES (p_namespace, p_workflow_id, p_run_id, v_event_id, p_event_type, p_seq, p_inbound,
@@ -1802,10 +1804,10 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM durable._append_event(p_namespace, p_workflow_id, p_run_id, 'workflow_started', NULL, true,
-        jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
+        pg_catalog.jsonb_build_object('workflow_name', p_workflow_name, 'task_queue', p_task_queue,
                            'attempt', p_attempt, 'parent_workflow_id', p_parent_workflow_id)
         -- Trace context (W3C traceparent, ...): only a traced start has it.
-        || CASE WHEN p_headers IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('headers', p_headers) END);
+        || CASE WHEN p_headers IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('headers', p_headers) END);
     PERFORM durable._ensure_workflow_task(p_namespace, p_workflow_id, p_run_id, p_task_queue,
                                           p_workflow_name, p_delay, p_priority => coalesce(p_priority, 0::smallint));
     RETURN true;
@@ -1845,7 +1847,7 @@ BEGIN
     PERFORM durable._check_payload(p_args);
     IF p_id_reuse IS NULL OR p_id_reuse NOT IN ('reject', 'return_existing') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
+            MESSAGE = pg_catalog.format('unknown id_reuse %L: use ''reject'' or ''return_existing''', p_id_reuse);
     END IF;
     IF p_priority IS NULL OR p_priority NOT BETWEEN -32768 AND 32767 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
@@ -1889,7 +1891,7 @@ BEGIN
         IF FOUND AND p_parent_workflow_id IS NOT NULL
            AND (v_latest.workflow_name <> p_workflow_name OR v_latest.task_queue <> p_task_queue) THEN
             RAISE EXCEPTION USING ERRCODE = 'PD002',
-                MESSAGE = format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
+                MESSAGE = pg_catalog.format('workflow id %L belongs to workflow %L on task queue %L: a child workflow %L on '
                                  'task queue %L cannot take it over; pick another id', p_workflow_id,
                                  v_latest.workflow_name, v_latest.task_queue, p_workflow_name, p_task_queue);
         END IF;
@@ -1899,7 +1901,7 @@ BEGIN
         END IF;
         IF FOUND AND v_latest.status = 'running' THEN
             RAISE EXCEPTION USING ERRCODE = 'PD002',
-                MESSAGE = format('workflow id %L is already running in namespace %L (run %s); '
+                MESSAGE = pg_catalog.format('workflow id %L is already running in namespace %L (run %s); '
                                  'wait for it, pick another id, or start with id_reuse="return_existing"',
                                  p_workflow_id, p_namespace, v_latest.run_id);
         END IF;
@@ -1993,50 +1995,50 @@ DECLARE
     v_state text;
     v_message text;
 BEGIN
-    IF p_starts IS NULL OR jsonb_typeof(p_starts) <> 'array' THEN
+    IF p_starts IS NULL OR pg_catalog.jsonb_typeof(p_starts) <> 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'p_starts must be a JSON array of starts ({workflow_id, workflow_name, task_queue, args, ...})';
     END IF;
-    IF jsonb_array_length(p_starts) > 1000 THEN
+    IF pg_catalog.jsonb_array_length(p_starts) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('a batch of %s starts is over the limit of 1000: split it into batches of at most 1000',
-                             jsonb_array_length(p_starts));
+            MESSAGE = pg_catalog.format('a batch of %s starts is over the limit of 1000: split it into batches of at most 1000',
+                             pg_catalog.jsonb_array_length(p_starts));
     END IF;
-    v_partitioned := EXISTS (SELECT 1 FROM jsonb_array_elements(p_starts) e
-                             WHERE jsonb_typeof(e.value) = 'object' AND jsonb_typeof(e.value->'partition_key') = 'string');
+    v_partitioned := EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_starts) e
+                             WHERE pg_catalog.jsonb_typeof(e.value) = 'object' AND pg_catalog.jsonb_typeof(e.value->'partition_key') = 'string');
     FOR v_item IN SELECT e.value AS start, e.ord::integer AS ord
-                  FROM jsonb_array_elements(p_starts) WITH ORDINALITY e(value, ord)
-                  ORDER BY (CASE WHEN jsonb_typeof(e.value) = 'object' AND NOT v_partitioned
+                  FROM pg_catalog.jsonb_array_elements(p_starts) WITH ORDINALITY e(value, ord)
+                  ORDER BY (CASE WHEN pg_catalog.jsonb_typeof(e.value) = 'object' AND NOT v_partitioned
                                  THEN e.value->>'workflow_id' END) COLLATE "C",
                            e.ord LOOP
         BEGIN
-            IF jsonb_typeof(v_item.start) IS DISTINCT FROM 'object' THEN
+            IF pg_catalog.jsonb_typeof(v_item.start) IS DISTINCT FROM 'object' THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('start %s is not a JSON object: give {workflow_id, workflow_name, task_queue, '
+                    MESSAGE = pg_catalog.format('start %s is not a JSON object: give {workflow_id, workflow_name, task_queue, '
                                      'args}', v_item.ord);
             END IF;
-            IF jsonb_typeof(v_item.start->'args') NOT IN ('string', 'null') THEN
+            IF pg_catalog.jsonb_typeof(v_item.start->'args') NOT IN ('string', 'null') THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('the args of start %s must be the JSON payload as a string, not a JSON %s',
-                                     v_item.ord, jsonb_typeof(v_item.start->'args'));
+                    MESSAGE = pg_catalog.format('the args of start %s must be the JSON payload as a string, not a JSON %s',
+                                     v_item.ord, pg_catalog.jsonb_typeof(v_item.start->'args'));
             END IF;
-            IF jsonb_typeof(v_item.start->'retry') NOT IN ('object', 'null') THEN
+            IF pg_catalog.jsonb_typeof(v_item.start->'retry') NOT IN ('object', 'null') THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('the retry of start %s must be a JSON object or null, not a JSON %s',
-                                     v_item.ord, jsonb_typeof(v_item.start->'retry'));
+                    MESSAGE = pg_catalog.format('the retry of start %s must be a JSON object or null, not a JSON %s',
+                                     v_item.ord, pg_catalog.jsonb_typeof(v_item.start->'retry'));
             END IF;
-            IF jsonb_typeof(v_item.start->'priority') NOT IN ('number', 'null')
-               OR jsonb_typeof(v_item.start->'start_delay_seconds') NOT IN ('number', 'null')
-               OR jsonb_typeof(v_item.start->'partition_key') NOT IN ('string', 'null')
-               OR jsonb_typeof(v_item.start->'dedup_id') NOT IN ('string', 'null') THEN
+            IF pg_catalog.jsonb_typeof(v_item.start->'priority') NOT IN ('number', 'null')
+               OR pg_catalog.jsonb_typeof(v_item.start->'start_delay_seconds') NOT IN ('number', 'null')
+               OR pg_catalog.jsonb_typeof(v_item.start->'partition_key') NOT IN ('string', 'null')
+               OR pg_catalog.jsonb_typeof(v_item.start->'dedup_id') NOT IN ('string', 'null') THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('start %s: priority and start_delay_seconds must be JSON numbers, '
+                    MESSAGE = pg_catalog.format('start %s: priority and start_delay_seconds must be JSON numbers, '
                                      'partition_key and dedup_id JSON strings (or null)', v_item.ord);
             END IF;
             IF (v_item.start->>'priority')::numeric NOT BETWEEN -32768 AND 32767
-               OR (v_item.start->>'priority')::numeric <> trunc((v_item.start->>'priority')::numeric) THEN
+               OR (v_item.start->>'priority')::numeric <> pg_catalog.trunc((v_item.start->>'priority')::numeric) THEN
                 RAISE EXCEPTION USING ERRCODE = 'PD004',
-                    MESSAGE = format('priority %s is out of range: give an integer from -32768 to 32767 '
+                    MESSAGE = pg_catalog.format('priority %s is out of range: give an integer from -32768 to 32767 '
                                      '(higher runs first; 0 is the default)', v_item.start->>'priority');
             END IF;
             SELECT s.run_workflow_id, s.run_id, s.started INTO v_workflow_id, v_run_id, v_started
@@ -2047,7 +2049,7 @@ BEGIN
                                     nullif(v_item.start->'headers', 'null'::jsonb),
                                     coalesce((v_item.start->>'priority')::integer, 0),
                                     v_item.start->>'partition_key', v_item.start->>'dedup_id',
-                                    make_interval(secs => (v_item.start->>'start_delay_seconds')::float8)) s;
+                                    pg_catalog.make_interval(secs => (v_item.start->>'start_delay_seconds')::float8)) s;
             ordinality := v_item.ord;
             workflow_id := v_workflow_id;
             run_id := v_run_id;
@@ -2112,7 +2114,7 @@ BEGIN
                       WHEN 'cancelled' THEN 'workflow_cancelled' WHEN 'interrupted' THEN 'workflow_interrupted'
                       ELSE 'workflow_continued_as_new' END,
         NULL, false,
-        jsonb_strip_nulls(jsonb_build_object('result', p_command->'result', 'error', p_command->'error',
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('result', p_command->'result', 'error', p_command->'error',
                                              'reason', p_command->'reason', 'will_retry', v_retrying)));
     UPDATE durable.workflows
     SET status = v_status, result = p_command->>'result', error = p_command->'error',
@@ -2162,7 +2164,7 @@ BEGIN
         PERFORM durable._deliver(p_wf.namespace, p_wf.parent_workflow_id, p_wf.parent_run_id,
             CASE v_status WHEN 'completed' THEN 'child_completed' ELSE 'child_failed' END,
             p_wf.parent_seq,
-            jsonb_strip_nulls(jsonb_build_object('workflow_id', p_wf.workflow_id, 'status', v_status,
+            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('workflow_id', p_wf.workflow_id, 'status', v_status,
                                                  'result', p_command->'result',
                                                  'error', p_command->'error')));
     END IF;
@@ -2174,7 +2176,7 @@ COMMENT ON FUNCTION durable._close_run(durable.workflows, jsonb) IS
 CREATE FUNCTION durable._inbound_events(p_namespace text, p_workflow_id text, p_run_id integer,
                                         p_after integer) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('event_id', h.event_id, 'event_type', h.event_type,
                                                  'seq', h.seq, 'data', h.data, 'at', h.created_at)
                               ORDER BY h.event_id), '[]'::jsonb)
     FROM durable.history h
@@ -2186,7 +2188,7 @@ COMMENT ON FUNCTION durable._inbound_events(text, text, integer, integer) IS
 
 CREATE FUNCTION durable._workflow_task_json(p_msg durable.messages, p_wf durable.workflows) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object(
+    SELECT pg_catalog.jsonb_build_object(
         'message_id', p_msg.id, 'lease_token', p_msg.lease_token, 'task_attempt', p_msg.attempt,
         'workflow_id', p_wf.workflow_id, 'run_id', p_wf.run_id, 'workflow_name', p_wf.workflow_name,
         'task_queue', p_wf.task_queue, 'attempt', p_wf.attempt, 'args', p_wf.args,
@@ -2245,8 +2247,8 @@ BEGIN
         v_now := v_admit.at;
     END IF;
     UPDATE durable.messages m
-    SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = gen_random_uuid(),
-        visible_at = v_now + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+    SET attempt = m.attempt + 1, lease_owner = p_eager->>'owner', lease_token = pg_catalog.gen_random_uuid(),
+        visible_at = v_now + pg_catalog.make_interval(secs => (p_eager->>'lease_seconds')::float8)
     WHERE m.id = (SELECT x.id FROM durable.messages x
                   WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id AND x.kind = 'workflow'
                     AND x.run_id = p_run_id AND x.visible_at <= v_now
@@ -2284,7 +2286,7 @@ BEGIN
     PERFORM durable._relaxed_commit();
     -- Due timers become inbound events first, so their runs are claimable now.
     PERFORM durable.fire_timers_v1(p_namespace, p_task_queues);
-    SELECT array_agg(c.message) INTO v_claimed
+    SELECT pg_catalog.array_agg(c.message) INTO v_claimed
     FROM durable._claim(p_namespace, p_task_queues, p_workflow_names, 'workflow', p_batch, p_lease, p_owner) c;
     -- A second statement, so its snapshot sees every run the claim may have
     -- leased (a run started after this function's first snapshot included).
@@ -2293,7 +2295,7 @@ BEGIN
            w.workflow_name, w.task_queue, w.attempt, w.args, w.parent_workflow_id, w.created_at,
            w.processed_event_id, w.cancel_requested,
            durable._inbound_events(w.namespace, w.workflow_id, w.run_id, w.processed_event_id)
-    FROM unnest(v_claimed) c
+    FROM pg_catalog.unnest(v_claimed) c
     -- One primary-key lookup per claimed task, whatever the statistics say: a join the planner
     -- may hash would read every run of the namespace on each claim (stale statistics of a
     -- young, fast-growing table made it do so).
@@ -2342,7 +2344,7 @@ BEGIN
     -- A worker arms its own timer a little early (its clock reads the engine's through a round
     -- trip): it may ask to wait here, before any lock, for the run's first timer (50 ms at most).
     IF p_wait > interval '0' THEN
-        SELECT min(t.visible_at) INTO v_due FROM durable.messages t
+        SELECT pg_catalog.min(t.visible_at) INTO v_due FROM durable.messages t
         WHERE t.namespace = p_namespace AND t.workflow_id = p_workflow_id AND t.stream = p_task_queue
           AND t.kind = 'timer';
         IF v_due > v_now AND v_due <= v_now + least(p_wait, interval '50 milliseconds') THEN
@@ -2373,7 +2375,7 @@ BEGIN
         v_now := v_admit.at;
     END IF;
     UPDATE durable.messages m
-    SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = gen_random_uuid(),
+    SET attempt = m.attempt + 1, lease_owner = p_owner, lease_token = pg_catalog.gen_random_uuid(),
         visible_at = v_now + p_lease
     WHERE m.id = (SELECT x.id FROM durable.messages x
                   WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id AND x.kind = 'workflow'
@@ -2427,7 +2429,7 @@ BEGIN
         PERFORM durable._check_signal(p_cmd->>'signal_id', p_cmd->>'data', interval '7 days');
     ELSIF v_target = p_wf.workflow_id THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('workflow %L cannot %s itself through an external handle: raise or return instead',
+            MESSAGE = pg_catalog.format('workflow %L cannot %s itself through an external handle: raise or return instead',
                              v_target, CASE v_type WHEN 'cancel_external' THEN 'cancel' ELSE 'interrupt' END);
     END IF;
     -- Lock first, then check: the target's running run is locked before its task queue is read, so
@@ -2443,16 +2445,16 @@ BEGIN
     END IF;
     IF v_produce IS NOT NULL AND (v_queue IS NULL OR NOT (v_queue = ANY (v_produce))) THEN
         v_outcome := 'refused';
-        v_message := format('worker role %s may not steer workflow %L: it is not a workflow on a task queue the '
+        v_message := pg_catalog.format('worker role %s may not steer workflow %L: it is not a workflow on a task queue the '
                             'role may produce to (%s); the DBA widens that with provision_worker_role(..., '
-                            'p_produce => ...)', session_user, v_target, array_to_string(v_produce, ', '));
+                            'p_produce => ...)', session_user, v_target, pg_catalog.array_to_string(v_produce, ', '));
     ELSIF NOT coalesce(v_running, false) AND v_type = 'signal_external' THEN
         v_outcome := 'not_found';
-        v_message := format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
+        v_message := pg_catalog.format('workflow %L is not running in namespace %L (unknown or closed): signal %L '
                             'was not sent', v_target, p_wf.namespace, p_cmd->>'signal_id');
     ELSIF v_queue IS NULL THEN
         v_outcome := 'not_found';
-        v_message := format('workflow %L not found in namespace %L', v_target, p_wf.namespace);
+        v_message := pg_catalog.format('workflow %L not found in namespace %L', v_target, p_wf.namespace);
     ELSIF NOT v_running THEN
         v_outcome := 'not_running';  -- nothing steered: a run started since may be on another task queue
     ELSE
@@ -2475,7 +2477,7 @@ BEGIN
         END;
     END IF;
     PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, v_event, (p_cmd->>'seq')::integer,
-        jsonb_strip_nulls(jsonb_build_object(
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
             'workflow_id', v_target, 'outcome', v_outcome, 'message', v_message,
             'signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data', 'reason', p_cmd->'reason')));
 END $$;
@@ -2498,22 +2500,22 @@ BEGIN
     CASE p_cmd->>'type'
     WHEN 'timer' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_started', v_seq,
-                                      false, jsonb_build_object('seconds', p_cmd->'seconds'));
+                                      false, pg_catalog.jsonb_build_object('seconds', p_cmd->'seconds'));
         PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'seconds')::float8, '{"timer": "sleep"}'::jsonb);
     WHEN 'condition' THEN
         PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_wait_started',
                                       v_seq, false,
-                                      jsonb_build_object('signal_id', p_cmd->>'signal_id', 'timeout', p_cmd->'timeout'));
+                                      pg_catalog.jsonb_build_object('signal_id', p_cmd->>'signal_id', 'timeout', p_cmd->'timeout'));
         IF NOT durable._wait_signal(p_wf, v_seq, p_cmd->>'signal_id')
-           AND jsonb_typeof(p_cmd->'timeout') = 'number' THEN
+           AND pg_catalog.jsonb_typeof(p_cmd->'timeout') = 'number' THEN
             PERFORM durable._start_timer(p_wf, v_seq, (p_cmd->>'timeout')::float8,
-                jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
+                pg_catalog.jsonb_build_object('timer', 'condition_timeout', 'signal_id', p_cmd->>'signal_id'));
         END IF;
     WHEN 'signal' THEN
         PERFORM durable._check_signal_scope(p_cmd->>'signal_id');
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'signal_sent', v_seq, false,
-                                      jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
+                                      pg_catalog.jsonb_build_object('signal_id', p_cmd->>'signal_id', 'data', p_cmd->'data'));
         -- A worker role's signal reaches only runs on the task queues it may produce to.
         -- Its headers (the sending task's trace context) travel with it, when traced.
         PERFORM durable._send_signal(p_wf.namespace, p_cmd->>'signal_id', p_cmd->>'data', interval '7 days',
@@ -2536,14 +2538,14 @@ BEGIN
             v_refusal := SQLERRM;
         END;
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_started', v_seq, false,
-            jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
+            pg_catalog.jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'workflow_name', p_cmd->>'workflow_name',
                                'task_queue', coalesce(p_cmd->>'task_queue', p_wf.task_queue),
                                'run_id', v_child_run, 'awaited', (p_cmd->>'awaited')::boolean,
                                'already_running', v_child_run IS NULL));
         IF v_child_run IS NULL AND (p_cmd->>'awaited')::boolean THEN
             PERFORM durable._deliver(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'child_failed', v_seq,
-                jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'status', 'failed',
-                                   'error', jsonb_build_object('type', 'DuplicateWorkflowError',
+                pg_catalog.jsonb_build_object('workflow_id', p_cmd->>'workflow_id', 'status', 'failed',
+                                   'error', pg_catalog.jsonb_build_object('type', 'DuplicateWorkflowError',
                                                                'detail', v_refusal)));
         END IF;
     WHEN 'cancel_activity' THEN
@@ -2556,14 +2558,14 @@ BEGIN
         PERFORM durable._cancel_timer(p_wf, v_seq);
     WHEN 'patch' THEN
         PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'patch_marker', NULL, false,
-                                      jsonb_build_object('patch_id', p_cmd->>'patch_id',
+                                      pg_catalog.jsonb_build_object('patch_id', p_cmd->>'patch_id',
                                                          'deprecated', coalesce(p_cmd->'deprecated', 'false')));
     WHEN 'complete', 'fail', 'cancelled', 'continue_as_new' THEN
         PERFORM durable._close_run(p_wf, p_cmd);
         RETURN true;
     ELSE
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('unknown workflow command type %L', p_cmd->>'type');
+            MESSAGE = pg_catalog.format('unknown workflow command type %L', p_cmd->>'type');
     END CASE;
     RETURN false;
 END $$;
@@ -2603,26 +2605,26 @@ BEGIN
         RETURN QUERY SELECT 'discarded'::text, '[]'::jsonb, NULL::jsonb, NULL::float8;
         RETURN;
     END IF;
-    IF jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
+    IF pg_catalog.jsonb_typeof(p_commands) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004', MESSAGE = 'p_commands must be a JSON array of commands';
     END IF;
-    IF jsonb_array_length(p_commands) > 2000 THEN
+    IF pg_catalog.jsonb_array_length(p_commands) > 2000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('a workflow task may complete with at most 2000 commands (got %s): start fewer '
-                             'activities, timers or children per step', jsonb_array_length(p_commands));
+            MESSAGE = pg_catalog.format('a workflow task may complete with at most 2000 commands (got %s): start fewer '
+                             'activities, timers or children per step', pg_catalog.jsonb_array_length(p_commands));
     END IF;
-    FOR v_cmd IN SELECT value FROM jsonb_array_elements(p_commands) LOOP
-        PERFORM durable._check_payload(v_cmd->>k) FROM unnest(ARRAY['args', 'result', 'data']) k
-        WHERE jsonb_typeof(v_cmd->k) = 'string';
+    FOR v_cmd IN SELECT value FROM pg_catalog.jsonb_array_elements(p_commands) LOOP
+        PERFORM durable._check_payload(v_cmd->>k) FROM pg_catalog.unnest(ARRAY['args', 'result', 'data']) k
+        WHERE pg_catalog.jsonb_typeof(v_cmd->k) = 'string';
         PERFORM durable._check_payload((v_cmd->'error')::text);
         IF v_closed THEN
             RAISE EXCEPTION USING ERRCODE = 'PD004',
-                MESSAGE = format('command %s follows the command that closed the run', v_cmd->>'type');
+                MESSAGE = pg_catalog.format('command %s follows the command that closed the run', v_cmd->>'type');
         END IF;
         IF v_cmd->>'type' = 'activity' THEN
             -- Eager dispatch stops at the caller's free capacity: the rest is queued (and NOTIFYed).
             v_id := durable._schedule_activity(v_wf, v_cmd,
-                CASE WHEN cardinality(v_leased) < coalesce((p_eager->>'capacity')::integer, 2147483647)
+                CASE WHEN pg_catalog.cardinality(v_leased) < coalesce((p_eager->>'capacity')::integer, 2147483647)
                      THEN p_eager END);
             IF v_id IS NOT NULL THEN
                 v_leased := v_leased || v_id;
@@ -2648,7 +2650,7 @@ BEGIN
             -- Events arrived while the task ran: this worker keeps the task and
             -- gets them now.
             UPDATE durable.messages m
-            SET visible_at = durable.now() + make_interval(secs => (p_eager->>'lease_seconds')::float8)
+            SET visible_at = durable.now() + pg_catalog.make_interval(secs => (p_eager->>'lease_seconds')::float8)
             WHERE m.id = p_message_id;
             RETURN QUERY SELECT 'continue'::text, durable._activity_tasks(v_leased),
                 durable._inbound_events(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, p_processed_event_id),
@@ -2703,12 +2705,12 @@ BEGIN
     v_delay := durable.task_retry_delay_v1(v_wf.task_failures + 1);
     PERFORM durable._append_event(v_wf.namespace, v_wf.workflow_id, v_wf.run_id, 'workflow_task_failed',
                                   NULL, false, coalesce(p_error, '{}'::jsonb)
-                                  || jsonb_build_object('failures', v_wf.task_failures + 1,
+                                  || pg_catalog.jsonb_build_object('failures', v_wf.task_failures + 1,
                                                         'retry_in_seconds', extract(epoch FROM v_delay)));
     UPDATE durable.workflows
     SET task_failures = task_failures + 1,
         last_task_failure = coalesce(p_error, '{}'::jsonb)
-            || jsonb_build_object('failures', task_failures + 1, 'at', durable.now())
+            || pg_catalog.jsonb_build_object('failures', task_failures + 1, 'at', durable.now())
     WHERE namespace = v_wf.namespace AND workflow_id = v_wf.workflow_id AND run_id = v_wf.run_id;
     UPDATE durable.messages
     SET lease_token = NULL, lease_owner = NULL, visible_at = durable.now() + v_delay
@@ -2742,12 +2744,12 @@ DECLARE
 BEGIN
     IF p_seconds IS NULL OR p_seconds < 0 OR p_seconds > 100 * 365 * 86400.0 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
+            MESSAGE = pg_catalog.format('invalid timer duration %s s: give 0 to 100 years', p_seconds);
     END IF;
-    v_due := v_now + make_interval(secs => p_seconds);
+    v_due := v_now + pg_catalog.make_interval(secs => p_seconds);
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at, created_at)
     VALUES (p_wf.namespace, p_wf.task_queue, 'timer', p_wf.workflow_name, p_wf.workflow_id, p_wf.run_id,
-            p_payload || jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
+            p_payload || pg_catalog.jsonb_build_object('seq', p_seq, 'due_at', v_due), v_due, v_now);
     PERFORM durable._notify_stream(p_wf.namespace, p_wf.task_queue);
 END $$;
 COMMENT ON FUNCTION durable._start_timer(durable.workflows, integer, double precision, jsonb) IS
@@ -2767,7 +2769,7 @@ BEGIN
         WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
           AND h.seq = p_seq AND h.event_type = 'timer_started') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
+            MESSAGE = pg_catalog.format('cancel_timer names durable call #%s, which is no timer of workflow %L run %s',
                              p_seq, p_wf.workflow_id, p_wf.run_id);
     END IF;
     DELETE FROM durable.messages m
@@ -2777,7 +2779,7 @@ BEGIN
                    FOR UPDATE SKIP LOCKED);
     v_withdrawn := FOUND;
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'timer_cancelled', p_seq,
-                                  false, jsonb_build_object('withdrawn', v_withdrawn));
+                                  false, pg_catalog.jsonb_build_object('withdrawn', v_withdrawn));
 END $$;
 COMMENT ON FUNCTION durable._cancel_timer(durable.workflows, integer) IS
     'Internal: deletes the timer of durable call p_seq (one the workflow code abandoned) and records '
@@ -2792,7 +2794,7 @@ BEGIN
     ELSE
         PERFORM durable._deliver(p_timer.namespace, p_timer.workflow_id, p_timer.run_id, 'timer_fired',
                                  (p_timer.payload->>'seq')::integer,
-                                 jsonb_build_object('due_at', p_timer.payload->'due_at'));
+                                 pg_catalog.jsonb_build_object('due_at', p_timer.payload->'due_at'));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._fire_timer(durable.messages) IS
@@ -2809,7 +2811,7 @@ BEGIN
     PERFORM durable._authorize(p_namespace, p_task_queues);
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
+            MESSAGE = pg_catalog.format('fire_timers_v1 limit %s is out of range: give 1 to 1000', p_limit);
     END IF;
     FOR v_timer IN
         DELETE FROM durable.messages d
@@ -2836,8 +2838,8 @@ CREATE FUNCTION durable._next_timer_in(p_namespace text, p_workflow_id text, p_r
 RETURNS double precision
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     -- greatest() skips a NULL: no timer must stay NULL, not become 0.
-    SELECT CASE WHEN min(m.visible_at) IS NOT NULL
-                THEN greatest(extract(epoch FROM min(m.visible_at) - durable.now()), 0)::double precision END
+    SELECT CASE WHEN pg_catalog.min(m.visible_at) IS NOT NULL
+                THEN greatest(extract(epoch FROM pg_catalog.min(m.visible_at) - durable.now()), 0)::double precision END
     FROM durable.messages m
     WHERE m.namespace = p_namespace AND m.workflow_id = p_workflow_id AND m.run_id = p_run_id
       AND m.kind = 'timer'
@@ -2908,7 +2910,7 @@ DECLARE
 BEGIN
     IF p_by < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('advance_clock_when_idle_v1 by %s: the engine clock only moves forward', p_by);
+            MESSAGE = pg_catalog.format('advance_clock_when_idle_v1 by %s: the engine clock only moves forward', p_by);
     END IF;
     LOCK TABLE durable.messages IN SHARE MODE;  -- as skip_to_next_timer_v1: look and leap at once
     PERFORM 1 FROM durable.clock FOR UPDATE;
@@ -3107,7 +3109,7 @@ BEGIN
     v_spec.day_and := pg_catalog.starts_with(v_parts[3], '*') OR pg_catalog.starts_with(v_parts[5], '*');
     v_spec.wall_clock := NOT (pg_catalog.starts_with(v_parts[1], '*') OR pg_catalog.starts_with(v_parts[2], '*'));
     IF v_spec.day_and AND v_spec.days[1] > 29
-       AND v_spec.days[1] > (SELECT max((ARRAY[31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[m])
+       AND v_spec.days[1] > (SELECT pg_catalog.max((ARRAY[31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[m])
                              FROM pg_catalog.unnest(v_spec.months) m) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = pg_catalog.format('invalid cron expression %L: day-of-month %s never occurs in the months '
@@ -3166,7 +3168,7 @@ COMMENT ON FUNCTION durable._cron_minutes_of_day(durable.cron_spec) IS
 -- the first guess give both.
 CREATE FUNCTION durable._cron_instant(p_local timestamp, p_tz text) RETURNS timestamptz
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT min(c.i)
+    SELECT pg_catalog.min(c.i)
     FROM (SELECT p_local AT TIME ZONE p_tz AS guess) g
     CROSS JOIN LATERAL (VALUES (g.guess),
         ((p_local AT TIME ZONE 'UTC')
@@ -3196,7 +3198,7 @@ BEGIN
         v_day := durable._cron_next_day(p_spec, v_from::date);
         v_mod := NULL;
         IF v_day = v_from::date THEN
-            SELECT min(x) INTO v_mod FROM pg_catalog.unnest(v_mods) x
+            SELECT pg_catalog.min(x) INTO v_mod FROM pg_catalog.unnest(v_mods) x
             WHERE v_day + pg_catalog.make_interval(mins => x) >= v_from;
             IF v_mod IS NULL THEN
                 v_day := durable._cron_next_day(p_spec, v_day + 1);
@@ -3217,7 +3219,7 @@ BEGIN
     -- Otherwise: the earliest real instant after p_after whose local time matches.
     v_day := durable._cron_next_day(p_spec, (v_from - interval '3 hours')::date);
     WHILE v_day IS NOT NULL LOOP
-        SELECT min(c.i) INTO v_best
+        SELECT pg_catalog.min(c.i) INTO v_best
         FROM pg_catalog.unnest(v_mods) x
         CROSS JOIN LATERAL (SELECT v_day + pg_catalog.make_interval(mins => x) AS l) w
         CROSS JOIN LATERAL (SELECT w.l AT TIME ZONE p_tz AS guess) g
@@ -3816,14 +3818,14 @@ DECLARE
     v_stream text := coalesce(p_cmd->>'task_queue', p_wf.task_queue) || '-activity';
     v_eager boolean;
     v_id bigint;
-    v_heartbeat jsonb := CASE WHEN jsonb_typeof(p_cmd->'heartbeat_timeout') = 'number'
+    v_heartbeat jsonb := CASE WHEN pg_catalog.jsonb_typeof(p_cmd->'heartbeat_timeout') = 'number'
                               THEN p_cmd->'heartbeat_timeout' END;
     v_lease interval;
 BEGIN
     PERFORM durable._check_name('activity name', p_cmd->>'name');
     IF v_heartbeat IS NOT NULL AND (v_heartbeat::text)::float8 <= 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('heartbeat_timeout of activity %L must be a positive number of seconds, got %s',
+            MESSAGE = pg_catalog.format('heartbeat_timeout of activity %L must be a positive number of seconds, got %s',
                              p_cmd->>'name', v_heartbeat);
     END IF;
     PERFORM durable._check_name('task queue', v_queue);
@@ -3837,31 +3839,31 @@ BEGIN
                AND durable._flow_admit_one(p_wf.namespace, v_stream);
     PERFORM durable._append_event(p_wf.namespace, p_wf.workflow_id, p_wf.run_id, 'activity_scheduled',
         (p_cmd->>'seq')::integer, false,
-        jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
+        pg_catalog.jsonb_build_object('activity_name', p_cmd->>'name', 'task_queue', v_queue, 'args', p_cmd->'args',
                            'retry', p_cmd->'retry', 'start_to_close_timeout', p_cmd->'start_to_close_timeout')
         || CASE WHEN v_heartbeat IS NULL THEN '{}'::jsonb
-                ELSE jsonb_build_object('heartbeat_timeout', v_heartbeat) END);
+                ELSE pg_catalog.jsonb_build_object('heartbeat_timeout', v_heartbeat) END);
     -- An attempt with a heartbeat_timeout holds its lease until its next heartbeat is due at the latest.
     v_lease := CASE WHEN v_eager THEN durable._attempt_lease(
-                   make_interval(secs => (p_eager->>'lease_seconds')::float8), (v_heartbeat::text)::float8) END;
+                   pg_catalog.make_interval(secs => (p_eager->>'lease_seconds')::float8), (v_heartbeat::text)::float8) END;
     INSERT INTO durable.messages (namespace, stream, kind, name, workflow_id, run_id, payload, visible_at,
                                   attempt, max_attempts, lease_owner, lease_token, created_at, priority)
     VALUES (p_wf.namespace, v_stream, 'activity', p_cmd->>'name', p_wf.workflow_id, p_wf.run_id,
-            jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
+            pg_catalog.jsonb_build_object('seq', (p_cmd->>'seq')::integer, 'args', p_cmd->'args', 'retry', p_cmd->'retry',
                                'headers', coalesce(p_cmd->'headers', '{}'::jsonb),
                                'start_to_close_timeout', p_cmd->'start_to_close_timeout',
                                'workflow_name', p_wf.workflow_name, 'task_queue', v_queue,
                                'scheduled_at', v_now)
             || CASE WHEN v_heartbeat IS NULL THEN '{}'::jsonb
-                    ELSE jsonb_build_object('heartbeat_timeout', v_heartbeat)
-                         || CASE WHEN v_eager THEN jsonb_build_object(
-                                'heartbeat_deadline', v_now + make_interval(secs => (v_heartbeat::text)::float8))
+                    ELSE pg_catalog.jsonb_build_object('heartbeat_timeout', v_heartbeat)
+                         || CASE WHEN v_eager THEN pg_catalog.jsonb_build_object(
+                                'heartbeat_deadline', v_now + pg_catalog.make_interval(secs => (v_heartbeat::text)::float8))
                                  ELSE '{}'::jsonb END END,
             CASE WHEN v_eager THEN v_now + v_lease ELSE v_now END,
             CASE WHEN v_eager THEN 1 ELSE 0 END,
             coalesce((p_cmd->'retry'->>'maximum_attempts')::integer, 5),
             CASE WHEN v_eager THEN p_eager->>'owner' END,
-            CASE WHEN v_eager THEN gen_random_uuid() END,
+            CASE WHEN v_eager THEN pg_catalog.gen_random_uuid() END,
             v_now, p_wf.priority)  -- an activity has its run's priority
     RETURNING id INTO v_id;
     IF v_eager THEN
@@ -3882,7 +3884,7 @@ COMMENT ON FUNCTION durable._schedule_activity(durable.workflows, jsonb, jsonb) 
 CREATE FUNCTION durable._attempt_lease(p_lease interval, p_heartbeat_timeout float8) RETURNS interval
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN p_heartbeat_timeout IS NULL THEN p_lease
-                ELSE LEAST(p_lease, make_interval(secs => p_heartbeat_timeout)) END
+                ELSE LEAST(p_lease, pg_catalog.make_interval(secs => p_heartbeat_timeout)) END
 $$;
 COMMENT ON FUNCTION durable._attempt_lease(interval, float8) IS
     'Internal: the lease an activity attempt gets: p_lease, bounded by its heartbeat_timeout (seconds) when '
@@ -3892,10 +3894,10 @@ COMMENT ON FUNCTION durable._attempt_lease(interval, float8) IS
 CREATE FUNCTION durable._heartbeat_timed_out(p_attempt integer, p_max_attempts integer, p_timeout jsonb)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('type', 'DurableTimeoutError',
+    SELECT pg_catalog.jsonb_build_object('type', 'DurableTimeoutError',
                               'types', '["DurableTimeoutError", "ActivityHeartbeatTimeout"]'::jsonb,
                               'message', NULL, 'heartbeat_timeout', true,
-                              'detail', format('attempt %s of %s sent no heartbeat within its heartbeat_timeout '
+                              'detail', pg_catalog.format('attempt %s of %s sent no heartbeat within its heartbeat_timeout '
                                                'of %s s', p_attempt, p_max_attempts, p_timeout))
 $$;
 COMMENT ON FUNCTION durable._heartbeat_timed_out(integer, integer, jsonb) IS
@@ -3917,7 +3919,7 @@ BEGIN
             WHERE w.namespace = p_msg.namespace AND w.workflow_id = p_msg.workflow_id AND w.run_id = p_msg.run_id) THEN
         PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, p_event_type,
             (p_msg.payload->>'seq')::integer, false,
-            p_data || jsonb_build_object('late', true, 'cancelled', true));
+            p_data || pg_catalog.jsonb_build_object('late', true, 'cancelled', true));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._record_late_activity(durable.messages, text, jsonb) IS
@@ -3940,14 +3942,14 @@ BEGIN
     END IF;
     IF v_msg.lease_token IS NULL THEN
         -- Not running (queued, or waiting for a retry): it never runs again.
-        PERFORM durable._record_late_activity(v_msg, 'activity_failed', jsonb_build_object(
+        PERFORM durable._record_late_activity(v_msg, 'activity_failed', pg_catalog.jsonb_build_object(
             'attempt', v_msg.attempt, 'maxed', false,
-            'error', jsonb_build_object('type', 'CancelledFailure', 'types', '["CancelledFailure"]'::jsonb,
+            'error', pg_catalog.jsonb_build_object('type', 'CancelledFailure', 'types', '["CancelledFailure"]'::jsonb,
                                         'message', NULL, 'detail', 'cancelled before it ran again')));
         RETURN;
     END IF;
     -- Running: its heartbeats now say cancelled, and its outcome will be recorded as late.
-    UPDATE durable.messages m SET payload = m.payload || jsonb_build_object('cancelled', true)
+    UPDATE durable.messages m SET payload = m.payload || pg_catalog.jsonb_build_object('cancelled', true)
     WHERE m.id = v_msg.id;
 END $$;
 COMMENT ON FUNCTION durable._cancel_activity(durable.workflows, integer) IS
@@ -3957,7 +3959,7 @@ COMMENT ON FUNCTION durable._cancel_activity(durable.workflows, integer) IS
 
 CREATE FUNCTION durable._activity_tasks(p_ids bigint[]) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'message_id', m.id, 'lease_token', m.lease_token, 'attempt', m.attempt,
                'activity_name', m.name, 'stream', m.stream, 'workflow_id', m.workflow_id,
                'run_id', m.run_id, 'payload', m.payload) ORDER BY m.id), '[]'::jsonb)
@@ -3998,7 +4000,7 @@ BEGIN
     v_peek := durable._held_message(p_message_id, p_lease_token);
     IF (v_peek.payload->>'heartbeat_deadline')::timestamptz <= durable.now() THEN
         RAISE EXCEPTION USING ERRCODE = 'PD001',
-            MESSAGE = format('lease lost on message %s: the attempt sent no heartbeat within its heartbeat_timeout '
+            MESSAGE = pg_catalog.format('lease lost on message %s: the attempt sent no heartbeat within its heartbeat_timeout '
                              '(it is failed as a timeout and retried); this outcome is discarded', p_message_id);
     END IF;
     RETURN v_peek;
@@ -4010,9 +4012,9 @@ COMMENT ON FUNCTION durable._held_activity(bigint, uuid) IS
 -- The error of an attempt lost with its worker (its lease expired unrecorded).
 CREATE FUNCTION durable._lease_expired(p_attempt integer, p_max_attempts integer) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
+    SELECT pg_catalog.jsonb_build_object('type', 'ActivityLeaseExpired', 'types', '["ActivityLeaseExpired"]'::jsonb,
                               'message', NULL, 'lease_lost', true,
-                              'detail', format('attempt %s of %s was lost with its worker (lease expired)',
+                              'detail', pg_catalog.format('attempt %s of %s was lost with its worker (lease expired)',
                                                p_attempt, p_max_attempts))
 $$;
 COMMENT ON FUNCTION durable._lease_expired(integer, integer) IS
@@ -4027,7 +4029,7 @@ BEGIN
     IF p_msg.workflow_id IS NOT NULL THEN
         PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, 'activity_failed',
             (p_msg.payload->>'seq')::integer, false,
-            jsonb_build_object('attempt', p_attempt, 'maxed', false, 'lease_lost', true, 'retry_in_seconds', 0,
+            pg_catalog.jsonb_build_object('attempt', p_attempt, 'maxed', false, 'lease_lost', true, 'retry_in_seconds', 0,
                                'error', durable._lease_expired(p_attempt, p_msg.max_attempts)));
     END IF;
 END $$;
@@ -4043,11 +4045,11 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_error jsonb := durable._heartbeat_timed_out(p_msg.attempt, p_msg.max_attempts, p_msg.payload->'heartbeat_timeout');
     v_policy jsonb := coalesce(p_msg.payload->'retry', '{}'::jsonb)
-                      || jsonb_build_object('maximum_attempts', coalesce(p_msg.max_attempts, 2147483647));
+                      || pg_catalog.jsonb_build_object('maximum_attempts', coalesce(p_msg.max_attempts, 2147483647));
     v_delay interval;
 BEGIN
     IF NOT durable.should_retry_v1(v_policy, p_msg.attempt, v_error) THEN
-        PERFORM durable._finish_activity(p_msg, 'activity_failed', jsonb_build_object(
+        PERFORM durable._finish_activity(p_msg, 'activity_failed', pg_catalog.jsonb_build_object(
             'attempt', p_msg.attempt, 'maxed', true, 'error', v_error));
         RETURN;
     END IF;
@@ -4055,7 +4057,7 @@ BEGIN
     IF p_msg.workflow_id IS NOT NULL THEN
         PERFORM durable._append_event(p_msg.namespace, p_msg.workflow_id, p_msg.run_id, 'activity_failed',
             (p_msg.payload->>'seq')::integer, false,
-            jsonb_build_object('attempt', p_msg.attempt, 'maxed', false, 'error', v_error,
+            pg_catalog.jsonb_build_object('attempt', p_msg.attempt, 'maxed', false, 'error', v_error,
                                'retry_in_seconds', extract(epoch FROM v_delay)));
     END IF;
     UPDATE durable.messages m
@@ -4106,14 +4108,14 @@ BEGIN
         CONTINUE WHEN NOT FOUND;
         IF v_lost.payload ? 'cancelled' THEN
             -- Its workflow cancelled it: it is not run again.
-            PERFORM durable._record_late_activity(v_lost, 'activity_failed', jsonb_build_object(
+            PERFORM durable._record_late_activity(v_lost, 'activity_failed', pg_catalog.jsonb_build_object(
                 'attempt', v_lost.attempt, 'maxed', false, 'lease_lost', true,
                 'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
         ELSIF (v_lost.payload->>'heartbeat_deadline')::timestamptz <= v_now THEN
             -- It stopped heartbeating: a timeout, retried per policy like any failed attempt.
             PERFORM durable._heartbeat_timeout(v_lost);
         ELSIF v_lost.attempt >= coalesce(v_lost.max_attempts, 2147483647) THEN
-            PERFORM durable._finish_activity(v_lost, 'activity_failed', jsonb_build_object(
+            PERFORM durable._finish_activity(v_lost, 'activity_failed', pg_catalog.jsonb_build_object(
                 'attempt', v_lost.attempt, 'maxed', true,
                 'error', durable._lease_expired(v_lost.attempt, v_lost.max_attempts)));
         ELSE
@@ -4131,26 +4133,26 @@ BEGIN
             -- that pass's first 1000: the same bookkeeping, the run locked after its task this once.
             IF v_msg.payload ? 'cancelled' THEN
                 -- Its workflow cancelled it: it is not run again.
-                PERFORM durable._record_late_activity(v_msg, 'activity_failed', jsonb_build_object(
+                PERFORM durable._record_late_activity(v_msg, 'activity_failed', pg_catalog.jsonb_build_object(
                     'attempt', v_msg.attempt - 1, 'maxed', false, 'lease_lost', true,
                     'error', durable._lease_expired(v_msg.attempt - 1, v_msg.max_attempts)));
                 CONTINUE;
             END IF;
             IF v_msg.attempt - 1 >= coalesce(v_msg.max_attempts, 2147483647) THEN
-                PERFORM durable._finish_activity(v_msg, 'activity_failed', jsonb_build_object(
+                PERFORM durable._finish_activity(v_msg, 'activity_failed', pg_catalog.jsonb_build_object(
                     'attempt', v_msg.attempt - 1, 'maxed', true,
                     'error', durable._lease_expired(v_msg.attempt - 1, v_msg.max_attempts)));
                 CONTINUE;
             END IF;
             PERFORM durable._record_lost_attempt(v_msg, v_msg.attempt - 1);
         END IF;
-        IF jsonb_typeof(v_msg.payload->'heartbeat_timeout') = 'number' THEN
+        IF pg_catalog.jsonb_typeof(v_msg.payload->'heartbeat_timeout') = 'number' THEN
             -- This attempt's heartbeat deadline: its lease never runs past it.
             UPDATE durable.messages m
-            SET payload = m.payload || jsonb_build_object('heartbeat_deadline',
-                    v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8)),
+            SET payload = m.payload || pg_catalog.jsonb_build_object('heartbeat_deadline',
+                    v_now + pg_catalog.make_interval(secs => (m.payload->>'heartbeat_timeout')::float8)),
                 visible_at = LEAST(m.visible_at,
-                                   v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
+                                   v_now + pg_catalog.make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
             WHERE m.id = v_msg.id
             RETURNING m.* INTO v_msg;
         END IF;
@@ -4209,12 +4211,12 @@ BEGIN
     PERFORM durable._check_payload(p_result);
     IF v_msg.payload ? 'cancelled' THEN
         PERFORM durable._record_late_activity(v_msg, 'activity_completed',
-            jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
+            pg_catalog.jsonb_build_object('result', p_result, 'attempt', v_msg.attempt));
         RETURN QUERY SELECT false, NULL::jsonb;
         RETURN;
     END IF;
     RETURN QUERY SELECT * FROM durable._settle_activity(
-        v_msg, 'activity_completed', jsonb_build_object('result', p_result, 'attempt', v_msg.attempt), p_eager);
+        v_msg, 'activity_completed', pg_catalog.jsonb_build_object('result', p_result, 'attempt', v_msg.attempt), p_eager);
 END $$;
 COMMENT ON FUNCTION durable.complete_activity_v1(bigint, uuid, text, jsonb) IS
     'Records an activity''s result exactly once (PD001 if the lease was lost) and wakes its workflow. '
@@ -4238,15 +4240,15 @@ BEGIN
     PERFORM durable._check_payload(p_error::text);
     IF v_msg.payload ? 'cancelled' THEN
         PERFORM durable._record_late_activity(v_msg, 'activity_failed',
-            jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error));
+            pg_catalog.jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error));
         RETURN QUERY SELECT 'failed'::text, NULL::jsonb;
         RETURN;
     END IF;
     v_policy := coalesce(v_msg.payload->'retry', '{}'::jsonb)
-                || jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
+                || pg_catalog.jsonb_build_object('maximum_attempts', coalesce(v_msg.max_attempts, 2147483647));
     IF NOT durable.should_retry_v1(v_policy, v_msg.attempt, p_error) THEN
         RETURN QUERY SELECT 'failed'::text, s.workflow_task FROM durable._settle_activity(
-            v_msg, 'activity_failed', jsonb_build_object('attempt', v_msg.attempt, 'maxed', true, 'error', p_error),
+            v_msg, 'activity_failed', pg_catalog.jsonb_build_object('attempt', v_msg.attempt, 'maxed', true, 'error', p_error),
             p_eager) s;
         RETURN;
     END IF;
@@ -4254,7 +4256,7 @@ BEGIN
     IF v_msg.workflow_id IS NOT NULL THEN
         PERFORM durable._append_event(v_msg.namespace, v_msg.workflow_id, v_msg.run_id, 'activity_failed',
             (v_msg.payload->>'seq')::integer, false,
-            jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error,
+            pg_catalog.jsonb_build_object('attempt', v_msg.attempt, 'maxed', false, 'error', p_error,
                                'retry_in_seconds', extract(epoch FROM v_delay)));
     END IF;
     UPDATE durable.messages m
@@ -4287,10 +4289,10 @@ BEGIN
     SET visible_at = v_now + durable._attempt_lease(p_lease, (m.payload->>'heartbeat_timeout')::float8),
         payload = m.payload
                   || CASE WHEN p_details IS NULL THEN '{}'::jsonb
-                          ELSE jsonb_build_object('heartbeat_details', p_details) END
-                  || CASE WHEN jsonb_typeof(m.payload->'heartbeat_timeout') = 'number'
-                          THEN jsonb_build_object('heartbeat_deadline',
-                                   v_now + make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
+                          ELSE pg_catalog.jsonb_build_object('heartbeat_details', p_details) END
+                  || CASE WHEN pg_catalog.jsonb_typeof(m.payload->'heartbeat_timeout') = 'number'
+                          THEN pg_catalog.jsonb_build_object('heartbeat_deadline',
+                                   v_now + pg_catalog.make_interval(secs => (m.payload->>'heartbeat_timeout')::float8))
                           ELSE '{}'::jsonb END
     WHERE m.id = p_message_id AND m.lease_token = p_lease_token AND m.kind = 'activity'
       -- A lease past its heartbeat deadline is lost, even before another claim takes the task.
@@ -4462,28 +4464,28 @@ BEGIN
     PERFORM durable._check_name('namespace', p_namespace);
     PERFORM durable._check_name('worker id', p_worker_id);
     PERFORM durable._check_name('task queue', p_task_queue);
-    IF p_host IS NULL OR length(p_host) > 1000 OR p_pid IS NULL
+    IF p_host IS NULL OR pg_catalog.length(p_host) > 1000 OR p_pid IS NULL
        OR p_workflow_names IS NULL OR p_activity_names IS NULL
-       OR cardinality(p_workflow_names) + cardinality(p_activity_names) > 10000
-       OR EXISTS (SELECT 1 FROM unnest(p_workflow_names || p_activity_names) n
-                  WHERE n IS NULL OR n = '' OR length(n) > 1000)
+       OR pg_catalog.cardinality(p_workflow_names) + pg_catalog.cardinality(p_activity_names) > 10000
+       OR EXISTS (SELECT 1 FROM pg_catalog.unnest(p_workflow_names || p_activity_names) n
+                  WHERE n IS NULL OR n = '' OR pg_catalog.length(n) > 1000)
        OR p_heartbeat_interval IS NULL OR p_heartbeat_interval <= interval '0'
        OR p_heartbeat_interval > interval '1 hour' OR p_stopped IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid registration of worker %L: give a host, a pid, at most 10000 workflow and '
+            MESSAGE = pg_catalog.format('invalid registration of worker %L: give a host, a pid, at most 10000 workflow and '
                              'activity names (each 1 to 1000 characters) and a heartbeat interval of at most '
                              '1 hour', left(p_worker_id, 80));
     END IF;
     -- A worker registers only what it may consume: its workflows' task queue,
     -- its activities' stream.
-    IF cardinality(p_workflow_names) > 0 THEN
+    IF pg_catalog.cardinality(p_workflow_names) > 0 THEN
         v_streams := v_streams || p_task_queue;
     END IF;
-    IF cardinality(p_activity_names) > 0 THEN
+    IF pg_catalog.cardinality(p_activity_names) > 0 THEN
         v_streams := v_streams || (p_task_queue || '-activity');
     END IF;
     -- One that serves no name yet must still be a worker of a stream the role may consume.
-    IF cardinality(v_streams) = 0 AND NOT (durable._may_consume(p_namespace, p_task_queue)
+    IF pg_catalog.cardinality(v_streams) = 0 AND NOT (durable._may_consume(p_namespace, p_task_queue)
                                            OR durable._may_consume(p_namespace, p_task_queue || '-activity')) THEN
         v_streams := ARRAY[p_task_queue];
     END IF;
@@ -4503,7 +4505,7 @@ BEGIN
     IF v_owner IS NULL THEN
         -- Say nothing of the row that is there: another role's workers stay unseen.
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('role %s may not register worker %L: another role registered that worker id',
+            MESSAGE = pg_catalog.format('role %s may not register worker %L: another role registered that worker id',
                              session_user, left(p_worker_id, 80));
     END IF;
 END $$;
@@ -4598,7 +4600,7 @@ RETURNS TABLE (workflow_id text, run_id integer, status text, result text, error
                task_queue text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT i.id, w.run_id, w.status, w.result, w.error, w.workflow_name, w.task_queue
-    FROM (SELECT DISTINCT u.id FROM unnest(p_workflow_ids) u(id) WHERE u.id IS NOT NULL) i
+    FROM (SELECT DISTINCT u.id FROM pg_catalog.unnest(p_workflow_ids) u(id) WHERE u.id IS NOT NULL) i
     CROSS JOIN LATERAL (
         SELECT l.run_id, l.status, l.result, l.error, l.workflow_name, l.task_queue
         FROM durable.workflows l
@@ -4626,7 +4628,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- Durable calls still waiting for their outcome.
-    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                'seq', s.seq,
                'type', CASE s.event_type WHEN 'activity_scheduled' THEN 'activity' WHEN 'timer_started' THEN 'timer'
                                          WHEN 'signal_wait_started' THEN 'condition' ELSE 'child' END,
@@ -4657,7 +4659,7 @@ BEGIN
     WHERE m.namespace = v_wf.namespace AND m.workflow_id = v_wf.workflow_id AND m.run_id = v_wf.run_id
       AND m.kind = 'workflow';
     IF FOUND AND v_wf.status = 'running' THEN
-        v_pending := v_pending || jsonb_build_array(jsonb_build_object(
+        v_pending := v_pending || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             'type', 'workflow_task', 'workflow_name', v_task.name, 'task_queue', v_task.stream,
             'since', v_task.created_at, 'attempt', v_task.attempt,
             'running', v_task.lease_token IS NOT NULL AND v_task.visible_at > v_now,
@@ -4670,14 +4672,14 @@ BEGIN
                                      AND v_task.attempt = 0 AND v_wf.last_event_id = 1
                                 THEN pg_catalog.format('its start delay (due at %s)', v_task.visible_at)
                                 WHEN v_task.lease_token IS NULL AND v_task.visible_at <= v_now
-                                THEN format('a worker serving workflow %L on task queue %L',
+                                THEN pg_catalog.format('a worker serving workflow %L on task queue %L',
                                             v_task.name, v_task.stream)
                                      || CASE WHEN NOT durable._live_worker_serves(v_wf.namespace, v_task.stream,
                                                                                   v_task.name, v_now)
-                                             THEN format(' (no live worker serves workflow %L there)',
+                                             THEN pg_catalog.format(' (no live worker serves workflow %L there)',
                                                          v_task.name) ELSE '' END END));
     END IF;
-    RETURN jsonb_build_object(
+    RETURN pg_catalog.jsonb_build_object(
         'workflow_id', v_wf.workflow_id, 'run_id', v_wf.run_id, 'namespace', v_wf.namespace,
         'status', v_wf.status, 'result', v_wf.result, 'error', v_wf.error,
         'workflow_name', v_wf.workflow_name, 'task_queue', v_wf.task_queue, 'attempt', v_wf.attempt,
@@ -4686,11 +4688,11 @@ BEGIN
         'priority', v_wf.priority, 'partition_key', v_wf.partition_key, 'dedup_id', v_wf.dedup_id,
         'created_at', v_wf.created_at, 'updated_at', v_wf.updated_at, 'closed_at', v_wf.closed_at,
         'pending', v_pending,
-        'waiting_for', (SELECT p->>'waiting_for' FROM jsonb_array_elements(v_pending) p
+        'waiting_for', (SELECT p->>'waiting_for' FROM pg_catalog.jsonb_array_elements(v_pending) p
                         WHERE p->>'type' = 'workflow_task'),
         'last_task_failure', v_wf.last_task_failure,
         'task_failures', v_wf.task_failures,
-        'children', (SELECT coalesce(jsonb_agg(jsonb_build_object('workflow_id', c.workflow_id, 'run_id', c.run_id,
+        'children', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('workflow_id', c.workflow_id, 'run_id', c.run_id,
                                                                   'workflow_name', c.workflow_name, 'status', c.status)
                                                ORDER BY c.created_at), '[]'::jsonb)
                      FROM durable.workflows c
@@ -4711,7 +4713,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT h.run_id, h.event_id, h.event_type, h.seq, h.inbound, h.data, h.created_at
     FROM durable.history h
     WHERE h.namespace = p_namespace AND h.workflow_id = p_workflow_id
-      AND (p_all_runs OR h.run_id = (SELECT max(w.run_id) FROM durable.workflows w
+      AND (p_all_runs OR h.run_id = (SELECT pg_catalog.max(w.run_id) FROM durable.workflows w
                                      WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id))
     ORDER BY h.run_id, h.event_id
 $$;
@@ -4726,7 +4728,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            w.created_at
     FROM durable.workflows w
     WHERE w.namespace = p_namespace AND w.workflow_id = p_workflow_id
-      AND (p_all_runs OR w.run_id = (SELECT max(x.run_id) FROM durable.workflows x
+      AND (p_all_runs OR w.run_id = (SELECT pg_catalog.max(x.run_id) FROM durable.workflows x
                                      WHERE x.namespace = p_namespace AND x.workflow_id = p_workflow_id))
     ORDER BY w.run_id
 $$;
@@ -4750,7 +4752,7 @@ BEGIN
           AND m.kind = 'workflow' AND m.lease_token = p_lease_token AND m.visible_at > durable.now();
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'PD005',
-                MESSAGE = format('role %s holds no lease on a workflow task of %L run %s: it may not read that '
+                MESSAGE = pg_catalog.format('role %s holds no lease on a workflow task of %L run %s: it may not read that '
                                  'history', session_user, p_workflow_id, p_run_id);
         END IF;
         PERFORM durable._authorize(p_namespace, ARRAY[v_task.stream]);
@@ -4841,7 +4843,7 @@ BEGIN
     IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM durable.workflows
                                  WHERE namespace = p_namespace AND workflow_id = p_workflow_id) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+            MESSAGE = pg_catalog.format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
     END IF;
     RETURN v_wf;
 END $$;
@@ -4887,8 +4889,8 @@ BEGIN
     IF v_wf.run_id IS NULL THEN
         RETURN false;
     END IF;
-    PERFORM durable._close_run(v_wf, jsonb_build_object('type', 'interrupted', 'reason', p_reason,
-        'error', jsonb_build_object('type', 'WorkflowInterruptedError', 'detail', coalesce(p_reason, 'interrupted'))));
+    PERFORM durable._close_run(v_wf, pg_catalog.jsonb_build_object('type', 'interrupted', 'reason', p_reason,
+        'error', pg_catalog.jsonb_build_object('type', 'WorkflowInterruptedError', 'detail', coalesce(p_reason, 'interrupted'))));
     RETURN true;
 END $$;
 COMMENT ON FUNCTION durable.interrupt_workflow_v1(text, text, text) IS
@@ -4922,14 +4924,14 @@ BEGIN
     IF v_type IS NULL OR v_type NOT IN ('activity_scheduled', 'timer_started', 'child_started',
                                         'signal_wait_started') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('event %s of workflow %L run %s is %s: reset or fork from an activity_scheduled, '
+            MESSAGE = pg_catalog.format('event %s of workflow %L run %s is %s: reset or fork from an activity_scheduled, '
                              'timer_started, child_started or signal_wait_started event (see its history)',
                              coalesce(p_event_id::text, 'NULL'), p_wf.workflow_id, p_wf.run_id,
                              coalesce('a ' || v_type || ' event', 'not in its history'));
     END IF;
     -- A call made before the point whose outcome came after it would wait
     -- forever in the new run (its pending work is not carried over).
-    SELECT min(h.event_id) INTO v_open FROM durable.history h
+    SELECT pg_catalog.min(h.event_id) INTO v_open FROM durable.history h
     WHERE h.namespace = p_wf.namespace AND h.workflow_id = p_wf.workflow_id AND h.run_id = p_wf.run_id
       AND h.event_id < p_event_id AND NOT h.inbound AND h.seq IS NOT NULL
       AND h.event_type IN ('activity_scheduled', 'timer_started', 'signal_wait_started', 'child_started')
@@ -4940,7 +4942,7 @@ BEGIN
                         AND (o.inbound OR o.event_type = 'timer_cancelled'));
     IF v_open IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('event %s of workflow %L run %s follows event %s, a durable call whose outcome came '
+            MESSAGE = pg_catalog.format('event %s of workflow %L run %s follows event %s, a durable call whose outcome came '
                              'after it: reset or fork from event %s or earlier', p_event_id, p_wf.workflow_id,
                              p_wf.run_id, v_open, v_open);
     END IF;
@@ -4966,7 +4968,7 @@ BEGIN
            CASE WHEN p_keep_parent THEN p_from.parent_run_id END,
            CASE WHEN p_keep_parent THEN p_from.parent_seq END,
            p_event_id - 1,
-           coalesce((SELECT max(h.event_id) FROM durable.history h
+           coalesce((SELECT pg_catalog.max(h.event_id) FROM durable.history h
                      WHERE h.namespace = p_from.namespace AND h.workflow_id = p_from.workflow_id
                        AND h.run_id = p_from.run_id AND h.event_id < p_event_id AND h.inbound), 0),
            -- Not 0: a worker then fetches the whole copied history (non-inbound events included).
@@ -4980,7 +4982,7 @@ BEGIN
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD002',
-            MESSAGE = format('workflow %L already has run %s in namespace %L (a reset or fork made at the same '
+            MESSAGE = pg_catalog.format('workflow %L already has run %s in namespace %L (a reset or fork made at the same '
                              'time): read its history and reset again', p_workflow_id, p_run_id, p_from.namespace);
     END IF;
     INSERT INTO durable.history (namespace, workflow_id, run_id, event_id, event_type, seq, inbound, data, created_at)
@@ -5010,7 +5012,7 @@ BEGIN
     FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+            MESSAGE = pg_catalog.format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
     END IF;
     RETURN v_wf;
 END $$;
@@ -5026,7 +5028,7 @@ DECLARE
     v_data jsonb;
 BEGIN
     PERFORM durable._repair_point(v_wf, p_event_id);
-    v_data := jsonb_strip_nulls(jsonb_build_object('reason', p_reason, 'event_id', p_event_id,
+    v_data := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('reason', p_reason, 'event_id', p_event_id,
                                                    'from_workflow_id', p_workflow_id, 'from_run_id', v_wf.run_id,
                                                    'new_run_id', v_wf.run_id + 1));
     -- The old run records the reset (its closing event when it was running).
@@ -5062,24 +5064,24 @@ CREATE FUNCTION durable.fork_workflow(p_namespace text, p_workflow_id text, p_fr
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_wf durable.workflows;
-    v_new text := coalesce(p_new_workflow_id, gen_random_uuid()::text);
+    v_new text := coalesce(p_new_workflow_id, pg_catalog.gen_random_uuid()::text);
 BEGIN
     SELECT * INTO v_wf FROM durable.workflows
     WHERE namespace = p_namespace AND workflow_id = p_workflow_id
     ORDER BY run_id DESC LIMIT 1;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
+            MESSAGE = pg_catalog.format('workflow %L not found in namespace %L', p_workflow_id, p_namespace);
     END IF;
     PERFORM durable._check_name('workflow id', v_new);
     PERFORM durable._repair_point(v_wf, p_from_event_id);
     IF EXISTS (SELECT 1 FROM durable.workflows
                WHERE namespace = p_namespace AND workflow_id = v_new) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD002',
-            MESSAGE = format('workflow id %L is taken in namespace %L: fork into a new id', v_new, p_namespace);
+            MESSAGE = pg_catalog.format('workflow id %L is taken in namespace %L: fork into a new id', v_new, p_namespace);
     END IF;
     PERFORM durable._copy_run(v_wf, p_from_event_id, v_new, 1, false,
-        jsonb_build_object('event_id', p_from_event_id, 'from_workflow_id', p_workflow_id,
+        pg_catalog.jsonb_build_object('event_id', p_from_event_id, 'from_workflow_id', p_workflow_id,
                            'from_run_id', v_wf.run_id, 'fork', true));
     RETURN v_new;
 END $$;
@@ -5115,7 +5117,7 @@ CREATE FUNCTION durable._not_a_worker() RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'PD005',
-        MESSAGE = format('role %s is not a pgdurable worker role of this database (nor the engine''s owner): '
+        MESSAGE = pg_catalog.format('role %s is not a pgdurable worker role of this database (nor the engine''s owner): '
                          'log in as the role durable.provision_worker_role made', session_user);
 END $$;
 COMMENT ON FUNCTION durable._not_a_worker() IS
@@ -5139,26 +5141,26 @@ BEGIN
     END IF;
     IF v_cred.revoked_at IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s was revoked at %s: ask the DBA for a new one',
+            MESSAGE = pg_catalog.format('worker role %s was revoked at %s: ask the DBA for a new one',
                              v_cred.role_name, v_cred.revoked_at);
     END IF;
     -- A database copied with CREATE DATABASE ... TEMPLATE carries the original's
     -- roles and grants: they stay the original's, never workers of the copy.
-    IF v_cred.database_name IS DISTINCT FROM current_database() THEN
+    IF v_cred.database_name IS DISTINCT FROM pg_catalog.current_database() THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s belongs to database %s, not to %s (a copy of it?): provision a '
+            MESSAGE = pg_catalog.format('worker role %s belongs to database %s, not to %s (a copy of it?): provision a '
                              'worker role in this database (after a rename: UPDATE durable.worker_credentials '
                              'SET database_name = current_database())', v_cred.role_name, v_cred.database_name,
-                             current_database());
+                             pg_catalog.current_database());
     END IF;
-    SELECT array_agg(s ORDER BY s) INTO v_outside
-    FROM unnest(p_streams) s WHERE NOT (s = ANY (v_cred.stream_names));
+    SELECT pg_catalog.array_agg(s ORDER BY s) INTO v_outside
+    FROM pg_catalog.unnest(p_streams) s WHERE NOT (s = ANY (v_cred.stream_names));
     IF p_namespace IS DISTINCT FROM v_cred.namespace OR v_outside IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not consume stream(s) %s in namespace %L: it is provisioned '
+            MESSAGE = pg_catalog.format('worker role %s may not consume stream(s) %s in namespace %L: it is provisioned '
                              'for %s in namespace %L', v_cred.role_name,
-                             array_to_string(coalesce(v_outside, p_streams), ', '), p_namespace,
-                             array_to_string(v_cred.stream_names, ', '), v_cred.namespace);
+                             pg_catalog.array_to_string(coalesce(v_outside, p_streams), ', '), p_namespace,
+                             pg_catalog.array_to_string(v_cred.stream_names, ', '), v_cred.namespace);
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._authorize(text, text[]) IS
@@ -5168,7 +5170,7 @@ COMMENT ON FUNCTION durable._authorize(text, text[]) IS
 CREATE FUNCTION durable._may_consume(p_namespace text, p_stream text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((SELECT c.revoked_at IS NULL AND c.namespace = p_namespace AND p_stream = ANY (c.stream_names)
-                            AND c.database_name = current_database()
+                            AND c.database_name = pg_catalog.current_database()
                      FROM durable.worker_credentials c WHERE c.role_name = session_user),
                     durable._is_engine_admin())
 $$;
@@ -5194,7 +5196,7 @@ BEGIN
     IF FOUND THEN
         -- Say nothing of where that message is: other namespaces stay unseen.
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not touch message %s: it is not on a stream the role may '
+            MESSAGE = pg_catalog.format('worker role %s may not touch message %s: it is not on a stream the role may '
                              'consume', v_cred.role_name, v_outside);
     END IF;
 END $$;
@@ -5219,9 +5221,9 @@ DECLARE
 BEGIN
     IF v_produce IS NOT NULL AND NOT (p_task_queue = ANY (v_produce)) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not %s %L on task queue %L: it may produce to %s only (the '
+            MESSAGE = pg_catalog.format('worker role %s may not %s %L on task queue %L: it may produce to %s only (the '
                              'DBA widens that with provision_worker_role(..., p_produce => ...))',
-                             session_user, p_what, p_name, p_task_queue, array_to_string(v_produce, ', '));
+                             session_user, p_what, p_name, p_task_queue, pg_catalog.array_to_string(v_produce, ', '));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._check_produce(text, text, text, text) IS
@@ -5234,11 +5236,11 @@ DECLARE
 BEGIN
     SELECT c.signal_prefixes INTO v_prefixes FROM durable.worker_credentials c WHERE c.role_name = session_user;
     IF v_prefixes IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM unnest(v_prefixes) x WHERE starts_with(p_signal_id, x)) THEN
+            SELECT 1 FROM pg_catalog.unnest(v_prefixes) x WHERE pg_catalog.starts_with(p_signal_id, x)) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s may not wait on signal %L nor send it: its workflows may use only '
+            MESSAGE = pg_catalog.format('worker role %s may not wait on signal %L nor send it: its workflows may use only '
                              'signal ids starting with %s', session_user, p_signal_id,
-                             array_to_string(v_prefixes, ', '));
+                             pg_catalog.array_to_string(v_prefixes, ', '));
     END IF;
 END $$;
 COMMENT ON FUNCTION durable._check_signal_scope(text) IS
@@ -5250,7 +5252,7 @@ RETURNS TABLE (role_name text, namespace text, stream_names text[], revoked bool
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.role_name, c.namespace, c.stream_names, c.revoked_at IS NOT NULL
     FROM durable.worker_credentials c
-    WHERE c.role_name = session_user AND c.database_name = current_database()
+    WHERE c.role_name = session_user AND c.database_name = pg_catalog.current_database()
 $$;
 COMMENT ON FUNCTION durable.worker_scope_v1() IS
     'The calling worker role''s scope (no row for a role that is not a provisioned worker).';
@@ -5259,7 +5261,7 @@ COMMENT ON FUNCTION durable.worker_scope_v1() IS
 -- an activity worker need).
 CREATE FUNCTION durable.worker_functions() RETURNS SETOF regprocedure
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT unnest(ARRAY[
+    SELECT pg_catalog.unnest(ARRAY[
         'durable.schema_version()',
         'durable.worker_scope_v1()',
         'durable.claim_workflow_tasks_v1(text, text[], text[], integer, interval, text)',
@@ -5288,7 +5290,7 @@ COMMENT ON FUNCTION durable.worker_functions() IS
 
 CREATE FUNCTION durable._random_password() RETURNS text
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+    SELECT pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', '')
 $$;
 COMMENT ON FUNCTION durable._random_password() IS
     'Internal: 64 hex characters from two random UUIDs (no pgcrypto needed).';
@@ -5296,13 +5298,13 @@ COMMENT ON FUNCTION durable._random_password() IS
 CREATE FUNCTION durable._check_password(p_password text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_password IS NOT NULL AND (length(p_password) < 12 OR length(p_password) > 1000) THEN
+    IF p_password IS NOT NULL AND (pg_catalog.length(p_password) < 12 OR pg_catalog.length(p_password) > 1000) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'a worker password must have 12 to 1000 characters (or pass NULL for a random one)';
     END IF;
     -- Postgres would store a pre-hashed password as given: refuse it, so every
     -- worker password is a SCRAM verifier made here from the clear text.
-    IF p_password ~ '^md5[0-9a-f]{32}$' OR starts_with(p_password, 'SCRAM-SHA-256$') THEN
+    IF p_password ~ '^md5[0-9a-f]{32}$' OR pg_catalog.starts_with(p_password, 'SCRAM-SHA-256$') THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'give the worker password in clear text: pre-hashed passwords (md5..., SCRAM-SHA-256$...) '
                       'are refused, so that each is stored as a SCRAM verifier';
@@ -5316,15 +5318,15 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_fn regprocedure;
 BEGIN
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), p_role);
-    EXECUTE format('GRANT USAGE ON SCHEMA durable TO %I', p_role);
+    EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO %I', pg_catalog.current_database(), p_role);
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA durable TO %I', p_role);
     FOR v_fn IN SELECT * FROM durable.worker_functions() LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, p_role);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, p_role);
         -- A caller who does not own the engine gets a WARNING, not an error,
         -- from GRANT: stop here instead of handing out a role that cannot work.
-        IF NOT has_function_privilege(p_role, v_fn, 'EXECUTE') THEN
+        IF NOT pg_catalog.has_function_privilege(p_role, v_fn, 'EXECUTE') THEN
             RAISE EXCEPTION USING ERRCODE = '42501',
-                MESSAGE = format('could not grant EXECUTE on %s to %s: provision worker roles as the owner of '
+                MESSAGE = pg_catalog.format('could not grant EXECUTE on %s to %s: provision worker roles as the owner of '
                                  'schema durable (or a superuser)', v_fn, p_role);
         END IF;
     END LOOP;
@@ -5335,9 +5337,9 @@ COMMENT ON FUNCTION durable._grant_worker(text) IS
 CREATE FUNCTION durable._revoke_grants(p_role text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    EXECUTE format('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM %I', p_role);
-    EXECUTE format('REVOKE ALL ON SCHEMA durable FROM %I', p_role);
-    EXECUTE format('REVOKE ALL ON DATABASE %I FROM %I', current_database(), p_role);
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM %I', p_role);
+    EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA durable FROM %I', p_role);
+    EXECUTE pg_catalog.format('REVOKE ALL ON DATABASE %I FROM %I', pg_catalog.current_database(), p_role);
 END $$;
 COMMENT ON FUNCTION durable._revoke_grants(text) IS
     'Internal: takes back every grant a worker role had (EXECUTE, USAGE, CONNECT).';
@@ -5351,7 +5353,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_connection_limit IS NULL OR p_connection_limit < 1 OR p_connection_limit > 10000 THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('connection limit %s is out of range: give 1 to 10000', p_connection_limit);
+            MESSAGE = pg_catalog.format('connection limit %s is out of range: give 1 to 10000', p_connection_limit);
     END IF;
     IF p_statement_timeout IS NULL OR p_statement_timeout <= interval '0'
        OR p_idle_in_transaction_timeout IS NULL OR p_idle_in_transaction_timeout <= interval '0'
@@ -5359,12 +5361,12 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'worker role timeouts must be positive intervals (statement, idle in transaction, lock)';
     END IF;
-    EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', p_role, p_connection_limit);
-    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = %L', p_role, current_database(),
+    EXECUTE pg_catalog.format('ALTER ROLE %I CONNECTION LIMIT %s', p_role, p_connection_limit);
+    EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = %L', p_role, pg_catalog.current_database(),
                    (extract(epoch FROM p_statement_timeout) * 1000)::bigint || 'ms');
-    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET idle_in_transaction_session_timeout = %L', p_role,
-                   current_database(), (extract(epoch FROM p_idle_in_transaction_timeout) * 1000)::bigint || 'ms');
-    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET lock_timeout = %L', p_role, current_database(),
+    EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET idle_in_transaction_session_timeout = %L', p_role,
+                   pg_catalog.current_database(), (extract(epoch FROM p_idle_in_transaction_timeout) * 1000)::bigint || 'ms');
+    EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET lock_timeout = %L', p_role, pg_catalog.current_database(),
                    (extract(epoch FROM p_lock_timeout) * 1000)::bigint || 'ms');
 END $$;
 COMMENT ON FUNCTION durable._limit_role(text, integer, interval, interval, interval) IS
@@ -5384,10 +5386,10 @@ DECLARE
     v_detail text;
 BEGIN
     IF p_create THEN
-        EXECUTE format('CREATE ROLE %I WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE '
+        EXECUTE pg_catalog.format('CREATE ROLE %I WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE '
                        'NOREPLICATION NOBYPASSRLS PASSWORD %L', p_role, p_password);
     ELSE
-        EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', p_role, p_password);
+        EXECUTE pg_catalog.format('ALTER ROLE %I WITH LOGIN PASSWORD %L', p_role, p_password);
     END IF;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
@@ -5426,28 +5428,28 @@ DECLARE
     v_now timestamptz := durable.now();
     v_slug text;
 BEGIN
-    SELECT array_agg(DISTINCT s ORDER BY s) INTO v_streams FROM unnest(p_stream_names) s;
+    SELECT pg_catalog.array_agg(DISTINCT s ORDER BY s) INTO v_streams FROM pg_catalog.unnest(p_stream_names) s;
     IF v_streams IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'give at least one stream name, e.g. ARRAY[''orders'', ''orders-activity'']';
     END IF;
-    FOR i IN 1 .. cardinality(v_streams) LOOP
+    FOR i IN 1 .. pg_catalog.cardinality(v_streams) LOOP
         PERFORM durable._check_name('stream name', v_streams[i]);
     END LOOP;
     -- By default a role produces to its own task queues (a stream named
     -- <queue>-activity is queue <queue>'s activity stream).
-    SELECT array_agg(DISTINCT q ORDER BY q) INTO v_produce
-    FROM unnest(coalesce(p_produce, ARRAY(SELECT regexp_replace(s, '-activity$', '') FROM unnest(v_streams) s))) q;
+    SELECT pg_catalog.array_agg(DISTINCT q ORDER BY q) INTO v_produce
+    FROM pg_catalog.unnest(coalesce(p_produce, ARRAY(SELECT pg_catalog.regexp_replace(s, '-activity$', '') FROM pg_catalog.unnest(v_streams) s))) q;
     IF v_produce IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
             MESSAGE = 'p_produce must name at least one task queue (or be NULL for the role''s own queues)';
     END IF;
-    FOR i IN 1 .. cardinality(v_produce) LOOP
+    FOR i IN 1 .. pg_catalog.cardinality(v_produce) LOOP
         PERFORM durable._check_name('task queue', v_produce[i]);
     END LOOP;
     IF p_signal_prefixes IS NOT NULL THEN
-        SELECT array_agg(DISTINCT x ORDER BY x) INTO v_prefixes FROM unnest(p_signal_prefixes) x;
-        IF v_prefixes IS NULL OR EXISTS (SELECT 1 FROM unnest(v_prefixes) x WHERE x IS NULL) THEN
+        SELECT pg_catalog.array_agg(DISTINCT x ORDER BY x) INTO v_prefixes FROM pg_catalog.unnest(p_signal_prefixes) x;
+        IF v_prefixes IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.unnest(v_prefixes) x WHERE x IS NULL) THEN
             RAISE EXCEPTION USING ERRCODE = 'PD004',
                 MESSAGE = 'p_signal_prefixes must list signal id prefixes (or be NULL: any signal id)';
         END IF;
@@ -5459,7 +5461,7 @@ BEGIN
     PERFORM 1 FROM durable.secret FOR UPDATE;
     SELECT c.role_name INTO v_role FROM durable.worker_credentials c
     WHERE c.namespace = p_namespace AND c.stream_names = v_streams
-      AND c.database_name = current_database() AND c.revoked_at IS NULL
+      AND c.database_name = pg_catalog.current_database() AND c.revoked_at IS NULL
       AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = c.role_name);  -- not dropped by hand
     IF FOUND THEN
         -- Idempotent: the same streams get the same role, with a new password,
@@ -5474,13 +5476,13 @@ BEGIN
         -- Role names are cluster-wide and every role may read pg_roles: the
         -- name carries the database (pg_database is public anyway), never the
         -- namespace.
-        v_slug := left(regexp_replace(lower(current_database()), '[^a-z0-9]+', '', 'g'), 16);
-        v_role := 'pgdw_' || v_slug || '_' || left(md5(gen_random_uuid()::text), 12);
+        v_slug := left(pg_catalog.regexp_replace(pg_catalog.lower(pg_catalog.current_database()), '[^a-z0-9]+', '', 'g'), 16);
+        v_role := 'pgdw_' || v_slug || '_' || left(pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 12);
         PERFORM durable._set_role_password(v_role, v_password, true);
         PERFORM durable._grant_worker(v_role);
         INSERT INTO durable.worker_credentials (role_name, namespace, database_name, stream_names, produce,
                                                 signal_prefixes, created_at)
-        VALUES (v_role, p_namespace, current_database(), v_streams, v_produce, v_prefixes, v_now);
+        VALUES (v_role, p_namespace, pg_catalog.current_database(), v_streams, v_produce, v_prefixes, v_now);
     END IF;
     PERFORM durable._limit_role(v_role, p_connection_limit, p_statement_timeout, p_idle_in_transaction_timeout,
                                 p_lock_timeout);
@@ -5500,12 +5502,12 @@ DECLARE
 BEGIN
     SELECT * INTO v_cred FROM durable.worker_credentials c
     WHERE c.role_name = p_role AND (p_namespace IS NULL OR c.namespace = p_namespace)
-      AND c.database_name = current_database();
+      AND c.database_name = pg_catalog.current_database();
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('%L is not a worker role provisioned in %s of this database', p_role,
+            MESSAGE = pg_catalog.format('%L is not a worker role provisioned in %s of this database', p_role,
                              CASE WHEN p_namespace IS NULL THEN 'any namespace'
-                                  ELSE format('namespace %L', p_namespace) END);
+                                  ELSE pg_catalog.format('namespace %L', p_namespace) END);
     END IF;
     RETURN v_cred;
 END $$;
@@ -5524,11 +5526,11 @@ BEGIN
     v_cred := durable._worker_role(p_role_name, p_namespace);
     IF v_cred.revoked_at IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'PD005',
-            MESSAGE = format('worker role %s is revoked: provision a new one instead', v_cred.role_name);
+            MESSAGE = pg_catalog.format('worker role %s is revoked: provision a new one instead', v_cred.role_name);
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
         RAISE EXCEPTION USING ERRCODE = 'PD003',
-            MESSAGE = format('worker role %s was dropped outside pgdurable: revoke it and provision a new one',
+            MESSAGE = pg_catalog.format('worker role %s was dropped outside pgdurable: revoke it and provision a new one',
                              v_cred.role_name);
     END IF;
     PERFORM durable._check_password(p_new_password);
@@ -5536,8 +5538,8 @@ BEGIN
     UPDATE durable.worker_credentials c SET rotated_at = durable.now() WHERE c.role_name = v_cred.role_name;
     IF p_end_sessions THEN
         -- A live session can ALTER ROLE its own password back: end them all.
-        PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
-        WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
+        PERFORM pg_catalog.pg_terminate_backend(a.pid) FROM pg_stat_activity a
+        WHERE a.usename = v_cred.role_name AND a.pid <> pg_catalog.pg_backend_pid();
     END IF;
     RETURN v_password;
 END $$;
@@ -5553,15 +5555,15 @@ DECLARE
 BEGIN
     v_cred := durable._worker_role(p_role_name, p_namespace);
     IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
-        EXECUTE format('ALTER ROLE %I WITH NOLOGIN', v_cred.role_name);
+        EXECUTE pg_catalog.format('ALTER ROLE %I WITH NOLOGIN', v_cred.role_name);
     END IF;
     UPDATE durable.worker_credentials c SET revoked_at = coalesce(c.revoked_at, durable.now())
     WHERE c.role_name = v_cred.role_name;
     IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_cred.role_name) THEN
         PERFORM durable._revoke_grants(v_cred.role_name);
     END IF;
-    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a
-    WHERE a.usename = v_cred.role_name AND a.pid <> pg_backend_pid();
+    PERFORM pg_catalog.pg_terminate_backend(a.pid) FROM pg_stat_activity a
+    WHERE a.usename = v_cred.role_name AND a.pid <> pg_catalog.pg_backend_pid();
 END $$;
 COMMENT ON FUNCTION durable.revoke_worker_role(text, text) IS
     'DBA: disables a worker role''s login, takes back its grants and ends its live sessions; the audit row '
@@ -5576,7 +5578,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            c.signal_prefixes
     FROM durable.worker_credentials c
     WHERE (p_namespace IS NULL OR c.namespace = p_namespace)
-      AND c.database_name = current_database()
+      AND c.database_name = pg_catalog.current_database()
     ORDER BY c.created_at, c.role_name
 $$;
 COMMENT ON FUNCTION durable.list_worker_roles(text) IS
@@ -5598,7 +5600,7 @@ DECLARE
 BEGIN
     IF p_older_than IS NULL OR p_older_than < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'PD004',
-            MESSAGE = format('invalid retention %s: give a positive interval such as ''30 days''', p_older_than);
+            MESSAGE = pg_catalog.format('invalid retention %s: give a positive interval such as ''30 days''', p_older_than);
     END IF;
     WITH victims AS (
         SELECT w.namespace, w.workflow_id, w.run_id FROM durable.workflows w
@@ -5735,7 +5737,7 @@ BEGIN
     REVOKE ALL ON ALL SEQUENCES IN SCHEMA durable FROM PUBLIC;
     REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA durable FROM PUBLIC;
     FOR v_role IN SELECT c.role_name FROM durable.worker_credentials c
-                  WHERE c.database_name = current_database()
+                  WHERE c.database_name = pg_catalog.current_database()
                     AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = c.role_name)
                   ORDER BY c.role_name LOOP
         PERFORM durable._revoke_grants(v_role);
