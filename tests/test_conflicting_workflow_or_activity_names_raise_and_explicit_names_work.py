@@ -104,3 +104,26 @@ async def test_durable_shutdown_ends_the_processs_activity_registrations() -> No
     assert "send_porting_receipt" not in registry.names()
     registry.register_activities([shipping.send_porting_receipt])  # no conflict any more
     assert registry.get("send_porting_receipt") is shipping.send_porting_receipt
+
+
+async def porting_add_one(n: int) -> int:
+    return n + 1
+
+
+IMPORT_TIME_ACTS = Durable.workflow.proxy_activities(activities=[porting_add_one])
+"""A proxy made once, at import (as a module-level constant): it must outlive Durable.shutdown()."""
+
+
+async def porting_counting_workflow(n: int) -> int:
+    return await IMPORT_TIME_ACTS.porting_add_one(n)
+
+
+async def test_a_proxy_made_at_import_still_serves_the_workers_created_after_a_shutdown(dsn: str) -> None:
+    for n in (1, 2):  # a worker, Durable.shutdown() (which ends the registrations), a new worker
+        connection = Durable.Connection(dsn)
+        await Durable.Worker.create(connection=connection, task_queue=QUEUE,
+                                    workflow=porting_counting_workflow)
+        handle = await new_client(connection).workflow.start(args=[n], task_queue=QUEUE,
+                                                             workflow_name="porting_counting_workflow")
+        assert await handle.result(timeout=20) == n + 1
+        await Durable.shutdown()

@@ -32,8 +32,9 @@ class ActivityProxy:
 
     def __init__(self, names: Iterable[str] | None, task_queue: str | None, retry: RetryPolicy,
                  start_to_close_timeout: Duration | None, headers: Mapping[str, Any] | None,
-                 heartbeat_timeout: Duration | None = None) -> None:
+                 heartbeat_timeout: Duration | None = None, activities: Any = None) -> None:
         self._names = None if names is None else set(names)
+        self._activities = activities
         self._options = {
             "task_queue": task_queue,
             "retry": retry.to_json(),
@@ -54,6 +55,10 @@ class ActivityProxy:
 
         async def stub(*args: Any) -> Any:
             check_text("activity name", name)
+            if self._activities is not None and registry.get(name) is None:
+                # Registered again: Durable.shutdown() ended the process's registrations, and a
+                # proxy made once (at import) still serves the workers created after it.
+                registry.register_activities(self._activities)
             return await _call_activity(name, list(args), self._options)
 
         stub.__name__ = name
@@ -105,7 +110,7 @@ def proxy_activities(activities: Any = None, *, task_queue: str | None = None,
     if activities is not None:
         names = list(registry.register_activities(activities))
     return ActivityProxy(names, task_queue, retry or RetryPolicy(), start_to_close_timeout, headers,
-                         heartbeat_timeout)
+                         heartbeat_timeout, activities)
 
 
 async def sleep(duration: Duration) -> float:
