@@ -13,7 +13,7 @@
 \ir include/fixtures.psql
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(48);
+SELECT plan(51);
 
 -- Roles: two live worker roles, one revoked, one plain role GRANTed a worker role.
 SELECT role_name AS wrk FROM durable.provision_worker_role(ARRAY['orders', 'orders-activity'], 'sec',
@@ -113,6 +113,14 @@ SELECT pg_temp.step('sec', 'p-1', '[{"type": "condition", "seq": 1, "signal_id":
 SELECT durable.send_signal_v1('sec', 'payments.buffered', '"for payments"') AS ignored \gset
 SELECT message_id AS held_id, lease_token AS held_token
 FROM durable.claim_workflow_tasks_v1('sec', ARRAY['orders'], ARRAY['o-1'], 1) \gset
+-- A payments activity attempt, held (with its lease token) by the payments worker, and cancelled
+-- by its workflow: what heartbeat_activity_v2 would tell its holder.
+SELECT run_id AS ignored FROM durable.start_workflow_v1('sec', 'p-2', 'p-2', 'payments', '[]') \gset
+SELECT pg_temp.step('sec', 'p-2', '[{"type": "activity", "seq": 1, "name": "refund", "args": "[]"}]',
+                    'payments') AS ignored \gset
+SELECT message_id AS pay_id, lease_token AS pay_token
+FROM durable.claim_activity_tasks_v1('sec', ARRAY['payments-activity'], ARRAY['refund'], 1) \gset
+SELECT visible_at AS pay_visible FROM durable.messages WHERE id = :pay_id \gset
 
 -- ===========================================================================
 -- As the worker role of orders
@@ -153,6 +161,10 @@ SELECT is(cardinality(durable.stream_channels_v1('sec', ARRAY['orders'])), 1,
           'stream_channels_v1 gives the channel of its own stream');
 SELECT throws_ok($$SELECT * FROM durable.claim_workflow_tasks_v1('sec', ARRAY['payments'], ARRAY['x'])$$,
                  'PD005', NULL, 'claiming another team''s stream is still refused');
+SELECT throws_ok(format($$SELECT * FROM durable.heartbeat_activity_v2(%s, %L, '"forged"', '1 hour')$$,
+                        :pay_id, :'pay_token'),
+                 'PD005', NULL,
+                 'heartbeat_activity_v2 on another team''s activity is refused, even with its lease token');
 
 -- Forging: the worker role's signal must not reach the payments run.
 SELECT throws_like(format($$SELECT * FROM durable.complete_workflow_task_v1(%s, %L, 1,
@@ -164,7 +176,15 @@ SELECT is((SELECT status FROM durable.complete_workflow_task_v1(:held_id, :'held
               '[{"type": "signal", "seq": 2, "signal_id": "orders.x", "data": "\"forged\""},
                 {"type": "condition", "seq": 3, "signal_id": "orders.x"}]')),
           'requeued', 'the worker role signals itself on orders.x (and takes that)');
+SELECT message_id AS again_id, lease_token AS again_token
+FROM durable.claim_workflow_tasks_v1('sec', ARRAY['orders'], ARRAY['o-1'], 1) \gset
+SELECT is((SELECT count(*)::int FROM durable.complete_workflow_task_v1(:again_id, :'again_token', 1,
+              '[{"type": "cancel_activity", "seq": 1}, {"type": "condition", "seq": 4, "signal_id": "orders.y"}]')), 1,
+          'a cancel_activity command of the role''s own run (seq 1: a seq the payments run uses too) is applied');
 RESET SESSION AUTHORIZATION;
+SELECT is((SELECT (visible_at = :'pay_visible'::timestamptz, payload ? 'heartbeat_details', payload ? 'cancelled')::text
+           FROM durable.messages WHERE id = :pay_id), '(t,f,f)',
+          'the payments attempt kept its lease, got no forged details and was not cancelled by the orders run');
 SELECT is(pg_temp.inbound('sec', 'p-1'), '{workflow_started}'::text[],
           'nothing reached the waiting payments run');
 SELECT is_empty($$SELECT 1 FROM durable.signals WHERE namespace = 'sec' AND signal_id = 'payments.approved'$$,
