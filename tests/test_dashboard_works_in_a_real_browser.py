@@ -215,7 +215,9 @@ def test_the_dashboard_lists_filters_shows_a_timeline_and_signals_a_workflow(bac
     # A workflow: its timeline shows the failed first charge and its retry, the timer, the notify.
     browser.get(dashboard + f"?id={flaky_id}")
     browser.find_element(By.LINK_TEXT, flaky_id).click()
-    assert browser.find_element(By.ID, "workflow-id").text == flaky_id
+    heading = wait_until(lambda: next(iter(browser.find_elements(By.ID, "workflow-id")), None),
+                         "the workflow page")
+    assert heading.text == flaky_id
     wait_until(lambda: settled(browser, "completed"), "the flaky order to complete", timeout=60)
     labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#timeline .tl-row .tl-label")]
     assert labels == ["charge", "timer 2 s", "notify"], labels
@@ -243,12 +245,16 @@ def test_the_dashboard_lists_filters_shows_a_timeline_and_signals_a_workflow(bac
     data.clear()
     data.send_keys('{"approved": true, "by": "the dashboard"}')
     browser.find_element(By.ID, "signal-button").click()
-    confirm = browser.find_element(By.ID, "confirm")
+    # A click starts a navigation: wait for the next page rather than read the old one.
+    confirm = wait_until(lambda: next(iter(browser.find_elements(By.ID, "confirm")), None),
+                         "the confirmation page")
     assert signal_id in confirm.text
     screenshot(browser, tmp_path / "confirm.png")
     assert backend.status(approval_id) == "running"  # not before the confirmation
     browser.find_element(By.ID, "confirm-button").click()
-    assert browser.find_element(By.ID, "notice").text == "signal sent"
+    notice = wait_until(lambda: next(iter(browser.find_elements(By.ID, "notice")), None),
+                        "the workflow page after the signal")
+    assert notice.text == "signal sent"
     wait_until(lambda: settled(browser, "completed"), "the approved order to complete", timeout=60)
     assert backend.result(approval_id)["approved_by"] == "the dashboard"
     assert '"approved_by": "the dashboard"' in browser.find_element(By.ID, "result").text
